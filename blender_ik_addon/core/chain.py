@@ -1,0 +1,279 @@
+"""The chain model: a serial chain of rotational joints with limits, validated on construction.
+
+A joint's world frame is ``parent_frame @ rest @ R(angles)`` where ``R`` is the joint's Euler
+rotation in its own order (see :mod:`.rotations`). This is exactly how Blender composes a pose
+bone (``parent_pose @ parent_rest^-1 @ rest @ basis``), and a URDF revolute joint is a joint with
+one free axis. The tip is ``tip_offset`` in the last joint's frame; the chain's base frame is
+``base`` (any invertible affine, e.g. an armature's world matrix with non-uniform scale).
+
+Angles are radians. A chain has ``n`` joints with three Euler angles each, of which ``m`` are free
+(the solver's variables, ordered base to tip, X before Y before Z within a joint). Locked axes keep
+their ``fixed`` value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .errors import ChainDefinitionError
+from .rotations import EULER_ORDERS, FloatArray, order_indices
+
+_AXES = "XYZ"
+
+
+def _vector3(value: ArrayLike, what: str) -> FloatArray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.shape != (3,):
+        raise ChainDefinitionError(f"{what} must have 3 values (x, y, z), got shape {arr.shape}")
+    return arr
+
+
+@dataclass(frozen=True)
+class Joint:
+    """One joint: a rest transform relative to its parent and up to three rotational DOFs.
+
+    Attributes:
+        name: Used in error messages (a bone or URDF joint name).
+        rest: ``(4, 4)`` rigid transform from the parent joint's frame (or the chain base for the
+            first joint) to this joint's frame at zero angles. Must be a rotation plus translation.
+        order: Euler order of the joint's rotation, one of ``EULER_ORDERS``.
+        free: Per axis (x, y, z): True if the solver may move that angle.
+        lower: Per axis lower limit in radians (``-inf`` for none). May exclude zero.
+        upper: Per axis upper limit in radians (``+inf`` for none). May exclude zero.
+        fixed: Per axis value used for locked axes, in radians.
+    """
+
+    name: str
+    rest: FloatArray = field(default_factory=lambda: np.eye(4))
+    order: str = "XYZ"
+    free: tuple[bool, bool, bool] = (True, True, True)
+    lower: FloatArray = field(default_factory=lambda: np.full(3, -np.inf))
+    upper: FloatArray = field(default_factory=lambda: np.full(3, np.inf))
+    fixed: FloatArray = field(default_factory=lambda: np.zeros(3))
+
+    def __post_init__(self) -> None:
+        where = f"joint {self.name!r}"
+        rest = np.asarray(self.rest, dtype=np.float64)
+        if rest.shape != (4, 4) or not np.all(np.isfinite(rest)):
+            raise ChainDefinitionError(f"{where}: rest must be a finite 4x4 matrix, got shape {rest.shape}")
+        rot = rest[:3, :3]
+        if not np.allclose(rot.T @ rot, np.eye(3), atol=1e-6) or np.linalg.det(rot) < 0:
+            raise ChainDefinitionError(f"{where}: rest must be a rigid transform (rotation + translation), "
+                                       "without scale, shear or mirroring")
+        if not np.allclose(rest[3], (0, 0, 0, 1)):
+            raise ChainDefinitionError(f"{where}: rest's last row must be (0, 0, 0, 1)")
+        if self.order not in EULER_ORDERS:
+            raise ChainDefinitionError(f"{where}: order {self.order!r} is not one of {', '.join(EULER_ORDERS)}")
+        free = tuple(bool(f) for f in self.free)
+        if len(free) != 3:
+            raise ChainDefinitionError(f"{where}: free must have 3 flags (x, y, z)")
+        lower = _vector3(self.lower, f"{where}: lower")
+        upper = _vector3(self.upper, f"{where}: upper")
+        fixed = _vector3(self.fixed, f"{where}: fixed")
+        for i, axis in enumerate(_AXES):
+            if np.isnan(lower[i]) or np.isnan(upper[i]) or not np.isfinite(fixed[i]):
+                raise ChainDefinitionError(f"{where}: axis {axis} has a NaN limit or a non-finite fixed value")
+            if free[i] and lower[i] > upper[i]:
+                raise ChainDefinitionError(
+                    f"{where}: axis {axis} lower limit {lower[i]:.6g} > upper limit {upper[i]:.6g}")
+        object.__setattr__(self, "rest", rest)
+        object.__setattr__(self, "free", free)
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
+        object.__setattr__(self, "fixed", fixed)
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A validated serial chain plus the index arrays the solvers use.
+
+    Attributes:
+        joints: The joints, base first.
+        tip_offset: ``(3,)`` tip position in the last joint's frame (a bone's ``(0, length, 0)``).
+        base: ``(4, 4)`` affine from chain space to world (invertible; may scale non-uniformly).
+    """
+
+    joints: tuple[Joint, ...]
+    tip_offset: FloatArray = field(default_factory=lambda: np.zeros(3))
+    base: FloatArray = field(default_factory=lambda: np.eye(4))
+
+    # Derived arrays (filled in __post_init__), documented for readers of the solver code:
+    #   rest (n,4,4); orders (n,3) axis indices in application order; position_in_order (n,3)
+    #   where each axis sits in that order (0 = applied first); free_joint / free_axis (m,);
+    #   lower / upper (m,); fixed (n,3) angles for locked axes; base_inverse (4,4).
+    rest: FloatArray = field(init=False, repr=False)
+    orders: np.ndarray = field(init=False, repr=False)
+    position_in_order: np.ndarray = field(init=False, repr=False)
+    free_joint: np.ndarray = field(init=False, repr=False)
+    free_axis: np.ndarray = field(init=False, repr=False)
+    lower: FloatArray = field(init=False, repr=False)
+    upper: FloatArray = field(init=False, repr=False)
+    fixed: FloatArray = field(init=False, repr=False)
+    base_inverse: FloatArray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        joints = tuple(self.joints)
+        if not joints:
+            raise ChainDefinitionError("a chain needs at least one joint (got an empty chain)")
+        for joint in joints:
+            if not isinstance(joint, Joint):
+                raise ChainDefinitionError(f"chain joints must be Joint instances, got {type(joint).__name__}")
+        names = [j.name for j in joints]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ChainDefinitionError(f"joint names must be unique; repeated: {', '.join(map(repr, duplicates))}")
+        tip = _vector3(self.tip_offset, "tip_offset")
+        base = np.asarray(self.base, dtype=np.float64)
+        if base.shape != (4, 4) or not np.all(np.isfinite(base)):
+            raise ChainDefinitionError(f"base must be a finite 4x4 matrix, got shape {base.shape}")
+        if not np.all(np.isfinite(tip)):
+            raise ChainDefinitionError("tip_offset must be finite")
+        if abs(np.linalg.det(base[:3, :3])) < 1e-12:
+            raise ChainDefinitionError("base is singular (zero scale on some axis)")
+
+        free_joint, free_axis = [], []
+        for j, joint in enumerate(joints):
+            for axis in range(3):
+                if joint.free[axis]:
+                    free_joint.append(j)
+                    free_axis.append(axis)
+        if not free_joint:
+            raise ChainDefinitionError(
+                f"every rotation axis of every joint is locked ({', '.join(map(repr, names))}): nothing to solve")
+        lengths = [np.linalg.norm(j.rest[:3, 3]) for j in joints[1:]] + [np.linalg.norm(tip)]
+        if sum(lengths) <= 1e-12:
+            raise ChainDefinitionError("the chain has zero length: every joint and the tip sit at the base")
+
+        orders = np.array([order_indices(j.order) for j in joints], dtype=np.intp)
+        position = np.empty_like(orders)
+        for j in range(len(joints)):
+            position[j, orders[j]] = np.arange(3)
+        set_ = object.__setattr__
+        set_(self, "joints", joints)
+        set_(self, "tip_offset", tip)
+        set_(self, "base", base)
+        set_(self, "rest", np.stack([j.rest for j in joints]))
+        set_(self, "orders", orders)
+        set_(self, "position_in_order", position)
+        set_(self, "free_joint", np.array(free_joint, dtype=np.intp))
+        set_(self, "free_axis", np.array(free_axis, dtype=np.intp))
+        set_(self, "lower", np.array([joints[j].lower[a] for j, a in zip(free_joint, free_axis)]))
+        set_(self, "upper", np.array([joints[j].upper[a] for j, a in zip(free_joint, free_axis)]))
+        set_(self, "fixed", np.stack([j.fixed for j in joints]))
+        set_(self, "base_inverse", np.linalg.inv(base))
+
+    # ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_arrays(
+        cls,
+        rest: ArrayLike,
+        *,
+        orders: Sequence[str] | str = "XYZ",
+        free: ArrayLike | None = None,
+        lower: ArrayLike | None = None,
+        upper: ArrayLike | None = None,
+        fixed: ArrayLike | None = None,
+        tip_offset: ArrayLike = (0.0, 0.0, 0.0),
+        base: ArrayLike | None = None,
+        names: Sequence[str] | None = None,
+    ) -> Chain:
+        """Build a chain from stacked arrays.
+
+        Args:
+            rest: ``(n, 4, 4)`` rest transforms, each relative to its parent joint.
+            orders: One Euler order for all joints, or one per joint.
+            free: ``(n, 3)`` booleans; default all free.
+            lower: ``(n, 3)`` lower limits in radians; default unlimited.
+            upper: ``(n, 3)`` upper limits in radians; default unlimited.
+            fixed: ``(n, 3)`` values of locked axes in radians; default zero.
+            tip_offset: ``(3,)`` tip in the last joint's frame.
+            base: ``(4, 4)`` chain-to-world affine; default identity.
+            names: Joint names; default ``joint0``, ``joint1``...
+        """
+        rest_arr = np.asarray(rest, dtype=np.float64)
+        if rest_arr.ndim != 3 or rest_arr.shape[1:] != (4, 4):
+            raise ChainDefinitionError(f"rest must have shape (n, 4, 4), got {rest_arr.shape}")
+        n = rest_arr.shape[0]
+
+        def per_joint(value: ArrayLike | None, default: float | bool, what: str) -> np.ndarray:
+            if value is None:
+                return np.full((n, 3), default)
+            arr = np.asarray(value)
+            if arr.shape != (n, 3):
+                raise ChainDefinitionError(f"{what} must have shape ({n}, 3), got {arr.shape}")
+            return arr
+
+        order_list = [orders] * n if isinstance(orders, str) else list(orders)
+        if len(order_list) != n:
+            raise ChainDefinitionError(f"orders must name {n} Euler orders, got {len(order_list)}")
+        name_list = list(names) if names is not None else [f"joint{i}" for i in range(n)]
+        if len(name_list) != n:
+            raise ChainDefinitionError(f"names must have {n} entries, got {len(name_list)}")
+        free_arr = per_joint(free, True, "free").astype(bool)
+        lower_arr = per_joint(lower, -np.inf, "lower")
+        upper_arr = per_joint(upper, np.inf, "upper")
+        fixed_arr = per_joint(fixed, 0.0, "fixed")
+        joints = tuple(
+            Joint(name_list[i], rest_arr[i], order_list[i], tuple(free_arr[i]),  # type: ignore[arg-type]
+                  lower_arr[i], upper_arr[i], fixed_arr[i])
+            for i in range(n)
+        )
+        return cls(joints, np.asarray(tip_offset, dtype=np.float64),
+                   np.eye(4) if base is None else np.asarray(base, dtype=np.float64))
+
+    # ----------------------------------------------------------------------------------------
+    @property
+    def n_joints(self) -> int:
+        """Number of joints ``n``."""
+        return len(self.joints)
+
+    @property
+    def n_dofs(self) -> int:
+        """Number of free angles ``m`` (the solver's variables)."""
+        return int(self.free_joint.shape[0])
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Joint names, base first."""
+        return tuple(j.name for j in self.joints)
+
+    @property
+    def length(self) -> float:
+        """Sum of link lengths (joint-to-joint distances plus the tip offset), in chain units."""
+        links = np.linalg.norm(self.rest[1:, :3, 3], axis=-1).sum()
+        return float(links + np.linalg.norm(self.tip_offset))
+
+    def dof_names(self) -> list[str]:
+        """``"joint.X"``-style names of the free angles, in solver order."""
+        return [f"{self.joints[j].name}.{_AXES[a]}" for j, a in zip(self.free_joint, self.free_axis)]
+
+    def expand(self, q: ArrayLike) -> FloatArray:
+        """Per-joint angles ``(..., n, 3)`` from free angles ``(..., m)``; locked axes get ``fixed``."""
+        q_arr = np.asarray(q, dtype=np.float64)
+        out = np.broadcast_to(self.fixed, (*q_arr.shape[:-1], self.n_joints, 3)).copy()
+        out[..., self.free_joint, self.free_axis] = q_arr
+        return out
+
+    def compress(self, angles: ArrayLike) -> FloatArray:
+        """Free angles ``(..., m)`` from per-joint angles ``(..., n, 3)``."""
+        arr = np.asarray(angles, dtype=np.float64)
+        return np.asarray(arr[..., self.free_joint, self.free_axis])
+
+    def clamp(self, q: ArrayLike) -> FloatArray:
+        """Free angles projected onto the limits (the nearest point inside the box)."""
+        return np.clip(np.asarray(q, dtype=np.float64), self.lower, self.upper)
+
+    def limit_violation(self, q: ArrayLike) -> FloatArray:
+        """Largest amount (radians) by which each configuration ``(..., m)`` leaves the limits."""
+        q_arr = np.asarray(q, dtype=np.float64)
+        below = np.maximum(self.lower - q_arr, 0.0)
+        above = np.maximum(q_arr - self.upper, 0.0)
+        return np.asarray(np.maximum(below, above).max(axis=-1, initial=0.0))
+
+    def with_base(self, base: ArrayLike) -> Chain:
+        """A copy of this chain with another base transform (e.g. the armature moved)."""
+        return Chain(self.joints, self.tip_offset, np.asarray(base, dtype=np.float64))

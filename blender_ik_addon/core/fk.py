@@ -1,0 +1,97 @@
+"""Forward kinematics, vectorised over configurations (the leading axis ``F``).
+
+The loop runs over joints (the chain is sequential) and every step is batched over ``F``. Frames
+are computed in chain space, where every rest transform is rigid; the chain's ``base`` (which may
+scale) is applied to the results that are reported in world space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .chain import Chain
+from .rotations import FloatArray, axis_rotations
+
+
+@dataclass(frozen=True)
+class Kinematics:
+    """The evaluated chain for ``F`` configurations.
+
+    Attributes:
+        tip: ``(F, 3)`` tip position in world space.
+        tip_chain: ``(F, 3)`` tip position in chain space.
+        tip_rotation: ``(F, 3, 3)`` rotation of the last joint's frame, chain space.
+        origins: ``(F, n, 3)`` joint origins in chain space.
+        axes: ``(F, m, 3)`` chain-space axis of each free angle's elementary rotation, or None
+            when it was not requested. Rotating angle ``k`` by ``d`` turns everything after it by
+            ``d`` radians about ``axes[:, k]`` through ``origins[:, free_joint[k]]``.
+    """
+
+    tip: FloatArray
+    tip_chain: FloatArray
+    tip_rotation: FloatArray
+    origins: FloatArray
+    axes: FloatArray | None
+
+
+def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematics:
+    """Evaluate the chain for free angles ``q`` of shape ``(F, m)``."""
+    n = chain.n_joints
+    count = q.shape[0]
+    angles = chain.expand(q)  # (F, n, 3)
+    elementary = np.moveaxis(axis_rotations(angles), 0, 2)  # (F, n, axis, 3, 3)
+    joint_index = np.arange(n)
+    first = elementary[:, joint_index, chain.orders[:, 0]]  # applied first: (F, n, 3, 3)
+    second = elementary[:, joint_index, chain.orders[:, 1]]
+    third = elementary[:, joint_index, chain.orders[:, 2]]
+    joint_rotation = third @ second @ first
+
+    rest_rot = chain.rest[:, :3, :3]
+    rest_pos = chain.rest[:, :3, 3]
+    before = np.empty((count, n, 3, 3))  # frame rotation after `rest`, before the joint turns
+    origins = np.empty((count, n, 3))
+    rot = np.broadcast_to(np.eye(3), (count, 3, 3))
+    pos = np.zeros((count, 3))
+    for j in range(n):
+        pos = pos + rot @ rest_pos[j]
+        rot = rot @ rest_rot[j]
+        before[:, j] = rot
+        origins[:, j] = pos
+        rot = rot @ joint_rotation[:, j]
+    tip_chain = pos + rot @ chain.tip_offset
+    tip = tip_chain @ chain.base[:3, :3].T + chain.base[:3, 3]
+
+    axes = None
+    if with_axes:
+        # The angle applied last (outermost factor) turns about an axis of `before`; the middle
+        # one about an axis of `before @ third`; the first-applied about `before @ third @ second`.
+        after_third = before @ third
+        after_second = after_third @ second
+        frames_by_position = np.stack([after_second, after_third, before], axis=2)  # (F, n, pos, 3, 3)
+        fj, fa = chain.free_joint, chain.free_axis
+        selected = frames_by_position[:, fj, chain.position_in_order[fj, fa]]  # (F, m, 3, 3)
+        axes = np.take_along_axis(selected, fa[None, :, None, None], axis=3)[..., 0]
+    return Kinematics(tip, tip_chain, rot, origins, axes)
+
+
+def tip_positions(chain: Chain, q: FloatArray) -> FloatArray:
+    """World tip positions ``(F, 3)`` for free angles ``(F, m)``."""
+    return forward(chain, q, with_axes=False).tip
+
+
+def position_jacobian(chain: Chain, kin: Kinematics) -> FloatArray:
+    """World-space Jacobian of the tip position, ``(F, 3, m)``."""
+    assert kin.axes is not None, "forward(..., with_axes=True) is needed for Jacobians"
+    lever = kin.tip_chain[:, None, :] - kin.origins[:, chain.free_joint]  # (F, m, 3)
+    columns = np.cross(kin.axes, lever)  # (F, m, 3), chain space
+    return np.asarray(np.einsum("ij,fmj->fim", chain.base[:3, :3], columns))
+
+
+def point_jacobian(chain: Chain, kin: Kinematics, joint: int) -> FloatArray:
+    """World-space Jacobian ``(F, 3, m)`` of joint ``joint``'s origin (moved only by earlier joints)."""
+    assert kin.axes is not None, "forward(..., with_axes=True) is needed for Jacobians"
+    lever = kin.origins[:, joint][:, None, :] - kin.origins[:, chain.free_joint]
+    columns = np.cross(kin.axes, lever) * (chain.free_joint < joint)[None, :, None]
+    return np.asarray(np.einsum("ij,fmj->fim", chain.base[:3, :3], columns))

@@ -1,0 +1,209 @@
+"""The default solver: projected Levenberg-Marquardt with analytic Jacobians, vectorised over F.
+
+Each iteration, for every unfinished target at once:
+
+1. Active set: a free angle sitting on a limit whose gradient pushes it outward is frozen
+   (its Jacobian column is zeroed), so the step uses only the angles that can move.
+2. Damped Gauss-Newton step on the primary task: ``(J^T J + lam D) dq = -J^T r`` with
+   Marquardt scaling ``D = diag(J^T J)``.
+3. Reach-first secondary tasks (pole, comfort) add ``N z`` where ``z`` is a preconditioned
+   gradient step on the secondary cost and ``N = I - (J^T J + lam D)^-1 J^T J`` projects it
+   into the (damped) null space of the primary task.
+4. The trial is projected onto the limits, evaluated, and accepted if it lowers the cost
+   (lexicographically: primary first, secondary once the tip is well inside tolerance).
+   Accepted steps shrink ``lam``, rejected ones grow it; ``lam`` reaching its cap means stalled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .objectives import Evaluation, Problem, evaluate
+from .options import SolverOptions
+from .rotations import FloatArray
+
+_DAMPING_MIN = 1e-12
+_DAMPING_MAX = 1e6  # relative to diag(J^T J): steps are a millionth of Gauss-Newton's by then
+_REJECTIONS_TO_SETTLE = 4  # a reached target whose secondary step keeps failing has settled
+_LIMIT_EPS = 1e-12
+STATUS_RUNNING, STATUS_CONVERGED, STATUS_STALLED, STATUS_MAX_ITER = -1, 0, 1, 2
+
+
+@dataclass
+class Attempt:
+    """Outcome of one attempt for ``F`` targets (mutable work arrays)."""
+
+    q: FloatArray
+    position_error: FloatArray
+    orientation_error: FloatArray
+    iterations: np.ndarray
+    status: np.ndarray
+
+
+def _converged(problem: Problem, ev: Evaluation, options: SolverOptions, scale: float = 1.0) -> np.ndarray:
+    ok = ev.position_error < options.tolerance * scale
+    if problem.orientations is not None and problem.orientation_weight > 0:
+        ok &= ev.orientation_error < options.orientation_tolerance * scale
+    return np.asarray(ok)
+
+
+def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray) -> FloatArray:
+    chain = problem.chain
+    jac = ev.primary_jacobian
+    assert jac is not None
+    gradient = np.einsum("fkm,fk->fm", jac, ev.primary)
+    at_lower = q <= chain.lower + _LIMIT_EPS
+    at_upper = q >= chain.upper - _LIMIT_EPS
+    blocked = (at_lower & (gradient > 0)) | (at_upper & (gradient < 0))
+    jac = jac * ~blocked[:, None, :]
+    normal = np.einsum("fkm,fkn->fmn", jac, jac)
+    diagonal = np.einsum("fmm->fm", normal)
+    # Marquardt scaling with a floor, so frozen or insensitive angles keep a well-posed system.
+    scale = np.maximum(diagonal, 1e-9 * (diagonal.max(axis=1, keepdims=True) + 1e-300))
+    system = normal + (damping[:, None] * scale)[:, :, None] * np.eye(q.shape[1])
+    rhs = -np.einsum("fkm,fk->fm", jac, ev.primary)[..., None]
+    if ev.secondary is not None:
+        jac2 = ev.secondary_jacobian
+        assert jac2 is not None
+        grad2 = np.einsum("fkm,fk->fm", jac2, ev.secondary)
+        curvature = np.einsum("fkm,fkm->fm", jac2, jac2) + 1e-12
+        z = -grad2 / curvature / (1.0 + damping[:, None])
+        z = np.where((at_lower & (z < 0)) | (at_upper & (z > 0)), 0.0, z)
+        rhs = np.concatenate([rhs, np.einsum("fmn,fn->fm", normal, z)[..., None]], axis=2)
+        solved = np.linalg.solve(system, rhs)
+        return np.asarray(solved[..., 0] + z - solved[..., 1])
+    return np.asarray(np.linalg.solve(system, rhs)[..., 0])
+
+
+def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverOptions) -> np.ndarray:
+    old_p, new_p = old.primary_cost, new.primary_cost
+    improved = new_p < old_p
+    if problem.has_secondary:
+        # Once the tip is well inside tolerance, trade freely along the solution set for the
+        # secondary task, as long as the tip stays there.
+        slack = 0.5 * (0.5 * options.tolerance) ** 2
+        inside = new_p <= np.maximum(old_p, slack)
+        improved = (improved & (new.secondary_cost <= old.secondary_cost + 1e-15)) | (
+            inside & (new.secondary_cost < old.secondary_cost))
+        improved |= (new_p < old_p) & (old_p > slack)
+    return np.asarray(improved)
+
+
+def _merit(problem: Problem, ev: Evaluation) -> FloatArray:
+    return np.asarray(ev.primary_cost + ev.secondary_cost)
+
+
+def _take(ev: Evaluation, index: np.ndarray) -> Evaluation:
+    return Evaluation(*(None if a is None else a[index] for a in (
+        ev.position_error, ev.orientation_error, ev.primary, ev.primary_jacobian, ev.secondary,
+        ev.secondary_jacobian)))  # type: ignore[arg-type]
+
+
+def _put(dst: Evaluation, index: np.ndarray, src: Evaluation) -> None:
+    for name in ("position_error", "orientation_error", "primary", "primary_jacobian", "secondary",
+                 "secondary_jacobian"):
+        target = getattr(dst, name)
+        if target is not None:
+            target[index] = getattr(src, name)
+
+
+def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Attempt:
+    """One projected-LM attempt from ``q0`` ``(F, m)`` (already inside the limits)."""
+    count = problem.count
+    q = q0.copy()
+    ev = evaluate(problem, q)
+    damping = np.full(count, options.initial_damping)
+    status = np.full(count, STATUS_RUNNING)
+    iterations = np.zeros(count, dtype=np.int64)
+    quiet = np.zeros(count, dtype=np.int64)  # consecutive accepted steps with negligible progress
+    rejections = np.zeros(count, dtype=np.int64)  # consecutive rejected steps
+    has_secondary = problem.has_secondary or problem.comfort is not None
+    if not has_secondary:
+        status[_converged(problem, ev, options)] = STATUS_CONVERGED
+    for _ in range(options.max_iterations):
+        active = np.flatnonzero(status == STATUS_RUNNING)
+        if active.size == 0:
+            break
+        sub = problem.take(active)
+        sub_ev = _take(ev, active)
+        trial_q = problem.chain.clamp(q[active] + _step(sub, q[active], sub_ev, damping[active]))
+        trial = evaluate(sub, trial_q)
+        iterations[active] += 1
+        accept = _better(sub, sub_ev, trial, options)
+        old_merit, new_merit = _merit(sub, sub_ev), _merit(sub, trial)
+
+        took = active[accept]
+        q[took] = trial_q[accept]
+        _put(ev, took, _take(trial, np.flatnonzero(accept)))
+        damping[took] = np.maximum(damping[took] / 3.0, _DAMPING_MIN)
+        refused = active[~accept]
+        damping[refused] *= 4.0
+        rejections[took] = 0
+        rejections[refused] += 1
+
+        progress = (old_merit - new_merit)[accept]
+        negligible = progress <= 1e-14 * np.maximum(old_merit[accept], 1e-300) + 1e-30
+        quiet[took] = np.where(negligible, quiet[took] + 1, 0)
+
+        now = _take(ev, active)
+        reached = _converged(sub, now, options)
+        if has_secondary:
+            # Keep improving the secondary task until it stops moving, then stop if reached.
+            settled = ((quiet[active] >= 2) | (damping[active] >= _DAMPING_MAX)
+                       | (reached & (rejections[active] >= _REJECTIONS_TO_SETTLE)))
+            status[active[reached & settled]] = STATUS_CONVERGED
+            status[active[~reached & settled]] = STATUS_STALLED
+        else:
+            status[active[reached]] = STATUS_CONVERGED
+            stuck = ~reached & ((quiet[active] >= 3) | (damping[active] >= _DAMPING_MAX))
+            status[active[stuck]] = STATUS_STALLED
+    final = _converged(problem, ev, options)
+    running = status == STATUS_RUNNING
+    status[running & final] = STATUS_CONVERGED
+    status[running & ~final] = STATUS_MAX_ITER
+    # Settled secondary tasks can drift the tip right up to tolerance; report the truth.
+    status[(status == STATUS_CONVERGED) & ~final] = STATUS_STALLED
+    return Attempt(q, ev.position_error.copy(), ev.orientation_error.copy(), iterations, status)
+
+
+def restart_seeds(problem: Problem, start: FloatArray, options: SolverOptions) -> FloatArray:
+    """Deterministic restart poses ``(restarts, m)``: growing perturbations of ``start`` ``(m,)``.
+
+    They depend only on the chain, the start pose and the seed, never on the batch, so a batch
+    gives the same answers as a loop of single solves.
+    """
+    chain = problem.chain
+    rng = np.random.default_rng(options.seed)
+    low = np.where(np.isfinite(chain.lower), chain.lower, start - np.pi)
+    high = np.where(np.isfinite(chain.upper), chain.upper, start + np.pi)
+    uniform = rng.uniform(size=(options.restarts, chain.n_dofs)) * (high - low) + low
+    spread = np.linspace(0.35, 1.0, options.restarts)[:, None] if options.restarts else np.zeros((0, 1))
+    return np.asarray(chain.clamp(start + spread * (uniform - start)))
+
+
+def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose: FloatArray) -> Attempt:
+    """LM with deterministic restarts for targets that stalled above tolerance.
+
+    Args:
+        problem: The targets.
+        q0: ``(F, m)`` start poses inside the limits.
+        options: Solver options.
+        seed_pose: ``(m,)`` pose whose perturbations seed the restarts (comfort or start pose).
+    """
+    best = lm_attempt(problem, q0, options)
+    seeds = restart_seeds(problem, seed_pose, options)
+    for seed in seeds:
+        retry = np.flatnonzero(best.status != STATUS_CONVERGED)
+        if retry.size == 0:
+            break
+        attempt = lm_attempt(problem.take(retry), np.broadcast_to(seed, (retry.size, seed.size)).copy(), options)
+        best.iterations[retry] += attempt.iterations
+        wins = (attempt.status == STATUS_CONVERGED) | (attempt.position_error < best.position_error[retry] - 1e-15)
+        chosen = retry[wins]
+        best.q[chosen] = attempt.q[wins]
+        best.position_error[chosen] = attempt.position_error[wins]
+        best.orientation_error[chosen] = attempt.orientation_error[wins]
+        best.status[chosen] = attempt.status[wins]
+    return best

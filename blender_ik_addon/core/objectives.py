@@ -1,0 +1,271 @@
+"""What a solve aims for, as weighted residual blocks with analytic Jacobians.
+
+Every objective is a residual vector ``r(q)`` with Jacobian ``J = dr/dq``; the solver minimises
+``0.5 * |r|^2``. Weights are unitless: residuals that are angles are multiplied by the chain's
+world length ("reach"), so weight 1 on one radian costs as much as one whole reach of tip error.
+
+* Tip position (always): ``r = tip(q) - target``, world units.
+* Tip orientation (optional): ``r = w * reach * log(R_tip(q) R_target^T)``; ``J = w * reach * axes``.
+* Pole hint (optional): each interior joint's offset from the base-to-target line should point
+  toward the pole: ``r_i = w * (m_i - |m_i| d)`` with ``m_i`` the joint's perpendicular offset and
+  ``d`` the pole's unit perpendicular direction.
+* Comfort pose (optional): ``r = sqrt(w) * reach * (q - q_comfort)`` per free angle. Either a soft
+  pull (stacked with the tip residual, so it can cost reach) or "reach first" (applied only in the
+  null space of the tip task, so the tip still arrives).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .chain import Chain
+from .errors import IKInputError
+from .fk import Kinematics, forward, point_jacobian, position_jacobian
+from .rotations import FloatArray, orthonormalize, rotation_vector
+
+
+@dataclass(frozen=True)
+class ComfortPose:
+    """A preferred posture, pulled toward as a secondary objective.
+
+    Attributes:
+        angles: Preferred angles in radians: ``(m,)`` free angles or ``(n, 3)`` per joint.
+        weights: Scalar, ``(m,)`` or ``(n, 3)`` unitless weights (see module docstring).
+        reach_first: True: act only where it does not cost reach (null space of the tip task).
+            False: a soft pull that trades tip error for comfort.
+    """
+
+    angles: ArrayLike
+    weights: ArrayLike = 0.1
+    reach_first: bool = True
+
+    def resolve(self, chain: Chain) -> tuple[FloatArray, FloatArray]:
+        """Free-angle ``(target, weights)`` arrays of shape ``(m,)``, validated."""
+        target = _per_dof(chain, self.angles, "comfort angles")
+        weights = np.broadcast_to(_per_dof(chain, self.weights, "comfort weights", scalar_ok=True), target.shape)
+        if np.any(weights < 0):
+            raise IKInputError("comfort weights must be >= 0")
+        return target, np.array(weights)
+
+
+def _per_dof(chain: Chain, value: ArrayLike, what: str, *, scalar_ok: bool = False) -> FloatArray:
+    arr = np.asarray(value, dtype=np.float64)
+    if scalar_ok and arr.ndim == 0:
+        out = np.full(chain.n_dofs, float(arr))
+    elif arr.shape == (chain.n_joints, 3):
+        out = chain.compress(arr)
+    elif arr.shape == (chain.n_dofs,):
+        out = arr
+    else:
+        raise IKInputError(f"{what} must have shape ({chain.n_dofs},) free angles or "
+                           f"({chain.n_joints}, 3) per joint, got {arr.shape}")
+    if not np.all(np.isfinite(out)):
+        raise IKInputError(f"{what} contain NaN or infinite values")
+    return out
+
+
+def reach(chain: Chain) -> float:
+    """The chain's length in world units (its chain-space length times the base's mean scale)."""
+    scale = float(np.cbrt(abs(np.linalg.det(chain.base[:3, :3]))))
+    return max(chain.length * scale, 1e-12)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """``F`` solve problems on one chain: validated targets plus weights, ready to evaluate.
+
+    Attributes:
+        chain: The chain.
+        positions: ``(F, 3)`` world target positions.
+        orientations: ``(F, 3, 3)`` chain-space target rotations of the tip frame, or None.
+        orientation_weight: Unitless weight of the orientation residual.
+        poles: ``(F, 3)`` world pole positions, or None.
+        pole_weight: Unitless weight of the pole residual.
+        comfort: ``(target (m,), weights (m,), reach_first)`` or None.
+    """
+
+    chain: Chain
+    positions: FloatArray
+    orientations: FloatArray | None = None
+    orientation_weight: float = 1.0
+    poles: FloatArray | None = None
+    pole_weight: float = 0.1
+    comfort: tuple[FloatArray, FloatArray, bool] | None = None
+
+    @property
+    def count(self) -> int:
+        """Number of problems ``F``."""
+        return int(self.positions.shape[0])
+
+    @property
+    def reach(self) -> float:
+        """The chain's world length (see :func:`reach`)."""
+        return reach(self.chain)
+
+    @property
+    def has_secondary(self) -> bool:
+        """True if a null-space (reach-first) secondary task exists."""
+        comfort_secondary = self.comfort is not None and self.comfort[2] and bool(np.any(self.comfort[1] > 0))
+        return comfort_secondary or (self.poles is not None and self.pole_weight > 0)
+
+    def take(self, index: np.ndarray) -> Problem:
+        """The sub-problem for the given target indices."""
+        return Problem(
+            self.chain, self.positions[index],
+            None if self.orientations is None else self.orientations[index], self.orientation_weight,
+            None if self.poles is None else self.poles[index], self.pole_weight, self.comfort)
+
+
+def make_problem(
+    chain: Chain,
+    positions: ArrayLike,
+    *,
+    orientations: ArrayLike | None = None,
+    orientation_weight: float = 1.0,
+    poles: ArrayLike | None = None,
+    pole_weight: float = 0.1,
+    comfort: ComfortPose | None = None,
+) -> Problem:
+    """Validate batched inputs into a :class:`Problem`. Raises :class:`IKInputError`."""
+    pos = np.asarray(positions, dtype=np.float64)
+    if pos.ndim != 2 or pos.shape[1] != 3:
+        raise IKInputError(f"target positions must have shape (F, 3), got {pos.shape}")
+    _require_finite(pos, "target position")
+    count = pos.shape[0]
+    rot = None
+    if orientations is not None:
+        rot = np.asarray(orientations, dtype=np.float64)
+        if rot.shape == (3, 3):
+            rot = np.broadcast_to(rot, (count, 3, 3))
+        if rot.shape != (count, 3, 3):
+            raise IKInputError(f"target orientations must have shape ({count}, 3, 3), got {rot.shape}")
+        _require_finite(rot, "target orientation")
+        base_rotation = orthonormalize(chain.base[:3, :3])
+        rot = orthonormalize(base_rotation.T @ orthonormalize(rot))
+    pole_arr = None
+    if poles is not None:
+        pole_arr = np.asarray(poles, dtype=np.float64)
+        if pole_arr.shape == (3,):
+            pole_arr = np.broadcast_to(pole_arr, (count, 3))
+        if pole_arr.shape != (count, 3):
+            raise IKInputError(f"pole positions must have shape ({count}, 3), got {pole_arr.shape}")
+        _require_finite(pole_arr, "pole position")
+    for value, what in ((orientation_weight, "orientation_weight"), (pole_weight, "pole_weight")):
+        if not np.isfinite(value) or value < 0:
+            raise IKInputError(f"{what} must be a finite number >= 0, got {value!r}")
+    resolved = None
+    if comfort is not None:
+        target, weights = comfort.resolve(chain)
+        resolved = (target, weights, bool(comfort.reach_first))
+    return Problem(chain, pos, rot, float(orientation_weight), pole_arr, float(pole_weight), resolved)
+
+
+def _require_finite(arr: np.ndarray, what: str) -> None:
+    bad = ~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)
+    if np.any(bad):
+        first = int(np.flatnonzero(bad)[0])
+        raise IKInputError(f"{what} {first} is not finite (NaN or inf): {arr[first].tolist()}")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Residuals and Jacobians at ``F`` configurations.
+
+    ``primary``/``primary_jacobian`` hold the tip task (plus a soft comfort pose, if any);
+    ``secondary``/``secondary_jacobian`` hold the reach-first tasks (pole, reach-first comfort),
+    or are None. Shapes: residual ``(F, k)``, Jacobian ``(F, k, m)``.
+    """
+
+    position_error: FloatArray
+    orientation_error: FloatArray
+    primary: FloatArray
+    primary_jacobian: FloatArray | None
+    secondary: FloatArray | None
+    secondary_jacobian: FloatArray | None
+
+    @property
+    def primary_cost(self) -> FloatArray:
+        """``0.5 * |primary|^2`` per configuration."""
+        return np.asarray(0.5 * np.einsum("fk,fk->f", self.primary, self.primary))
+
+    @property
+    def secondary_cost(self) -> FloatArray:
+        """``0.5 * |secondary|^2`` per configuration (zeros if there is no secondary task)."""
+        if self.secondary is None:
+            return np.zeros(self.primary.shape[0])
+        return np.asarray(0.5 * np.einsum("fk,fk->f", self.secondary, self.secondary))
+
+
+def evaluate(problem: Problem, q: FloatArray, *, with_jacobian: bool = True) -> Evaluation:
+    """Stack every objective's residual (and Jacobian) at free angles ``q`` ``(F, m)``."""
+    chain = problem.chain
+    kin = forward(chain, q, with_axes=with_jacobian or problem.poles is not None)
+    length = problem.reach
+    delta = kin.tip - problem.positions
+    primary = [delta]
+    primary_j = [position_jacobian(chain, kin)] if with_jacobian else []
+    orientation_error = np.zeros(q.shape[0])
+    if problem.orientations is not None and problem.orientation_weight > 0:
+        rotvec = rotation_vector(kin.tip_rotation @ np.swapaxes(problem.orientations, -1, -2))
+        orientation_error = np.linalg.norm(rotvec, axis=-1)
+        scale = problem.orientation_weight * length
+        primary.append(scale * rotvec)
+        if with_jacobian:
+            assert kin.axes is not None
+            primary_j.append(scale * np.swapaxes(kin.axes, -1, -2))
+    secondary: list[FloatArray] = []
+    secondary_j: list[FloatArray] = []
+    if problem.poles is not None and problem.pole_weight > 0:
+        r, jac = _pole_terms(problem, kin, with_jacobian)
+        secondary.append(r)
+        secondary_j.extend(jac)
+    if problem.comfort is not None:
+        target, weights, reach_first = problem.comfort
+        scale = np.sqrt(weights) * length
+        r = scale * (q - target)
+        jac = np.broadcast_to(np.diag(scale), (q.shape[0], q.shape[1], q.shape[1]))
+        (secondary if reach_first else primary).append(r)
+        if with_jacobian:
+            (secondary_j if reach_first else primary_j).append(jac)
+    return Evaluation(
+        position_error=np.linalg.norm(delta, axis=-1),
+        orientation_error=orientation_error,
+        primary=np.concatenate(primary, axis=1),
+        primary_jacobian=np.concatenate(primary_j, axis=1) if with_jacobian else None,
+        secondary=np.concatenate(secondary, axis=1) if secondary else None,
+        secondary_jacobian=np.concatenate(secondary_j, axis=1) if (secondary and with_jacobian) else None,
+    )
+
+
+def _pole_terms(problem: Problem, kin: Kinematics, with_jacobian: bool) -> tuple[FloatArray, list[FloatArray]]:
+    chain = problem.chain
+    assert problem.poles is not None
+    base_linear, base_shift = chain.base[:3, :3], chain.base[:3, 3]
+    origins = kin.origins @ base_linear.T + base_shift  # world (F, n, 3)
+    root = origins[:, 0]
+    axis = problem.positions - root
+    axis = axis / np.maximum(np.linalg.norm(axis, axis=-1, keepdims=True), 1e-12)
+    projector = np.eye(3) - axis[:, :, None] * axis[:, None, :]  # removes the along-line part
+    pole_dir = np.einsum("fij,fj->fi", projector, problem.poles - root)
+    pole_len = np.linalg.norm(pole_dir, axis=-1, keepdims=True)
+    # A pole on the base-to-target line gives no direction: its rows get zero weight.
+    usable = (pole_len > 1e-9).astype(np.float64)
+    pole_dir = pole_dir / np.maximum(pole_len, 1e-12)
+    interior = range(1, chain.n_joints)
+    weight = problem.pole_weight / np.sqrt(max(len(interior), 1))
+    residuals, jacobians = [], []
+    for j in interior:
+        offset = np.einsum("fij,fj->fi", projector, origins[:, j] - root)
+        size = np.linalg.norm(offset, axis=-1, keepdims=True)
+        residuals.append(weight * usable * (offset - size * pole_dir))
+        if with_jacobian:
+            unit = offset / np.maximum(size, 1e-12)
+            shaping = np.eye(3) - pole_dir[:, :, None] * unit[:, None, :]
+            jac = weight * usable[:, :, None] * (shaping @ projector @ point_jacobian(chain, kin, j))
+            jacobians.append(jac)
+    if not residuals:  # a one-joint chain has no interior joint to aim
+        return np.zeros((problem.count, 0)), [np.zeros((problem.count, 0, chain.n_dofs))] if with_jacobian else []
+    return np.concatenate(residuals, axis=1), [np.concatenate(jacobians, axis=1)] if with_jacobian else []

@@ -1,0 +1,135 @@
+"""Public entry points: :func:`solve` (one target) and :func:`solve_batch` (many)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .chain import Chain
+from .errors import IKInputError
+from .lm import lm_solve
+from .objectives import ComfortPose, Problem, make_problem
+from .options import STATUSES, SolveResult, SolverOptions
+from .rotations import FloatArray
+from .tutorial import tutorial_solve
+
+
+def solve(
+    chain: Chain,
+    target: ArrayLike,
+    *,
+    orientation: ArrayLike | None = None,
+    pole: ArrayLike | None = None,
+    comfort: ComfortPose | None = None,
+    initial: ArrayLike | None = None,
+    options: SolverOptions | None = None,
+) -> SolveResult:
+    """Solve one target. See :func:`solve_batch`; shapes lose the leading ``F`` axis.
+
+    Example:
+        >>> result = solve(chain, (0.5, 1.2, 0.3))
+        >>> result.converged, result.error, result.angles.shape
+    """
+    target_arr = np.asarray(target, dtype=np.float64)
+    if target_arr.shape != (3,):
+        raise IKInputError(f"target must have shape (3,), got {target_arr.shape}")
+    batch = solve_batch(
+        chain, target_arr[None],
+        orientations=None if orientation is None else np.asarray(orientation, dtype=np.float64)[None],
+        poles=None if pole is None else np.asarray(pole, dtype=np.float64)[None],
+        comfort=comfort,
+        initial=None if initial is None else _single_initial(chain, initial),
+        options=options,
+    )
+    return batch[0]
+
+
+def _single_initial(chain: Chain, initial: ArrayLike) -> FloatArray:
+    arr = np.asarray(initial, dtype=np.float64)
+    if arr.shape == (chain.n_joints, 3):
+        arr = chain.compress(arr)
+    if arr.shape != (chain.n_dofs,):
+        raise IKInputError(f"initial pose must have shape ({chain.n_dofs},) or ({chain.n_joints}, 3), got {arr.shape}")
+    return arr[None]
+
+
+def solve_batch(
+    chain: Chain,
+    targets: ArrayLike,
+    *,
+    orientations: ArrayLike | None = None,
+    poles: ArrayLike | None = None,
+    comfort: ComfortPose | None = None,
+    initial: ArrayLike | None = None,
+    options: SolverOptions | None = None,
+) -> SolveResult:
+    """Solve ``F`` independent targets on one chain, vectorised and chunked.
+
+    Args:
+        chain: The chain.
+        targets: ``(F, 3)`` tip targets, world units.
+        orientations: ``(F, 3, 3)`` or ``(3, 3)`` world rotations for the tip frame, or None.
+        poles: ``(F, 3)`` or ``(3,)`` world pole (bend direction) hints, or None.
+        comfort: Preferred posture, or None.
+        initial: Start poses: ``(F, m)``, ``(m,)``, ``(F, n, 3)`` or ``(n, 3)``. Default: the
+            comfort pose if given, else zero; either is projected onto the limits.
+        options: Solver options; default :class:`SolverOptions` ().
+
+    Returns:
+        A :class:`SolveResult` with one entry per target. ``solve_batch`` gives the same answer
+        as calling :func:`solve` on each target.
+
+    Raises:
+        IKInputError: Shapes do not match, or a value is NaN or infinite.
+    """
+    opts = options or SolverOptions()
+    problem = make_problem(chain, targets, orientations=orientations, orientation_weight=opts.orientation_weight,
+                           poles=poles, pole_weight=opts.pole_weight, comfort=comfort)
+    count, dofs = problem.count, chain.n_dofs
+    start = _initial_poses(chain, problem, initial)
+    out: dict[str, Any] = {
+        "q": np.empty((count, dofs)), "error": np.empty(count), "orientation_error": np.empty(count),
+        "iterations": np.empty(count, dtype=np.int64), "status": np.empty(count, dtype=np.int64),
+    }
+    for begin in range(0, count, opts.chunk_size):
+        index = np.arange(begin, min(begin + opts.chunk_size, count))
+        sub: Problem = problem.take(index)
+        q0 = start[index] if start.shape[0] == count else np.repeat(start, index.size, axis=0)
+        if opts.method == "tutorial":
+            attempt = tutorial_solve(sub, q0, opts)
+        else:
+            # Restarts perturb the comfort pose (or zero): a pose shared by every target, so a batch
+            # answers exactly as a loop of single solves does.
+            seed_pose = problem.comfort[0] if problem.comfort is not None else np.zeros(dofs)
+            attempt = lm_solve(sub, q0, opts, chain.clamp(seed_pose))
+        out["q"][index] = attempt.q
+        out["error"][index] = attempt.position_error
+        out["orientation_error"][index] = attempt.orientation_error
+        out["iterations"][index] = attempt.iterations
+        out["status"][index] = attempt.status
+    status = out["status"]
+    return SolveResult(
+        q=out["q"], angles=chain.expand(out["q"]), error=out["error"],
+        orientation_error=out["orientation_error"], iterations=out["iterations"],
+        converged=status == 0, status=np.asarray(STATUSES, dtype=object)[status],
+    )
+
+
+def _initial_poses(chain: Chain, problem: Problem, initial: ArrayLike | None) -> FloatArray:
+    """``(F, m)`` or ``(1, m)`` start poses inside the limits."""
+    if initial is None:
+        pose = problem.comfort[0] if problem.comfort is not None else np.zeros(chain.n_dofs)
+        return chain.clamp(pose)[None]
+    arr = np.asarray(initial, dtype=np.float64)
+    if arr.shape[-2:] == (chain.n_joints, 3) and arr.ndim in (2, 3):
+        arr = chain.compress(arr)
+    if arr.ndim == 1:
+        arr = arr[None]
+    if arr.ndim != 2 or arr.shape[1] != chain.n_dofs or arr.shape[0] not in (1, problem.count):
+        raise IKInputError(f"initial poses must have shape ({problem.count}, {chain.n_dofs}) or "
+                           f"({chain.n_dofs},), got {np.shape(initial)}")
+    if not np.all(np.isfinite(arr)):
+        raise IKInputError("initial pose contains NaN or infinite angles")
+    return chain.clamp(arr)
