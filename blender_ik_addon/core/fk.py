@@ -41,7 +41,7 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
     n = chain.n_joints
     count = q.shape[0]
     angles = chain.expand(q)  # (F, n, 3)
-    elementary = np.moveaxis(axis_rotations(angles), 0, 2)  # (F, n, axis, 3, 3)
+    elementary = axis_rotations(angles)  # (F, n, axis, 3, 3)
     joint_index = np.arange(n)
     first = elementary[:, joint_index, chain.orders[:, 0]]  # applied first: (F, n, 3, 3)
     second = elementary[:, joint_index, chain.orders[:, 1]]
@@ -71,9 +71,18 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
         after_second = after_third @ second
         frames_by_position = np.stack([after_second, after_third, before], axis=2)  # (F, n, pos, 3, 3)
         fj, fa = chain.free_joint, chain.free_axis
-        selected = frames_by_position[:, fj, chain.position_in_order[fj, fa]]  # (F, m, 3, 3)
-        axes = np.take_along_axis(selected, fa[None, :, None, None], axis=3)[..., 0]
+        # Column `fa` of the frame the angle turns in: (F, 3, m) -> (F, m, 3).
+        axes = frames_by_position[:, fj, chain.position_in_order[fj, fa], :, fa].transpose(1, 0, 2)
     return Kinematics(tip, tip_chain, rot, origins, axes)
+
+
+def cross(a: FloatArray, b: FloatArray) -> FloatArray:
+    """Row-wise cross product of ``(..., 3)`` arrays (cheaper than ``np.cross`` on small arrays)."""
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    out[..., 0] = a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1]
+    out[..., 1] = a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2]
+    out[..., 2] = a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]
+    return out
 
 
 def tip_positions(chain: Chain, q: FloatArray) -> FloatArray:
@@ -85,7 +94,7 @@ def position_jacobian(chain: Chain, kin: Kinematics) -> FloatArray:
     """World-space Jacobian of the tip position, ``(F, 3, m)``."""
     assert kin.axes is not None, "forward(..., with_axes=True) is needed for Jacobians"
     lever = kin.tip_chain[:, None, :] - kin.origins[:, chain.free_joint]  # (F, m, 3)
-    columns = np.cross(kin.axes, lever)  # (F, m, 3), chain space
+    columns = cross(kin.axes, lever)  # (F, m, 3), chain space
     return np.asarray(np.einsum("ij,fmj->fim", chain.base[:3, :3], columns))
 
 
@@ -93,5 +102,5 @@ def point_jacobian(chain: Chain, kin: Kinematics, joint: int) -> FloatArray:
     """World-space Jacobian ``(F, 3, m)`` of joint ``joint``'s origin (moved only by earlier joints)."""
     assert kin.axes is not None, "forward(..., with_axes=True) is needed for Jacobians"
     lever = kin.origins[:, joint][:, None, :] - kin.origins[:, chain.free_joint]
-    columns = np.cross(kin.axes, lever) * (chain.free_joint < joint)[None, :, None]
+    columns = cross(kin.axes, lever) * (chain.free_joint < joint)[None, :, None]
     return np.asarray(np.einsum("ij,fmj->fim", chain.base[:3, :3], columns))

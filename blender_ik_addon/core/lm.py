@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .objectives import Evaluation, Problem, evaluate
+from .objectives import Evaluation, Problem, evaluate, pole_alignment
 from .options import SolverOptions
 from .rotations import FloatArray
 
@@ -49,7 +49,37 @@ def _converged(problem: Problem, ev: Evaluation, options: SolverOptions, scale: 
     return np.asarray(ok)
 
 
-def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray) -> FloatArray:
+def damped_solve(jac: FloatArray, damping_diag: FloatArray, rhs: FloatArray) -> FloatArray:
+    """Solve ``(J^T J + diag(d)) x = b`` for each of ``F`` systems.
+
+    Args:
+        jac: ``(F, k, m)`` Jacobians.
+        damping_diag: ``(F, m)`` positive diagonal ``d``.
+        rhs: ``(F, m, c)`` right-hand sides.
+
+    With fewer rows than unknowns (a 3-row tip task on a 40-angle tentacle) it uses the dual form
+    (Woodbury identity), which needs ``k x k`` solves instead of ``m x m``:
+    ``x = D^-1 b - D^-1 J^T (I + J D^-1 J^T)^-1 J D^-1 b``.
+    """
+    rows, dofs = jac.shape[1], jac.shape[2]
+    if rows < dofs:
+        scaled_rhs = rhs / damping_diag[..., None]
+        jd = jac / damping_diag[:, None, :]  # J D^-1
+        small = np.einsum("fkm,fjm->fkj", jd, jac) + np.eye(rows)
+        inner = np.linalg.solve(small, np.einsum("fkm,fmc->fkc", jac, scaled_rhs))
+        return np.asarray(scaled_rhs - np.einsum("fkm,fkc->fmc", jd, inner))
+    normal = np.einsum("fkm,fkn->fmn", jac, jac)
+    normal[:, np.arange(dofs), np.arange(dofs)] += damping_diag
+    return np.asarray(np.linalg.solve(normal, rhs))
+
+
+def _relax_slack(options: SolverOptions) -> float:
+    """Primary cost under which reach-first tasks may act: the tip within half the tolerance."""
+    return 0.5 * (0.5 * options.tolerance) ** 2
+
+
+def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray, relax: np.ndarray) -> FloatArray:
+    """The projected LM step; ``relax`` ``(F,)`` marks targets whose secondary tasks may act."""
     chain = problem.chain
     jac = ev.primary_jacobian
     assert jac is not None
@@ -58,52 +88,53 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray) 
     at_upper = q >= chain.upper - _LIMIT_EPS
     blocked = (at_lower & (gradient > 0)) | (at_upper & (gradient < 0))
     jac = jac * ~blocked[:, None, :]
-    normal = np.einsum("fkm,fkn->fmn", jac, jac)
-    diagonal = np.einsum("fmm->fm", normal)
+    diagonal = np.einsum("fkm,fkm->fm", jac, jac)
     # Marquardt scaling with a floor, so frozen or insensitive angles keep a well-posed system.
     scale = np.maximum(diagonal, 1e-9 * (diagonal.max(axis=1, keepdims=True) + 1e-300))
-    system = normal + (damping[:, None] * scale)[:, :, None] * np.eye(q.shape[1])
-    rhs = -np.einsum("fkm,fk->fm", jac, ev.primary)[..., None]
-    if ev.secondary is not None:
-        jac2 = ev.secondary_jacobian
-        assert jac2 is not None
-        grad2 = np.einsum("fkm,fk->fm", jac2, ev.secondary)
-        curvature = np.einsum("fkm,fkm->fm", jac2, jac2) + 1e-12
-        z = -grad2 / curvature / (1.0 + damping[:, None])
-        z = np.where((at_lower & (z < 0)) | (at_upper & (z > 0)), 0.0, z)
-        rhs = np.concatenate([rhs, np.einsum("fmn,fn->fm", normal, z)[..., None]], axis=2)
-        solved = np.linalg.solve(system, rhs)
-        return np.asarray(solved[..., 0] + z - solved[..., 1])
-    return np.asarray(np.linalg.solve(system, rhs)[..., 0])
+    damping_diag = damping[:, None] * scale
+    rhs = -np.where(blocked, 0.0, gradient)[..., None]
+    if ev.secondary is None or not relax.any():
+        return damped_solve(jac, damping_diag, rhs)[..., 0]
+    jac2 = ev.secondary_jacobian
+    assert jac2 is not None
+    grad2 = np.einsum("fkm,fk->fm", jac2, ev.secondary)
+    curvature = np.einsum("fkm,fkm->fm", jac2, jac2) + 1e-12
+    z = -grad2 / curvature / (1.0 + damping[:, None])
+    z = np.where((at_lower & (z < 0)) | (at_upper & (z > 0)) | ~relax[:, None], 0.0, z)
+    # Null-space projection N z = z - (J^T J + D)^-1 J^T J z, solved together with the main step.
+    normal_z = np.einsum("fkm,fk->fm", jac, np.einsum("fkm,fm->fk", jac, z))
+    solved = damped_solve(jac, damping_diag, np.stack([rhs[..., 0], normal_z], axis=2))
+    return np.asarray(solved[..., 0] + z - solved[..., 1])
 
 
 def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverOptions) -> np.ndarray:
     old_p, new_p = old.primary_cost, new.primary_cost
     improved = new_p < old_p
     if problem.has_secondary:
-        # Once the tip is well inside tolerance, trade freely along the solution set for the
-        # secondary task, as long as the tip stays there.
-        slack = 0.5 * (0.5 * options.tolerance) ** 2
-        inside = new_p <= np.maximum(old_p, slack)
-        improved = (improved & (new.secondary_cost <= old.secondary_cost + 1e-15)) | (
-            inside & (new.secondary_cost < old.secondary_cost))
-        improved |= (new_p < old_p) & (old_p > slack)
+        # Reach first: until the tip is well inside tolerance only the primary cost counts. Then
+        # trade freely along the solution set for the secondary tasks, as long as the tip stays.
+        slack = _relax_slack(options)
+        relaxing = old_p <= slack
+        inside = new_p <= slack
+        improved = np.where(relaxing, inside & (new.secondary_cost < old.secondary_cost), improved)
     return np.asarray(improved)
 
 
-def _merit(problem: Problem, ev: Evaluation) -> FloatArray:
-    return np.asarray(ev.primary_cost + ev.secondary_cost)
+def _merit(ev: Evaluation, relaxing: np.ndarray) -> FloatArray:
+    """The cost being minimised: the primary one, or the secondary one once relaxing."""
+    return np.asarray(np.where(relaxing, ev.secondary_cost, ev.primary_cost))
+
+
+_FIELDS = ("position_error", "orientation_error", "primary", "primary_jacobian", "secondary",
+           "secondary_jacobian", "primary_cost", "secondary_cost")
 
 
 def _take(ev: Evaluation, index: np.ndarray) -> Evaluation:
-    return Evaluation(*(None if a is None else a[index] for a in (
-        ev.position_error, ev.orientation_error, ev.primary, ev.primary_jacobian, ev.secondary,
-        ev.secondary_jacobian)))  # type: ignore[arg-type]
+    return Evaluation(**{name: None if getattr(ev, name) is None else getattr(ev, name)[index] for name in _FIELDS})
 
 
 def _put(dst: Evaluation, index: np.ndarray, src: Evaluation) -> None:
-    for name in ("position_error", "orientation_error", "primary", "primary_jacobian", "secondary",
-                 "secondary_jacobian"):
+    for name in _FIELDS:
         target = getattr(dst, name)
         if target is not None:
             target[index] = getattr(src, name)
@@ -126,17 +157,22 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         active = np.flatnonzero(status == STATUS_RUNNING)
         if active.size == 0:
             break
-        sub = problem.take(active)
-        sub_ev = _take(ev, active)
-        trial_q = problem.chain.clamp(q[active] + _step(sub, q[active], sub_ev, damping[active]))
+        everyone = active.size == count  # skip the compaction copies while nobody has finished
+        sub = problem if everyone else problem.take(active)
+        sub_ev = ev if everyone else _take(ev, active)
+        relax = sub_ev.primary_cost <= _relax_slack(options)
+        trial_q = problem.chain.clamp(q[active] + _step(sub, q[active], sub_ev, damping[active], relax))
         trial = evaluate(sub, trial_q)
         iterations[active] += 1
         accept = _better(sub, sub_ev, trial, options)
-        old_merit, new_merit = _merit(sub, sub_ev), _merit(sub, trial)
+        old_merit, new_merit = _merit(sub_ev, relax), _merit(trial, relax)
 
         took = active[accept]
         q[took] = trial_q[accept]
-        _put(ev, took, _take(trial, np.flatnonzero(accept)))
+        if everyone and accept.all():
+            ev = trial
+        else:
+            _put(ev, took, _take(trial, np.flatnonzero(accept)))
         damping[took] = np.maximum(damping[took] / 3.0, _DAMPING_MIN)
         refused = active[~accept]
         damping[refused] *= 4.0
@@ -147,7 +183,7 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         negligible = progress <= 1e-14 * np.maximum(old_merit[accept], 1e-300) + 1e-30
         quiet[took] = np.where(negligible, quiet[took] + 1, 0)
 
-        now = _take(ev, active)
+        now = ev if everyone else _take(ev, active)
         reached = _converged(sub, now, options)
         if has_secondary:
             # Keep improving the secondary task until it stops moving, then stop if reached.
@@ -184,7 +220,11 @@ def restart_seeds(problem: Problem, start: FloatArray, options: SolverOptions) -
 
 
 def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose: FloatArray) -> Attempt:
-    """LM with deterministic restarts for targets that stalled above tolerance.
+    """LM with deterministic restarts.
+
+    Restarts run for targets that stalled above tolerance, and, with a pole hint, for converged
+    targets whose chain bends away from the pole: the pole picks the solution branch (a planar
+    knee has no null space in which a secondary task could flip it).
 
     Args:
         problem: The targets.
@@ -193,17 +233,26 @@ def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose
         seed_pose: ``(m,)`` pose whose perturbations seed the restarts (comfort or start pose).
     """
     best = lm_attempt(problem, q0, options)
-    seeds = restart_seeds(problem, seed_pose, options)
-    for seed in seeds:
-        retry = np.flatnonzero(best.status != STATUS_CONVERGED)
+    alignment = pole_alignment(problem, best.q)
+    for seed in restart_seeds(problem, seed_pose, options):
+        retry = np.flatnonzero((best.status != STATUS_CONVERGED) | (alignment < 0))
         if retry.size == 0:
             break
-        attempt = lm_attempt(problem.take(retry), np.broadcast_to(seed, (retry.size, seed.size)).copy(), options)
+        sub = problem.take(retry)
+        attempt = lm_attempt(sub, np.broadcast_to(seed, (retry.size, seed.size)).copy(), options)
         best.iterations[retry] += attempt.iterations
-        wins = (attempt.status == STATUS_CONVERGED) | (attempt.position_error < best.position_error[retry] - 1e-15)
+        was_converged = best.status[retry] == STATUS_CONVERGED
+        now_converged = attempt.status == STATUS_CONVERGED
+        new_alignment = pole_alignment(sub, attempt.q)
+        wins = np.where(
+            was_converged,
+            now_converged & (new_alignment > alignment[retry]),
+            now_converged | (attempt.position_error < best.position_error[retry] - 1e-15),
+        )
         chosen = retry[wins]
         best.q[chosen] = attempt.q[wins]
         best.position_error[chosen] = attempt.position_error[wins]
         best.orientation_error[chosen] = attempt.orientation_error[wins]
         best.status[chosen] = attempt.status[wins]
+        alignment[chosen] = new_alignment[wins]
     return best

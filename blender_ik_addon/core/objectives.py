@@ -16,7 +16,7 @@ world length ("reach"), so weight 1 on one radian costs as much as one whole rea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -94,16 +94,17 @@ class Problem:
     poles: FloatArray | None = None
     pole_weight: float = 0.1
     comfort: tuple[FloatArray, FloatArray, bool] | None = None
+    reach: float = field(default=0.0)
+    """The chain's world length (see :func:`reach`); filled in when left at 0."""
+
+    def __post_init__(self) -> None:
+        if self.reach <= 0:
+            object.__setattr__(self, "reach", reach(self.chain))
 
     @property
     def count(self) -> int:
         """Number of problems ``F``."""
         return int(self.positions.shape[0])
-
-    @property
-    def reach(self) -> float:
-        """The chain's world length (see :func:`reach`)."""
-        return reach(self.chain)
 
     @property
     def has_secondary(self) -> bool:
@@ -116,7 +117,7 @@ class Problem:
         return Problem(
             self.chain, self.positions[index],
             None if self.orientations is None else self.orientations[index], self.orientation_weight,
-            None if self.poles is None else self.poles[index], self.pole_weight, self.comfort)
+            None if self.poles is None else self.poles[index], self.pole_weight, self.comfort, self.reach)
 
 
 def make_problem(
@@ -185,18 +186,19 @@ class Evaluation:
     primary_jacobian: FloatArray | None
     secondary: FloatArray | None
     secondary_jacobian: FloatArray | None
+    primary_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """``0.5 * |primary|^2`` per configuration (computed when left empty)."""
+    secondary_cost: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """``0.5 * |secondary|^2`` per configuration; zeros without a secondary task."""
 
-    @property
-    def primary_cost(self) -> FloatArray:
-        """``0.5 * |primary|^2`` per configuration."""
-        return np.asarray(0.5 * np.einsum("fk,fk->f", self.primary, self.primary))
-
-    @property
-    def secondary_cost(self) -> FloatArray:
-        """``0.5 * |secondary|^2`` per configuration (zeros if there is no secondary task)."""
-        if self.secondary is None:
-            return np.zeros(self.primary.shape[0])
-        return np.asarray(0.5 * np.einsum("fk,fk->f", self.secondary, self.secondary))
+    def __post_init__(self) -> None:
+        count = self.primary.shape[0]
+        if self.primary_cost.shape != (count,):
+            object.__setattr__(self, "primary_cost", 0.5 * np.einsum("fk,fk->f", self.primary, self.primary))
+        if self.secondary_cost.shape != (count,):
+            cost = np.zeros(count) if self.secondary is None else 0.5 * np.einsum(
+                "fk,fk->f", self.secondary, self.secondary)
+            object.__setattr__(self, "secondary_cost", cost)
 
 
 def evaluate(problem: Problem, q: FloatArray, *, with_jacobian: bool = True) -> Evaluation:
@@ -240,32 +242,57 @@ def evaluate(problem: Problem, q: FloatArray, *, with_jacobian: bool = True) -> 
     )
 
 
-def _pole_terms(problem: Problem, kin: Kinematics, with_jacobian: bool) -> tuple[FloatArray, list[FloatArray]]:
+def _pole_geometry(problem: Problem, kin: Kinematics) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``(offsets (F, n-1, 3), projector (F, 3, 3), pole_dir (F, 3), usable (F, 1))`` in world space.
+
+    ``offsets`` are the interior joints' offsets from the base-to-target line; ``pole_dir`` is the
+    pole's unit direction off that line. A pole on the line gives no direction (``usable`` = 0).
+    """
     chain = problem.chain
     assert problem.poles is not None
-    base_linear, base_shift = chain.base[:3, :3], chain.base[:3, 3]
-    origins = kin.origins @ base_linear.T + base_shift  # world (F, n, 3)
+    origins = kin.origins @ chain.base[:3, :3].T + chain.base[:3, 3]  # world (F, n, 3)
     root = origins[:, 0]
     axis = problem.positions - root
     axis = axis / np.maximum(np.linalg.norm(axis, axis=-1, keepdims=True), 1e-12)
     projector = np.eye(3) - axis[:, :, None] * axis[:, None, :]  # removes the along-line part
     pole_dir = np.einsum("fij,fj->fi", projector, problem.poles - root)
     pole_len = np.linalg.norm(pole_dir, axis=-1, keepdims=True)
-    # A pole on the base-to-target line gives no direction: its rows get zero weight.
     usable = (pole_len > 1e-9).astype(np.float64)
     pole_dir = pole_dir / np.maximum(pole_len, 1e-12)
-    interior = range(1, chain.n_joints)
-    weight = problem.pole_weight / np.sqrt(max(len(interior), 1))
+    offsets = np.einsum("fij,fnj->fni", projector, origins[:, 1:] - root[:, None])
+    return offsets, projector, pole_dir, usable
+
+
+def pole_alignment(problem: Problem, q: FloatArray) -> FloatArray:
+    """Worst cosine, over interior joints, between a joint's bend direction and the pole's: ``(F,)``.
+
+    1 means every joint bends toward the pole, negative means some joint bends away from it.
+    Targets without a usable pole (or joints on the line) count as aligned.
+    """
+    if problem.poles is None or problem.chain.n_joints < 2:
+        return np.ones(problem.count)
+    offsets, _, pole_dir, usable = _pole_geometry(problem, forward(problem.chain, q, with_axes=False))
+    size = np.linalg.norm(offsets, axis=-1)
+    cosine = np.einsum("fni,fi->fn", offsets, pole_dir) / np.maximum(size, 1e-12)
+    cosine = np.where(size > 1e-9 * problem.reach, cosine, 1.0)
+    return np.asarray(np.where(usable[:, 0] > 0, cosine.min(axis=1), 1.0))
+
+
+def _pole_terms(problem: Problem, kin: Kinematics, with_jacobian: bool) -> tuple[FloatArray, list[FloatArray]]:
+    chain = problem.chain
+    if chain.n_joints < 2:  # a one-joint chain has no interior joint to aim
+        empty_jac = [np.zeros((problem.count, 0, chain.n_dofs))] if with_jacobian else []
+        return np.zeros((problem.count, 0)), empty_jac
+    offsets, projector, pole_dir, usable = _pole_geometry(problem, kin)
+    weight = problem.pole_weight / np.sqrt(chain.n_joints - 1)
     residuals, jacobians = [], []
-    for j in interior:
-        offset = np.einsum("fij,fj->fi", projector, origins[:, j] - root)
+    for i, joint in enumerate(range(1, chain.n_joints)):
+        offset = offsets[:, i]
         size = np.linalg.norm(offset, axis=-1, keepdims=True)
         residuals.append(weight * usable * (offset - size * pole_dir))
         if with_jacobian:
             unit = offset / np.maximum(size, 1e-12)
             shaping = np.eye(3) - pole_dir[:, :, None] * unit[:, None, :]
-            jac = weight * usable[:, :, None] * (shaping @ projector @ point_jacobian(chain, kin, j))
+            jac = weight * usable[:, :, None] * (shaping @ projector @ point_jacobian(chain, kin, joint))
             jacobians.append(jac)
-    if not residuals:  # a one-joint chain has no interior joint to aim
-        return np.zeros((problem.count, 0)), [np.zeros((problem.count, 0, chain.n_dofs))] if with_jacobian else []
     return np.concatenate(residuals, axis=1), [np.concatenate(jacobians, axis=1)] if with_jacobian else []

@@ -44,7 +44,7 @@ class SolverOptions:
     tolerance: float = 1e-4
     orientation_tolerance: float = 1e-3
     max_iterations: int = 60
-    restarts: int = 12
+    restarts: int = 24
     seed: int = 0
     orientation_weight: float = 1.0
     pole_weight: float = 0.1

@@ -28,6 +28,14 @@ def order_indices(order: str) -> tuple[int, int, int]:
     return (AXIS_INDEX[order[0]], AXIS_INDEX[order[1]], AXIS_INDEX[order[2]])
 
 
+# Where cos/sin go in each elementary rotation, as flat indices into a 3x3 matrix:
+# Rx = [[1,0,0],[0,c,-s],[0,s,c]], Ry = [[c,0,s],[0,1,0],[-s,0,c]], Rz = [[c,-s,0],[s,c,0],[0,0,1]].
+_ONE = np.array([0, 4, 8])  # R_axis[axis, axis] = 1
+_COS = np.array([[4, 8], [0, 8], [0, 4]])
+_SIN_POS = np.array([7, 2, 3])
+_SIN_NEG = np.array([5, 6, 1])
+
+
 def axis_rotations(angles: ArrayLike) -> FloatArray:
     """Elementary rotations about X, Y and Z for each angle triple.
 
@@ -35,38 +43,25 @@ def axis_rotations(angles: ArrayLike) -> FloatArray:
         angles: ``(..., 3)`` angles in radians, ``(x, y, z)``.
 
     Returns:
-        ``(3, ..., 3, 3)``: index 0 is ``Rx(x)``, 1 is ``Ry(y)``, 2 is ``Rz(z)``.
+        ``(..., 3, 3, 3)``: ``[..., 0, :, :]`` is ``Rx(x)``, then ``Ry(y)``, then ``Rz(z)``.
     """
     a = np.asarray(angles, dtype=np.float64)
     c, s = np.cos(a), np.sin(a)
-    out = np.zeros((3, *a.shape[:-1], 3, 3))
-    one = np.ones(a.shape[:-1])
-    # Rx
-    out[0, ..., 0, 0] = one
-    out[0, ..., 1, 1] = c[..., 0]
-    out[0, ..., 1, 2] = -s[..., 0]
-    out[0, ..., 2, 1] = s[..., 0]
-    out[0, ..., 2, 2] = c[..., 0]
-    # Ry
-    out[1, ..., 1, 1] = one
-    out[1, ..., 0, 0] = c[..., 1]
-    out[1, ..., 0, 2] = s[..., 1]
-    out[1, ..., 2, 0] = -s[..., 1]
-    out[1, ..., 2, 2] = c[..., 1]
-    # Rz
-    out[2, ..., 2, 2] = one
-    out[2, ..., 0, 0] = c[..., 2]
-    out[2, ..., 0, 1] = -s[..., 2]
-    out[2, ..., 1, 0] = s[..., 2]
-    out[2, ..., 1, 1] = c[..., 2]
-    return out
+    flat = np.zeros((*a.shape, 9))
+    axis = np.arange(3)
+    flat[..., axis, _ONE] = 1.0
+    flat[..., axis, _COS[:, 0]] = c
+    flat[..., axis, _COS[:, 1]] = c
+    flat[..., axis, _SIN_POS] = s
+    flat[..., axis, _SIN_NEG] = -s
+    return flat.reshape(*a.shape, 3, 3)
 
 
 def euler_to_matrix(angles: ArrayLike, order: str = "XYZ") -> FloatArray:
     """Rotation matrices ``(..., 3, 3)`` from Euler angles ``(..., 3)`` in the given order."""
     first, second, third = order_indices(order)
     rot = axis_rotations(angles)
-    return np.asarray(rot[third] @ rot[second] @ rot[first])
+    return np.asarray(rot[..., third, :, :] @ rot[..., second, :, :] @ rot[..., first, :, :])
 
 
 def matrix_to_euler(matrix: ArrayLike, order: str = "XYZ") -> FloatArray:

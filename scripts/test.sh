@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The test command: sets up pinned virtual environments on first use, then runs
+#   1. static checks (ruff, mypy) on the main environment (Blender 5.0.1 as a Python module);
+#   2. the whole pytest suite there (core, Blender, end-to-end install);
+#   3. the core suite on numpy 2 (no bpy);
+#   4. the Blender suite on Blender 4.5 LTS and 4.2 LTS (each its own venv).
+# Usage: bash scripts/test.sh [--fast]   (--fast: steps 1-2 only, for a quick local loop)
+# Extra arguments after the flags are passed to every pytest run.
+source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
+cd "$REPO_ROOT"
+
+fast=0
+if [ "${1:-}" = "--fast" ]; then fast=1; shift; fi
+export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+
+step() { printf '\n=== %s\n' "$*"; }
+
+main_py="$(ensure_venv .venv requirements/main.txt)"
+
+step "ruff"
+"$main_py" -m ruff check blender_ik_addon scripts tests
+step "mypy (strict on the core, against fake-bpy-module stubs elsewhere)"
+"$main_py" -m mypy blender_ik_addon scripts
+
+step "pytest on Blender 5.0.1 (bpy module), numpy 1.26"
+"$main_py" -m pytest -q "$@"
+
+if [ "$fast" = 1 ]; then exit 0; fi
+
+step "pytest tests/core on numpy 2 (no bpy)"
+np2_py="$(ensure_venv .venv-numpy2 requirements/numpy2.txt)"
+"$np2_py" -m pytest -q tests/core -p no:cacheprovider "$@"
+
+for lts in 4.5 4.2; do
+  step "pytest tests/blender on Blender $lts LTS"
+  lts_py="$(ensure_venv ".venv-bpy$lts" "requirements/lts-$lts.txt")"
+  "$lts_py" -m pytest -q tests/blender -p no:cacheprovider "$@"
+done
+printf '\nAll test stages passed.\n'
