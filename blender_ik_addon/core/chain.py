@@ -20,7 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .errors import ChainDefinitionError
-from .rotations import EULER_ORDERS, FloatArray, order_indices
+from .rotations import EULER_ORDERS, order_indices
+from .types import AnyArray, FloatArray
 
 _AXES = "XYZ"
 
@@ -106,10 +107,10 @@ class Chain:
     #   where each axis sits in that order (0 = applied first); free_joint / free_axis (m,);
     #   lower / upper (m,); fixed (n,3) angles for locked axes; base_inverse (4,4).
     rest: FloatArray = field(init=False, repr=False)
-    orders: np.ndarray = field(init=False, repr=False)
-    position_in_order: np.ndarray = field(init=False, repr=False)
-    free_joint: np.ndarray = field(init=False, repr=False)
-    free_axis: np.ndarray = field(init=False, repr=False)
+    orders: AnyArray = field(init=False, repr=False)
+    position_in_order: AnyArray = field(init=False, repr=False)
+    free_joint: AnyArray = field(init=False, repr=False)
+    free_axis: AnyArray = field(init=False, repr=False)
     lower: FloatArray = field(init=False, repr=False)
     upper: FloatArray = field(init=False, repr=False)
     fixed: FloatArray = field(init=False, repr=False)
@@ -161,8 +162,8 @@ class Chain:
         set_(self, "position_in_order", position)
         set_(self, "free_joint", np.array(free_joint, dtype=np.intp))
         set_(self, "free_axis", np.array(free_axis, dtype=np.intp))
-        set_(self, "lower", np.array([joints[j].lower[a] for j, a in zip(free_joint, free_axis)]))
-        set_(self, "upper", np.array([joints[j].upper[a] for j, a in zip(free_joint, free_axis)]))
+        set_(self, "lower", np.array([joints[j].lower[a] for j, a in zip(free_joint, free_axis, strict=False)]))
+        set_(self, "upper", np.array([joints[j].upper[a] for j, a in zip(free_joint, free_axis, strict=False)]))
         set_(self, "fixed", np.stack([j.fixed for j in joints]))
         set_(self, "base_inverse", np.linalg.inv(base))
 
@@ -199,7 +200,7 @@ class Chain:
             raise ChainDefinitionError(f"rest must have shape (n, 4, 4), got {rest_arr.shape}")
         n = rest_arr.shape[0]
 
-        def per_joint(value: ArrayLike | None, default: float | bool, what: str) -> np.ndarray:
+        def per_joint(value: ArrayLike | None, default: float | bool, what: str) -> AnyArray:
             if value is None:
                 return np.full((n, 3), default)
             arr = np.asarray(value)
@@ -218,7 +219,8 @@ class Chain:
         upper_arr = per_joint(upper, np.inf, "upper")
         fixed_arr = per_joint(fixed, 0.0, "fixed")
         joints = tuple(
-            Joint(name_list[i], rest_arr[i], order_list[i], tuple(free_arr[i]),  # type: ignore[arg-type]
+            Joint(name_list[i], rest_arr[i], order_list[i],
+                  (bool(free_arr[i, 0]), bool(free_arr[i, 1]), bool(free_arr[i, 2])),
                   lower_arr[i], upper_arr[i], fixed_arr[i])
             for i in range(n)
         )
@@ -249,7 +251,7 @@ class Chain:
 
     def dof_names(self) -> list[str]:
         """``"joint.X"``-style names of the free angles, in solver order."""
-        return [f"{self.joints[j].name}.{_AXES[a]}" for j, a in zip(self.free_joint, self.free_axis)]
+        return [f"{self.joints[j].name}.{_AXES[a]}" for j, a in zip(self.free_joint, self.free_axis, strict=False)]
 
     def expand(self, q: ArrayLike) -> FloatArray:
         """Per-joint angles ``(..., n, 3)`` from free angles ``(..., m)``; locked axes get ``fixed``."""

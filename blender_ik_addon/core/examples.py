@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .chain import Chain
-from .rotations import FloatArray
+from .types import FloatArray
 
 
 def translation(x: float, y: float, z: float) -> FloatArray:

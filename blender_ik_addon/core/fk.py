@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .chain import Chain
-from .rotations import FloatArray, axis_rotations
+from .rotations import axis_rotations
+from .types import FloatArray
 
 
 @dataclass(frozen=True)

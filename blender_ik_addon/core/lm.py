@@ -17,12 +17,13 @@ Each iteration, for every unfinished target at once:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from .objectives import Evaluation, Problem, evaluate, pole_alignment
 from .options import SolverOptions
-from .rotations import FloatArray
+from .types import AnyArray, FloatArray
 
 _DAMPING_MIN = 1e-12
 _DAMPING_MAX = 1e6  # relative to diag(J^T J): steps are a millionth of Gauss-Newton's by then
@@ -38,11 +39,11 @@ class Attempt:
     q: FloatArray
     position_error: FloatArray
     orientation_error: FloatArray
-    iterations: np.ndarray
-    status: np.ndarray
+    iterations: AnyArray
+    status: AnyArray
 
 
-def _converged(problem: Problem, ev: Evaluation, options: SolverOptions, scale: float = 1.0) -> np.ndarray:
+def _converged(problem: Problem, ev: Evaluation, options: SolverOptions, scale: float = 1.0) -> AnyArray:
     ok = ev.position_error < options.tolerance * scale
     if problem.orientations is not None and problem.orientation_weight > 0:
         ok &= ev.orientation_error < options.orientation_tolerance * scale
@@ -78,7 +79,7 @@ def _relax_slack(options: SolverOptions) -> float:
     return 0.5 * (0.5 * options.tolerance) ** 2
 
 
-def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray, relax: np.ndarray) -> FloatArray:
+def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray, relax: AnyArray) -> FloatArray:
     """The projected LM step; ``relax`` ``(F,)`` marks targets whose secondary tasks may act."""
     chain = problem.chain
     jac = ev.primary_jacobian
@@ -107,7 +108,7 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray, 
     return np.asarray(solved[..., 0] + z - solved[..., 1])
 
 
-def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverOptions) -> np.ndarray:
+def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverOptions) -> AnyArray:
     old_p, new_p = old.primary_cost, new.primary_cost
     improved = new_p < old_p
     if problem.has_secondary:
@@ -120,7 +121,7 @@ def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverO
     return np.asarray(improved)
 
 
-def _merit(ev: Evaluation, relaxing: np.ndarray) -> FloatArray:
+def _merit(ev: Evaluation, relaxing: AnyArray) -> FloatArray:
     """The cost being minimised: the primary one, or the secondary one once relaxing."""
     return np.asarray(np.where(relaxing, ev.secondary_cost, ev.primary_cost))
 
@@ -129,11 +130,12 @@ _FIELDS = ("position_error", "orientation_error", "primary", "primary_jacobian",
            "secondary_jacobian", "primary_cost", "secondary_cost")
 
 
-def _take(ev: Evaluation, index: np.ndarray) -> Evaluation:
-    return Evaluation(**{name: None if getattr(ev, name) is None else getattr(ev, name)[index] for name in _FIELDS})
+def _take(ev: Evaluation, index: AnyArray) -> Evaluation:
+    parts: dict[str, Any] = {name: None if getattr(ev, name) is None else getattr(ev, name)[index] for name in _FIELDS}
+    return Evaluation(**parts)
 
 
-def _put(dst: Evaluation, index: np.ndarray, src: Evaluation) -> None:
+def _put(dst: Evaluation, index: AnyArray, src: Evaluation) -> None:
     for name in _FIELDS:
         target = getattr(dst, name)
         if target is not None:

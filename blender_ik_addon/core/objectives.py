@@ -24,7 +24,8 @@ from numpy.typing import ArrayLike
 from .chain import Chain
 from .errors import IKInputError
 from .fk import Kinematics, forward, point_jacobian, position_jacobian
-from .rotations import FloatArray, orthonormalize, rotation_vector
+from .rotations import orthonormalize, rotation_vector
+from .types import AnyArray, FloatArray
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ class Problem:
         comfort_secondary = self.comfort is not None and self.comfort[2] and bool(np.any(self.comfort[1] > 0))
         return comfort_secondary or (self.poles is not None and self.pole_weight > 0)
 
-    def take(self, index: np.ndarray) -> Problem:
+    def take(self, index: AnyArray) -> Problem:
         """The sub-problem for the given target indices."""
         return Problem(
             self.chain, self.positions[index],
@@ -164,7 +165,7 @@ def make_problem(
     return Problem(chain, pos, rot, float(orientation_weight), pole_arr, float(pole_weight), resolved)
 
 
-def _require_finite(arr: np.ndarray, what: str) -> None:
+def _require_finite(arr: AnyArray, what: str) -> None:
     bad = ~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)
     if np.any(bad):
         first = int(np.flatnonzero(bad)[0])
@@ -221,17 +222,16 @@ def evaluate(problem: Problem, q: FloatArray, *, with_jacobian: bool = True) -> 
     secondary: list[FloatArray] = []
     secondary_j: list[FloatArray] = []
     if problem.poles is not None and problem.pole_weight > 0:
-        r, jac = _pole_terms(problem, kin, with_jacobian)
-        secondary.append(r)
-        secondary_j.extend(jac)
+        pole_residual, pole_jacobian = _pole_terms(problem, kin, with_jacobian)
+        secondary.append(pole_residual)
+        secondary_j.extend(pole_jacobian)
     if problem.comfort is not None:
         target, weights, reach_first = problem.comfort
-        scale = np.sqrt(weights) * length
-        r = scale * (q - target)
-        jac = np.broadcast_to(np.diag(scale), (q.shape[0], q.shape[1], q.shape[1]))
-        (secondary if reach_first else primary).append(r)
+        per_dof = np.sqrt(weights) * length
+        (secondary if reach_first else primary).append(per_dof * (q - target))
         if with_jacobian:
-            (secondary_j if reach_first else primary_j).append(jac)
+            comfort_jacobian = np.broadcast_to(np.diag(per_dof), (q.shape[0], q.shape[1], q.shape[1]))
+            (secondary_j if reach_first else primary_j).append(comfort_jacobian)
     return Evaluation(
         position_error=np.linalg.norm(delta, axis=-1),
         orientation_error=orientation_error,

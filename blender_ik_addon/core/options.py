@@ -8,7 +8,7 @@ from typing import Final
 import numpy as np
 
 from .errors import IKInputError
-from .rotations import FloatArray
+from .types import AnyArray, FloatArray
 
 METHODS: Final = ("lm", "tutorial")
 """Solver names: ``"lm"`` (default, damped least squares / Levenberg-Marquardt with analytic
@@ -86,9 +86,9 @@ class SolveResult:
     angles: FloatArray
     error: FloatArray
     orientation_error: FloatArray
-    iterations: np.ndarray
-    converged: np.ndarray
-    status: np.ndarray
+    iterations: AnyArray
+    converged: AnyArray
+    status: AnyArray
 
     def __getitem__(self, index: int) -> SolveResult:
         """The result of one solve of a batch."""

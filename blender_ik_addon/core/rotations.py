@@ -13,9 +13,9 @@ from __future__ import annotations
 from typing import Final
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-FloatArray = NDArray[np.float64]
+from .types import FloatArray as FloatArray  # re-exported: older imports use it from here
 
 EULER_ORDERS: Final = ("XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX")
 AXIS_INDEX: Final = {"X": 0, "Y": 1, "Z": 2}
@@ -115,19 +115,20 @@ def quaternion_to_matrix(quaternion: ArrayLike) -> FloatArray:
 def matrix_to_quaternion(matrix: ArrayLike) -> FloatArray:
     """Unit quaternions ``(..., 4)`` ``(w, x, y, z)`` with ``w >= 0`` from rotation matrices."""
     m = np.asarray(matrix, dtype=np.float64)
-    trace = m[..., 0, 0] + m[..., 1, 1] + m[..., 2, 2]
-    # Four candidate formulas (Shepperd); pick per element the one with the largest pivot.
+    xx, yy, zz = m[..., 0, 0], m[..., 1, 1], m[..., 2, 2]
+    zy, yz, xz, zx, yx, xy = m[..., 2, 1], m[..., 1, 2], m[..., 0, 2], m[..., 2, 0], m[..., 1, 0], m[..., 0, 1]
+    # Four candidate formulas (Shepperd's method); per element, use the one with the largest
+    # pivot (the first entry of each row below, up to scale) for numerical stability.
     candidates = np.stack(
         [
-            np.stack([1 + trace, m[..., 2, 1] - m[..., 1, 2], m[..., 0, 2] - m[..., 2, 0], m[..., 1, 0] - m[..., 0, 1]], -1),
-            np.stack([m[..., 2, 1] - m[..., 1, 2], 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2], m[..., 0, 1] + m[..., 1, 0], m[..., 0, 2] + m[..., 2, 0]], -1),
-            np.stack([m[..., 0, 2] - m[..., 2, 0], m[..., 0, 1] + m[..., 1, 0], 1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], m[..., 1, 2] + m[..., 2, 1]], -1),
-            np.stack([m[..., 1, 0] - m[..., 0, 1], m[..., 0, 2] + m[..., 2, 0], m[..., 1, 2] + m[..., 2, 1], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1),
+            np.stack([1 + xx + yy + zz, zy - yz, xz - zx, yx - xy], -1),
+            np.stack([zy - yz, 1 + xx - yy - zz, xy + yx, xz + zx], -1),
+            np.stack([xz - zx, xy + yx, 1 - xx + yy - zz, yz + zy], -1),
+            np.stack([yx - xy, xz + zx, yz + zy, 1 - xx - yy + zz], -1),
         ],
         axis=-2,
     )
-    pivots = np.stack([1 + trace, 1 + m[..., 0, 0] - m[..., 1, 1] - m[..., 2, 2],
-                       1 - m[..., 0, 0] + m[..., 1, 1] - m[..., 2, 2], 1 - m[..., 0, 0] - m[..., 1, 1] + m[..., 2, 2]], -1)
+    pivots = np.stack([1 + xx + yy + zz, 1 + xx - yy - zz, 1 - xx + yy - zz, 1 - xx - yy + zz], -1)
     best = np.argmax(pivots, axis=-1)
     q = np.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
     q = q / np.linalg.norm(q, axis=-1, keepdims=True)

@@ -12,8 +12,8 @@ from .errors import IKInputError
 from .lm import lm_solve
 from .objectives import ComfortPose, Problem, make_problem
 from .options import STATUSES, SolveResult, SolverOptions
-from .rotations import FloatArray
 from .tutorial import tutorial_solve
+from .types import FloatArray
 
 
 def solve(

@@ -25,15 +25,15 @@ from .fk import tip_positions
 from .lm import STATUS_CONVERGED, STATUS_MAX_ITER, Attempt
 from .objectives import Problem
 from .options import SolverOptions
-from .rotations import FloatArray
+from .types import AnyArray, FloatArray
 
 
-def _distance(problem: Problem, q: FloatArray, index: np.ndarray) -> FloatArray:
+def _distance(problem: Problem, q: FloatArray, index: AnyArray) -> FloatArray:
     tip = tip_positions(problem.chain, q)
     return np.asarray(np.linalg.norm(tip - problem.positions[index], axis=-1))
 
 
-def _error(problem: Problem, q: FloatArray, index: np.ndarray) -> FloatArray:
+def _error(problem: Problem, q: FloatArray, index: AnyArray) -> FloatArray:
     error = _distance(problem, q, index)
     if problem.comfort is not None:
         target, weights, _ = problem.comfort

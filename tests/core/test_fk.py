@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from blender_ik_addon.core import Chain, ComfortPose, evaluate, euler_to_matrix, forward, make_problem, tip_positions
+from blender_ik_addon.core import Chain, ComfortPose, euler_to_matrix, evaluate, forward, make_problem, tip_positions
 
 from .conftest import random_chain
 
@@ -13,7 +13,7 @@ def _compose(chain: Chain, q: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]
     angles = chain.expand(q)
     frame = np.eye(4)
     origins = []
-    for joint, a in zip(chain.joints, angles):
+    for joint, a in zip(chain.joints, angles, strict=False):
         frame = frame @ joint.rest
         origins.append((chain.base @ frame)[:3, 3])
         rot = np.eye(4)
@@ -74,7 +74,6 @@ def test_analytic_jacobians_match_central_differences(seed: int) -> None:
     rng = np.random.default_rng(seed + 10)
     count = 6
     targets = rng.uniform(-1, 1, (count, 3))
-    orientations = euler_to_matrix(rng.uniform(-1, 1, (count, 3)), "XYZ")
     poles = rng.uniform(-2, 2, (count, 3))
     comfort = ComfortPose(rng.uniform(-0.5, 0.5, chain.n_dofs), weights=rng.uniform(0.1, 1, chain.n_dofs))
     # A small orientation error keeps the log map in its well-conditioned range; the analytic

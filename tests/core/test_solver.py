@@ -1,5 +1,6 @@
 """The default solver: reaches reachable targets inside the limits, deterministically."""
 
+import itertools
 import tracemalloc
 
 import numpy as np
@@ -163,7 +164,7 @@ def test_comfort_weight_pulls_toward_the_comfort_pose_monotonically() -> None:
         comfort = ComfortPose(comfort_angles, weights=weight, reach_first=False)
         result = solve(chain, target, comfort=comfort)
         distances.append(np.linalg.norm(result.q - comfort_angles))
-    assert all(b <= a + 1e-6 for a, b in zip(distances, distances[1:])), distances
+    assert all(b <= a + 1e-6 for a, b in itertools.pairwise(distances)), distances
     assert distances[-1] < 0.2 * distances[0]
 
 
@@ -177,7 +178,9 @@ def test_reach_first_comfort_still_reaches_and_prefers_the_comfort_pose() -> Non
     pulled = solve_batch(chain, targets, comfort=comfort)
     assert pulled.converged.all()
     assert np.all(pulled.error < 1e-4)
-    closer = np.linalg.norm(pulled.q - comfort_angles, axis=1) <= np.linalg.norm(plain.q - comfort_angles, axis=1) + 1e-9
+    distance_pulled = np.linalg.norm(pulled.q - comfort_angles, axis=1)
+    distance_plain = np.linalg.norm(plain.q - comfort_angles, axis=1)
+    closer = distance_pulled <= distance_plain + 1e-9
     assert closer.mean() >= 0.9
 
 
