@@ -27,7 +27,8 @@ from .types import AnyArray, FloatArray
 
 _DAMPING_MIN = 1e-12
 _DAMPING_MAX = 1e6  # relative to diag(J^T J): steps are a millionth of Gauss-Newton's by then
-_REJECTIONS_TO_SETTLE = 4  # a reached target whose secondary step keeps failing has settled
+_REJECTIONS_TO_SETTLE = 4
+_FRUITLESS_RESTARTS = 16  # give up on a target after this many restarts in a row gained nothing  # a reached target whose secondary step keeps failing has settled
 _LIMIT_EPS = 1e-12
 STATUS_RUNNING, STATUS_CONVERGED, STATUS_STALLED, STATUS_MAX_ITER = -1, 0, 1, 2
 
@@ -236,8 +237,12 @@ def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose
     """
     best = lm_attempt(problem, q0, options)
     alignment = pole_alignment(problem, best.q)
+    # Restarts cannot help a target farther from the first joint than the whole chain reaches.
+    hopeless = beyond_reach(problem, options)
+    fruitless = np.zeros(problem.count, dtype=np.int64)  # consecutive restarts that did not help
     for seed in restart_seeds(problem, seed_pose, options):
-        retry = np.flatnonzero((best.status != STATUS_CONVERGED) | (alignment < 0))
+        unfinished = (best.status != STATUS_CONVERGED) & ~hopeless & (fruitless < _FRUITLESS_RESTARTS)
+        retry = np.flatnonzero(unfinished | (alignment < 0))
         if retry.size == 0:
             break
         sub = problem.take(retry)
@@ -246,11 +251,10 @@ def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose
         was_converged = best.status[retry] == STATUS_CONVERGED
         now_converged = attempt.status == STATUS_CONVERGED
         new_alignment = pole_alignment(sub, attempt.q)
-        wins = np.where(
-            was_converged,
-            now_converged & (new_alignment > alignment[retry]),
-            now_converged | (attempt.position_error < best.position_error[retry] - 1e-15),
-        )
+        closer = attempt.position_error < best.position_error[retry] - 1e-15
+        wins = np.where(was_converged, now_converged & (new_alignment > alignment[retry]), now_converged | closer)
+        helped = now_converged | (attempt.position_error < best.position_error[retry] - 0.01 * options.tolerance)
+        fruitless[retry] = np.where(helped, 0, fruitless[retry] + 1)
         chosen = retry[wins]
         best.q[chosen] = attempt.q[wins]
         best.position_error[chosen] = attempt.position_error[wins]
@@ -258,3 +262,17 @@ def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose
         best.status[chosen] = attempt.status[wins]
         alignment[chosen] = new_alignment[wins]
     return best
+
+
+def beyond_reach(problem: Problem, options: SolverOptions) -> AnyArray:
+    """``(F,)`` True where the target is provably out of reach of the whole chain.
+
+    The first joint's origin does not move, and no pose puts the tip farther from it than the
+    sum of the link lengths (measured in world space, so a scaled base is accounted for).
+    """
+    chain = problem.chain
+    world_rest = chain.base[:3, :3] @ np.concatenate([chain.rest[1:, :3, 3], chain.tip_offset[None]]).T
+    longest = np.linalg.norm(world_rest, axis=0).sum()
+    first_origin = chain.base[:3, :3] @ chain.rest[0, :3, 3] + chain.base[:3, 3]
+    distance = np.linalg.norm(problem.positions - first_origin, axis=1)
+    return np.asarray(distance > longest + options.tolerance)
