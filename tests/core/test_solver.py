@@ -60,6 +60,13 @@ def test_unreachable_target_reaches_as_far_as_possible_and_says_so() -> None:
     np.testing.assert_allclose(forward(chain, result.q[None]).tip[0], [0, 3, 0], atol=1e-3)
 
 
+def test_targets_beyond_reach_do_not_pay_for_restarts() -> None:
+    options = SolverOptions()
+    result = solve(tutorial_arm(), (0.0, 5.0, 0.0), options=options)
+    assert not result.converged
+    assert result.iterations <= options.max_iterations  # one attempt, no restarts
+
+
 def test_limit_range_that_excludes_zero_is_respected_and_used() -> None:
     # A single hinge limited to 20..80 degrees: the target at 50 degrees is reachable, the one at
     # -30 degrees is not, and the solver stops on the nearer limit instead of crossing zero.
