@@ -1,0 +1,194 @@
+"""Bake chains over a frame range into F-curve keys, and key the current frame. No UI context needed.
+
+A bake:
+
+1. reads every chain once (bones, limits, locks, comfort pose) at the current frame;
+2. samples each frame's target/pole matrices and chain bases (:mod:`.sampling`: straight from the
+   targets' F-curves when possible, else by stepping frames with live solving suspended);
+3. solves each chain for all frames in one ``solve_batch`` call (follow mode: one sweep per frame,
+   sequentially, as it is history-dependent);
+4. writes only the chains' rotation channels, replacing keys inside ``[frame_start, frame_end]``
+   and leaving every other key, channel and bone alone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import bpy
+import numpy as np
+
+from .errors import RigSetupError
+from .keys import write_channel_keys
+from .live import chain_specs, rig_settings, solve_rig, suspended
+from .read import require_armature
+from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
+from .solving import FrameSolution, PreparedChain, find_conflicts, prepare, require_objects, solve_follow, solve_frames
+from .status import ChainStatus, set_status
+from .write import angles_to_channels, channel, read_channel
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class ChainBakeResult:
+    """One chain's bake. Residuals are world units."""
+
+    name: str
+    not_converged: int
+    worst_error: float
+
+
+@dataclass(frozen=True)
+class BakeReport:
+    """What a bake did.
+
+    Attributes:
+        frames: Number of frames solved (per chain).
+        chains: Per-chain results.
+        not_converged: Frames where at least one chain did not converge.
+        worst_error: Largest tip residual over all chains and frames, world units.
+        path: ``"fcurves"`` (targets read from their F-curves) or ``"frames"`` (frames stepped).
+        reason: Why the frame path was needed.
+        seconds: Wall time of the whole bake.
+    """
+
+    frames: int
+    chains: tuple[ChainBakeResult, ...]
+    not_converged: int
+    worst_error: float
+    path: str
+    reason: str
+    seconds: float
+
+    def summary(self) -> str:
+        """``"N frames solved, K not converged (worst residual X)"``."""
+        return (f"{self.frames} frames solved, {self.not_converged} not converged "
+                f"(worst residual {self.worst_error:.3g})")
+
+
+def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int | None = None,
+                frame_end: int | None = None, step: int = 1, *, disable_live: bool = False,
+                progress: Progress | None = None, scene: Any = None) -> BakeReport:
+    """Bake chains of the armature ``obj`` to rotation keys over ``[frame_start, frame_end]``.
+
+    Args:
+        obj: The armature object holding the chains (``obj.ik_chains``).
+        chain_names: Chains to bake; None bakes every chain (enabled or not).
+        frame_start: First frame; default the scene's.
+        frame_end: Last frame (inclusive); default the scene's.
+        step: Key every ``step`` frames (>= 1); keys between them inside the range are removed.
+        disable_live: Turn live solving off for the baked chains, so the keys play as they are.
+        progress: Called with the fraction done, 0..1.
+        scene: The scene whose frames are used; default ``bpy.context.scene``.
+
+    Returns:
+        A :class:`BakeReport` (its ``summary()`` is the line operators report).
+
+    Raises:
+        RigSetupError: Unknown chains, chains sharing bones, bad range, or a chain's setup error.
+    """
+    started = time.perf_counter()
+    require_armature(obj)
+    scene = scene or bpy.context.scene
+    start = scene.frame_start if frame_start is None else int(frame_start)
+    end = scene.frame_end if frame_end is None else int(frame_end)
+    if step < 1 or end < start:
+        raise RigSetupError(f"bad frame range {start}..{end} step {step}: need start <= end and step >= 1")
+    prepared = _prepare_all(obj, chain_names, scene)
+    frames = np.arange(start, end + 1, step, dtype=np.float64)
+    report: Progress = progress or (lambda _fraction: None)
+    samples = _sample(scene, obj, prepared, frames, report)
+    results = []
+    worst = np.zeros(len(frames), dtype=bool)
+    for index, item in enumerate(prepared.values()):
+        solution = _solve(item, samples)
+        _write_keys(obj, item, solution, frames, start, end)
+        worst |= ~solution.converged
+        results.append(ChainBakeResult(item.spec.name, int((~solution.converged).sum()), float(solution.error.max())))
+        set_status(obj.name, item.spec.name, ChainStatus(True, bool(solution.converged.all()), float(solution.error.max()),
+                                                         f"baked {start}-{end}", float(end)))
+        report(0.5 + 0.5 * (index + 1) / len(prepared))
+    if disable_live:
+        for item in prepared.values():
+            rig_settings(obj).chains[item.spec.name].enabled = False
+    scene.frame_set(scene.frame_current, subframe=scene.frame_subframe)  # show the keys (or the live pose)
+    return BakeReport(len(frames), tuple(results), int(worst.sum()), max(r.worst_error for r in results),
+                      samples.path, samples.reason, time.perf_counter() - started)
+
+
+def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any) -> dict[str, PreparedChain]:
+    specs = chain_specs(obj, set(chain_names) if chain_names is not None else None)
+    if chain_names is not None:
+        missing = sorted(set(chain_names) - {s.name for s in specs})
+        if missing:
+            known = [s.name for s in chain_specs(obj)]
+            raise RigSetupError(f"armature {obj.name!r} has no chain(s) {', '.join(map(repr, missing))}; "
+                                f"its chains: {', '.join(map(repr, known)) or 'none'}")
+    if not specs:
+        raise RigSetupError(f"armature {obj.name!r} has no chains to bake")
+    conflicts = find_conflicts(obj, specs)
+    if conflicts:
+        raise RigSetupError(next(iter(conflicts.values())))
+    for spec in specs:
+        require_objects(spec, scene)
+    return {spec.name: prepare(obj, spec) for spec in specs}
+
+
+def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], frames: np.ndarray,
+            report: Progress) -> Samples:
+    bindings = {name: item.binding for name, item in prepared.items()}
+    objects = {o.name: o for item in prepared.values() for o in require_objects(item.spec, scene) if o is not None}
+    blocker = fast_path_blocker(scene, obj, bindings.values(), objects.values())
+    if not blocker:
+        samples = sample_fcurves(scene, obj, bindings, list(objects.values()), frames)
+        report(0.5)
+        return samples
+    original = (scene.frame_current, scene.frame_subframe)
+    with suspended():
+        try:
+            return sample_frames(scene, obj, bindings, list(objects.values()), frames,
+                                 lambda i: report(0.5 * (i + 1) / len(frames)), blocker)
+        finally:
+            scene.frame_set(original[0], subframe=original[1])
+
+
+def _solve(item: PreparedChain, samples: Samples) -> FrameSolution:
+    spec = item.spec
+    bases = np.ascontiguousarray(samples.bases[spec.name])
+    targets = samples.objects[spec.target]  # type: ignore[index]  # checked by require_objects
+    poles = samples.objects[spec.pole] if spec.pole else None
+    if spec.follow_mode:
+        return solve_follow(item, bases, targets, poles, item.comfort_angles)
+    return solve_frames(item, bases, targets, poles)
+
+
+def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, frames: np.ndarray, start: float,
+                end: float) -> None:
+    for j, (bone, joint) in enumerate(zip(item.binding.bones, item.binding.chain.joints)):
+        pbone = obj.pose.bones[bone.name]
+        values = angles_to_channels(bone, joint, solution.angles[:, j], read_channel(pbone))
+        write_channel_keys(obj, bone.name, channel(bone.rotation_mode)[0], frames, values, start, end)
+
+
+def key_chains(obj: Any, chain_names: list[str] | None = None, scene: Any = None) -> dict[str, ChainStatus]:
+    """Solve chains at the current frame, write the pose and key their rotation channels.
+
+    Args:
+        obj: The armature object.
+        chain_names: Chains to key; None keys every chain.
+        scene: Default ``bpy.context.scene``.
+
+    Returns:
+        Chain name -> status. Setup errors are statuses (other chains are still keyed).
+    """
+    require_armature(obj)
+    scene = scene or bpy.context.scene
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    key_frame = float(scene.frame_current)
+    names = set(chain_names) if chain_names is not None else None
+    outcomes = solve_rig(obj, depsgraph, names=names, enabled_only=False, key_frame=key_frame, catch_all=False)
+    return {name: status for name, (status, _changed) in outcomes.items()}

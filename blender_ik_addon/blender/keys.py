@@ -1,0 +1,114 @@
+"""Bulk F-curve keying that works with both animation data models.
+
+* Blender 4.4+ (layered/slotted actions): F-curves live in the channel bag of the object's action
+  slot (``bpy_extras.anim_utils.action_ensure_channelbag_for_slot``). 5.0 removed ``Action.fcurves``;
+  in 4.4-4.5 it is a legacy view of the first slot, so the slotted path is preferred there too.
+* Blender 4.2: only ``action.fcurves`` exists.
+
+Keys are written like Blender's own bake (``anim_utils.KeyframesCo``): ``keyframe_points.add`` +
+``foreach_set("co")`` + ``fcurve.update()``, with LINEAR interpolation on the new keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+import numpy as np
+
+try:  # Blender 4.4+
+    from bpy_extras.anim_utils import action_ensure_channelbag_for_slot, action_get_channelbag_for_slot
+except ImportError:  # Blender 4.2
+    action_ensure_channelbag_for_slot = action_get_channelbag_for_slot = None
+
+_FRAME_EPS = 1e-4  # frames closer than this to the range ends count as inside it
+_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
+
+
+_LAYERED = action_ensure_channelbag_for_slot is not None  # 4.4+: every action has slots and channel bags
+
+
+def fcurve_collection(id_data: Any, *, create: bool) -> Any | None:
+    """The collection holding ``id_data``'s action F-curves (``.find``/``.new``), or None.
+
+    With ``create`` the animation data, action and (4.4+) slot and channel bag are created as
+    needed; without it, None is returned when any of them is missing.
+    """
+    anim = id_data.animation_data
+    if anim is None:
+        if not create:
+            return None
+        anim = id_data.animation_data_create()
+    action = anim.action
+    if action is None:
+        if not create:
+            return None
+        action = bpy.data.actions.new(f"{id_data.name}Action")
+        anim.action = action
+    if not _LAYERED:
+        return action.fcurves
+    slot = anim.action_slot
+    if slot is None:
+        if not create:
+            return None
+        slot = action.slots.new(id_type=id_data.id_type, name=id_data.name)
+        anim.action_slot = slot
+    if create:
+        return action_ensure_channelbag_for_slot(action, slot)
+    return action_get_channelbag_for_slot(action, slot)
+
+
+def iter_fcurves(id_data: Any) -> list[Any]:
+    """F-curves of the action (and slot) assigned to ``id_data``; empty if none."""
+    fcurves = fcurve_collection(id_data, create=False)
+    return list(fcurves) if fcurves is not None else []
+
+
+def ensure_fcurve(fcurves: Any, data_path: str, index: int, group: str) -> Any:
+    """Find or create the F-curve ``data_path[index]`` in ``fcurves``, grouped under ``group``."""
+    fcurve = fcurves.find(data_path, index=index)
+    if fcurve is not None:
+        return fcurve
+    if _LAYERED:
+        return fcurves.new(data_path, index=index, group_name=group)
+    return fcurves.new(data_path, index=index, action_group=group)
+
+
+def replace_keys(fcurve: Any, frames: np.ndarray, values: np.ndarray, start: float, end: float) -> None:
+    """Replace ``fcurve``'s keys inside ``[start, end]`` by ``values`` at ``frames``.
+
+    Keys outside the range are not touched (their handles and interpolation are kept).
+    """
+    points = fcurve.keyframe_points
+    count = len(points)
+    if count:
+        co = np.empty(2 * count, dtype=np.float32)
+        points.foreach_get("co", co)
+        old_frames = co[0::2]
+        inside = (old_frames >= start - _FRAME_EPS) & (old_frames <= end + _FRAME_EPS)
+        if inside.all():
+            points.clear()
+        else:
+            for i in np.flatnonzero(inside)[::-1]:
+                points.remove(points[int(i)], fast=True)
+    kept = len(points)
+    points.add(len(frames))
+    co = np.empty(2 * (kept + len(frames)), dtype=np.float32)
+    points.foreach_get("co", co)
+    co[2 * kept::2] = frames
+    co[2 * kept + 1::2] = values
+    points.foreach_set("co", co)
+    ipo = np.empty(kept + len(frames), dtype=np.int32)
+    points.foreach_get("interpolation", ipo)
+    ipo[kept:] = _LINEAR
+    points.foreach_set("interpolation", ipo)
+    fcurve.update()  # sorts the keys and recomputes handles
+
+
+def write_channel_keys(obj: Any, bone: str, data_path: str, frames: np.ndarray, values: np.ndarray,
+                       start: float, end: float) -> None:
+    """Key every array index of a pose bone channel: ``values`` is ``(F, k)``."""
+    fcurves = fcurve_collection(obj, create=True)
+    full_path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{data_path}'
+    for index in range(values.shape[1]):
+        replace_keys(ensure_fcurve(fcurves, full_path, index, bone), frames, values[:, index], start, end)

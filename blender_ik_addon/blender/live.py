@@ -1,0 +1,133 @@
+"""Solve chains at the current frame and write (optionally key) the pose: used by the handlers and
+the "Key current frame" operator.
+
+Everything is read through the depsgraph passed in (the render depsgraph during renders), and
+errors of one chain become that chain's status without stopping the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..core import IKError
+from .read import chain_base, require_armature
+from .sampling import world_matrix
+from .solving import current_pose, find_conflicts, prepare, require_objects, solve_frames, solve_follow
+from .spec import ChainSpec, spec_from_settings
+from .status import ChainStatus, set_status
+from .write import key_pose, write_pose
+
+log = logging.getLogger(__name__)
+FOLLOW_NOTE = "follow mode: history-dependent"
+
+
+def rig_settings(obj: Any) -> Any | None:
+    """The add-on's settings of an object (``obj.ik_chains``), or None if it has none."""
+    return getattr(obj, "ik_chains", None)
+
+
+def chain_specs(obj: Any, names: set[str] | None = None, *, enabled_only: bool = False) -> list[ChainSpec]:
+    """Specs of ``obj``'s chains (all, or those named), optionally only the live ones."""
+    settings = rig_settings(obj)
+    if settings is None:
+        return []
+    return [spec_from_settings(c) for c in settings.chains
+            if (names is None or c.name in names) and (c.enabled or not enabled_only)]
+
+
+def has_live_chain(obj: Any) -> bool:
+    """True if ``obj`` is an armature with at least one enabled chain (cheap)."""
+    if obj.type != "ARMATURE":
+        return False
+    settings = rig_settings(obj)
+    return settings is not None and any(c.enabled for c in settings.chains)
+
+
+def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float | None = None,
+                autokey: bool = False) -> tuple[ChainStatus, bool]:
+    """Solve one chain at the depsgraph's frame and write its pose.
+
+    Args:
+        obj: The armature object (original, not evaluated).
+        spec: The chain.
+        depsgraph: An evaluated depsgraph at the frame to solve.
+        key_frame: Also key the chain's rotation channels at this frame.
+        autokey: Key only if the pose changed (Auto Keying while a target is dragged).
+
+    Returns:
+        ``(status, changed)``; ``changed`` is False when the pose was already in place.
+
+    Raises:
+        IKError: Setup problems (missing bone or target, unsupported constraint...).
+    """
+    require_armature(obj)
+    scene = depsgraph.scene
+    target, pole = require_objects(spec, scene)
+    prepared = prepare(obj, spec)
+    base = chain_base(obj.evaluated_get(depsgraph), prepared.binding)[None]
+    target_m = world_matrix(target, depsgraph)[None]
+    pole_m = None if pole is None else world_matrix(pole, depsgraph)[None]
+    if spec.follow_mode:
+        solution = solve_follow(prepared, base, target_m, pole_m, current_pose(obj, prepared.binding))
+    else:
+        solution = solve_frames(prepared, base, target_m, pole_m)
+    changed = write_pose(obj, prepared.binding, solution.angles[0])
+    if key_frame is not None and (changed or not autokey):
+        key_pose(obj, prepared.binding, key_frame)
+    status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
+                         FOLLOW_NOTE if spec.follow_mode else "", float(scene.frame_current))
+    return status, changed
+
+
+def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enabled_only: bool = True,
+              key_frame: float | None = None, autokey: bool = False,
+              catch_all: bool = True) -> dict[str, tuple[ChainStatus, bool]]:
+    """Solve (and write) ``obj``'s chains; each chain's outcome is also stored as its status.
+
+    Chains that share bones with another chain being solved are refused with a status message.
+    With ``catch_all`` (the handlers), any exception becomes the chain's status; otherwise only
+    :class:`IKError` does and other exceptions propagate.
+    """
+    specs = chain_specs(obj, names, enabled_only=enabled_only)
+    pool = {s.name: s for s in chain_specs(obj, enabled_only=True)}  # live chains would fight these
+    pool.update({s.name: s for s in specs})
+    conflicts = find_conflicts(obj, list(pool.values()))
+    frame = float(depsgraph.scene.frame_current)
+    out: dict[str, tuple[ChainStatus, bool]] = {}
+    for spec in specs:
+        if spec.name in conflicts:
+            outcome = (ChainStatus.error(conflicts[spec.name], frame), False)
+        else:
+            try:
+                outcome = solve_chain(obj, spec, depsgraph, key_frame=key_frame, autokey=autokey)
+            except IKError as err:
+                outcome = (ChainStatus.error(str(err), frame), False)
+            except Exception as err:
+                if not catch_all:
+                    raise
+                log.exception("IK chain %r of %r failed", spec.name, obj.name)
+                outcome = (ChainStatus.error(f"{type(err).__name__}: {err}", frame), False)
+        set_status(obj.name, spec.name, outcome[0])
+        out[spec.name] = outcome
+    return out
+
+
+_suspended = 0  # > 0 while a bake steps frames: the handlers must not solve then
+
+
+class suspended:
+    """Context manager: the live handlers do nothing inside it (nestable)."""
+
+    def __enter__(self) -> None:
+        global _suspended
+        _suspended += 1
+
+    def __exit__(self, *exc: object) -> None:
+        global _suspended
+        _suspended -= 1
+
+
+def is_suspended() -> bool:
+    """True while live solving is suspended (see :class:`suspended`)."""
+    return _suspended > 0

@@ -1,0 +1,290 @@
+"""Armature bone chain -> core :class:`Chain`, plus what is needed to write the answer back.
+
+Conventions (checked against Blender's own evaluation by ``tests/blender/test_read.py``):
+
+* Chain space is the space of the chain root's parent, "unposed": a bone's pose matrix is
+  ``parent_pose @ parent_rest^-1 @ rest @ basis`` (armature space, ``rest = bone.matrix_local``),
+  so ``world = obj.matrix_world @ parent_pose @ parent_rest^-1 @ (chain FK)``. That product in
+  front of the chain is the chain's *base*; it is read per frame (:func:`chain_base`) because the
+  armature or the root's parent may be animated. The core chain itself has an identity base.
+* Joint ``j``'s rest is ``parent_rest^-1 @ rest_j @ T(location_j)``: a non-connected bone's pose
+  location is folded in (connected bones ignore their location, as Blender does).
+* Each joint rotates in its *parameter order*: the Euler order its Limit Rotation constraint uses
+  (the constraint's ``euler_order``; AUTO means the bone's Euler order, or XYZ for quaternion and
+  axis-angle bones), else the bone's own Euler order, else XYZ. Limits are angles in that order.
+* Locked axes (``lock_rotation``, ``lock_ik_*``) keep their current value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from mathutils import Matrix, Quaternion
+
+from ..core import Chain, Joint
+from ..core.rotations import EULER_ORDERS
+from .errors import RigSetupError
+
+_AXES = "XYZ"
+_LOCAL_SPACE = "LOCAL"
+_OVERRIDING = ("IK", "SPLINE_IK")  # Blender solvers that rotate bones above their owner
+
+
+@dataclass(frozen=True)
+class BoneBinding:
+    """How one chain bone maps to a joint.
+
+    Attributes:
+        name: Bone name.
+        rotation_mode: The bone's own rotation mode (written back in it, never changed).
+        order: The joint's parameter Euler order (see module docstring).
+    """
+
+    name: str
+    rotation_mode: str
+    order: str
+
+
+@dataclass(frozen=True)
+class ChainBinding:
+    """A chain read from an armature.
+
+    Attributes:
+        object_name: The armature object's name.
+        bones: The chain's bones, root first.
+        root_parent: Name of the chain root's parent bone, or None.
+        ancestors: Names of every bone above the chain root (root's parent first).
+        chain: The core chain in chain space (identity base; see module docstring).
+    """
+
+    object_name: str
+    bones: tuple[BoneBinding, ...]
+    root_parent: str | None
+    ancestors: tuple[str, ...]
+    chain: Chain
+
+    @property
+    def bone_names(self) -> tuple[str, ...]:
+        """Bone names, root first."""
+        return tuple(b.name for b in self.bones)
+
+
+def require_armature(obj: Any) -> None:
+    """Raise :class:`RigSetupError` unless ``obj`` is an armature object."""
+    if obj is None:
+        raise RigSetupError("no object given (expected an armature)")
+    if getattr(obj, "type", None) != "ARMATURE":
+        raise RigSetupError(f"object {obj.name!r} is a {obj.type.lower()}, not an armature")
+
+
+def chain_bone_names(obj: Any, tip_bone: str, length: int) -> list[str]:
+    """Bone names root -> tip of the chain ending at ``tip_bone`` (``length`` 0 = up to the root)."""
+    require_armature(obj)
+    if not tip_bone:
+        raise RigSetupError(f"armature {obj.name!r}: the chain has no tip bone")
+    bone = obj.data.bones.get(tip_bone)
+    if bone is None:
+        raise RigSetupError(f"armature {obj.name!r} has no bone {tip_bone!r} (renamed or deleted?)")
+    if length < 0:
+        raise RigSetupError(f"chain length must be >= 0, got {length}")
+    names: list[str] = []
+    while bone is not None and (length == 0 or len(names) < length):
+        names.append(bone.name)
+        bone = bone.parent
+    if length and len(names) < length:
+        raise RigSetupError(f"chain length {length} is longer than the hierarchy: bone {tip_bone!r} has only "
+                            f"{len(names)} bone(s) up to the root {names[-1]!r}")
+    return names[::-1]
+
+
+def read_chain(obj: Any, tip_bone: str, length: int) -> ChainBinding:
+    """Read the chain ending at ``tip_bone`` from the armature object ``obj``.
+
+    Raises:
+        RigSetupError: The bone is missing, the chain is longer than the hierarchy, a bone has an
+            unsupported constraint, setting or scale, or its limits leave no allowed angle.
+    """
+    names = chain_bone_names(obj, tip_bone, length)
+    _refuse_blender_ik(obj, names)
+    pose_bones = [obj.pose.bones[name] for name in names]
+    joints = []
+    for index, pbone in enumerate(pose_bones):
+        is_tip = index == len(pose_bones) - 1
+        _check_bone(pbone, is_tip=is_tip)
+        joints.append(_joint(pbone))
+    tip = pose_bones[-1]
+    tip_offset = (0.0, tip.bone.length * tip.scale[1], 0.0)  # tail; basis = T @ R @ S scales it
+    root_parent = pose_bones[0].parent
+    ancestors = []
+    walker = root_parent
+    while walker is not None:
+        ancestors.append(walker.name)
+        walker = walker.parent
+    bindings = tuple(BoneBinding(p.name, p.rotation_mode, j.order) for p, j in zip(pose_bones, joints))
+    return ChainBinding(obj.name, bindings, root_parent.name if root_parent else None, tuple(ancestors),
+                        Chain(tuple(joints), np.asarray(tip_offset)))
+
+
+def chain_base(obj_eval: Any, binding: ChainBinding) -> np.ndarray:
+    """The chain's world base ``(4, 4)``: ``matrix_world @ parent_pose @ parent_rest^-1``.
+
+    Args:
+        obj_eval: The armature object as evaluated by the depsgraph in use (for renders, the
+            render depsgraph's), so an animated armature or root parent is read at that frame.
+        binding: The chain.
+    """
+    base = np.array(obj_eval.matrix_world, dtype=np.float64)
+    if binding.root_parent is None:
+        return base
+    parent = obj_eval.pose.bones[binding.root_parent]
+    local = np.array(parent.matrix, dtype=np.float64) @ np.linalg.inv(np.array(parent.bone.matrix_local))
+    scale = np.linalg.norm(local[:3, :3], axis=0)
+    if not np.allclose(scale, 1.0, atol=1e-5):
+        for name in binding.bone_names:
+            bone = obj_eval.data.bones[name]
+            if bone.inherit_scale != "FULL":
+                raise RigSetupError(f"bone {name!r}: inherit scale {bone.inherit_scale!r} under a scaled parent "
+                                    f"{binding.root_parent!r} is not supported in a chain; use 'Full'")
+    return base @ local
+
+
+def current_angles(pbone: Any, order: str) -> np.ndarray:
+    """The bone's current pose rotation as Euler angles ``(3,)`` in ``order`` (radians)."""
+    mode = pbone.rotation_mode
+    if mode == order:
+        return np.array(pbone.rotation_euler, dtype=np.float64)  # exact, even outside [-pi, pi]
+    return np.array(rotation_quaternion(pbone).to_euler(order), dtype=np.float64)
+
+
+def rotation_quaternion(pbone: Any) -> Quaternion:
+    """The bone's pose rotation as a unit quaternion, whatever its rotation mode."""
+    mode = pbone.rotation_mode
+    if mode == "QUATERNION":
+        quat = Quaternion(pbone.rotation_quaternion)
+        return quat.normalized() if quat.magnitude > 0 else Quaternion()
+    if mode == "AXIS_ANGLE":
+        angle, *axis = pbone.rotation_axis_angle
+        return Quaternion(axis, angle) if any(axis) else Quaternion()
+    return pbone.rotation_euler.to_quaternion()
+
+
+def parameter_order(pbone: Any) -> str:
+    """The Euler order the solver uses for this bone (see module docstring)."""
+    own = pbone.rotation_mode if pbone.rotation_mode in EULER_ORDERS else "XYZ"
+    orders = {own if c.euler_order == "AUTO" else c.euler_order for c in _limit_constraints(pbone)}
+    if len(orders) > 1:
+        raise RigSetupError(f"bone {pbone.name!r}: its Limit Rotation constraints use different Euler orders "
+                            f"({', '.join(sorted(orders))}); use one order")
+    return orders.pop() if orders else own
+
+
+def _limit_constraints(pbone: Any) -> list[Any]:
+    """The Limit Rotation constraints that act (not muted, influence > 0, valid)."""
+    return [c for c in pbone.constraints
+            if c.type == "LIMIT_ROTATION" and not c.mute and c.influence > 0 and c.is_valid]
+
+
+def _check_bone(pbone: Any, *, is_tip: bool) -> None:
+    name, bone = pbone.name, pbone.bone
+    for con in pbone.constraints:
+        if con.mute or con.influence <= 0 or not con.is_valid or con.type == "LIMIT_ROTATION":
+            continue
+        raise RigSetupError(f"bone {name!r}: constraint {con.name!r} ({con.type.replace('_', ' ').title()}) "
+                            "would change the solved pose; mute or remove it")
+    if bone.parent is not None and not bone.use_inherit_rotation:
+        raise RigSetupError(f"bone {name!r}: 'Inherit Rotation' is off; chain bones must inherit rotation")
+    if not is_tip and not np.allclose(tuple(pbone.scale), 1.0, atol=1e-6):
+        raise RigSetupError(f"bone {name!r}: pose scale {tuple(round(s, 4) for s in pbone.scale)} is not 1; "
+                            "only the chain's tip bone may be scaled")
+    if not bone.use_connect and not bone.use_local_location and any(pbone.location):
+        raise RigSetupError(f"bone {name!r}: a pose location with 'Local Location' off is not supported")
+
+
+def _refuse_blender_ik(obj: Any, names: list[str]) -> None:
+    """Blender's own IK constraints rotate every bone of their chain after us: refuse overlap."""
+    ours = set(names)
+    for pbone in obj.pose.bones:
+        for con in pbone.constraints:
+            if con.type not in _OVERRIDING or con.mute or con.influence <= 0 or not con.is_valid:
+                continue
+            covered = chain_bone_names(obj, pbone.name, 0)[::-1]
+            if con.type == "IK" and not con.use_tail:
+                covered = covered[1:]
+            count = con.chain_count
+            covered = covered[:count] if count else covered
+            shared = ours.intersection(covered)
+            if shared:
+                raise RigSetupError(f"bone {sorted(shared)[0]!r} is also moved by Blender's {con.type.replace('_', ' ')} "
+                                    f"constraint {con.name!r} on bone {pbone.name!r}; mute or remove it")
+
+
+def _joint(pbone: Any) -> Joint:
+    name, bone = pbone.name, pbone.bone
+    rest = np.array(bone.matrix_local, dtype=np.float64)
+    if bone.parent is not None:
+        rest = np.linalg.inv(np.array(bone.parent.matrix_local, dtype=np.float64)) @ rest
+    if not bone.use_connect:
+        rest = rest @ np.array(Matrix.Translation(pbone.location), dtype=np.float64)
+    rest[:3, :3] = _orthonormal(rest[:3, :3])  # float32 storage: re-square it for the core's rigid check
+    order = parameter_order(pbone)
+    free, lock_order = _free_axes(pbone)
+    if lock_order is not None and lock_order != order and 0 < sum(not f for f in free) < 3:
+        raise RigSetupError(
+            f"bone {name!r}: its rotation locks refer to {lock_order} Euler angles, but its Limit Rotation "
+            f"constraint uses {order}; a partial lock cannot be honoured in another order. Set the constraint's "
+            f"order to {lock_order} (or Default), or unlock the axes")
+    free = tuple(f and not getattr(pbone, f"lock_ik_{a.lower()}") for f, a in zip(free, _AXES))
+    lower, upper = _limits(pbone)
+    fixed = current_angles(pbone, order)
+    for i, axis in enumerate(_AXES):
+        if free[i] and lower[i] > upper[i]:
+            raise RigSetupError(f"bone {name!r}, axis {axis}: the limits leave no allowed angle "
+                                f"(min {math.degrees(lower[i]):.6g}° > max {math.degrees(upper[i]):.6g}°)")
+        if lower[i] <= upper[i]:  # a locked axis outside its limits is clamped, as the constraint would
+            fixed[i] = min(max(fixed[i], lower[i]), upper[i])
+    return Joint(name, rest, order, free, lower, upper, fixed)
+
+
+def _free_axes(pbone: Any) -> tuple[tuple[bool, bool, bool], str | None]:
+    """Axes not locked by ``lock_rotation``, and the Euler order those locks refer to.
+
+    For quaternion and axis-angle bones Blender's transform tools apply the locks to XYZ Euler
+    angles (``protectedQuaternionBits``), so XYZ is their lock order.
+    """
+    locks = tuple(bool(v) for v in pbone.lock_rotation)
+    mode = pbone.rotation_mode
+    lock_order = mode if mode in EULER_ORDERS else "XYZ"
+    return (not locks[0], not locks[1], not locks[2]), (lock_order if any(locks) else None)
+
+
+def _limits(pbone: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Per-axis ``(lower, upper)`` radians: every acting Limit Rotation and the IK limits, intersected."""
+    lower, upper = np.full(3, -np.inf), np.full(3, np.inf)
+    for con in _limit_constraints(pbone):
+        if con.owner_space != _LOCAL_SPACE:
+            raise RigSetupError(f"bone {pbone.name!r}: Limit Rotation constraint {con.name!r} uses owner space "
+                                f"{con.owner_space!r}; only Local Space is supported")
+        legacy = bool(getattr(con, "use_legacy_behavior", True))
+        for i, axis in enumerate("xyz"):
+            if not getattr(con, f"use_limit_{axis}"):
+                continue
+            low, high = getattr(con, f"min_{axis}"), getattr(con, f"max_{axis}")
+            if not legacy and high - low >= 2 * math.pi:
+                continue  # Blender does not clamp a range of a full turn or more
+            if low > high:
+                raise RigSetupError(f"bone {pbone.name!r}, axis {axis.upper()}: Limit Rotation {con.name!r} has "
+                                    f"min {math.degrees(low):.6g}° > max {math.degrees(high):.6g}°")
+            lower[i], upper[i] = max(lower[i], low), min(upper[i], high)
+    for i, axis in enumerate("xyz"):
+        if getattr(pbone, f"use_ik_limit_{axis}"):
+            lower[i] = max(lower[i], getattr(pbone, f"ik_min_{axis}"))
+            upper[i] = min(upper[i], getattr(pbone, f"ik_max_{axis}"))
+    return lower, upper
+
+
+def _orthonormal(rotation: np.ndarray) -> np.ndarray:
+    u, _, vt = np.linalg.svd(rotation)
+    return np.asarray(u @ vt)

@@ -1,0 +1,194 @@
+"""Per-frame world matrices of targets, poles and chain bases for a bake.
+
+Two ways, same answer (``tests/blender/test_bake.py`` compares them):
+
+* **F-curve path** (fast): when every target and pole is moved only by its own F-curves (no parent,
+  constraint, driver, NLA, delta transform or time remapping) and nothing above the chains moves
+  (the armature object, the chain roots' ancestors), targets are rebuilt from ``fcurve.evaluate``
+  and the bases are read once. No frame is evaluated by Blender at all.
+* **Frame path** (general): ``scene.frame_set`` on every frame, reading the evaluated depsgraph.
+  The caller suspends the live handler and restores the frame afterwards.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import bpy
+import numpy as np
+
+from ..core.rotations import EULER_ORDERS, euler_to_matrix, quaternion_to_matrix
+from .keys import iter_fcurves
+from .read import ChainBinding, chain_base
+
+_TRANSFORM_PATHS = ("location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale")
+_BONE_PATH = re.compile(r'^pose\.bones\["((?:[^"\\]|\\.)*)"\]\.?(.*)$')
+_ROTATION_PATHS = ("rotation_euler", "rotation_quaternion", "rotation_axis_angle")
+
+
+@dataclass(frozen=True)
+class Samples:
+    """World matrices over the baked frames.
+
+    Attributes:
+        bases: Chain name -> ``(F, 4, 4)`` chain base.
+        objects: Object name -> ``(F, 4, 4)`` world matrix (targets and poles).
+        path: ``"fcurves"`` or ``"frames"``: how they were obtained.
+        reason: Why the frame path was needed (empty on the F-curve path).
+    """
+
+    bases: dict[str, np.ndarray]
+    objects: dict[str, np.ndarray]
+    path: str
+    reason: str = ""
+
+
+def world_matrix(obj: Any, depsgraph: Any) -> np.ndarray:
+    """``(4, 4)`` world matrix of ``obj`` as evaluated by ``depsgraph`` (works for render depsgraphs)."""
+    return np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)
+
+
+def fast_path_blocker(scene: Any, rig: Any, bindings: Iterable[ChainBinding], objects: Iterable[Any]) -> str:
+    """Why the F-curve path cannot be used ("" if it can)."""
+    if scene.render.frame_map_old != scene.render.frame_map_new:
+        return "the scene remaps time"
+    for obj in objects:
+        reason = _object_blocker(obj)
+        if reason:
+            return f"{obj.name!r}: {reason}"
+    return _rig_blocker(rig, list(bindings))
+
+
+def _active(constraints: Any) -> bool:
+    return any(not c.mute and c.influence > 0 for c in constraints)
+
+
+def _animation_blocker(anim: Any) -> str:
+    if anim is None:
+        return ""
+    if len(anim.drivers):
+        return "has drivers"
+    if anim.use_tweak_mode or any(not t.mute for t in anim.nla_tracks):
+        return "uses NLA"
+    if anim.action is not None and (anim.action_influence < 1.0 or anim.action_blend_type != "REPLACE"):
+        return "blends its action"
+    return ""
+
+
+def _object_blocker(obj: Any) -> str:
+    if obj.parent is not None:
+        return "has a parent"
+    if _active(obj.constraints):
+        return "has constraints"
+    if obj.rigid_body is not None:
+        return "is a rigid body"
+    if any(obj.delta_location) or any(obj.delta_rotation_euler) or tuple(obj.delta_scale) != (1.0, 1.0, 1.0) \
+            or tuple(obj.delta_rotation_quaternion) != (1.0, 0.0, 0.0, 0.0):
+        return "has delta transforms"
+    reason = _animation_blocker(obj.animation_data)
+    if reason:
+        return reason
+    for fcurve in iter_fcurves(obj):
+        if fcurve.data_path.startswith("delta_"):
+            return "animates delta transforms"
+        if fcurve.data_path in _TRANSFORM_PATHS and (fcurve.mute or (fcurve.group and fcurve.group.mute)):
+            return "has muted transform F-curves"
+    return ""
+
+
+def _rig_blocker(rig: Any, bindings: list[ChainBinding]) -> str:
+    if rig.parent is not None or _active(rig.constraints):
+        return f"armature {rig.name!r} has a parent or constraints"
+    reason = _animation_blocker(rig.animation_data) or _animation_blocker(rig.data.animation_data)
+    if reason or (rig.data.animation_data is not None and rig.data.animation_data.action is not None):
+        return f"armature {rig.name!r} {reason or 'has animated data'}"
+    above = {name for b in bindings for name in b.ancestors}
+    chain_bones = {name for b in bindings for name in b.bone_names}
+    for name in above:
+        if _active(rig.pose.bones[name].constraints):
+            return f"bone {name!r} above a chain has constraints"
+    for pbone in rig.pose.bones:
+        if any(c.type in ("IK", "SPLINE_IK") and not c.mute for c in pbone.constraints):
+            return f"bone {pbone.name!r} has an IK constraint"
+    for fcurve in iter_fcurves(rig):
+        match = _BONE_PATH.match(fcurve.data_path)
+        if match is None:
+            if fcurve.data_path.split("[")[0].split(".")[0] in (*_TRANSFORM_PATHS, "delta_location",
+                                                                 "delta_rotation_euler", "delta_scale",
+                                                                 "delta_rotation_quaternion"):
+                return f"armature {rig.name!r} is animated"
+            continue
+        bone, prop = match.group(1).replace('\\"', '"').replace("\\\\", "\\"), match.group(2)
+        if bone in above:
+            return f"bone {bone!r} above a chain is animated"
+        if bone in chain_bones and prop not in _ROTATION_PATHS:
+            return f"chain bone {bone!r} has animated {prop or 'properties'}"
+    return ""
+
+
+def sample_fcurves(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objects: list[Any],
+                   frames: np.ndarray) -> Samples:
+    """The F-curve path (call only when :func:`fast_path_blocker` returns "")."""
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    rig_eval = rig.evaluated_get(depsgraph)
+    count = len(frames)
+    bases = {name: np.broadcast_to(chain_base(rig_eval, b), (count, 4, 4)) for name, b in bindings.items()}
+    return Samples(bases, {obj.name: object_matrices(obj, frames) for obj in objects}, "fcurves")
+
+
+def object_matrices(obj: Any, frames: np.ndarray) -> np.ndarray:
+    """``(F, 4, 4)`` world matrices of a parent-less object from its own F-curves (or its values)."""
+    curves = {(fc.data_path, fc.array_index): fc for fc in iter_fcurves(obj)}
+
+    def channel(path: str, size: int) -> np.ndarray:
+        static = np.array(getattr(obj, path), dtype=np.float64)
+        out = np.empty((len(frames), size))
+        for i in range(size):
+            fcurve = curves.get((path, i))
+            out[:, i] = static[i] if fcurve is None else [fcurve.evaluate(f) for f in frames]
+        return out
+
+    location, scale = channel("location", 3), channel("scale", 3)
+    mode = obj.rotation_mode
+    if mode in EULER_ORDERS:
+        rotation = euler_to_matrix(channel("rotation_euler", 3), mode)
+    elif mode == "QUATERNION":
+        rotation = quaternion_to_matrix(_normalized(channel("rotation_quaternion", 4)))
+    else:  # AXIS_ANGLE: (angle, x, y, z), axis normalised as Blender does
+        values = channel("rotation_axis_angle", 4)
+        axis = values[:, 1:] / np.maximum(np.linalg.norm(values[:, 1:], axis=1, keepdims=True), 1e-30)
+        half = values[:, :1] / 2
+        rotation = quaternion_to_matrix(np.concatenate([np.cos(half), np.sin(half) * axis], axis=1))
+    out = np.zeros((len(frames), 4, 4))
+    out[:, :3, :3] = rotation * scale[:, None, :]
+    out[:, :3, 3] = location
+    out[:, 3, 3] = 1.0
+    return out
+
+
+def _normalized(quats: np.ndarray) -> np.ndarray:
+    norm = np.linalg.norm(quats, axis=1, keepdims=True)
+    return np.where(norm > 1e-30, quats / np.maximum(norm, 1e-30), np.array([1.0, 0.0, 0.0, 0.0]))
+
+
+def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objects: list[Any], frames: np.ndarray,
+                  progress: Callable[[int], None] | None = None, reason: str = "") -> Samples:
+    """The frame path: evaluate every frame with ``scene.frame_set``. Leaves the scene on the last frame."""
+    count = len(frames)
+    bases = {name: np.empty((count, 4, 4)) for name in bindings}
+    matrices = {obj.name: np.empty((count, 4, 4)) for obj in objects}
+    for i, frame in enumerate(frames):
+        whole = int(np.floor(frame))
+        scene.frame_set(whole, subframe=float(frame - whole))
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        rig_eval = rig.evaluated_get(depsgraph)
+        for name, binding in bindings.items():
+            bases[name][i] = chain_base(rig_eval, binding)
+        for obj in objects:
+            matrices[obj.name][i] = world_matrix(obj, depsgraph)
+        if progress is not None:
+            progress(i)
+    return Samples(bases, matrices, "frames", reason)

@@ -1,0 +1,207 @@
+"""Solve one chain for ``F`` frames: world targets -> chain space -> core ``solve_batch`` -> angles.
+
+Live solving (``F = 1``) and baking share this code, so a baked key equals the live pose.
+
+* Each frame's base (armature world matrix times the root parent's pose) may differ, so targets
+  are moved into that frame's chain space (``base^-1``) and the chain is solved base-less.
+  Residuals are measured back in world space.
+* Deterministic: every frame starts from the comfort pose (zero = rest when none was captured),
+  never from the previous frame, except in follow mode (see :func:`solve_follow`).
+* The comfort blend interpolates the solved angles toward the comfort pose (inside the limits,
+  since both ends are).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from mathutils import Quaternion
+
+from ..core import ComfortPose, SolverOptions, forward, solve_batch
+from ..core.rotations import orthonormalize, rotation_vector
+from .errors import RigSetupError
+from .read import ChainBinding, chain_bone_names, current_angles, read_chain
+from .spec import ChainSpec
+
+_ORIENTATION_TOLERANCE = SolverOptions().orientation_tolerance
+
+
+@dataclass(frozen=True)
+class PreparedChain:
+    """A chain read from the rig, with its comfort pose in joint angles.
+
+    Attributes:
+        spec: The settings.
+        binding: The chain as read (see :mod:`.read`).
+        comfort_angles: ``(n, 3)`` comfort pose in parameter-order angles, radians, inside the
+            limits (locked axes hold their fixed value). Zero (the rest pose) when none captured.
+    """
+
+    spec: ChainSpec
+    binding: ChainBinding
+    comfort_angles: np.ndarray
+
+
+@dataclass(frozen=True)
+class FrameSolution:
+    """Solved angles and quality for ``F`` frames.
+
+    Attributes:
+        angles: ``(F, n, 3)`` joint angles, parameter order, radians.
+        error: ``(F,)`` tip distance to the target, world units.
+        orientation_error: ``(F,)`` tip rotation error, radians (0 unless following orientation).
+        converged: ``(F,)`` within tolerance.
+    """
+
+    angles: np.ndarray
+    error: np.ndarray
+    orientation_error: np.ndarray
+    converged: np.ndarray
+
+
+def prepare(obj: Any, spec: ChainSpec) -> PreparedChain:
+    """Read the chain of ``spec`` from ``obj``. Raises :class:`RigSetupError` on setup mistakes."""
+    binding = read_chain(obj, spec.tip_bone, spec.length)
+    chain = binding.chain
+    comfort = np.zeros((chain.n_joints, 3))
+    for j, bone in enumerate(binding.bones):
+        quat = spec.comfort.get(bone.name)
+        if quat is not None:
+            comfort[j] = Quaternion(quat).normalized().to_euler(bone.order)
+    comfort = chain.expand(chain.clamp(chain.compress(comfort)))
+    return PreparedChain(spec, binding, comfort)
+
+
+def require_objects(spec: ChainSpec, scene: Any) -> tuple[Any, Any | None]:
+    """The chain's target and pole objects, checked to exist in ``scene``."""
+    if not spec.target:
+        raise RigSetupError(f"chain {spec.name!r} has no target object (set one; was it deleted?)")
+    found = []
+    for role, name in (("target", spec.target), ("pole", spec.pole)):
+        if name is None:
+            found.append(None)
+            continue
+        if scene.objects.get(name) is None:
+            raise RigSetupError(f"chain {spec.name!r}: {role} object {name!r} is not in scene {scene.name!r}")
+        found.append(scene.objects[name])
+    return found[0], found[1]
+
+
+def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:
+    """Chains that share bones with another chain of ``specs``: chain name -> message.
+
+    Shared bones would make the chains overwrite each other, so both are refused.
+    """
+    bones: dict[str, set[str]] = {}
+    for spec in specs:
+        try:
+            bones[spec.name] = set(chain_bone_names(obj, spec.tip_bone, spec.length))
+        except RigSetupError:
+            continue  # reported when that chain is solved
+    out: dict[str, str] = {}
+    names = list(bones)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            shared = sorted(bones[first] & bones[second])
+            if shared:
+                for me, other in ((first, second), (second, first)):
+                    out.setdefault(me, f"chain {me!r} shares bone(s) {', '.join(map(repr, shared))} with chain "
+                                       f"{other!r}; chains that share bones are not solved")
+    return out
+
+
+def to_chain_space(bases: np.ndarray, matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """World ``(F, 4, 4)`` matrices -> chain-space positions ``(F, 3)`` and rotations ``(F, 3, 3)``."""
+    inverse = np.linalg.inv(bases)
+    positions = np.einsum("fij,fj->fi", inverse[:, :3, :3], matrices[:, :3, 3]) + inverse[:, :3, 3]
+    rotations = np.swapaxes(orthonormalize(bases[:, :3, :3]), -1, -2) @ orthonormalize(matrices[:, :3, :3])
+    return positions, rotations
+
+
+def solve_frames(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray, poles: np.ndarray | None = None,
+                 *, initial: np.ndarray | None = None) -> FrameSolution:
+    """Solve ``F`` frames in one ``solve_batch`` call.
+
+    Args:
+        prepared: The chain.
+        bases: ``(F, 4, 4)`` chain base per frame (:func:`.read.chain_base`).
+        targets: ``(F, 4, 4)`` target world matrices.
+        poles: ``(F, 4, 4)`` pole world matrices, or None.
+        initial: Start angles ``(F, n, 3)`` or ``(n, 3)``; default the comfort pose.
+    """
+    spec, chain = prepared.spec, prepared.binding.chain
+    positions, rotations = to_chain_space(bases, targets)
+    pole_positions = None if poles is None else to_chain_space(bases, poles)[0]
+    scales = np.cbrt(np.abs(np.linalg.det(bases[:, :3, :3])))
+    options = spec.solver_options(tolerance_scale=1.0 / float(scales.max()))
+    orientations = rotations if spec.follow_orientation else None
+    comfort = ComfortPose(prepared.comfort_angles, spec.comfort_weight) if spec.comfort_weight > 0 else None
+    start = prepared.comfort_angles if initial is None else initial
+    result = solve_batch(chain, positions, orientations=orientations, poles=pole_positions, comfort=comfort,
+                         initial=start, options=options)
+    q = result.q
+    if comfort is not None and not result.converged.all():
+        q = _reach_first_fallback(prepared, result, positions, orientations, pole_positions, start, options)
+    blend = float(np.clip(spec.comfort_blend, 0.0, 1.0))
+    if blend > 0:
+        q = (1.0 - blend) * q + blend * chain.compress(prepared.comfort_angles)
+    return _measure(prepared, q, bases, targets, orientations)
+
+
+def _reach_first_fallback(prepared: PreparedChain, result: Any, positions: np.ndarray, orientations: Any,
+                          poles: Any, start: np.ndarray, options: SolverOptions) -> np.ndarray:
+    """Frames the comfort-weighted solve left short are re-solved without the comfort term.
+
+    Reaching the target comes first; the comfort pose only chooses among reaching poses. The
+    answer with the smaller tip error wins, so this never makes a frame worse.
+    """
+    chain = prepared.binding.chain
+    missed = np.flatnonzero(~result.converged)
+    start_arr = np.asarray(start)
+    sub_start = start_arr[missed] if start_arr.ndim == 3 else start_arr
+    retry = solve_batch(chain, positions[missed],
+                        orientations=None if orientations is None else orientations[missed],
+                        poles=None if poles is None else poles[missed], initial=sub_start, options=options)
+    q = result.q.copy()
+    better = retry.error < result.error[missed]
+    q[missed[better]] = retry.q[better]
+    return q
+
+
+def _measure(prepared: PreparedChain, q: np.ndarray, bases: np.ndarray, targets: np.ndarray,
+             orientations: np.ndarray | None) -> FrameSolution:
+    chain, spec = prepared.binding.chain, prepared.spec
+    kin = forward(chain, q, with_axes=False)
+    tips = np.einsum("fij,fj->fi", bases[:, :3, :3], kin.tip_chain) + bases[:, :3, 3]
+    error = np.linalg.norm(tips - targets[:, :3, 3], axis=1)
+    converged = error <= spec.tolerance
+    orientation_error = np.zeros(len(q))
+    if orientations is not None:
+        residual = rotation_vector(kin.tip_rotation @ np.swapaxes(orientations, -1, -2))
+        orientation_error = np.linalg.norm(residual, axis=-1)
+        converged &= orientation_error <= _ORIENTATION_TOLERANCE
+    return FrameSolution(chain.expand(q), error, orientation_error, converged)
+
+
+def solve_follow(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray, poles: np.ndarray | None,
+                 start: np.ndarray) -> FrameSolution:
+    """Follow mode over ``F`` consecutive frames: one tutorial sweep per frame, each from the last.
+
+    History-dependent by design (the tutorial's per-frame look), hence sequential.
+    """
+    pieces = []
+    angles = np.asarray(start)
+    for f in range(len(targets)):
+        piece = solve_frames(prepared, bases[f:f + 1], targets[f:f + 1], None if poles is None else poles[f:f + 1],
+                             initial=angles)
+        angles = piece.angles[0]
+        pieces.append(piece)
+    return FrameSolution(*(np.concatenate([getattr(p, k) for p in pieces]) for k in
+                           ("angles", "error", "orientation_error", "converged")))
+
+
+def current_pose(obj: Any, binding: ChainBinding) -> np.ndarray:
+    """The chain's current pose as joint angles ``(n, 3)`` (follow mode starts from it)."""
+    return np.stack([current_angles(obj.pose.bones[b.name], b.order) for b in binding.bones])

@@ -1,0 +1,97 @@
+"""A chain's settings as plain values, detached from the PropertyGroup that stores them.
+
+The adapter works on :class:`ChainSpec` so scripts can solve or bake without the UI, and so no
+Blender data reference outlives one call (holding references across undo or file load crashes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core import SolverOptions
+
+Quaternion4 = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class ChainSpec:
+    """One chain: which bones, which targets, how to solve.
+
+    Attributes:
+        name: The chain's name (unique per armature object).
+        tip_bone: Name of the last bone of the chain.
+        length: Number of bones, tip included; 0 means up to the root (Blender's IK convention).
+        target: Name of the target object (its world location is the tip's goal), or None.
+        pole: Name of the optional pole object (bend direction hint), or None.
+        enabled: Live solving on frame change and while dragging a target.
+        method: ``"lm"`` (default) or ``"tutorial"``.
+        max_iterations: Solver iteration cap per frame.
+        tolerance: Tip distance counted as reached, world units.
+        follow_orientation: Also match the target's rotation with the tip bone's.
+        orientation_weight: Unitless weight of that orientation goal.
+        pole_weight: Unitless weight of the pole hint.
+        learning_rate: Tutorial solver step size.
+        sampling_distance: Tutorial solver finite-difference step, radians.
+        comfort: Captured comfort pose: bone name -> rotation quaternion ``(w, x, y, z)`` of the
+            bone's pose rotation. Bones missing from it use the rest pose.
+        comfort_weight: Unitless weight of the pull toward the comfort pose (0 = only used as the
+            starting pose).
+        comfort_blend: 0 = pure IK, 1 = the comfort pose; interpolates the solved angles.
+        follow_mode: The tutorial's look: one gradient sweep per frame from the current pose.
+            History-dependent (the pose depends on the frames visited before).
+    """
+
+    name: str
+    tip_bone: str
+    length: int = 2
+    target: str | None = None
+    pole: str | None = None
+    enabled: bool = True
+    method: str = "lm"
+    max_iterations: int = 60
+    tolerance: float = 1e-4
+    follow_orientation: bool = False
+    orientation_weight: float = 1.0
+    pole_weight: float = 0.1
+    learning_rate: float = 0.1
+    sampling_distance: float = 1e-3
+    comfort: dict[str, Quaternion4] = field(default_factory=dict)
+    comfort_weight: float = 0.0
+    comfort_blend: float = 0.0
+    follow_mode: bool = False
+
+    def solver_options(self, tolerance_scale: float = 1.0) -> SolverOptions:
+        """Core options; ``tolerance_scale`` converts the world tolerance into chain units."""
+        if self.follow_mode:  # one sweep per frame, from the current pose
+            return SolverOptions(method="tutorial", max_iterations=1, tolerance=self.tolerance * tolerance_scale,
+                                 learning_rate=self.learning_rate, sampling_distance=self.sampling_distance,
+                                 orientation_weight=self.orientation_weight, pole_weight=self.pole_weight)
+        return SolverOptions(method=self.method, max_iterations=self.max_iterations,
+                             tolerance=self.tolerance * tolerance_scale, learning_rate=self.learning_rate,
+                             sampling_distance=self.sampling_distance, orientation_weight=self.orientation_weight,
+                             pole_weight=self.pole_weight)
+
+
+def spec_from_settings(settings: Any) -> ChainSpec:
+    """Read an ``IKCHAINS_PG_chain`` into a :class:`ChainSpec` (object pointers become names)."""
+    return ChainSpec(
+        name=settings.name,
+        tip_bone=settings.tip_bone,
+        length=int(settings.chain_length),
+        target=settings.target.name if settings.target is not None else None,
+        pole=settings.pole.name if settings.pole is not None else None,
+        enabled=bool(settings.enabled),
+        method=settings.solver.lower(),
+        max_iterations=int(settings.max_iterations),
+        tolerance=float(settings.tolerance),
+        follow_orientation=bool(settings.follow_orientation),
+        orientation_weight=float(settings.orientation_weight),
+        pole_weight=float(settings.pole_weight),
+        learning_rate=float(settings.learning_rate),
+        sampling_distance=float(settings.sampling_distance),
+        comfort={item.name: tuple(item.rotation) for item in settings.comfort_bones},
+        comfort_weight=float(settings.comfort_weight),
+        comfort_blend=float(settings.comfort_blend),
+        follow_mode=bool(settings.follow_mode),
+    )

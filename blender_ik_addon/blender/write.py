@@ -1,0 +1,129 @@
+"""Solved joint angles -> pose bone rotation channels, in each bone's own rotation mode.
+
+The rotation mode is never changed. Values are made continuous with the previous ones (the bone's
+current value, or the previous frame in a bake) so keys do not jump by 360° or flip a quaternion's
+sign, which Blender would interpolate the long way round:
+
+* Euler, same order as the joint: the solver's angles as they are (they satisfy the limits exactly);
+  only axes without limits are unwrapped by whole turns toward the previous value.
+* Euler, another order: ``Matrix.to_euler(order, compat)`` per frame (mathutils' compatible Euler).
+* QUATERNION: ``w, x, y, z`` with the sign chosen closest to the previous quaternion.
+* AXIS_ANGLE: ``angle, x, y, z`` from that continuous quaternion, the axis kept on the previous side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from mathutils import Euler, Matrix
+
+from ..core import Joint
+from ..core.rotations import euler_to_matrix, matrix_to_quaternion
+from .read import BoneBinding, ChainBinding
+
+NOOP_TOLERANCE = 1e-6  # radians (or quaternion units): a smaller change is not written
+
+
+def channel(rotation_mode: str) -> tuple[str, int]:
+    """``(data path, size)`` of the rotation channel a bone uses in ``rotation_mode``."""
+    if rotation_mode == "QUATERNION":
+        return "rotation_quaternion", 4
+    if rotation_mode == "AXIS_ANGLE":
+        return "rotation_axis_angle", 4
+    return "rotation_euler", 3
+
+
+def read_channel(pbone: Any) -> np.ndarray:
+    """The bone's current rotation channel values ``(k,)``."""
+    path, _ = channel(pbone.rotation_mode)
+    return np.array(getattr(pbone, path), dtype=np.float64)
+
+
+def angles_to_channels(bone: BoneBinding, joint: Joint, angles: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """Channel values ``(F, k)`` for joint angles ``(F, 3)`` (parameter order), continuous from ``previous``."""
+    mode = bone.rotation_mode
+    if mode == bone.order:
+        return _unwrap_unlimited(joint, angles, previous)
+    matrices = euler_to_matrix(angles, bone.order)
+    if mode not in ("QUATERNION", "AXIS_ANGLE"):
+        out = np.empty_like(angles)
+        compat = Euler(previous, mode)
+        for f, matrix in enumerate(matrices):
+            compat = Matrix(matrix).to_euler(mode, compat)
+            out[f] = compat
+        return out
+    quats = _continuous_quaternions(matrix_to_quaternion(matrices), _previous_quaternion(mode, previous))
+    if mode == "QUATERNION":
+        return quats
+    return _axis_angles(quats, previous)
+
+
+def _unwrap_unlimited(joint: Joint, angles: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    out = np.array(angles, dtype=np.float64)
+    unlimited = np.array(joint.free) & np.isinf(joint.lower) & np.isinf(joint.upper)
+    if unlimited.any():
+        series = np.concatenate([previous[None], out], axis=0)
+        out[:, unlimited] = np.unwrap(series[:, unlimited], axis=0)[1:]
+    return out
+
+
+def _previous_quaternion(mode: str, previous: np.ndarray) -> np.ndarray:
+    if mode == "QUATERNION":
+        return previous
+    angle, axis = previous[0], previous[1:]
+    norm = np.linalg.norm(axis)
+    if norm == 0:
+        return np.array([1.0, 0.0, 0.0, 0.0])
+    return np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * axis / norm])
+
+
+def _continuous_quaternions(quats: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    # Each quaternion takes the sign closest to the one before it: a running product of signs.
+    chain = np.concatenate([previous[None], quats], axis=0)
+    dots = np.einsum("fi,fi->f", chain[1:], chain[:-1])
+    signs = np.cumprod(np.where(dots < 0, -1.0, 1.0))
+    return np.asarray(quats * signs[:, None])
+
+
+def _axis_angles(quats: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    vec = quats[:, 1:]
+    sin_half = np.linalg.norm(vec, axis=1)
+    angle = 2.0 * np.arctan2(sin_half, quats[:, 0])
+    axis = np.where(sin_half[:, None] > 1e-12, vec / np.maximum(sin_half, 1e-300)[:, None], np.nan)
+    # A zero rotation has no axis: keep the previous one (Blender's default axis is +Y).
+    prev_axis = previous[1:] if np.linalg.norm(previous[1:]) > 0 else np.array([0.0, 1.0, 0.0])
+    for f in range(len(axis)):
+        if np.isnan(axis[f, 0]):
+            axis[f] = prev_axis
+        elif np.dot(axis[f], prev_axis) < 0:  # (axis, angle) == (-axis, -angle): stay on the same side
+            axis[f], angle[f] = -axis[f], -angle[f]
+        prev_axis = axis[f]
+    return np.concatenate([angle[:, None], axis], axis=1)
+
+
+def write_pose(obj: Any, binding: ChainBinding, angles: np.ndarray) -> bool:
+    """Write joint angles ``(n, 3)`` to the chain's pose bones; returns True if anything changed.
+
+    Bones whose rotation would change by less than :data:`NOOP_TOLERANCE` are not written, so a
+    chain already in place does not trigger a depsgraph update (nor a handler feedback loop).
+    """
+    changed = False
+    for bone, joint, joint_angles in zip(binding.bones, binding.chain.joints, angles):
+        pbone = obj.pose.bones[bone.name]
+        if pbone.rotation_mode != bone.rotation_mode:
+            raise ValueError(f"bone {bone.name!r} changed rotation mode since the chain was read")
+        previous = read_channel(pbone)
+        values = angles_to_channels(bone, joint, np.asarray(joint_angles)[None], previous)[0]
+        if np.max(np.abs(values - previous)) < NOOP_TOLERANCE:
+            continue
+        setattr(pbone, channel(bone.rotation_mode)[0], values.tolist())
+        changed = True
+    return changed
+
+
+def key_pose(obj: Any, binding: ChainBinding, frame: float) -> None:
+    """Insert keys for the chain's rotation channels at ``frame`` (single-frame keying)."""
+    for bone in binding.bones:
+        pbone = obj.pose.bones[bone.name]
+        pbone.keyframe_insert(channel(bone.rotation_mode)[0], frame=frame, group=bone.name)

@@ -1,0 +1,30 @@
+"""Register everything the add-on adds to Blender, and remove exactly that again.
+
+Order: PropertyGroups first (pointer targets before pointers), then operators, lists and panels;
+then ``Object.ik_chains`` and the handlers. ``unregister`` mirrors it in reverse.
+"""
+
+from __future__ import annotations
+
+import bpy
+
+from . import handlers
+from .ui import operators, panels, properties
+
+CLASSES = (*properties.classes, *operators.classes, *panels.classes)
+
+
+def register() -> None:
+    """Register classes, the ``Object.ik_chains`` property and the handlers."""
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Object.ik_chains = bpy.props.PointerProperty(type=properties.IKCHAINS_PG_rig)
+    handlers.register()
+
+
+def unregister() -> None:
+    """Undo :func:`register`."""
+    handlers.unregister()
+    del bpy.types.Object.ik_chains
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

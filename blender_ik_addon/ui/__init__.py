@@ -1,0 +1,1 @@
+"""The add-on's user interface: PropertyGroups, operators and the sidebar panel."""

@@ -1,0 +1,259 @@
+"""Operators: thin wrappers over :mod:`..blender` that turn outcomes into reports.
+
+Every operator polls for an armature (with a poll message), is undoable, and catches only
+:class:`IKError` (setup problems, reported as errors); anything else is a bug and propagates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, IntProperty
+from bpy.types import Operator
+from mathutils import Matrix
+
+from ..blender import bake, read, status
+from ..core import IKError
+from .properties import get_rig_settings
+
+CHAIN_CHOICE = (
+    ("ACTIVE", "Active Chain", "Only the chain selected in the list"),
+    ("ALL", "All Chains", "Every chain of the armature"),
+)
+
+
+def _poll_rig(cls: Any, context: Any, *, need_chain: bool = False) -> bool:
+    obj = context.object
+    if obj is None or obj.type != "ARMATURE":
+        cls.poll_message_set("Active object is not an armature")
+        return False
+    if context.mode not in ("OBJECT", "POSE"):
+        cls.poll_message_set("Switch to Object or Pose mode")
+        return False
+    if need_chain and get_rig_settings(obj).active_chain is None:
+        cls.poll_message_set("Add a chain first")
+        return False
+    return True
+
+
+def _chosen(obj: Any, which: str) -> list[str]:
+    settings = get_rig_settings(obj)
+    if which == "ACTIVE":
+        return [settings.active_chain.name]
+    return [c.name for c in settings.chains]
+
+
+def _unique_name(existing: set[str], wanted: str) -> str:
+    if wanted not in existing:
+        return wanted
+    index = 1
+    while f"{wanted}.{index:03d}" in existing:
+        index += 1
+    return f"{wanted}.{index:03d}"
+
+
+class IKCHAINS_OT_chain_add(Operator):
+    """Add an IK chain ending at the active bone"""
+
+    bl_idname = "ikchains.chain_add"
+    bl_label = "Add IK Chain"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return _poll_rig(cls, context)
+
+    def execute(self, context: Any) -> set[str]:
+        obj = context.object
+        settings = get_rig_settings(obj)
+        bone = context.active_pose_bone or (obj.data.bones.active and obj.pose.bones.get(obj.data.bones.active.name))
+        chain = settings.chains.add()
+        chain.name = _unique_name({c.name for c in settings.chains[:-1]}, bone.name if bone else "Chain")
+        if bone is not None:
+            chain.tip_bone = bone.name
+        settings.active_index = len(settings.chains) - 1
+        return {"FINISHED"}
+
+
+class IKCHAINS_OT_chain_remove(Operator):
+    """Remove the active IK chain (its keys stay)"""
+
+    bl_idname = "ikchains.chain_remove"
+    bl_label = "Remove IK Chain"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return _poll_rig(cls, context, need_chain=True)
+
+    def execute(self, context: Any) -> set[str]:
+        obj = context.object
+        settings = get_rig_settings(obj)
+        status.clear_status(obj.name, settings.active_chain.name)
+        settings.chains.remove(settings.active_index)
+        settings.active_index = max(0, min(settings.active_index, len(settings.chains) - 1))
+        return {"FINISHED"}
+
+
+class IKCHAINS_OT_create_target(Operator):
+    """Add an Empty at the chain's tip, oriented like the tip bone, and use it as the target"""
+
+    bl_idname = "ikchains.create_target"
+    bl_label = "Create Target at Tip"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return _poll_rig(cls, context, need_chain=True)
+
+    def execute(self, context: Any) -> set[str]:
+        obj = context.object
+        chain = get_rig_settings(obj).active_chain
+        try:
+            read.chain_bone_names(obj, chain.tip_bone, chain.chain_length)
+        except IKError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        obj_eval = obj.evaluated_get(context.evaluated_depsgraph_get())
+        tip = obj_eval.pose.bones[chain.tip_bone]
+        matrix = obj_eval.matrix_world @ tip.matrix
+        empty = bpy.data.objects.new(f"{chain.name}_target", None)
+        empty.empty_display_type = "SPHERE"
+        empty.empty_display_size = max(tip.bone.length * 0.25, 0.01)
+        location = obj_eval.matrix_world @ tip.tail
+        rotation = matrix.to_quaternion()
+        empty.matrix_world = Matrix.LocRotScale(location, rotation, None)
+        collection = obj.users_collection[0] if obj.users_collection else context.scene.collection
+        collection.objects.link(empty)
+        chain.target = empty
+        self.report({"INFO"}, f"Created target {empty.name!r} at the tip of {chain.tip_bone!r}")
+        return {"FINISHED"}
+
+
+class IKCHAINS_OT_capture_comfort(Operator):
+    """Store the chain's current pose as its comfort pose"""
+
+    bl_idname = "ikchains.capture_comfort"
+    bl_label = "Capture from Current Pose"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return _poll_rig(cls, context, need_chain=True)
+
+    def execute(self, context: Any) -> set[str]:
+        obj = context.object
+        chain = get_rig_settings(obj).active_chain
+        try:
+            names = read.chain_bone_names(obj, chain.tip_bone, chain.chain_length)
+        except IKError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        chain.comfort_bones.clear()
+        for name in names:
+            item = chain.comfort_bones.add()
+            item.name = name
+            item.rotation = read.rotation_quaternion(obj.pose.bones[name])
+        self.report({"INFO"}, f"Captured the comfort pose of {len(names)} bone(s)")
+        return {"FINISHED"}
+
+
+class IKCHAINS_OT_clear_comfort(Operator):
+    """Forget the comfort pose (the rest pose is used instead)"""
+
+    bl_idname = "ikchains.clear_comfort"
+    bl_label = "Clear Comfort Pose"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return _poll_rig(cls, context, need_chain=True)
+
+    def execute(self, context: Any) -> set[str]:
+        get_rig_settings(context.object).active_chain.comfort_bones.clear()
+        return {"FINISHED"}
+
+
+class IKCHAINS_OT_key_frame(Operator):
+    """Solve the chain(s) at the current frame and key their rotations"""
+
+    bl_idname = "ikchains.key_frame"
+    bl_label = "Key Current Frame"
+    bl_options = {"REGISTER", "UNDO"}
+
+    chains: EnumProperty(items=CHAIN_CHOICE, name="Chains", default="ACTIVE")  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return _poll_rig(cls, context, need_chain=True)
+
+    def execute(self, context: Any) -> set[str]:
+        obj = context.object
+        statuses = bake.key_chains(obj, _chosen(obj, self.chains), scene=context.scene)
+        failed = {name: st for name, st in statuses.items() if not st.solved}
+        for name, st in failed.items():
+            self.report({"ERROR"}, f"{name}: {st.message}")
+        keyed = len(statuses) - len(failed)
+        if keyed == 0:
+            return {"CANCELLED"}
+        short = [n for n, st in statuses.items() if st.solved and not st.converged]
+        level = "WARNING" if short else "INFO"
+        note = f" ({len(short)} did not reach the target)" if short else ""
+        self.report({level}, f"Keyed {keyed} chain(s) at frame {context.scene.frame_current}{note}")
+        return {"FINISHED"}
+
+
+class IKCHAINS_OT_bake(Operator):
+    """Solve the chain(s) over a frame range and write rotation keys (replacing keys inside the range)"""
+
+    bl_idname = "ikchains.bake"
+    bl_label = "Bake Range"
+    bl_options = {"REGISTER", "UNDO"}
+
+    frame_start: IntProperty(name="Start Frame", default=1, min=-1048574, max=1048574)  # type: ignore[valid-type]
+    frame_end: IntProperty(name="End Frame", default=250, min=-1048574, max=1048574)  # type: ignore[valid-type]
+    step: IntProperty(name="Frame Step", default=1, min=1, max=1000)  # type: ignore[valid-type]
+    chains: EnumProperty(items=CHAIN_CHOICE, name="Chains", default="ACTIVE")  # type: ignore[valid-type]
+    disable_live: BoolProperty(  # type: ignore[valid-type]
+        name="Turn Live Solving Off", default=False,
+        description="Disable live solving of the baked chains so the keys play as they are")
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return _poll_rig(cls, context, need_chain=True)
+
+    def invoke(self, context: Any, event: Any) -> set[str]:
+        self.frame_start, self.frame_end = context.scene.frame_start, context.scene.frame_end
+        return context.window_manager.invoke_props_dialog(self)
+
+    def execute(self, context: Any) -> set[str]:
+        obj = context.object
+        wm = context.window_manager
+        total = max(self.frame_end - self.frame_start + 1, 1)
+        if wm is not None:
+            wm.progress_begin(0, total)
+        try:
+            report = bake.bake_chains(
+                obj, _chosen(obj, self.chains), self.frame_start, self.frame_end, self.step,
+                disable_live=self.disable_live, scene=context.scene,
+                progress=(lambda fraction: wm.progress_update(int(fraction * total))) if wm is not None else None)
+        except IKError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+        finally:
+            if wm is not None:
+                wm.progress_end()
+        self.report({"WARNING" if report.not_converged else "INFO"}, report.summary())
+        return {"FINISHED"}
+
+
+classes = (
+    IKCHAINS_OT_chain_add,
+    IKCHAINS_OT_chain_remove,
+    IKCHAINS_OT_create_target,
+    IKCHAINS_OT_capture_comfort,
+    IKCHAINS_OT_clear_comfort,
+    IKCHAINS_OT_key_frame,
+    IKCHAINS_OT_bake,
+)

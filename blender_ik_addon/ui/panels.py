@@ -1,0 +1,164 @@
+"""3D Viewport > Sidebar > "IK Chains": the chain list and the active chain's settings.
+
+``draw()`` only draws: statuses come from :mod:`..blender.status` (runtime, not ID data).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bpy.types import Panel, UIList
+
+from ..blender.status import get_status
+from .properties import get_rig_settings
+
+
+def _status_icon(obj_name: str, chain_name: str) -> str:
+    st = get_status(obj_name, chain_name)
+    if st is None:
+        return "BLANK1"
+    if not st.solved:
+        return "ERROR"
+    return "CHECKMARK" if st.converged else "INFO"
+
+
+class IKCHAINS_UL_chains(UIList):
+    """One row per chain: name, live toggle, status icon."""
+
+    def draw_item(self, context: Any, layout: Any, data: Any, item: Any, icon: Any, active_data: Any,
+                  active_propname: str, index: int = 0) -> None:
+        row = layout.row(align=True)
+        row.prop(item, "name", text="", emboss=False, icon="CON_KINEMATIC")
+        row.label(text="", icon=_status_icon(item.id_data.name, item.name))
+        row.prop(item, "enabled", text="", icon="PLAY" if item.enabled else "PAUSE", emboss=False)
+
+
+class _SidebarPanel:
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "IK Chains"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return get_rig_settings(context.object) is not None and context.mode in ("OBJECT", "POSE")
+
+
+class _ChainPanel(_SidebarPanel):
+    bl_parent_id = "VIEW3D_PT_ikchains_main"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        settings = get_rig_settings(context.object)
+        return settings is not None and context.mode in ("OBJECT", "POSE") and settings.active_chain is not None
+
+
+class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
+    """The chain list, with add/remove and the active chain's status."""
+
+    bl_label = "IK Chains"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        obj = context.object
+        settings = get_rig_settings(obj)
+        row = layout.row()
+        row.template_list("IKCHAINS_UL_chains", "", settings, "chains", settings, "active_index", rows=3)
+        column = row.column(align=True)
+        column.operator("ikchains.chain_add", icon="ADD", text="")
+        column.operator("ikchains.chain_remove", icon="REMOVE", text="")
+        chain = settings.active_chain
+        if chain is None:
+            layout.label(text="Add a chain for the active bone", icon="INFO")
+            return
+        st = get_status(obj.name, chain.name)
+        text = st.describe() if st is not None else ("Not solved yet" if chain.enabled else "Live solving is off")
+        layout.label(text=text, icon=_status_icon(obj.name, chain.name))
+
+
+class VIEW3D_PT_ikchains_chain(_ChainPanel, Panel):
+    """Bones and targets."""
+
+    bl_label = "Chain"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        obj = context.object
+        chain = get_rig_settings(obj).active_chain
+        layout.prop_search(chain, "tip_bone", obj.data, "bones", icon="BONE_DATA")
+        layout.prop(chain, "chain_length")
+        layout.prop(chain, "target")
+        layout.operator("ikchains.create_target", icon="EMPTY_AXIS")
+        layout.prop(chain, "pole")
+        layout.prop(chain, "enabled")
+
+
+class VIEW3D_PT_ikchains_solver(_ChainPanel, Panel):
+    """Solver choice and its settings."""
+
+    bl_label = "Solver"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        chain = get_rig_settings(context.object).active_chain
+        layout.prop(chain, "follow_mode")
+        if chain.follow_mode:
+            layout.label(text="History-dependent: the pose depends on the frames played before", icon="INFO")
+        column = layout.column()
+        column.enabled = not chain.follow_mode
+        column.prop(chain, "solver")
+        column.prop(chain, "max_iterations")
+        layout.prop(chain, "tolerance")
+        if chain.solver == "TUTORIAL" or chain.follow_mode:
+            layout.prop(chain, "learning_rate")
+            layout.prop(chain, "sampling_distance")
+        layout.prop(chain, "follow_orientation")
+        row = layout.row()
+        row.active = chain.follow_orientation
+        row.prop(chain, "orientation_weight")
+        row = layout.row()
+        row.active = chain.pole is not None
+        row.prop(chain, "pole_weight")
+
+
+class VIEW3D_PT_ikchains_comfort(_ChainPanel, Panel):
+    """Comfort pose."""
+
+    bl_label = "Comfort Pose"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        chain = get_rig_settings(context.object).active_chain
+        row = layout.row(align=True)
+        row.operator("ikchains.capture_comfort", icon="EYEDROPPER")
+        row.operator("ikchains.clear_comfort", icon="X", text="")
+        captured = len(chain.comfort_bones)
+        layout.label(text=f"{captured} bone(s) captured" if captured else "None captured: the rest pose is used")
+        layout.prop(chain, "comfort_weight")
+        layout.prop(chain, "comfort_blend")
+
+
+class VIEW3D_PT_ikchains_keying(_ChainPanel, Panel):
+    """Key and bake."""
+
+    bl_label = "Keying"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        row = layout.row(align=True)
+        row.operator("ikchains.key_frame", icon="KEY_HLT")
+        row.operator("ikchains.bake", icon="RENDER_ANIMATION")
+
+
+classes = (
+    IKCHAINS_UL_chains,
+    VIEW3D_PT_ikchains_main,
+    VIEW3D_PT_ikchains_chain,
+    VIEW3D_PT_ikchains_solver,
+    VIEW3D_PT_ikchains_comfort,
+    VIEW3D_PT_ikchains_keying,
+)

@@ -1,0 +1,121 @@
+"""Settings saved in the .blend: ``Object.ik_chains`` (an ``IKCHAINS_PG_rig``) on armature objects.
+
+Trade-off: settings live on the object, not the Armature data, so two objects sharing one
+Armature have separate chains (targets are per object anyway).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+from bpy.props import (
+    BoolProperty,
+    CollectionProperty,
+    EnumProperty,
+    FloatProperty,
+    FloatVectorProperty,
+    IntProperty,
+    PointerProperty,
+    StringProperty,
+)
+from bpy.types import PropertyGroup
+
+SOLVERS = (
+    ("LM", "Levenberg-Marquardt", "Damped least squares with analytic Jacobians: fast, precise (default)"),
+    ("TUTORIAL", "Tutorial (gradient descent)", "Finite-difference gradient descent, as in Alan Zucconi's "
+     "tutorial: slower, kept for comparison"),
+)
+
+
+def _not_owner(self: Any, obj: Any) -> bool:
+    return obj is not self.id_data  # a rig cannot target itself: its pose would chase its own tail
+
+
+def _resolve_now(self: Any, context: Any) -> None:
+    """Re-solve the owner's live chains when a setting changes, so the viewport follows at once."""
+    from ..handlers import solve_object_now  # late import: handlers imports the adapter
+
+    solve_object_now(self.id_data)
+
+
+class IKCHAINS_PG_comfort_bone(PropertyGroup):
+    """One bone's comfort rotation. ``name`` is the bone name."""
+
+    rotation: FloatVectorProperty(  # type: ignore[valid-type]
+        name="Rotation", size=4, default=(1.0, 0.0, 0.0, 0.0), subtype="QUATERNION",
+        description="Captured pose rotation (quaternion w, x, y, z), whatever the bone's rotation mode")
+
+
+class IKCHAINS_PG_chain(PropertyGroup):
+    """One IK chain: a tip bone and a length, a target, solver and comfort settings."""
+
+    tip_bone: StringProperty(  # type: ignore[valid-type]
+        name="Tip Bone", description="Last bone of the chain: its tail reaches for the target", update=_resolve_now)
+    chain_length: IntProperty(  # type: ignore[valid-type]
+        name="Chain Length", default=2, min=0, max=255, update=_resolve_now,
+        description="Number of bones in the chain, tip included (0: up to the root)")
+    target: PointerProperty(  # type: ignore[valid-type]
+        type=bpy.types.Object, name="Target", poll=_not_owner, update=_resolve_now,
+        description="Object whose location the chain's tip reaches for (usually an Empty)")
+    pole: PointerProperty(  # type: ignore[valid-type]
+        type=bpy.types.Object, name="Pole", poll=_not_owner, update=_resolve_now,
+        description="Optional object the chain bends toward")
+    enabled: BoolProperty(  # type: ignore[valid-type]
+        name="Live", default=True, update=_resolve_now,
+        description="Solve this chain on every frame change and while its target moves")
+    solver: EnumProperty(items=SOLVERS, name="Solver", default="LM", update=_resolve_now)  # type: ignore[valid-type]
+    max_iterations: IntProperty(  # type: ignore[valid-type]
+        name="Iterations", default=60, min=1, max=10000, update=_resolve_now,
+        description="Iteration cap per frame (tutorial: sweeps over all joints)")
+    tolerance: FloatProperty(  # type: ignore[valid-type]
+        name="Tolerance", default=1e-4, min=1e-9, max=1.0, precision=5, step=0.01, subtype="DISTANCE",
+        update=_resolve_now, description="Tip distance to the target counted as reached")
+    learning_rate: FloatProperty(  # type: ignore[valid-type]
+        name="Learning Rate", default=0.1, min=1e-6, max=10.0, update=_resolve_now,
+        description="Tutorial solver: angle step per unit of gradient")
+    sampling_distance: FloatProperty(  # type: ignore[valid-type]
+        name="Sampling Distance", default=1e-3, min=1e-7, max=0.5, precision=4, subtype="ANGLE",
+        update=_resolve_now, description="Tutorial solver: finite-difference step")
+    follow_orientation: BoolProperty(  # type: ignore[valid-type]
+        name="Follow Orientation", default=False, update=_resolve_now,
+        description="Also turn the tip bone to the target's rotation")
+    orientation_weight: FloatProperty(  # type: ignore[valid-type]
+        name="Orientation Weight", default=1.0, min=0.0, max=100.0, update=_resolve_now)
+    pole_weight: FloatProperty(  # type: ignore[valid-type]
+        name="Pole Weight", default=0.1, min=0.0, max=10.0, update=_resolve_now)
+    comfort_bones: CollectionProperty(type=IKCHAINS_PG_comfort_bone)  # type: ignore[valid-type]
+    comfort_weight: FloatProperty(  # type: ignore[valid-type]
+        name="Comfort Weight", default=0.0, min=0.0, max=10.0, update=_resolve_now,
+        description="Pull toward the comfort pose among the poses that reach (0: it is only the starting pose)")
+    comfort_blend: FloatProperty(  # type: ignore[valid-type]
+        name="Comfort Blend", default=0.0, min=0.0, max=1.0, subtype="FACTOR", update=_resolve_now,
+        description="0: pure IK; 1: the comfort pose")
+    follow_mode: BoolProperty(  # type: ignore[valid-type]
+        name="Follow Mode", default=False, update=_resolve_now,
+        description="The tutorial's look: one gradient sweep per frame from the current pose. History-dependent: "
+                    "the pose depends on the frames played before")
+
+
+class IKCHAINS_PG_rig(PropertyGroup):
+    """The chains of one armature object."""
+
+    chains: CollectionProperty(type=IKCHAINS_PG_chain)  # type: ignore[valid-type]
+    active_index: IntProperty(name="Active Chain", default=0, min=0)  # type: ignore[valid-type]
+
+    @property
+    def active_chain(self) -> Any | None:
+        """The chain selected in the list, or None."""
+        if 0 <= self.active_index < len(self.chains):
+            return self.chains[self.active_index]
+        return None
+
+
+def get_rig_settings(obj: Any) -> Any | None:
+    """The armature object's ``IKCHAINS_PG_rig``, or None for other objects."""
+    if obj is None or obj.type != "ARMATURE":
+        return None
+    return getattr(obj, "ik_chains", None)
+
+
+classes = (IKCHAINS_PG_comfort_bone, IKCHAINS_PG_chain, IKCHAINS_PG_rig)
