@@ -1,0 +1,68 @@
+"""The extension as a user gets it: build the zip, install it into a throwaway Blender home, use it.
+
+The child (``children/install_and_bake.py``) installs with ``package_install_files``, builds a rig,
+sets up a chain through the add-on's own operators, bakes and reports keys and tip errors.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from .conftest import CHILDREN, child_result, requires_bpy_module, run_python
+
+pytestmark = [pytest.mark.e2e, requires_bpy_module]
+
+BONES = ("b1", "b2", "b3")  # children/scene.py
+FRAMES = list(range(1, 25))
+TIP_TOLERANCE = 1e-3  # world units; Blender evaluates poses in float32
+
+
+def test_zip_holds_the_package_and_manifest_only(extension_zip: Path) -> None:
+    names = zipfile.ZipFile(extension_zip).namelist()
+    assert "blender_manifest.toml" in names and "__init__.py" in names
+    assert "core/solver.py" in names and "registration.py" in names
+    assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc") or n.startswith(("tests/", "scripts/"))]
+
+
+@pytest.fixture(scope="module")
+def installed(extension_zip: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The child's report (one install-and-bake run shared by the tests below)."""
+    home = tmp_path_factory.mktemp("blender_home")
+    proc = run_python([CHILDREN / "install_and_bake.py", extension_zip.resolve()], home)
+    result = child_result(proc)
+    result["home"] = str(home)
+    return result
+
+
+def test_installs_and_enables_into_the_temporary_home(installed: dict[str, object]) -> None:
+    assert installed["install"] == ["FINISHED"]
+    assert installed["enabled"] and installed["module_loaded"], installed
+    assert installed["has_property"]
+    assert str(installed["extensions_dir"]).startswith(str(installed["home"]))
+
+
+def test_operators_set_up_the_chain_and_its_target(installed: dict[str, object]) -> None:
+    assert installed.get("chain_add") == ["FINISHED"], installed.get("error")
+    assert installed["create_target"] == ["FINISHED"], installed.get("error")
+    assert installed["tip_bone"] == "b3"
+    assert installed["target"]
+
+
+def test_bake_keys_exactly_the_chain_rotations_on_every_frame(installed: dict[str, object]) -> None:
+    assert installed.get("bake") == ["FINISHED"], installed.get("error")
+    assert installed["live_after_bake"] is False
+    keys = installed["keys"]
+    assert isinstance(keys, dict)
+    expected = {f'pose.bones["{bone}"].rotation_quaternion[{i}]' for bone in BONES for i in range(4)}
+    assert set(keys) == expected
+    for channel, frames in keys.items():
+        assert frames == FRAMES, channel
+
+
+def test_baked_tip_follows_the_target(installed: dict[str, object]) -> None:
+    errors = installed.get("tip_errors")
+    assert isinstance(errors, dict) and len(errors) == 5, installed.get("error")
+    assert max(errors.values()) < TIP_TOLERANCE, errors
