@@ -1,0 +1,32 @@
+"""``scripts/run_tests_in_blender.py``, checked with the bpy module's Python (the closest thing to a
+Blender binary available here): it runs pytest with the repo importable and passes its exit code on."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import SCRIPTS, describe, requires_bpy_module, run_python
+
+pytestmark = [pytest.mark.e2e, requires_bpy_module]
+RUNNER = SCRIPTS / "run_tests_in_blender.py"
+
+
+def test_runs_the_core_suite_and_exits_zero(tmp_path: Path) -> None:
+    proc = run_python([RUNNER, "--", "tests/core", "-q", "-p", "no:cacheprovider"], tmp_path)
+    assert proc.returncode == 0, describe(proc)
+    assert "Running pytest tests/core" in proc.stdout and "Blender " in proc.stdout
+    assert " passed" in proc.stdout and "failed" not in proc.stdout
+
+
+def test_passes_a_failing_exit_code_on(tmp_path: Path) -> None:
+    proc = run_python([RUNNER, "--", "tests/core/no_such_test_file.py", "-q", "-p", "no:cacheprovider"], tmp_path)
+    assert proc.returncode == 4, describe(proc)  # pytest's usage error: file not found
+
+
+def test_without_pytest_it_says_how_to_install_it(tmp_path: Path) -> None:
+    proc = run_python(["-S", RUNNER], tmp_path)  # -S: no site-packages, so no pytest
+    assert proc.returncode == 6, describe(proc)
+    assert f'"{sys.executable}" -m pip install pytest' in proc.stderr
