@@ -114,7 +114,7 @@ def read_chain(obj: Any, tip_bone: str, length: int) -> ChainBinding:
     for index, pbone in enumerate(pose_bones):
         is_tip = index == len(pose_bones) - 1
         _check_bone(pbone, is_tip=is_tip)
-        joints.append(_joint(pbone))
+        joints.append(_joint(pbone, is_root=index == 0))
     tip = pose_bones[-1]
     tip_offset = (0.0, tip.bone.length * tip.scale[1], 0.0)  # tail; basis = T @ R @ S scales it
     root_parent = pose_bones[0].parent
@@ -221,10 +221,10 @@ def _refuse_blender_ik(obj: Any, names: list[str]) -> None:
                                     f"constraint {con.name!r} on bone {pbone.name!r}; mute or remove it")
 
 
-def _joint(pbone: Any) -> Joint:
+def _joint(pbone: Any, *, is_root: bool) -> Joint:
     name, bone = pbone.name, pbone.bone
     rest = np.array(bone.matrix_local, dtype=np.float64)
-    if bone.parent is not None:
+    if not is_root:  # the root's parent is in the base: its rest is armature space
         rest = np.linalg.inv(np.array(bone.parent.matrix_local, dtype=np.float64)) @ rest
     if not bone.use_connect:
         rest = rest @ np.array(Matrix.Translation(pbone.location), dtype=np.float64)

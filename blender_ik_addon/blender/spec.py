@@ -27,6 +27,9 @@ class ChainSpec:
         enabled: Live solving on frame change and while dragging a target.
         method: ``"lm"`` (default) or ``"tutorial"``.
         max_iterations: Solver iteration cap per frame.
+        restarts: LM only: extra attempts from perturbed start poses for frames that stall short
+            of the target. Each costs up to ``max_iterations``; a live frame whose target is out
+            of reach pays them all, so keep it small.
         tolerance: Tip distance counted as reached, world units.
         follow_orientation: Also match the target's rotation with the tip bone's.
         orientation_weight: Unitless weight of that orientation goal.
@@ -50,6 +53,7 @@ class ChainSpec:
     enabled: bool = True
     method: str = "lm"
     max_iterations: int = 60
+    restarts: int = 4
     tolerance: float = 1e-4
     follow_orientation: bool = False
     orientation_weight: float = 1.0
@@ -67,7 +71,7 @@ class ChainSpec:
             return SolverOptions(method="tutorial", max_iterations=1, tolerance=self.tolerance * tolerance_scale,
                                  learning_rate=self.learning_rate, sampling_distance=self.sampling_distance,
                                  orientation_weight=self.orientation_weight, pole_weight=self.pole_weight)
-        return SolverOptions(method=self.method, max_iterations=self.max_iterations,
+        return SolverOptions(method=self.method, max_iterations=self.max_iterations, restarts=self.restarts,
                              tolerance=self.tolerance * tolerance_scale, learning_rate=self.learning_rate,
                              sampling_distance=self.sampling_distance, orientation_weight=self.orientation_weight,
                              pole_weight=self.pole_weight)
@@ -84,6 +88,7 @@ def spec_from_settings(settings: Any) -> ChainSpec:
         enabled=bool(settings.enabled),
         method=settings.solver.lower(),
         max_iterations=int(settings.max_iterations),
+        restarts=int(settings.restarts),
         tolerance=float(settings.tolerance),
         follow_orientation=bool(settings.follow_orientation),
         orientation_weight=float(settings.orientation_weight),

@@ -110,6 +110,8 @@ class VIEW3D_PT_ikchains_solver(_ChainPanel, Panel):
         column.enabled = not chain.follow_mode
         column.prop(chain, "solver")
         column.prop(chain, "max_iterations")
+        if chain.solver == "LM":
+            column.prop(chain, "restarts")
         layout.prop(chain, "tolerance")
         if chain.solver == "TUTORIAL" or chain.follow_mode:
             layout.prop(chain, "learning_rate")

@@ -68,6 +68,10 @@ class IKCHAINS_PG_chain(PropertyGroup):
     max_iterations: IntProperty(  # type: ignore[valid-type]
         name="Iterations", default=60, min=1, max=10000, update=_resolve_now,
         description="Iteration cap per frame (tutorial: sweeps over all joints)")
+    restarts: IntProperty(  # type: ignore[valid-type]
+        name="Restarts", default=4, min=0, max=64, update=_resolve_now,
+        description="Levenberg-Marquardt: extra attempts from perturbed poses when a frame stalls short of the "
+                    "target (each can cost a full solve; frames out of reach pay them all)")
     tolerance: FloatProperty(  # type: ignore[valid-type]
         name="Tolerance", default=1e-4, min=1e-9, max=1.0, precision=5, step=0.01, subtype="DISTANCE",
         update=_resolve_now, description="Tip distance to the target counted as reached")
