@@ -1,0 +1,127 @@
+"""``scripts/bake.py`` run as a subprocess with the bpy module's Python on .blend files built here."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .conftest import CHILDREN, REPO_ROOT, SCRIPTS, child_result, describe, requires_bpy_module, run_python
+
+pytestmark = [pytest.mark.e2e, requires_bpy_module]
+
+BAKE = SCRIPTS / "bake.py"
+BONES = ("b1", "b2", "b3")  # children/scene.py
+FRAMES = list(range(1, 25))
+TIP_TOLERANCE = 1e-3  # world units; Blender evaluates poses in float32
+SCENES = {"good": [], "unreachable": ["--unreachable"], "missing_tip": ["--missing-tip"]}
+
+
+@pytest.fixture(scope="module")
+def scene_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One saved .blend per variant of ``children/make_bake_scene.py`` (copy before baking)."""
+    folder = tmp_path_factory.mktemp("scenes")
+    files = {}
+    for name, flags in SCENES.items():
+        path = folder / f"{name}.blend"
+        proc = run_python([CHILDREN / "make_bake_scene.py", REPO_ROOT, path, *flags], folder)
+        assert proc.returncode == 0 and path.is_file(), describe(proc)
+        files[name] = path
+    return files
+
+
+@pytest.fixture
+def scene_copy(scene_files: dict[str, Path], tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A private copy of a scene: ``good`` unless the test parametrizes it indirectly."""
+    name = getattr(request, "param", "good")
+    return Path(shutil.copy2(scene_files[name], tmp_path / "shot.blend"))
+
+
+def bake(tmp_path: Path, *args: str | Path) -> tuple[int, str, str]:
+    """Run ``bake.py args...``; ``(exit code, stdout, stderr)``."""
+    proc = run_python([BAKE, *args], tmp_path / "home")
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def test_bakes_into_a_copy_and_leaves_the_input_untouched(scene_copy: Path, tmp_path: Path) -> None:
+    before = scene_copy.read_bytes()
+    code, out, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--chains", "all", "--frames", "1-24",
+                          "--disable-live")
+    assert code == 0, out + err
+    baked = tmp_path / "shot_baked.blend"
+    assert f"Saved {baked}" in out
+    assert "chain 'arm': 24 frames, all converged" in out
+    assert scene_copy.read_bytes() == before
+    report = child_result(run_python([CHILDREN / "inspect_baked.py", baked], tmp_path / "home"))
+    expected = {f'pose.bones["{bone}"].rotation_quaternion[{i}]' for bone in BONES for i in range(4)}
+    assert set(report["keys"]) == expected
+    assert all(frames == FRAMES for frames in report["keys"].values())
+    assert max(report["tip_errors"].values()) < TIP_TOLERANCE, report["tip_errors"]
+
+
+def test_writes_to_the_output_option(scene_copy: Path, tmp_path: Path) -> None:
+    output = tmp_path / "elsewhere.blend"
+    code, out, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--frames", "1-24", "--step", "4",
+                          "--output", output)
+    assert code == 0, out + err
+    assert output.is_file() and not (tmp_path / "shot_baked.blend").exists()
+
+
+def test_missing_armature_exits_2_and_names_it(scene_copy: Path, tmp_path: Path) -> None:
+    code, out, err = bake(tmp_path, scene_copy, "--armature", "Robot", "--frames", "1-24")
+    assert code == 2, out + err
+    assert "no object named 'Robot'" in err and "'Rig'" in err
+    assert not (tmp_path / "shot_baked.blend").exists()
+
+
+def test_missing_chain_exits_2_and_names_it(scene_copy: Path, tmp_path: Path) -> None:
+    code, out, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--chains", "arm,leg", "--frames", "1-24")
+    assert code == 2, out + err
+    assert "no chain(s) 'leg'" in err and "its chains: 'arm'" in err
+
+
+@pytest.mark.parametrize("scene_copy", ["missing_tip"], indirect=True)
+def test_missing_tip_bone_exits_2_and_names_it(scene_copy: Path, tmp_path: Path) -> None:
+    code, out, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--frames", "1-24")
+    assert code == 2, out + err
+    assert "tip bone 'renamed_bone'" in err and "chain 'arm'" in err
+
+
+def test_missing_input_and_bad_frames_exit_2(tmp_path: Path) -> None:
+    code, _, err = bake(tmp_path, tmp_path / "nowhere.blend", "--armature", "Rig")
+    assert code == 2 and "does not exist" in err
+    code, _, err = bake(tmp_path, tmp_path / "nowhere.blend", "--armature", "Rig", "--frames", "24-1")
+    assert code == 2 and "end 1 is before start 24" in err
+
+
+def test_refuses_to_write_over_the_input_without_overwrite(scene_copy: Path, tmp_path: Path) -> None:
+    before = scene_copy.read_bytes()
+    code, out, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--output", scene_copy)
+    assert code == 2 and "pass --overwrite" in err, out + err
+    assert scene_copy.read_bytes() == before
+
+
+def test_overwrite_replaces_the_input(scene_copy: Path, tmp_path: Path) -> None:
+    before = scene_copy.read_bytes()
+    code, out, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--frames", "1-24", "--overwrite")
+    assert code == 0, out + err
+    assert scene_copy.read_bytes() != before
+    assert not (tmp_path / "shot_baked.blend").exists()
+
+
+@pytest.mark.parametrize("scene_copy", ["unreachable"], indirect=True)
+def test_unconverged_frames_exit_3_unless_allowed(scene_copy: Path, tmp_path: Path) -> None:
+    code, out, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--frames", "1-24")
+    assert code == 3, out + err
+    assert "24 NOT converged" in out and "--allow-unconverged" in err
+    assert (tmp_path / "shot_baked.blend").is_file()  # saved all the same, for inspection
+    code, out, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--frames", "1-24", "--allow-unconverged")
+    assert code == 0, out + err
+
+
+def test_runs_on_the_file_blender_opened(scene_copy: Path, tmp_path: Path) -> None:
+    proc = run_python([CHILDREN / "run_like_blender.py", BAKE, scene_copy, "--armature", "Rig", "--frames", "1-24"],
+                      tmp_path / "home")
+    assert child_result(proc)["exit_code"] == 0, describe(proc)
+    assert (tmp_path / "shot_baked.blend").is_file()
