@@ -135,7 +135,8 @@ def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any) -> dict[st
         raise RigSetupError(next(iter(conflicts.values())))
     for spec in specs:
         require_objects(spec, scene)
-    return {spec.name: prepare(obj, spec) for spec in specs}
+    obj_eval = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    return {spec.name: prepare(obj_eval, spec) for spec in specs}
 
 
 def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], frames: np.ndarray,

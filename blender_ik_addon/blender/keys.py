@@ -54,8 +54,9 @@ def fcurve_collection(id_data: Any, *, create: bool) -> Any | None:
         slot = action.slots.new(id_type=id_data.id_type, name=id_data.name)
         anim.action_slot = slot
     if create:
-        return action_ensure_channelbag_for_slot(action, slot)
-    return action_get_channelbag_for_slot(action, slot)
+        return action_ensure_channelbag_for_slot(action, slot).fcurves
+    bag = action_get_channelbag_for_slot(action, slot)
+    return bag.fcurves if bag is not None else None
 
 
 def iter_fcurves(id_data: Any) -> list[Any]:

@@ -64,12 +64,13 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
     require_armature(obj)
     scene = depsgraph.scene
     target, pole = require_objects(spec, scene)
-    prepared = prepare(obj, spec)
-    base = chain_base(obj.evaluated_get(depsgraph), prepared.binding)[None]
+    obj_eval = obj.evaluated_get(depsgraph)  # read what this depsgraph evaluated (renders too)
+    prepared = prepare(obj_eval, spec)
+    base = chain_base(obj_eval, prepared.binding)[None]
     target_m = world_matrix(target, depsgraph)[None]
     pole_m = None if pole is None else world_matrix(pole, depsgraph)[None]
     if spec.follow_mode:
-        solution = solve_follow(prepared, base, target_m, pole_m, current_pose(obj, prepared.binding))
+        solution = solve_follow(prepared, base, target_m, pole_m, current_pose(obj_eval, prepared.binding))
     else:
         solution = solve_frames(prepared, base, target_m, pole_m)
     changed = write_pose(obj, prepared.binding, solution.angles[0])

@@ -8,7 +8,11 @@ Conventions (checked against Blender's own evaluation by ``tests/blender/test_re
   front of the chain is the chain's *base*; it is read per frame (:func:`chain_base`) because the
   armature or the root's parent may be animated. The core chain itself has an identity base.
 * Joint ``j``'s rest is ``parent_rest^-1 @ rest_j @ T(location_j)``: a non-connected bone's pose
-  location is folded in (connected bones ignore their location, as Blender does).
+  location is folded in (connected bones ignore their location, as Blender does). The chain
+  root's location goes into the base instead (``rest_root @ T(loc) @ rest_root^-1`` on its right),
+  so a root (hips) whose location is animated is read per frame like the rest of the base.
+* Read from the *evaluated* object (the depsgraph's copy, also during renders) when one is at hand;
+  write to the original.
 * Each joint rotates in its *parameter order*: the Euler order its Limit Rotation constraint uses
   (the constraint's ``euler_order``; AUTO means the bone's Euler order, or XYZ for quaternion and
   axis-angle bones), else the bone's own Euler order, else XYZ. Limits are angles in that order.
@@ -56,6 +60,9 @@ class ChainBinding:
         object_name: The armature object's name.
         bones: The chain's bones, root first.
         root_parent: Name of the chain root's parent bone, or None.
+        root_connected: The chain root is connected to its parent (its location is ignored).
+        locations: ``(bone, location)`` of the non-root, non-connected bones, as folded into
+            their rests (a bake checks they do not change over the range).
         ancestors: Names of every bone above the chain root (root's parent first).
         chain: The core chain in chain space (identity base; see module docstring).
     """
@@ -65,6 +72,8 @@ class ChainBinding:
     root_parent: str | None
     ancestors: tuple[str, ...]
     chain: Chain
+    root_connected: bool = False
+    locations: tuple[tuple[str, tuple[float, float, float]], ...] = ()
 
     @property
     def bone_names(self) -> tuple[str, ...]:
@@ -124,8 +133,9 @@ def read_chain(obj: Any, tip_bone: str, length: int) -> ChainBinding:
         ancestors.append(walker.name)
         walker = walker.parent
     bindings = tuple(BoneBinding(p.name, p.rotation_mode, j.order) for p, j in zip(pose_bones, joints))
+    locations = tuple((p.name, tuple(p.location)) for p in pose_bones[1:] if not p.bone.use_connect)
     return ChainBinding(obj.name, bindings, root_parent.name if root_parent else None, tuple(ancestors),
-                        Chain(tuple(joints), np.asarray(tip_offset)))
+                        Chain(tuple(joints), np.asarray(tip_offset)), pose_bones[0].bone.use_connect, locations)
 
 
 def chain_base(obj_eval: Any, binding: ChainBinding) -> np.ndarray:
@@ -137,8 +147,14 @@ def chain_base(obj_eval: Any, binding: ChainBinding) -> np.ndarray:
         binding: The chain.
     """
     base = np.array(obj_eval.matrix_world, dtype=np.float64)
+    root = obj_eval.pose.bones[binding.bones[0].name]
+    if not binding.root_connected and any(root.location):
+        rest = np.array(root.bone.matrix_local, dtype=np.float64)
+        shift = rest @ np.array(Matrix.Translation(root.location), dtype=np.float64) @ np.linalg.inv(rest)
+    else:
+        shift = np.eye(4)
     if binding.root_parent is None:
-        return base
+        return base @ shift
     parent = obj_eval.pose.bones[binding.root_parent]
     local = np.array(parent.matrix, dtype=np.float64) @ np.linalg.inv(np.array(parent.bone.matrix_local))
     scale = np.linalg.norm(local[:3, :3], axis=0)
@@ -148,7 +164,16 @@ def chain_base(obj_eval: Any, binding: ChainBinding) -> np.ndarray:
             if bone.inherit_scale != "FULL":
                 raise RigSetupError(f"bone {name!r}: inherit scale {bone.inherit_scale!r} under a scaled parent "
                                     f"{binding.root_parent!r} is not supported in a chain; use 'Full'")
-    return base @ local
+    return base @ local @ shift
+
+
+def check_locations(obj_eval: Any, binding: ChainBinding) -> None:
+    """Raise if a non-root chain bone's location differs from the one folded into its rest."""
+    for name, location in binding.locations:
+        now = tuple(obj_eval.pose.bones[name].location)
+        if not np.allclose(now, location, atol=1e-6):
+            raise RigSetupError(f"bone {name!r}: its pose location changes over the frames; only the chain "
+                                "root's location may be animated (connect the bone, or key it constant)")
 
 
 def current_angles(pbone: Any, order: str) -> np.ndarray:
@@ -224,9 +249,9 @@ def _refuse_blender_ik(obj: Any, names: list[str]) -> None:
 def _joint(pbone: Any, *, is_root: bool) -> Joint:
     name, bone = pbone.name, pbone.bone
     rest = np.array(bone.matrix_local, dtype=np.float64)
-    if not is_root:  # the root's parent is in the base: its rest is armature space
+    if not is_root:  # the root's parent and location are in the base: its rest is armature space
         rest = np.linalg.inv(np.array(bone.parent.matrix_local, dtype=np.float64)) @ rest
-    if not bone.use_connect:
+    if not bone.use_connect and not is_root:
         rest = rest @ np.array(Matrix.Translation(pbone.location), dtype=np.float64)
     rest[:3, :3] = _orthonormal(rest[:3, :3])  # float32 storage: re-square it for the core's rigid check
     order = parameter_order(pbone)

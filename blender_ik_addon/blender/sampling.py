@@ -22,7 +22,7 @@ import numpy as np
 
 from ..core.rotations import EULER_ORDERS, euler_to_matrix, quaternion_to_matrix
 from .keys import iter_fcurves
-from .read import ChainBinding, chain_base
+from .read import ChainBinding, chain_base, check_locations
 
 _TRANSFORM_PATHS = ("location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale")
 _BONE_PATH = re.compile(r'^pose\.bones\["((?:[^"\\]|\\.)*)"\]\.?(.*)$')
@@ -186,6 +186,7 @@ def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objec
         depsgraph = bpy.context.evaluated_depsgraph_get()
         rig_eval = rig.evaluated_get(depsgraph)
         for name, binding in bindings.items():
+            check_locations(rig_eval, binding)
             bases[name][i] = chain_base(rig_eval, binding)
         for obj in objects:
             matrices[obj.name][i] = world_matrix(obj, depsgraph)

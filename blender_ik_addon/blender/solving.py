@@ -62,7 +62,7 @@ class FrameSolution:
 
 
 def prepare(obj: Any, spec: ChainSpec) -> PreparedChain:
-    """Read the chain of ``spec`` from ``obj``. Raises :class:`RigSetupError` on setup mistakes."""
+    """Read the chain of ``spec`` from ``obj`` (preferably evaluated). Raises :class:`RigSetupError`."""
     binding = read_chain(obj, spec.tip_bone, spec.length)
     chain = binding.chain
     comfort = np.zeros((chain.n_joints, 3))
