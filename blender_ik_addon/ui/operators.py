@@ -96,8 +96,20 @@ class IKCHAINS_OT_chain_remove(Operator):
         return {"FINISHED"}
 
 
+def _capture(obj: Any, chain: Any) -> int:
+    """Store the chain bones' current rotations as its comfort pose; returns the bone count."""
+    names = read.chain_bone_names(obj, chain.tip_bone, chain.chain_length)
+    chain.comfort_bones.clear()
+    for name in names:
+        item = chain.comfort_bones.add()
+        item.name = name
+        item.rotation = read.rotation_quaternion(obj.pose.bones[name])
+    return len(names)
+
+
 class IKCHAINS_OT_create_target(Operator):
-    """Add an Empty at the chain's tip, oriented like the tip bone, and use it as the target"""
+    """Add an Empty at the chain's tip, oriented like the tip bone, and use it as the target. Without a
+    comfort pose yet, the current pose becomes it, so the chain does not jump to another solution"""
 
     bl_idname = "ikchains.create_target"
     bl_label = "Create Target at Tip"
@@ -126,8 +138,11 @@ class IKCHAINS_OT_create_target(Operator):
         empty.matrix_world = Matrix.LocRotScale(location, rotation, None)
         collection = obj.users_collection[0] if obj.users_collection else context.scene.collection
         collection.objects.link(empty)
+        note = ""
+        if not chain.comfort_bones:
+            note = f"; captured the current pose of {_capture(obj, chain)} bone(s) as the comfort pose"
         chain.target = empty
-        self.report({"INFO"}, f"Created target {empty.name!r} at the tip of {chain.tip_bone!r}")
+        self.report({"INFO"}, f"Created target {empty.name!r} at the tip of {chain.tip_bone!r}{note}")
         return {"FINISHED"}
 
 
@@ -146,16 +161,11 @@ class IKCHAINS_OT_capture_comfort(Operator):
         obj = context.object
         chain = get_rig_settings(obj).active_chain
         try:
-            names = read.chain_bone_names(obj, chain.tip_bone, chain.chain_length)
+            count = _capture(obj, chain)
         except IKError as err:
             self.report({"ERROR"}, str(err))
             return {"CANCELLED"}
-        chain.comfort_bones.clear()
-        for name in names:
-            item = chain.comfort_bones.add()
-            item.name = name
-            item.rotation = read.rotation_quaternion(obj.pose.bones[name])
-        self.report({"INFO"}, f"Captured the comfort pose of {len(names)} bone(s)")
+        self.report({"INFO"}, f"Captured the comfort pose of {count} bone(s)")
         return {"FINISHED"}
 
 
