@@ -22,7 +22,7 @@ from typing import Any
 import bpy
 from bpy.app.handlers import persistent
 
-from .blender import live, status
+from .blender import cache, live, status
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +113,7 @@ def on_load_pre(*_args: Any) -> None:
     global _state
     _state = _State()
     status.clear_status()
+    cache.clear()
 
 
 @persistent
@@ -153,7 +154,8 @@ def register() -> None:
 
 
 def unregister() -> None:
-    """Remove exactly the handlers :func:`register` appended."""
+    """Remove exactly the handlers :func:`register` appended (and drop runtime state)."""
+    cache.clear()
     for event, function in HANDLERS:
         handlers = getattr(bpy.app.handlers, event)
         while function in handlers:

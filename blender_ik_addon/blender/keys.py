@@ -76,7 +76,7 @@ def ensure_fcurve(fcurves: Any, data_path: str, index: int, group: str) -> Any:
 
 
 def replace_keys(fcurve: Any, frames: np.ndarray, values: np.ndarray, start: float, end: float) -> None:
-    """Replace ``fcurve``'s keys inside ``[start, end]`` by ``values`` at ``frames``.
+    """Replace ``fcurve``'s keys inside ``[start, end]`` by ``values`` at ``frames`` (ascending).
 
     Keys outside the range are not touched (their handles and interpolation are kept).
     """
@@ -95,15 +95,19 @@ def replace_keys(fcurve: Any, frames: np.ndarray, values: np.ndarray, start: flo
     kept = len(points)
     points.add(len(frames))
     co = np.empty(2 * (kept + len(frames)), dtype=np.float32)
-    points.foreach_get("co", co)
+    ipo = np.empty(kept + len(frames), dtype=np.int32)
+    if kept:
+        points.foreach_get("co", co)
+        points.foreach_get("interpolation", ipo)
     co[2 * kept::2] = frames
     co[2 * kept + 1::2] = values
-    points.foreach_set("co", co)
-    ipo = np.empty(kept + len(frames), dtype=np.int32)
-    points.foreach_get("interpolation", ipo)
     ipo[kept:] = _LINEAR
+    points.foreach_set("co", co)
     points.foreach_set("interpolation", ipo)
-    fcurve.update()  # sorts the keys and recomputes handles
+    # Sort the new keys among the kept ones and recompute handles. A curve of new keys only is
+    # already sorted, and LINEAR keys do not use handles: skipped, as Blender's own bake does.
+    if kept:
+        fcurve.update()
 
 
 def write_channel_keys(obj: Any, bone: str, data_path: str, frames: np.ndarray, values: np.ndarray,

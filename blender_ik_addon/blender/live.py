@@ -65,7 +65,7 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
     scene = depsgraph.scene
     target, pole = require_objects(spec, scene)
     obj_eval = obj.evaluated_get(depsgraph)  # read what this depsgraph evaluated (renders too)
-    prepared = prepare(obj_eval, spec)
+    prepared = prepare(obj_eval, spec, cached=True)
     base = chain_base(obj_eval, prepared.binding)[None]
     target_m = world_matrix(target, depsgraph)[None]
     pole_m = None if pole is None else world_matrix(pole, depsgraph)[None]

@@ -228,10 +228,16 @@ def _check_bone(pbone: Any, *, is_tip: bool) -> None:
         raise RigSetupError(f"bone {name!r}: a pose location with 'Local Location' off is not supported")
 
 
+def subtree(obj: Any, root: str) -> list[Any]:
+    """Pose bones of ``root`` and everything below it (where IK constraints reaching it live)."""
+    bones = obj.pose.bones
+    return [bones[root], *(bones[b.name] for b in obj.data.bones[root].children_recursive)]
+
+
 def _refuse_blender_ik(obj: Any, names: list[str]) -> None:
     """Blender's own IK constraints rotate every bone of their chain after us: refuse overlap."""
     ours = set(names)
-    for pbone in obj.pose.bones:
+    for pbone in subtree(obj, names[0]):
         for con in pbone.constraints:
             if con.type not in _OVERRIDING or con.mute or con.influence <= 0 or not con.is_valid:
                 continue

@@ -21,6 +21,7 @@ from mathutils import Quaternion
 
 from ..core import ComfortPose, SolverOptions, forward, solve_batch
 from ..core.rotations import orthonormalize, rotation_vector
+from .cache import read_chain_cached
 from .errors import RigSetupError
 from .read import ChainBinding, chain_bone_names, current_angles, read_chain
 from .spec import ChainSpec
@@ -61,9 +62,12 @@ class FrameSolution:
     converged: np.ndarray
 
 
-def prepare(obj: Any, spec: ChainSpec) -> PreparedChain:
-    """Read the chain of ``spec`` from ``obj`` (preferably evaluated). Raises :class:`RigSetupError`."""
-    binding = read_chain(obj, spec.tip_bone, spec.length)
+def prepare(obj: Any, spec: ChainSpec, *, cached: bool = False) -> PreparedChain:
+    """Read the chain of ``spec`` from ``obj`` (preferably evaluated). Raises :class:`RigSetupError`.
+
+    With ``cached`` a chain read on an earlier call is re-used while its inputs are unchanged.
+    """
+    binding = (read_chain_cached if cached else read_chain)(obj, spec.tip_bone, spec.length)
     chain = binding.chain
     comfort = np.zeros((chain.n_joints, 3))
     for j, bone in enumerate(binding.bones):
@@ -112,12 +116,25 @@ def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:
     return out
 
 
-def to_chain_space(bases: np.ndarray, matrices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World ``(F, 4, 4)`` matrices -> chain-space positions ``(F, 3)`` and rotations ``(F, 3, 3)``."""
-    inverse = np.linalg.inv(bases)
-    positions = np.einsum("fij,fj->fi", inverse[:, :3, :3], matrices[:, :3, 3]) + inverse[:, :3, 3]
-    rotations = np.swapaxes(orthonormalize(bases[:, :3, :3]), -1, -2) @ orthonormalize(matrices[:, :3, :3])
-    return positions, rotations
+def to_chain_space(bases: np.ndarray, matrices: np.ndarray, *, rotations: bool = True
+                   ) -> tuple[np.ndarray, np.ndarray | None]:
+    """World ``(F, 4, 4)`` matrices -> chain-space positions ``(F, 3)`` and rotations ``(F, 3, 3)``.
+
+    Rotations are skipped (None) unless asked for: they cost an SVD per frame.
+    """
+    if _all_same(bases):  # the usual bake: one base for every frame
+        inverse = np.linalg.inv(bases[0])
+        positions = matrices[:, :3, 3] @ inverse[:3, :3].T + inverse[:3, 3]
+    else:
+        inverse = np.linalg.inv(bases)
+        positions = np.einsum("fij,fj->fi", inverse[:, :3, :3], matrices[:, :3, 3]) + inverse[:, :3, 3]
+    if not rotations:
+        return positions, None
+    return positions, np.swapaxes(orthonormalize(bases[:, :3, :3]), -1, -2) @ orthonormalize(matrices[:, :3, :3])
+
+
+def _all_same(bases: np.ndarray) -> bool:
+    return bases.strides[0] == 0 or bool(np.all(bases == bases[0]))
 
 
 def solve_frames(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray, poles: np.ndarray | None = None,
@@ -132,8 +149,8 @@ def solve_frames(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray
         initial: Start angles ``(F, n, 3)`` or ``(n, 3)``; default the comfort pose.
     """
     spec, chain = prepared.spec, prepared.binding.chain
-    positions, rotations = to_chain_space(bases, targets)
-    pole_positions = None if poles is None else to_chain_space(bases, poles)[0]
+    positions, rotations = to_chain_space(bases, targets, rotations=spec.follow_orientation)
+    pole_positions = None if poles is None else to_chain_space(bases, poles, rotations=False)[0]
     scales = np.cbrt(np.abs(np.linalg.det(bases[:, :3, :3])))
     options = spec.solver_options(tolerance_scale=1.0 / float(scales.max()))
     orientations = rotations if spec.follow_orientation else None
@@ -147,7 +164,20 @@ def solve_frames(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray
     blend = float(np.clip(spec.comfort_blend, 0.0, 1.0))
     if blend > 0:
         q = (1.0 - blend) * q + blend * chain.compress(prepared.comfort_angles)
+    elif q is result.q and _uniform_scale(bases):
+        # The solver's chain-space residuals, scaled back to world units: no need for another FK.
+        error = result.error * scales
+        converged = error <= spec.tolerance
+        if orientations is not None:
+            converged &= result.orientation_error <= _ORIENTATION_TOLERANCE
+        return FrameSolution(result.angles, error, result.orientation_error, converged)
     return _measure(prepared, q, bases, targets, orientations)
+
+
+def _uniform_scale(bases: np.ndarray) -> bool:
+    linear = bases[:1, :3, :3] if _all_same(bases) else bases[:, :3, :3]
+    gram = np.swapaxes(linear, -1, -2) @ linear
+    return bool(np.allclose(gram, gram[:, :1, :1] * np.eye(3), rtol=1e-6, atol=1e-9))
 
 
 def _reach_first_fallback(prepared: PreparedChain, result: Any, positions: np.ndarray, orientations: Any,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from mathutils import Euler, Matrix
+from mathutils import Euler, Matrix, Quaternion
 
 from ..core import Joint
 from ..core.rotations import euler_to_matrix, matrix_to_quaternion
@@ -45,6 +45,8 @@ def angles_to_channels(bone: BoneBinding, joint: Joint, angles: np.ndarray, prev
     mode = bone.rotation_mode
     if mode == bone.order:
         return _unwrap_unlimited(joint, angles, previous)
+    if len(angles) == 1:  # live solving: mathutils is ~20x faster than numpy for one rotation
+        return _single(bone, angles[0], previous)[None]
     matrices = euler_to_matrix(angles, bone.order)
     if mode not in ("QUATERNION", "AXIS_ANGLE"):
         out = np.empty_like(angles)
@@ -59,12 +61,28 @@ def angles_to_channels(bone: BoneBinding, joint: Joint, angles: np.ndarray, prev
     return _axis_angles(quats, previous)
 
 
+def _single(bone: BoneBinding, angles: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """:func:`angles_to_channels` for one frame in another mode (same rules, via mathutils)."""
+    mode = bone.rotation_mode
+    euler = Euler(angles, bone.order)
+    if mode not in ("QUATERNION", "AXIS_ANGLE"):
+        return np.array(euler.to_matrix().to_euler(mode, Euler(previous, mode)))
+    quat = euler.to_quaternion()
+    if quat.dot(Quaternion(_previous_quaternion(mode, previous))) < 0:
+        quat.negate()
+    if mode == "QUATERNION":
+        return np.array(quat)
+    return _axis_angles(np.array(quat)[None], previous)[0]
+
+
 def _unwrap_unlimited(joint: Joint, angles: np.ndarray, previous: np.ndarray) -> np.ndarray:
     out = np.array(angles, dtype=np.float64)
     unlimited = np.array(joint.free) & np.isinf(joint.lower) & np.isinf(joint.upper)
     if unlimited.any():
-        series = np.concatenate([previous[None], out], axis=0)
-        out[:, unlimited] = np.unwrap(series[:, unlimited], axis=0)[1:]
+        # Whole turns that bring each value within half a turn of the one before (np.unwrap, lean).
+        series = np.concatenate([previous[None, unlimited], out[:, unlimited]], axis=0)
+        turns = np.cumsum(np.round(np.diff(series, axis=0) / (2 * np.pi)), axis=0)
+        out[:, unlimited] -= 2 * np.pi * turns
     return out
 
 

@@ -85,3 +85,20 @@ def test_quaternion_and_axis_angle_keys_do_not_flip() -> None:
         for value, angle in zip(values, angles):
             quat = Quaternion(value) if mode == "QUATERNION" else Quaternion(value[1:], value[0])
             np.testing.assert_allclose(np.array(quat.to_matrix()), euler_to_matrix(angle, "XYZ"), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_one_frame_and_batch_conversions_agree(mode: str) -> None:
+    # Live writes convert one frame with mathutils, bakes many with numpy: same numbers.
+    rig = straight_chain(2)
+    rig.pose.bones["b1"].rotation_mode = mode
+    limit_rotation(rig, "b1", order="YZX")
+    binding = read_chain(rig, "b1", 2)
+    bone, joint = binding.bones[1], binding.chain.joints[1]
+    angles = np.random.default_rng(2).uniform(-3, 3, size=(40, 3))
+    previous = read_channel(rig.pose.bones["b1"])
+    batch = angles_to_channels(bone, joint, angles, previous)
+    for f in range(len(angles)):
+        one = angles_to_channels(bone, joint, angles[f:f + 1], previous)[0]
+        np.testing.assert_allclose(one, batch[f], atol=1e-6)  # mathutils works in float32
+        previous = batch[f]
