@@ -62,6 +62,8 @@ def on_frame_change_post(scene: Any, depsgraph: Any = None) -> None:
     """Solve every live chain of the scene at the new frame."""
     if _state.busy or live.is_suspended():
         return
+    if not bpy.data.armatures:  # the cheapest exit: a file without rigs
+        return
     rigs = live_rigs(scene)
     if not rigs:
         return
@@ -71,13 +73,14 @@ def on_frame_change_post(scene: Any, depsgraph: Any = None) -> None:
 @persistent
 def on_depsgraph_update_post(scene: Any, depsgraph: Any) -> None:
     """Re-solve chains whose target, pole or armature moved (not during playback or renders)."""
-    if _state.busy or _state.rendering or live.is_suspended() or _is_playing():
+    if _state.busy or _state.rendering or live.is_suspended() or not bpy.data.armatures or _is_playing():
         return
     rigs = live_rigs(scene)
     if not rigs:
         return
+    # A pose edit flags the armature object as a geometry update, a moved object as a transform one.
     moved = {getattr(u.id, "original", u.id).name for u in depsgraph.updates
-             if u.is_updated_transform and isinstance(u.id, bpy.types.Object)}
+             if (u.is_updated_transform or u.is_updated_geometry) and isinstance(u.id, bpy.types.Object)}
     if not moved:
         return
     chains: dict[str, set[str]] = {}
@@ -114,6 +117,7 @@ def on_load_pre(*_args: Any) -> None:
     _state = _State()
     status.clear_status()
     cache.clear()
+    live.forget()
 
 
 @persistent
@@ -156,6 +160,7 @@ def register() -> None:
 def unregister() -> None:
     """Remove exactly the handlers :func:`register` appended (and drop runtime state)."""
     cache.clear()
+    live.forget()
     for event, function in HANDLERS:
         handlers = getattr(bpy.app.handlers, event)
         while function in handlers:

@@ -134,7 +134,7 @@ def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any) -> dict[st
     if conflicts:
         raise RigSetupError(next(iter(conflicts.values())))
     for spec in specs:
-        require_objects(spec, scene)
+        require_objects(spec, scene, obj)
     obj_eval = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
     return {spec.name: prepare(obj_eval, spec) for spec in specs}
 

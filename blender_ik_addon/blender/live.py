@@ -8,15 +8,18 @@ errors of one chain become that chain's status without stopping the others.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from ..core import IKError
-from .read import chain_base, require_armature
+from .read import ChainBinding, chain_base, require_armature
 from .sampling import world_matrix
 from .solving import current_pose, find_conflicts, prepare, require_objects, solve_frames, solve_follow
 from .spec import ChainSpec, spec_from_settings
 from .status import ChainStatus, set_status
-from .write import key_pose, write_pose
+from .write import key_pose, read_channel, write_pose
 
 log = logging.getLogger(__name__)
 FOLLOW_NOTE = "follow mode: history-dependent"
@@ -63,22 +66,65 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
     """
     require_armature(obj)
     scene = depsgraph.scene
-    target, pole = require_objects(spec, scene)
+    target, pole = require_objects(spec, scene, obj)
     obj_eval = obj.evaluated_get(depsgraph)  # read what this depsgraph evaluated (renders too)
     prepared = prepare(obj_eval, spec, cached=True)
     base = chain_base(obj_eval, prepared.binding)[None]
     target_m = world_matrix(target, depsgraph)[None]
     pole_m = None if pole is None else world_matrix(pole, depsgraph)[None]
-    if spec.follow_mode:
-        solution = solve_follow(prepared, base, target_m, pole_m, current_pose(obj_eval, prepared.binding))
+    frame = float(scene.frame_current)
+    inputs = _Inputs(spec, prepared.binding, base, target_m, pole_m)
+    memo = _MEMO.get((obj.name, spec.name))
+    if memo is not None and not spec.follow_mode and memo.inputs.same(inputs) and memo.pose == _pose(obj, inputs):
+        status, changed = replace(memo.status, frame=frame), False  # same inputs, same answer: skip the solve
     else:
-        solution = solve_frames(prepared, base, target_m, pole_m)
-    changed = write_pose(obj, prepared.binding, solution.angles[0])
+        if spec.follow_mode:
+            solution = solve_follow(prepared, base, target_m, pole_m, current_pose(obj_eval, prepared.binding))
+        else:
+            solution = solve_frames(prepared, base, target_m, pole_m)
+        changed = write_pose(obj, prepared.binding, solution.angles[0])
+        status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
+                             FOLLOW_NOTE if spec.follow_mode else "", frame)
+        _MEMO[(obj.name, spec.name)] = _Memo(inputs, _pose(obj, inputs), status)
     if key_frame is not None and (changed or not autokey):
         key_pose(obj, prepared.binding, key_frame)
-    status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
-                         FOLLOW_NOTE if spec.follow_mode else "", float(scene.frame_current))
     return status, changed
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Everything a live solve depends on (the solve is a pure function of these)."""
+
+    spec: ChainSpec
+    binding: ChainBinding  # the cache returns the same object while the chain is unchanged
+    base: np.ndarray
+    target: np.ndarray
+    pole: np.ndarray | None
+
+    def same(self, other: _Inputs) -> bool:
+        poles_equal = (self.pole is None and other.pole is None) or (
+            self.pole is not None and other.pole is not None and np.array_equal(self.pole, other.pole))
+        return (self.binding is other.binding and self.spec == other.spec and np.array_equal(self.base, other.base)
+                and np.array_equal(self.target, other.target) and poles_equal)
+
+
+@dataclass(frozen=True)
+class _Memo:
+    inputs: _Inputs
+    pose: tuple[float, ...]  # the chain's rotation channels right after the write
+    status: ChainStatus
+
+
+_MEMO: dict[tuple[str, str], _Memo] = {}
+
+
+def _pose(obj: Any, inputs: _Inputs) -> tuple[float, ...]:
+    return tuple(v for b in inputs.binding.bones for v in read_channel(obj.pose.bones[b.name]))
+
+
+def forget() -> None:
+    """Drop remembered solves (file load, unregister)."""
+    _MEMO.clear()
 
 
 def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enabled_only: bool = True,

@@ -78,8 +78,9 @@ def prepare(obj: Any, spec: ChainSpec, *, cached: bool = False) -> PreparedChain
     return PreparedChain(spec, binding, comfort)
 
 
-def require_objects(spec: ChainSpec, scene: Any) -> tuple[Any, Any | None]:
-    """The chain's target and pole objects, checked to exist in ``scene``."""
+def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, Any | None]:
+    """The chain's target and pole objects, checked to exist in ``scene`` and not to hang below ``rig``
+    (an object parented to the armature would move with the chain that chases it)."""
     if not spec.target:
         raise RigSetupError(f"chain {spec.name!r} has no target object (set one; was it deleted?)")
     found = []
@@ -87,9 +88,16 @@ def require_objects(spec: ChainSpec, scene: Any) -> tuple[Any, Any | None]:
         if name is None:
             found.append(None)
             continue
-        if scene.objects.get(name) is None:
+        obj = scene.objects.get(name)
+        if obj is None:
             raise RigSetupError(f"chain {spec.name!r}: {role} object {name!r} is not in scene {scene.name!r}")
-        found.append(scene.objects[name])
+        parent = obj.parent
+        while rig is not None and parent is not None:
+            if parent.name == rig.name:
+                raise RigSetupError(f"chain {spec.name!r}: {role} {name!r} is parented to the armature {rig.name!r} "
+                                    "and would move with the chain that follows it; unparent it")
+            parent = parent.parent
+        found.append(obj)
     return found[0], found[1]
 
 

@@ -177,3 +177,39 @@ def test_handler_reads_the_depsgraph_it_is_given() -> None:
     binding = read_chain(rig, "b2", 3)
     tip = tip_positions(binding.chain, binding.chain.compress(current_pose(rig, binding))[None])[0]
     np.testing.assert_allclose(tip, (1.0, 1.5, 0.5), atol=1e-4)  # the pose written is the other depsgraph's
+
+
+def test_unchanged_inputs_skip_the_solve_and_a_moved_parent_bone_re_solves(monkeypatch) -> None:
+    from blender_rigs import BoneDef, make_armature
+
+    from blender_ik_addon.blender import live
+
+    rig = make_armature([BoneDef("spine", (0, 0, 0), (0, 0, 1)),
+                         *(BoneDef(f"b{i}", (0, i, 1), (0, i + 1, 1), parent=f"b{i - 1}" if i else "spine",
+                                   connect=bool(i)) for i in range(3))])
+    rig.pose.bones["spine"].rotation_mode = "XYZ"
+    target = empty(location=(1.0, 1.5, 1.5))
+    add_chain(rig, "b2", 3, target, name="arm")
+    calls = []
+    original = live.solve_frames
+    monkeypatch.setattr(live, "solve_frames", lambda *a, **k: calls.append(1) or original(*a, **k))
+    for frame in range(2, 12):
+        bpy.context.scene.frame_set(frame)
+    assert calls == []  # nothing moved: every frame re-used the last answer
+    rig.pose.bones["spine"].rotation_euler = (0.0, 0.4, 0.3)  # the chain's base turns
+    bpy.context.view_layer.update()  # the drag handler re-solves
+    assert len(calls) == 1
+    np.testing.assert_allclose(world_tail(rig, "b2"), target.location, atol=1e-4)
+    rig.pose.bones["b1"].rotation_quaternion = (0.7, 0.7, 0.0, 0.0)  # a hand edit of a chain bone
+    bpy.context.scene.frame_set(12)
+    assert len(calls) == 2
+    np.testing.assert_allclose(world_tail(rig, "b2"), target.location, atol=1e-4)
+
+
+def test_a_target_parented_to_the_rig_is_refused() -> None:
+    rig = straight_chain(3)
+    target = empty(location=(1.0, 1.5, 0.5))
+    target.parent = rig
+    add_chain(rig, "b2", 3, target, name="arm")
+    bpy.context.scene.frame_set(2)
+    assert "is parented to the armature 'Rig'" in get_status(rig.name, "arm").message
