@@ -229,7 +229,8 @@ def addon_package() -> str:
     """
     import bpy
 
-    for name in bpy.context.preferences.addons.keys():  # noqa: SIM118 (a bpy collection, not a dict)
+    preferences: Any = bpy.context.preferences
+    for name in preferences.addons.keys():  # noqa: SIM118 (a bpy collection, not a dict)
         if name == REPO_PACKAGE or name.endswith(f".{EXTENSION_ID}"):
             return str(name)
     if str(REPO_ROOT) not in sys.path:
@@ -288,7 +289,7 @@ def prepare(args: argparse.Namespace) -> BakeRequest:
     armature = find_armature(args.armature)
     chains = select_chains(armature, args.chains)
     check_chain_bones(armature, chains)
-    scene = bpy.context.scene
+    scene: Any = bpy.context.scene
     frames = args.frames or (scene.frame_start, scene.frame_end)
     return BakeRequest(armature, chains, frames, args.step, output)
 

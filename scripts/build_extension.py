@@ -26,6 +26,7 @@ import sys
 import tempfile
 import tomllib
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO_ROOT / "blender_ik_addon"
@@ -41,7 +42,8 @@ def find_blender_ext() -> Path:
     """The ``blender_ext.py`` CLI bundled with the ``bpy`` module of this interpreter."""
     import bpy
 
-    tool = Path(bpy.utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
+    utils: Any = bpy.utils  # the fake-bpy-module stubs lack system_resource
+    tool = Path(utils.system_resource("SCRIPTS")) / "addons_core" / "bl_pkg" / "cli" / "blender_ext.py"
     if not tool.is_file():
         raise BuildError(f"Blender's extension tool is missing from the bpy module: {tool}")
     return tool

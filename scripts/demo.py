@@ -26,16 +26,18 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import bpy
 import numpy as np
-from demo_scene import ChainSetup, build_scene
+import numpy.typing as npt
+from demo_scene import ChainSetup, build_scene, current_scene
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DOCS_IMAGE = REPO_ROOT / "docs" / "images" / "demo_contact_sheet.png"
 SHEET_MARGIN = 10  # pixels between tiles and around the sheet
 SHEET_BACKGROUND = (0.12, 0.12, 0.13, 1.0)
+Pixels: TypeAlias = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def bake_all(bake: Any, setups: list[ChainSetup]) -> None:
 
 def measure(setup: ChainSetup, frames: range) -> Residuals:
     """Distances from the evaluated tip bone's tail to the evaluated target, per frame."""
-    scene = bpy.context.scene
+    scene = current_scene()
     distances = []
     for frame in frames:
         scene.frame_set(frame)
@@ -130,7 +132,7 @@ def stamp_frame_number(render: Any) -> None:
 
 def render_frames(frames: list[int], folder: Path) -> list[Path]:
     """Render each frame to ``folder/frame_NNNN.png``."""
-    scene = bpy.context.scene
+    scene = current_scene()
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for frame in frames:
@@ -141,9 +143,9 @@ def render_frames(frames: list[int], folder: Path) -> list[Path]:
     return paths
 
 
-def load_pixels(path: Path) -> np.ndarray:
+def load_pixels(path: Path) -> Pixels:
     """A PNG as ``(height, width, 4)`` float RGBA, top row first."""
-    image = bpy.data.images.load(str(path))
+    image: Any = bpy.data.images.load(str(path))
     width, height = image.size
     pixels = np.empty(width * height * 4, dtype=np.float32)
     image.pixels.foreach_get(pixels)
@@ -151,7 +153,7 @@ def load_pixels(path: Path) -> np.ndarray:
     return pixels.reshape(height, width, 4)[::-1]
 
 
-def compose_sheet(tiles: list[np.ndarray], columns: int) -> np.ndarray:
+def compose_sheet(tiles: list[Pixels], columns: int) -> Pixels:
     """Tiles of equal size in a grid, row-major, with margins; ``(H, W, 4)`` top row first."""
     height, width, _ = tiles[0].shape
     rows = -(-len(tiles) // columns)
@@ -165,7 +167,7 @@ def compose_sheet(tiles: list[np.ndarray], columns: int) -> np.ndarray:
     return sheet
 
 
-def save_png(pixels: np.ndarray, path: Path, scene: Any) -> None:
+def save_png(pixels: Pixels, path: Path, scene: Any) -> None:
     """Save ``(H, W, 4)`` top-down float RGBA (already display-encoded) as an 8-bit RGB PNG.
 
     ``save_render`` writes with the scene's image settings (PNG compression 100: a third smaller
@@ -173,7 +175,7 @@ def save_png(pixels: np.ndarray, path: Path, scene: Any) -> None:
     zero exposure and gamma 1 gives back the same bytes for an sRGB byte image.
     """
     height, width, _ = pixels.shape
-    image = bpy.data.images.new(path.stem, width, height, alpha=False)
+    image: Any = bpy.data.images.new(path.stem, width, height, alpha=False)
     image.pixels.foreach_set(np.ascontiguousarray(pixels[::-1]).ravel())
     image.save_render(str(path), scene=scene)
     bpy.data.images.remove(image)
@@ -209,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     for setup in setups:
         add_chain(setup)
     bake_all(bake, setups)
-    scene = bpy.context.scene
+    scene = current_scene()
     configure_render(scene, *args.size)
     frames = range(scene.frame_start, scene.frame_end + 1)
     for res in (measure(setup, frames) for setup in setups):

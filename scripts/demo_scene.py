@@ -19,15 +19,18 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import bmesh
 import bpy
 import numpy as np
+import numpy.typing as npt
 from mathutils import Matrix, Vector
 
 Color = tuple[float, float, float]
-Keys = Sequence[tuple[int, tuple[float, float, float]]]
+Point = tuple[float, float, float]
+Keys = Sequence[tuple[int, Point]]
+FloatArray: TypeAlias = npt.NDArray[np.float64]
 
 ORANGE: Color = (1.0, 0.33, 0.02)
 GRAPHITE: Color = (0.09, 0.09, 0.1)
@@ -52,9 +55,14 @@ class ChainSetup:
 # -- small builders -------------------------------------------------------------------------------
 
 
+def current_scene() -> Any:
+    """The context's scene. Typed ``Any``: the stubs say Optional, but an open file always has one."""
+    return bpy.context.scene
+
+
 def material(name: str, color: Color) -> Any:
     """A material whose viewport colour Workbench shows."""
-    mat = bpy.data.materials.new(name)
+    mat: Any = bpy.data.materials.new(name)
     mat.diffuse_color = (*color, 1.0)
     mat.roughness = 0.45
     return mat
@@ -71,7 +79,7 @@ def mesh_object(name: str, build: Callable[[Any], object], color: Color, *, smoo
         mesh.shade_smooth()
     mesh.materials.append(material(name, color))
     obj = bpy.data.objects.new(name, mesh)
-    bpy.context.scene.collection.objects.link(obj)
+    current_scene().collection.objects.link(obj)
     return obj
 
 
@@ -113,14 +121,15 @@ def parent_to_object(obj: Any, parent: Any) -> None:
     obj.matrix_parent_inverse = parent.matrix_world.inverted()
 
 
-def armature(name: str, origin: Vector, lengths: Sequence[float], names: Sequence[str]) -> Any:
+def armature(name: str, origin: Point, lengths: Sequence[float], names: Sequence[str]) -> Any:
     """An upright chain of connected bones starting at ``origin``, left in Object mode."""
     data = bpy.data.armatures.new(name)
     data.display_type = "STICK"
     rig = bpy.data.objects.new(name, data)
     rig.matrix_world = Matrix.Translation(origin)  # also sets location; meshes parented later read it
-    bpy.context.scene.collection.objects.link(rig)
-    bpy.context.view_layer.objects.active = rig
+    current_scene().collection.objects.link(rig)
+    view_layer: Any = bpy.context.view_layer
+    view_layer.objects.active = rig  # edit mode works on the active object
     bpy.ops.object.mode_set(mode="EDIT")
     height, parent = 0.0, None
     for bone_name, length in zip(names, lengths, strict=True):
@@ -147,7 +156,7 @@ def limit_bone(rig: Any, bone_name: str, free_axes: str, limit_deg: dict[str, fl
 
 # -- the robot arm (the tutorial's: base yaw, two pitch joints) ----------------------------------
 
-ARM_ORIGIN = Vector((-1.25, 0.35, 0.0))
+ARM_ORIGIN: Point = (-1.25, 0.35, 0.0)
 ARM_BONES = ("arm_base", "arm_upper", "arm_fore")
 ARM_LENGTHS = (0.5, 1.15, 1.0)
 
@@ -183,7 +192,7 @@ def build_robot_arm() -> Any:
 
 # -- the tentacle (a skinned tube) --------------------------------------------------------------
 
-TENTACLE_ORIGIN = Vector((1.2, -0.1, 0.0))
+TENTACLE_ORIGIN: Point = (1.2, -0.1, 0.0)
 TENTACLE_SEGMENTS = 16
 TENTACLE_SEGMENT_LENGTH = 0.17
 TENTACLE_LIMIT_DEG = 35.0
@@ -200,19 +209,20 @@ def build_tentacle() -> Any:
     rig = armature("Tentacle", TENTACLE_ORIGIN, [TENTACLE_SEGMENT_LENGTH] * TENTACLE_SEGMENTS, names)
     for name in names:
         limit_bone(rig, name, "xz", {"x": TENTACLE_LIMIT_DEG, "z": TENTACLE_LIMIT_DEG})
-    base = cylinder(0.32, 0.1, at(TENTACLE_ORIGIN.x, TENTACLE_ORIGIN.y, 0.05))
+    base = cylinder(0.32, 0.1, at(TENTACLE_ORIGIN[0], TENTACLE_ORIGIN[1], 0.05))
     parent_to_object(mesh_object("tentacle_base", base, GRAPHITE), rig)
     parent_to_object(tentacle_skin(rig, names), rig)
     return rig
 
 
-def tentacle_profile(heights: np.ndarray, length: float) -> np.ndarray:
+def tentacle_profile(heights: FloatArray, length: float) -> FloatArray:
     """Tube radius at each height: thick at the root, tapering to a rounded tip."""
     u = heights / length
-    return 0.035 + 0.15 * (1.0 - u) ** 1.2 + 0.02 * np.sin(np.pi * u)
+    radii: FloatArray = 0.035 + 0.15 * (1.0 - u) ** 1.2 + 0.02 * np.sin(np.pi * u)
+    return radii
 
 
-def tube_geometry(heights: np.ndarray, radii: np.ndarray, sides: int) -> tuple[np.ndarray, list[tuple[int, ...]]]:
+def tube_geometry(heights: FloatArray, radii: FloatArray, sides: int) -> tuple[FloatArray, list[tuple[int, ...]]]:
     """A closed tube along +Z: rings of ``sides`` vertices at ``heights``, then one tip vertex.
 
     Returns the vertices ``(len(heights) * sides + 1, 3)`` and the faces (quads, the tip's fan,
@@ -242,13 +252,14 @@ def tentacle_skin(rig: Any, names: Sequence[str], rings_per_bone: int = 6, sides
     mesh.shade_smooth()
     mesh.materials.append(material("tentacle_skin", PURPLE))
     obj = bpy.data.objects.new("tentacle_skin", mesh)
-    bpy.context.scene.collection.objects.link(obj)
+    current_scene().collection.objects.link(obj)
     skin_weights(obj, names, verts[:, 2], TENTACLE_SEGMENT_LENGTH)
-    obj.modifiers.new("Armature", "ARMATURE").object = rig
+    modifier: Any = obj.modifiers.new("Armature", "ARMATURE")
+    modifier.object = rig
     return obj
 
 
-def skin_weights(obj: Any, names: Sequence[str], heights: np.ndarray, segment: float) -> None:
+def skin_weights(obj: Any, names: Sequence[str], heights: FloatArray, segment: float) -> None:
     """Blend each vertex between the two bones whose centres bracket its height."""
     position = np.clip(heights / segment - 0.5, 0.0, len(names) - 1.0)
     lower = np.minimum(position.astype(int), len(names) - 2)
@@ -267,7 +278,7 @@ def animated_target(name: str, color: Color, keys: Keys) -> Any:
     empty = bpy.data.objects.new(name, None)
     empty.empty_display_type = "SPHERE"
     empty.empty_display_size = 0.12
-    bpy.context.scene.collection.objects.link(empty)
+    current_scene().collection.objects.link(empty)
     for frame, location in keys:
         empty.location = location
         empty.keyframe_insert("location", frame=frame)
@@ -294,8 +305,9 @@ def add_floor() -> None:
 def add_camera_and_light(scene: Any) -> None:
     """A camera framing both rigs from the front, and a sun (Workbench renders with its studio
     light; the sun is there for EEVEE or Cycles)."""
-    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
-    camera.data.lens = 45.0
+    lens: Any = bpy.data.cameras.new("Camera")
+    lens.lens = 45.0
+    camera = bpy.data.objects.new("Camera", lens)
     scene.collection.objects.link(camera)
     camera.location = (0.1, -7.4, 3.6)
     direction = Vector((0.1, 0.0, 1.15)) - camera.location
@@ -308,7 +320,7 @@ def add_camera_and_light(scene: Any) -> None:
 
 def build_scene() -> list[ChainSetup]:
     """Both rigs, their targets, floor, camera and light in the current (empty) file."""
-    scene = bpy.context.scene
+    scene = current_scene()
     scene.frame_start, scene.frame_end = ARM_TARGET_KEYS[0][0], ARM_TARGET_KEYS[-1][0]
     add_floor()
     arm = build_robot_arm()
