@@ -108,9 +108,10 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         solution = _solve(item, samples)
         _write_keys(obj, item, solution, frames, start, end)
         worst |= ~solution.converged
-        results.append(ChainBakeResult(item.spec.name, int((~solution.converged).sum()), float(solution.error.max())))
-        set_status(obj.name, item.spec.name, ChainStatus(True, bool(solution.converged.all()), float(solution.error.max()),
-                                                         f"baked {start}-{end}", float(end)))
+        residual = float(solution.error.max())
+        results.append(ChainBakeResult(item.spec.name, int((~solution.converged).sum()), residual))
+        set_status(obj.name, item.spec.name,
+                   ChainStatus(True, bool(solution.converged.all()), residual, f"baked {start}-{end}", float(end)))
         report(0.5 + 0.5 * (index + 1) / len(prepared))
     if disable_live:
         for item in prepared.values():
@@ -169,7 +170,7 @@ def _solve(item: PreparedChain, samples: Samples) -> FrameSolution:
 
 def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, frames: np.ndarray, start: float,
                 end: float) -> None:
-    for j, (bone, joint) in enumerate(zip(item.binding.bones, item.binding.chain.joints)):
+    for j, (bone, joint) in enumerate(zip(item.binding.bones, item.binding.chain.joints, strict=False)):
         pbone = obj.pose.bones[bone.name]
         values = angles_to_channels(bone, joint, solution.angles[:, j], read_channel(pbone))
         write_channel_keys(obj, bone.name, channel(bone.rotation_mode)[0], frames, values, start, end)

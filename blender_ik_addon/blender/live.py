@@ -16,7 +16,7 @@ import numpy as np
 from ..core import IKError
 from .read import ChainBinding, chain_base, require_armature
 from .sampling import world_matrix
-from .solving import current_pose, find_conflicts, prepare, require_objects, solve_frames, solve_follow
+from .solving import current_pose, find_conflicts, prepare, require_objects, solve_follow, solve_frames
 from .spec import ChainSpec, spec_from_settings
 from .status import ChainStatus, set_status
 from .write import key_pose, read_channel, write_pose
@@ -163,7 +163,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
 _suspended = 0  # > 0 while a bake steps frames: the handlers must not solve then
 
 
-class suspended:
+class suspended:  # noqa: N801  (used like a function: `with suspended():`)
     """Context manager: the live handlers do nothing inside it (nestable)."""
 
     def __enter__(self) -> None:

@@ -132,7 +132,7 @@ def read_chain(obj: Any, tip_bone: str, length: int) -> ChainBinding:
     while walker is not None:
         ancestors.append(walker.name)
         walker = walker.parent
-    bindings = tuple(BoneBinding(p.name, p.rotation_mode, j.order) for p, j in zip(pose_bones, joints))
+    bindings = tuple(BoneBinding(p.name, p.rotation_mode, j.order) for p, j in zip(pose_bones, joints, strict=False))
     locations = tuple((p.name, tuple(p.location)) for p in pose_bones[1:] if not p.bone.use_connect)
     return ChainBinding(obj.name, bindings, root_parent.name if root_parent else None, tuple(ancestors),
                         Chain(tuple(joints), np.asarray(tip_offset)), pose_bones[0].bone.use_connect, locations)
@@ -248,8 +248,9 @@ def _refuse_blender_ik(obj: Any, names: list[str]) -> None:
             covered = covered[:count] if count else covered
             shared = ours.intersection(covered)
             if shared:
-                raise RigSetupError(f"bone {sorted(shared)[0]!r} is also moved by Blender's {con.type.replace('_', ' ')} "
-                                    f"constraint {con.name!r} on bone {pbone.name!r}; mute or remove it")
+                kind = con.type.replace("_", " ")
+                raise RigSetupError(f"bone {sorted(shared)[0]!r} is also moved by Blender's {kind} constraint "
+                                    f"{con.name!r} on bone {pbone.name!r}; mute or remove it")
 
 
 def _joint(pbone: Any, *, is_root: bool) -> Joint:
@@ -267,7 +268,7 @@ def _joint(pbone: Any, *, is_root: bool) -> Joint:
             f"bone {name!r}: its rotation locks refer to {lock_order} Euler angles, but its Limit Rotation "
             f"constraint uses {order}; a partial lock cannot be honoured in another order. Set the constraint's "
             f"order to {lock_order} (or Default), or unlock the axes")
-    free = tuple(f and not getattr(pbone, f"lock_ik_{a.lower()}") for f, a in zip(free, _AXES))
+    free = tuple(f and not getattr(pbone, f"lock_ik_{a.lower()}") for f, a in zip(free, _AXES, strict=False))
     lower, upper = _limits(pbone)
     fixed = current_angles(pbone, order)
     for i, axis in enumerate(_AXES):

@@ -127,7 +127,7 @@ def write_pose(obj: Any, binding: ChainBinding, angles: np.ndarray) -> bool:
     chain already in place does not trigger a depsgraph update (nor a handler feedback loop).
     """
     changed = False
-    for bone, joint, joint_angles in zip(binding.bones, binding.chain.joints, angles):
+    for bone, joint, joint_angles in zip(binding.bones, binding.chain.joints, angles, strict=False):
         pbone = obj.pose.bones[bone.name]
         if pbone.rotation_mode != bone.rotation_mode:
             raise ValueError(f"bone {bone.name!r} changed rotation mode since the chain was read")

@@ -17,6 +17,7 @@ from ..blender import bake, read, status
 from ..core import IKError
 from .properties import get_rig_settings
 
+UNDOABLE = {"REGISTER", "UNDO"}  # read once by Blender when the class registers
 CHAIN_CHOICE = (
     ("ACTIVE", "Active Chain", "Only the chain selected in the list"),
     ("ALL", "All Chains", "Every chain of the armature"),
@@ -58,7 +59,7 @@ class IKCHAINS_OT_chain_add(Operator):
 
     bl_idname = "ikchains.chain_add"
     bl_label = "Add IK Chain"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = UNDOABLE
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -81,7 +82,7 @@ class IKCHAINS_OT_chain_remove(Operator):
 
     bl_idname = "ikchains.chain_remove"
     bl_label = "Remove IK Chain"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = UNDOABLE
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -113,7 +114,7 @@ class IKCHAINS_OT_create_target(Operator):
 
     bl_idname = "ikchains.create_target"
     bl_label = "Create Target at Tip"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = UNDOABLE
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -151,7 +152,7 @@ class IKCHAINS_OT_capture_comfort(Operator):
 
     bl_idname = "ikchains.capture_comfort"
     bl_label = "Capture from Current Pose"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = UNDOABLE
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -174,7 +175,7 @@ class IKCHAINS_OT_clear_comfort(Operator):
 
     bl_idname = "ikchains.clear_comfort"
     bl_label = "Clear Comfort Pose"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = UNDOABLE
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -190,7 +191,7 @@ class IKCHAINS_OT_key_frame(Operator):
 
     bl_idname = "ikchains.key_frame"
     bl_label = "Key Current Frame"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = UNDOABLE
 
     chains: EnumProperty(items=CHAIN_CHOICE, name="Chains", default="ACTIVE")  # type: ignore[valid-type]
 
@@ -219,7 +220,7 @@ class IKCHAINS_OT_bake(Operator):
 
     bl_idname = "ikchains.bake"
     bl_label = "Bake Range"
-    bl_options = {"REGISTER", "UNDO"}
+    bl_options = UNDOABLE
 
     frame_start: IntProperty(name="Start Frame", default=1, min=-1048574, max=1048574)  # type: ignore[valid-type]
     frame_end: IntProperty(name="End Frame", default=250, min=-1048574, max=1048574)  # type: ignore[valid-type]

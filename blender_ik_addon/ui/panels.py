@@ -12,6 +12,8 @@ from bpy.types import Panel, UIList
 from ..blender.status import get_status
 from .properties import get_rig_settings
 
+CLOSED = {"DEFAULT_CLOSED"}
+
 
 def _status_icon(obj_name: str, chain_name: str) -> str:
     st = get_status(obj_name, chain_name)
@@ -97,7 +99,7 @@ class VIEW3D_PT_ikchains_solver(_ChainPanel, Panel):
     """Solver choice and its settings."""
 
     bl_label = "Solver"
-    bl_options = {"DEFAULT_CLOSED"}
+    bl_options = CLOSED
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -129,7 +131,7 @@ class VIEW3D_PT_ikchains_comfort(_ChainPanel, Panel):
     """Comfort pose."""
 
     bl_label = "Comfort Pose"
-    bl_options = {"DEFAULT_CLOSED"}
+    bl_options = CLOSED
 
     def draw(self, context: Any) -> None:
         layout = self.layout

@@ -93,8 +93,8 @@ def test_fk_matches_blender_for_random_configurations_and_every_rotation_mode() 
 def test_chain_root_parent_may_be_animated_and_length_zero_reaches_the_root() -> None:
     rig = awkward_rig()
     rig.pose.bones["root"].rotation_euler = (1.0, -0.3, 0.4)  # the base follows the parent's pose
-    origins, tip = fk_world(rig, "b3", 4)
-    heads, tail = blender_world(rig, ["b0", "b1", "b2", "b3"])
+    _, tip = fk_world(rig, "b3", 4)
+    _, tail = blender_world(rig, ["b0", "b1", "b2", "b3"])
     np.testing.assert_allclose(tip, tail, atol=1e-5)
     whole = read_chain(rig, "b3", 0)
     assert whole.bone_names == ("root", "b0", "b1", "b2", "b3")
@@ -197,7 +197,7 @@ def test_blender_ik_constraint_over_the_chain_is_refused() -> None:
 def test_rest_of_connected_bone_ignores_pose_location() -> None:
     rig = straight_chain(3)
     rig.pose.bones["b1"].location = (1.0, 0.0, 0.0)  # connected: Blender ignores it
-    origins, tip = fk_world(rig, "b2", 3)
+    _, tip = fk_world(rig, "b2", 3)
     np.testing.assert_allclose(tip, blender_world(rig, ["b0", "b1", "b2"])[1], atol=1e-6)
     np.testing.assert_allclose(tip, (0, 3, 0), atol=1e-6)
 

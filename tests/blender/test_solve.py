@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import bpy
@@ -51,7 +52,7 @@ def pose_matrices_unconstrained(obj: bpy.types.Object, bones: list[str]) -> np.n
     out = pose_matrices(obj, bones)
     for con in constraints:
         con.mute = False
-    for chain, was in zip(chains, live):
+    for chain, was in zip(chains, live, strict=False):
         chain.enabled = was
     return out
 
@@ -160,7 +161,7 @@ def test_shuffled_frame_order_gives_identical_poses() -> None:
     rig = limited_rig()
     target = empty()
     points = reachable_targets(rig, "b2", 3, 4, seed=5)
-    for frame, point in zip((1, 8, 15, 22), points):
+    for frame, point in zip((1, 8, 15, 22), points, strict=False):
         target.location = point
         target.keyframe_insert("location", frame=frame)
     add_chain(rig, "b2", 3, target, name="arm")
@@ -294,5 +295,5 @@ def test_follow_mode_takes_one_step_per_frame_and_says_it_is_history_dependent()
     for frame in range(1, 6):
         solve_at(frame)
         gaps.append(np.linalg.norm(world_tail(rig, "b2") - np.array(target.location)))
-    assert all(later < earlier for earlier, later in zip(gaps, gaps[1:]))
+    assert all(later < earlier for earlier, later in itertools.pairwise(gaps))
     assert "history-dependent" in get_status(rig.name, "arm").message

@@ -28,7 +28,7 @@ def test_every_rotation_mode_round_trips(mode: str, constraint_order: str) -> No
     for _ in range(10):
         angles = rng.uniform(-1.4, 1.4, size=(3, 3))
         assert write_pose(rig, binding, angles)
-        for bone, joint_angles in zip(binding.bones, angles):
+        for bone, joint_angles in zip(binding.bones, angles, strict=False):
             pbone = rig.pose.bones[bone.name]
             assert pbone.rotation_mode == mode  # never changed
             want = euler_to_matrix(joint_angles, bone.order)
@@ -82,7 +82,7 @@ def test_quaternion_and_axis_angle_keys_do_not_flip() -> None:
         binding = read_chain(rig, "b1", 2)
         values = angles_to_channels(binding.bones[1], joint, angles, read_channel(rig.pose.bones["b1"]))
         assert np.max(np.abs(np.diff(values, axis=0))) < 0.2, mode
-        for value, angle in zip(values, angles):
+        for value, angle in zip(values, angles, strict=False):
             quat = Quaternion(value) if mode == "QUATERNION" else Quaternion(value[1:], value[0])
             np.testing.assert_allclose(np.array(quat.to_matrix()), euler_to_matrix(angle, "XYZ"), atol=1e-6)
 
