@@ -27,6 +27,7 @@ from .live import chain_specs, rig_settings, solve_rig, suspended
 from .read import require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
 from .solving import FrameSolution, PreparedChain, find_conflicts, prepare, require_objects, solve_follow, solve_frames
+from .spec import ChainSpec
 from .status import ChainStatus, set_status
 from .write import angles_to_channels, channel, read_channel
 
@@ -72,7 +73,8 @@ class BakeReport:
 
 def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int | None = None,
                 frame_end: int | None = None, step: int = 1, *, disable_live: bool = False,
-                progress: Progress | None = None, scene: Any = None) -> BakeReport:
+                progress: Progress | None = None, scene: Any = None,
+                specs: list[ChainSpec] | None = None) -> BakeReport:
     """Bake chains of the armature ``obj`` to rotation keys over ``[frame_start, frame_end]``.
 
     Args:
@@ -84,6 +86,8 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         disable_live: Turn live solving off for the baked chains, so the keys play as they are.
         progress: Called with the fraction done, 0..1.
         scene: The scene whose frames are used; default ``bpy.context.scene``.
+        specs: Bake these chains instead of the ones stored on ``obj`` (scripts that do not
+            register the add-on); ``chain_names`` then picks among them.
 
     Returns:
         A :class:`BakeReport` (its ``summary()`` is the line operators report).
@@ -98,7 +102,7 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     end = scene.frame_end if frame_end is None else int(frame_end)
     if step < 1 or end < start:
         raise RigSetupError(f"bad frame range {start}..{end} step {step}: need start <= end and step >= 1")
-    prepared = _prepare_all(obj, chain_names, scene)
+    prepared = _prepare_all(obj, chain_names, scene, specs)
     frames = np.arange(start, end + 1, step, dtype=np.float64)
     report: Progress = progress or (lambda _fraction: None)
     samples = _sample(scene, obj, prepared, frames, report)
@@ -113,20 +117,25 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         set_status(obj.name, item.spec.name,
                    ChainStatus(True, bool(solution.converged.all()), residual, f"baked {start}-{end}", float(end)))
         report(0.5 + 0.5 * (index + 1) / len(prepared))
-    if disable_live:
+    settings = rig_settings(obj)
+    if disable_live and settings is not None:
         for item in prepared.values():
-            rig_settings(obj).chains[item.spec.name].enabled = False
+            stored = settings.chains.get(item.spec.name)
+            if stored is not None:
+                stored.enabled = False
     scene.frame_set(scene.frame_current, subframe=scene.frame_subframe)  # show the keys (or the live pose)
     return BakeReport(len(frames), tuple(results), int(worst.sum()), max(r.worst_error for r in results),
                       samples.path, samples.reason, time.perf_counter() - started)
 
 
-def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any) -> dict[str, PreparedChain]:
-    specs = chain_specs(obj, set(chain_names) if chain_names is not None else None)
+def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
+                 given: list[ChainSpec] | None) -> dict[str, PreparedChain]:
+    available = chain_specs(obj) if given is None else list(given)
+    specs = [s for s in available if chain_names is None or s.name in chain_names]
     if chain_names is not None:
         missing = sorted(set(chain_names) - {s.name for s in specs})
         if missing:
-            known = [s.name for s in chain_specs(obj)]
+            known = [s.name for s in available]
             raise RigSetupError(f"armature {obj.name!r} has no chain(s) {', '.join(map(repr, missing))}; "
                                 f"its chains: {', '.join(map(repr, known)) or 'none'}")
     if not specs:

@@ -29,11 +29,10 @@ import numpy as np
 from mathutils import Matrix, Quaternion
 
 from ..core import Chain, Joint
-from ..core.rotations import EULER_ORDERS
 from .errors import RigSetupError
+from .limits import free_axes, limits, parameter_order
 
 _AXES = "XYZ"
-_LOCAL_SPACE = "LOCAL"
 _OVERRIDING = ("IK", "SPLINE_IK")  # Blender solvers that rotate bones above their owner
 
 
@@ -196,22 +195,6 @@ def rotation_quaternion(pbone: Any) -> Quaternion:
     return pbone.rotation_euler.to_quaternion()
 
 
-def parameter_order(pbone: Any) -> str:
-    """The Euler order the solver uses for this bone (see module docstring)."""
-    own = pbone.rotation_mode if pbone.rotation_mode in EULER_ORDERS else "XYZ"
-    orders = {own if c.euler_order == "AUTO" else c.euler_order for c in _limit_constraints(pbone)}
-    if len(orders) > 1:
-        raise RigSetupError(f"bone {pbone.name!r}: its Limit Rotation constraints use different Euler orders "
-                            f"({', '.join(sorted(orders))}); use one order")
-    return orders.pop() if orders else own
-
-
-def _limit_constraints(pbone: Any) -> list[Any]:
-    """The Limit Rotation constraints that act (not muted, influence > 0, valid)."""
-    return [c for c in pbone.constraints
-            if c.type == "LIMIT_ROTATION" and not c.mute and c.influence > 0 and c.is_valid]
-
-
 def _check_bone(pbone: Any, *, is_tip: bool) -> None:
     name, bone = pbone.name, pbone.bone
     for con in pbone.constraints:
@@ -262,14 +245,14 @@ def _joint(pbone: Any, *, is_root: bool) -> Joint:
         rest = rest @ np.array(Matrix.Translation(pbone.location), dtype=np.float64)
     rest[:3, :3] = _orthonormal(rest[:3, :3])  # float32 storage: re-square it for the core's rigid check
     order = parameter_order(pbone)
-    free, lock_order = _free_axes(pbone)
+    free, lock_order = free_axes(pbone)
     if lock_order is not None and lock_order != order and 0 < sum(not f for f in free) < 3:
         raise RigSetupError(
             f"bone {name!r}: its rotation locks refer to {lock_order} Euler angles, but its Limit Rotation "
             f"constraint uses {order}; a partial lock cannot be honoured in another order. Set the constraint's "
             f"order to {lock_order} (or Default), or unlock the axes")
     free = tuple(f and not getattr(pbone, f"lock_ik_{a.lower()}") for f, a in zip(free, _AXES, strict=False))
-    lower, upper = _limits(pbone)
+    lower, upper = limits(pbone)
     fixed = current_angles(pbone, order)
     for i, axis in enumerate(_AXES):
         if free[i] and lower[i] > upper[i]:
@@ -278,43 +261,6 @@ def _joint(pbone: Any, *, is_root: bool) -> Joint:
         if lower[i] <= upper[i]:  # a locked axis outside its limits is clamped, as the constraint would
             fixed[i] = min(max(fixed[i], lower[i]), upper[i])
     return Joint(name, rest, order, free, lower, upper, fixed)
-
-
-def _free_axes(pbone: Any) -> tuple[tuple[bool, bool, bool], str | None]:
-    """Axes not locked by ``lock_rotation``, and the Euler order those locks refer to.
-
-    For quaternion and axis-angle bones Blender's transform tools apply the locks to XYZ Euler
-    angles (``protectedQuaternionBits``), so XYZ is their lock order.
-    """
-    locks = tuple(bool(v) for v in pbone.lock_rotation)
-    mode = pbone.rotation_mode
-    lock_order = mode if mode in EULER_ORDERS else "XYZ"
-    return (not locks[0], not locks[1], not locks[2]), (lock_order if any(locks) else None)
-
-
-def _limits(pbone: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Per-axis ``(lower, upper)`` radians: every acting Limit Rotation and the IK limits, intersected."""
-    lower, upper = np.full(3, -np.inf), np.full(3, np.inf)
-    for con in _limit_constraints(pbone):
-        if con.owner_space != _LOCAL_SPACE:
-            raise RigSetupError(f"bone {pbone.name!r}: Limit Rotation constraint {con.name!r} uses owner space "
-                                f"{con.owner_space!r}; only Local Space is supported")
-        legacy = bool(getattr(con, "use_legacy_behavior", True))
-        for i, axis in enumerate("xyz"):
-            if not getattr(con, f"use_limit_{axis}"):
-                continue
-            low, high = getattr(con, f"min_{axis}"), getattr(con, f"max_{axis}")
-            if not legacy and high - low >= 2 * math.pi:
-                continue  # Blender does not clamp a range of a full turn or more
-            if low > high:
-                raise RigSetupError(f"bone {pbone.name!r}, axis {axis.upper()}: Limit Rotation {con.name!r} has "
-                                    f"min {math.degrees(low):.6g}° > max {math.degrees(high):.6g}°")
-            lower[i], upper[i] = max(lower[i], low), min(upper[i], high)
-    for i, axis in enumerate("xyz"):
-        if getattr(pbone, f"use_ik_limit_{axis}"):
-            lower[i] = max(lower[i], getattr(pbone, f"ik_min_{axis}"))
-            upper[i] = min(upper[i], getattr(pbone, f"ik_max_{axis}"))
-    return lower, upper
 
 
 def _orthonormal(rotation: np.ndarray) -> np.ndarray:

@@ -202,3 +202,15 @@ def test_bake_setup_errors_are_clear() -> None:
     mesh = bpy.data.objects.new("Mesh", bpy.data.meshes.new("Mesh"))
     with pytest.raises(RigSetupError, match="not an armature"):
         bake_chains(mesh, None, 1, 10)
+
+
+def test_scripts_can_bake_plain_specs_without_stored_settings() -> None:
+    from blender_ik_addon.blender import ChainSpec
+
+    rig = rig_with_bystanders()
+    keyed_target()
+    report = bake_chains(rig, None, 1, 12, specs=[ChainSpec("arm", "b2", 3, target="Target")])
+    assert report.frames == 12 and report.not_converged == 0 and report.path == "fcurves"
+    assert len(rig.ik_chains.chains) == 0
+    tails = play_without_addon(rig, range(1, 13, 11))
+    np.testing.assert_allclose(tails[12], np.array(TARGET_KEYS[12]), atol=2e-4)
