@@ -28,6 +28,7 @@ from .read import require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
 from .solving import FrameSolution, PreparedChain, find_conflicts, prepare, require_objects, solve_follow, solve_frames
 from .spec import ChainSpec
+from .stacking import Solved, joint_world, links, restack, upper_first
 from .status import ChainStatus, set_status
 from .write import angles_to_channels, channel, read_channel
 
@@ -105,11 +106,23 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     prepared = _prepare_all(obj, chain_names, scene, specs)
     frames = np.arange(start, end + 1, step, dtype=np.float64)
     report: Progress = progress or (lambda _fraction: None)
-    samples = _sample(scene, obj, prepared, frames, report)
+    stacked = links({n: (p.binding.bone_names, p.binding.ancestors) for n, p in prepared.items()})
+    hangers = sorted({prepared[upper].binding.bone_names[j] for upper, j in stacked.values()})
+    samples = _sample(scene, obj, prepared, frames, report, hangers)
     results = []
     worst = np.zeros(len(frames), dtype=bool)
-    for index, item in enumerate(prepared.values()):
-        solution = _solve(item, samples)
+    solved: Solved = {}
+    for index, name in enumerate(upper_first(prepared, stacked)):
+        item = prepared[name]
+        bases = samples.bases[name]
+        if name in stacked:  # hangs below a chain solved just before: move the base with it
+            upper, joint = stacked[name]
+            upper_binding, upper_bases, upper_angles = solved[upper]
+            bone = upper_binding.bone_names[joint]
+            new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale)
+            bases = restack(bases, samples.bones[bone], new)
+        solution = _solve(item, samples, bases)
+        solved[name] = (item.binding, bases, solution.angles)
         _write_keys(obj, item, solution, frames, start, end)
         worst |= ~solution.converged
         residual = float(solution.error.max())
@@ -150,26 +163,25 @@ def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
 
 
 def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], frames: np.ndarray,
-            report: Progress) -> Samples:
+            report: Progress, bones: list[str]) -> Samples:
     bindings = {name: item.binding for name, item in prepared.items()}
     objects = {o.name: o for item in prepared.values() for o in require_objects(item.spec, scene) if o is not None}
     blocker = fast_path_blocker(scene, obj, bindings.values(), objects.values())
     if not blocker:
-        samples = sample_fcurves(scene, obj, bindings, list(objects.values()), frames)
+        samples = sample_fcurves(scene, obj, bindings, list(objects.values()), frames, bones)
         report(0.5)
         return samples
     original = (scene.frame_current, scene.frame_subframe)
     with suspended():
         try:
             return sample_frames(scene, obj, bindings, list(objects.values()), frames,
-                                 lambda i: report(0.5 * (i + 1) / len(frames)), blocker)
+                                 lambda i: report(0.5 * (i + 1) / len(frames)), blocker, bones)
         finally:
             scene.frame_set(original[0], subframe=original[1])
 
 
-def _solve(item: PreparedChain, samples: Samples) -> FrameSolution:
+def _solve(item: PreparedChain, samples: Samples, bases: np.ndarray) -> FrameSolution:
     spec = item.spec
-    bases = np.ascontiguousarray(samples.bases[spec.name])
     targets = samples.objects[spec.target]  # type: ignore[index]  # checked by require_objects
     poles = samples.objects[spec.pole] if spec.pole else None
     if spec.follow_mode:

@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 
 from ..core import IKError
-from .read import ChainBinding, chain_base, require_armature
+from .errors import RigSetupError
+from .read import ChainBinding, chain_base, chain_bone_names, require_armature
 from .sampling import world_matrix
 from .solving import current_pose, find_conflicts, prepare, require_objects, solve_follow, solve_frames
 from .spec import ChainSpec, spec_from_settings
+from .stacking import Solved, ancestors_of, links, stacked_base, upper_first
 from .status import ChainStatus, set_status
 from .write import key_pose, read_channel, write_pose
 
@@ -48,7 +50,7 @@ def has_live_chain(obj: Any) -> bool:
 
 
 def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float | None = None,
-                autokey: bool = False) -> tuple[ChainStatus, bool]:
+                autokey: bool = False, solved: Solved | None = None) -> tuple[ChainStatus, bool]:
     """Solve one chain at the depsgraph's frame and write its pose.
 
     Args:
@@ -57,6 +59,8 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
         depsgraph: An evaluated depsgraph at the frame to solve.
         key_frame: Also key the chain's rotation channels at this frame.
         autokey: Key only if the pose changed (Auto Keying while a target is dragged).
+        solved: Chains solved before this one in the same pass (see :mod:`.stacking`); this
+            chain's solution is added to it.
 
     Returns:
         ``(status, changed)``; ``changed`` is False when the pose was already in place.
@@ -70,6 +74,8 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
     obj_eval = obj.evaluated_get(depsgraph)  # read what this depsgraph evaluated (renders too)
     prepared = prepare(obj_eval, spec, cached=True)
     base = chain_base(obj_eval, prepared.binding)[None]
+    if solved:
+        base = stacked_base(obj_eval, prepared.binding, base, solved)
     target_m = world_matrix(target, depsgraph)[None]
     pole_m = None if pole is None else world_matrix(pole, depsgraph)[None]
     frame = float(scene.frame_current)
@@ -85,9 +91,11 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
         changed = write_pose(obj, prepared.binding, solution.angles[0])
         status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
                              FOLLOW_NOTE if spec.follow_mode else "", frame)
-        _MEMO[(obj.name, spec.name)] = _Memo(inputs, _pose(obj, inputs), status)
+        _MEMO[(obj.name, spec.name)] = _Memo(inputs, _pose(obj, inputs), status, solution.angles)
     if key_frame is not None and (changed or not autokey):
         key_pose(obj, prepared.binding, key_frame)
+    if solved is not None:
+        solved[spec.name] = (prepared.binding, base, _MEMO[(obj.name, spec.name)].angles)
     return status, changed
 
 
@@ -113,6 +121,7 @@ class _Memo:
     inputs: _Inputs
     pose: tuple[float, ...]  # the chain's rotation channels right after the write
     status: ChainStatus
+    angles: np.ndarray  # (1, n, 3) the solution, for chains stacked on this one
 
 
 _MEMO: dict[tuple[str, str], _Memo] = {}
@@ -142,12 +151,13 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
     conflicts = find_conflicts(obj, list(pool.values()))
     frame = float(depsgraph.scene.frame_current)
     out: dict[str, tuple[ChainStatus, bool]] = {}
-    for spec in specs:
+    solved: Solved = {}
+    for spec in _upper_first(obj, specs):
         if spec.name in conflicts:
             outcome = (ChainStatus.error(conflicts[spec.name], frame), False)
         else:
             try:
-                outcome = solve_chain(obj, spec, depsgraph, key_frame=key_frame, autokey=autokey)
+                outcome = solve_chain(obj, spec, depsgraph, key_frame=key_frame, autokey=autokey, solved=solved)
             except IKError as err:
                 outcome = (ChainStatus.error(str(err), frame), False)
             except Exception as err:
@@ -158,6 +168,19 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
         set_status(obj.name, spec.name, outcome[0])
         out[spec.name] = outcome
     return out
+
+
+def _upper_first(obj: Any, specs: list[ChainSpec]) -> list[ChainSpec]:
+    """Chains hanging below another chain's bones come after it (see :mod:`.stacking`)."""
+    chains = {}
+    for spec in specs:
+        try:
+            bones = chain_bone_names(obj, spec.tip_bone, spec.length)
+        except RigSetupError:
+            continue  # reported when it is solved
+        chains[spec.name] = (bones, ancestors_of(obj, bones))
+    by_name = {s.name: s for s in specs}
+    return [by_name[n] for n in upper_first(by_name, links(chains))]
 
 
 _suspended = 0  # > 0 while a bake steps frames: the handlers must not solve then

@@ -13,8 +13,8 @@ Two ways, same answer (``tests/blender/test_bake.py`` compares them):
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import bpy
@@ -23,6 +23,7 @@ import numpy as np
 from ..core.rotations import EULER_ORDERS, euler_to_matrix, quaternion_to_matrix
 from .keys import iter_fcurves
 from .read import ChainBinding, chain_base, check_locations
+from .stacking import bone_world
 
 _TRANSFORM_PATHS = ("location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale")
 _BONE_PATH = re.compile(r'^pose\.bones\["((?:[^"\\]|\\.)*)"\]\.?(.*)$')
@@ -38,12 +39,14 @@ class Samples:
         objects: Object name -> ``(F, 4, 4)`` world matrix (targets and poles).
         path: ``"fcurves"`` or ``"frames"``: how they were obtained.
         reason: Why the frame path was needed (empty on the F-curve path).
+        bones: Bone name -> ``(F, 4, 4)`` evaluated world pose (bones that chains hang from).
     """
 
     bases: dict[str, np.ndarray]
     objects: dict[str, np.ndarray]
     path: str
     reason: str = ""
+    bones: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def world_matrix(obj: Any, depsgraph: Any) -> np.ndarray:
@@ -105,8 +108,8 @@ def _rig_blocker(rig: Any, bindings: list[ChainBinding]) -> str:
     reason = _animation_blocker(rig.animation_data) or _animation_blocker(rig.data.animation_data)
     if reason or (rig.data.animation_data is not None and rig.data.animation_data.action is not None):
         return f"armature {rig.name!r} {reason or 'has animated data'}"
-    above = {name for b in bindings for name in b.ancestors}
     chain_bones = {name for b in bindings for name in b.bone_names}
+    above = {name for b in bindings for name in b.ancestors} - chain_bones  # chains below chains: ours
     for name in above:
         if _active(rig.pose.bones[name].constraints):
             return f"bone {name!r} above a chain has constraints"
@@ -130,13 +133,14 @@ def _rig_blocker(rig: Any, bindings: list[ChainBinding]) -> str:
 
 
 def sample_fcurves(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objects: list[Any],
-                   frames: np.ndarray) -> Samples:
+                   frames: np.ndarray, bones: Sequence[str] = ()) -> Samples:
     """The F-curve path (call only when :func:`fast_path_blocker` returns "")."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
     rig_eval = rig.evaluated_get(depsgraph)
     count = len(frames)
     bases = {name: np.broadcast_to(chain_base(rig_eval, b), (count, 4, 4)) for name, b in bindings.items()}
-    return Samples(bases, {obj.name: object_matrices(obj, frames) for obj in objects}, "fcurves")
+    worlds = {bone: np.broadcast_to(bone_world(rig_eval, bone), (count, 4, 4)) for bone in bones}
+    return Samples(bases, {obj.name: object_matrices(obj, frames) for obj in objects}, "fcurves", "", worlds)
 
 
 def object_matrices(obj: Any, frames: np.ndarray) -> np.ndarray:
@@ -175,11 +179,13 @@ def _normalized(quats: np.ndarray) -> np.ndarray:
 
 
 def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objects: list[Any], frames: np.ndarray,
-                  progress: Callable[[int], None] | None = None, reason: str = "") -> Samples:
+                  progress: Callable[[int], None] | None = None, reason: str = "",
+                  bones: Sequence[str] = ()) -> Samples:
     """The frame path: evaluate every frame with ``scene.frame_set``. Leaves the scene on the last frame."""
     count = len(frames)
     bases = {name: np.empty((count, 4, 4)) for name in bindings}
     matrices = {obj.name: np.empty((count, 4, 4)) for obj in objects}
+    worlds = {bone: np.empty((count, 4, 4)) for bone in bones}
     for i, frame in enumerate(frames):
         whole = int(np.floor(frame))
         scene.frame_set(whole, subframe=float(frame - whole))
@@ -190,6 +196,8 @@ def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objec
             bases[name][i] = chain_base(rig_eval, binding)
         for obj in objects:
             matrices[obj.name][i] = world_matrix(obj, depsgraph)
+        for bone in bones:
+            worlds[bone][i] = bone_world(rig_eval, bone)
         if progress is not None:
             progress(i)
-    return Samples(bases, matrices, "frames", reason)
+    return Samples(bases, matrices, "frames", reason, worlds)

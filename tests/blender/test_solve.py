@@ -297,3 +297,52 @@ def test_follow_mode_takes_one_step_per_frame_and_says_it_is_history_dependent()
         gaps.append(np.linalg.norm(world_tail(rig, "b2") - np.array(target.location)))
     assert all(later < earlier for earlier, later in itertools.pairwise(gaps))
     assert "history-dependent" in get_status(rig.name, "arm").message
+
+
+def stacked_rig() -> tuple[bpy.types.Object, bpy.types.Object, bpy.types.Object]:
+    """A spine chain, a posed clavicle (in no chain) on it, and an arm chain hanging from that."""
+    from blender_rigs import BoneDef, make_armature
+
+    rig = make_armature([
+        BoneDef("s0", (0, 0, 0), (0, 0, 1)), BoneDef("s1", (0, 0, 1), (0, 0, 2), parent="s0", connect=True),
+        BoneDef("clavicle", (0, 0, 2), (0.5, 0, 2), parent="s1", connect=True),
+        BoneDef("a0", (0.5, 0, 2), (1.5, 0, 2), parent="clavicle", connect=True),
+        BoneDef("a1", (1.5, 0, 2), (2.5, 0, 2), parent="a0", connect=True),
+    ])
+    rig.pose.bones["clavicle"].rotation_quaternion = Matrix.Rotation(0.3, 3, "Y").to_quaternion()
+    chest, hand = empty("Chest", (0.4, 0.3, 1.9)), empty("Hand", (1.2, 1.0, 2.4))
+    add_chain(rig, "s1", 2, chest, name="spine")
+    add_chain(rig, "a1", 2, hand, name="arm")
+    return rig, chest, hand
+
+
+def test_a_chain_on_a_chain_is_solved_on_the_freshly_solved_pose_in_one_pass() -> None:
+    from blender_ik_addon import handlers
+
+    rig, chest, hand = stacked_rig()
+    bpy.app.handlers.depsgraph_update_post.remove(handlers.on_depsgraph_update_post)  # the frame handler alone
+    try:
+        for frame, (chest_at, hand_at) in enumerate([((-0.4, 0.3, 1.8), (0.5, 1.5, 2.8)),
+                                                    ((0.6, -0.5, 1.7), (1.6, -0.6, 1.2))], start=2):
+            chest.location, hand.location = chest_at, hand_at
+            solve_at(frame)
+            np.testing.assert_allclose(world_tail(rig, "s1"), chest_at, atol=1e-4)
+            np.testing.assert_allclose(world_tail(rig, "a1"), hand_at, atol=1e-4)
+    finally:
+        bpy.app.handlers.depsgraph_update_post.append(handlers.on_depsgraph_update_post)
+
+
+def test_a_chain_on_a_chain_bakes_in_one_pass() -> None:
+    from blender_ik_addon.blender import bake_chains
+
+    rig, chest, hand = stacked_rig()
+    for frame, chest_at, hand_at in ((1, (-0.4, 0.3, 1.8), (0.5, 1.5, 2.8)), (9, (0.6, -0.5, 1.7), (1.6, -0.6, 1.2))):
+        chest.location, hand.location = chest_at, hand_at
+        chest.keyframe_insert("location", frame=frame)
+        hand.keyframe_insert("location", frame=frame)
+    report = bake_chains(rig, None, 1, 9, disable_live=True)
+    assert report.path == "fcurves" and report.not_converged == 0
+    for frame in (1, 4, 9):
+        bpy.context.scene.frame_set(frame)
+        np.testing.assert_allclose(world_tail(rig, "s1"), chest.matrix_world.translation, atol=2e-4)
+        np.testing.assert_allclose(world_tail(rig, "a1"), hand.matrix_world.translation, atol=2e-4)

@@ -1,0 +1,107 @@
+"""Chains stacked on chains: an arm whose root hangs below a bone of a spine chain.
+
+The lower chain's base depends on the upper chain's pose, which is being solved in the same
+pass, so Blender's evaluated pose (from before the solve) is stale for it. Chains are therefore
+solved upper first, and the lower chain's base is moved along with the upper bone it hangs from:
+
+    base_new = W_new @ W_eval^-1 @ base_eval
+
+where ``W`` is the world pose matrix of that upper bone: ``W_eval`` as Blender evaluated it (the
+same evaluation ``base_eval`` comes from) and ``W_new`` from the upper chain's solved angles. The
+bones in between (a clavicle between spine and arm) ride along unchanged, as they would in Blender.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..core.rotations import euler_to_matrix
+from .read import ChainBinding
+
+Solved = dict[str, tuple[ChainBinding, np.ndarray, np.ndarray]]
+"""Chains solved earlier in a pass: name -> (binding, bases (F, 4, 4), angles (F, n, 3))."""
+
+
+def links(chains: dict[str, tuple[Sequence[str], Sequence[str]]]) -> dict[str, tuple[str, int]]:
+    """Chain name -> ``(upper chain, joint index)`` for chains whose root hangs below another chain.
+
+    Args:
+        chains: Chain name -> ``(bone names root first, ancestors of the root parent first)``.
+    """
+    owner = {bone: (name, j) for name, (bones, _) in chains.items() for j, bone in enumerate(bones)}
+    out = {}
+    for name, (_, ancestors) in chains.items():
+        for ancestor in ancestors:
+            if ancestor in owner and owner[ancestor][0] != name:
+                out[name] = owner[ancestor]
+                break
+    return out
+
+
+def upper_first(names: Iterable[str], uppers: dict[str, tuple[str, int]]) -> list[str]:
+    """``names`` ordered so that every chain comes after the chain it hangs from."""
+    pending = list(names)
+    wanted = set(pending)
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order:
+            return
+        upper = uppers.get(name)
+        if upper is not None and upper[0] in wanted:
+            visit(upper[0])
+        order.append(name)
+
+    for name in pending:
+        visit(name)
+    return order
+
+
+def ancestors_of(obj: Any, names: list[str]) -> tuple[str, ...]:
+    """Bone names above the first of ``names`` (its parent first)."""
+    out = []
+    bone = obj.data.bones[names[0]].parent
+    while bone is not None:
+        out.append(bone.name)
+        bone = bone.parent
+    return tuple(out)
+
+
+def bone_world(obj_eval: Any, bone: str) -> np.ndarray:
+    """``(4, 4)`` evaluated world pose matrix of a bone."""
+    return np.array(obj_eval.matrix_world, dtype=np.float64) @ np.array(obj_eval.pose.bones[bone].matrix)
+
+
+def joint_world(binding: ChainBinding, bases: np.ndarray, angles: np.ndarray, joint: int,
+                scale: Iterable[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+    """``(F, 4, 4)`` world pose matrices of one chain bone for solved ``angles`` ``(F, n, 3)``.
+
+    ``scale`` is that bone's pose scale (only a chain's tip bone may have one).
+    """
+    chain = binding.chain
+    frames = np.broadcast_to(np.eye(4), (len(angles), 4, 4)).copy()
+    for k in range(joint + 1):
+        turn = np.broadcast_to(np.eye(4), (len(angles), 4, 4)).copy()
+        turn[:, :3, :3] = euler_to_matrix(angles[:, k], chain.joints[k].order)
+        frames = frames @ chain.rest[k] @ turn
+    frames[:, :3, :3] *= np.asarray(tuple(scale), dtype=np.float64)
+    return np.asarray(bases @ frames)
+
+
+def restack(bases_eval: np.ndarray, upper_eval: np.ndarray, upper_new: np.ndarray) -> np.ndarray:
+    """Move the lower chain's evaluated bases ``(F, 4, 4)`` with its upper bone (see module doc)."""
+    return np.asarray(upper_new @ np.linalg.inv(upper_eval) @ bases_eval)
+
+
+def stacked_base(obj_eval: Any, binding: ChainBinding, bases_eval: np.ndarray, solved: Solved) -> np.ndarray:
+    """The live base ``(1, 4, 4)`` of a chain, moved with a chain solved before it in this pass."""
+    for ancestor in binding.ancestors:
+        for upper_binding, upper_bases, upper_angles in solved.values():
+            if ancestor in upper_binding.bone_names:
+                joint = upper_binding.bone_names.index(ancestor)
+                new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj_eval.pose.bones[ancestor].scale)
+                return restack(bases_eval, bone_world(obj_eval, ancestor)[None], new)
+    return bases_eval
