@@ -21,6 +21,7 @@ import bpy
 import numpy as np
 
 from ..core.rotations import EULER_ORDERS, euler_to_matrix, quaternion_to_matrix
+from .errors import RigSetupError
 from .keys import iter_fcurves
 from .read import ChainBinding, chain_base, check_locations
 from .stacking import bone_world
@@ -50,8 +51,41 @@ class Samples:
 
 
 def world_matrix(obj: Any, depsgraph: Any) -> np.ndarray:
-    """``(4, 4)`` world matrix of ``obj`` as evaluated by ``depsgraph`` (works for render depsgraphs)."""
-    return np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)
+    """``(4, 4)`` world matrix of ``obj`` as evaluated by ``depsgraph`` (works for render depsgraphs).
+
+    Blender does not evaluate objects disabled in viewports (or renders) or in excluded collections:
+    their matrix there is stale. Such an object moved only by its own F-curves is read from them
+    (as a bake's F-curve path does); any other raises :class:`RigSetupError` naming it.
+    """
+    hidden = unevaluated_reason(obj, depsgraph)
+    if not hidden:
+        return np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)
+    scene = depsgraph.scene
+    if _object_blocker(obj) or scene.render.frame_map_old != scene.render.frame_map_new:
+        advice = "enable it in renders" if depsgraph.mode == "RENDER" else \
+            "enable it (hide it with the eye icon instead)"
+        raise RigSetupError(f"object {obj.name!r} is {hidden}, so Blender does not evaluate it here and the chain "
+                            f"cannot see where it is; {advice}")
+    return object_matrices(obj, np.array([scene.frame_current + scene.frame_subframe], dtype=np.float64))[0]
+
+
+def unevaluated_reason(obj: Any, depsgraph: Any) -> str:
+    """Why ``depsgraph`` does not evaluate ``obj`` ("" if it does, as far as its flags tell)."""
+    render = depsgraph.mode == "RENDER"
+    if obj.hide_render if render else obj.hide_viewport:
+        return "disabled in renders" if render else "disabled in viewports"
+    if not _enabled_below(depsgraph.view_layer.layer_collection, obj, render):
+        return "only in collections that are excluded or disabled in " + ("renders" if render else "viewports")
+    return ""
+
+
+def _enabled_below(layer: Any, obj: Any, render: bool) -> bool:
+    collection = layer.collection
+    if layer.exclude or (collection.hide_render if render else collection.hide_viewport):
+        return False
+    if collection.objects.get(obj.name) == obj:
+        return True
+    return any(_enabled_below(child, obj, render) for child in layer.children)
 
 
 def fast_path_blocker(scene: Any, rig: Any, bindings: Iterable[ChainBinding], objects: Iterable[Any]) -> str:
