@@ -7,7 +7,9 @@ Rules they follow (see shared Blender notes):
   :func:`unregister` removes exactly what it added.
 * Re-entrancy guard: writing the pose triggers depsgraph updates (and ``frame_set`` would re-enter).
   They never call ``frame_set`` and never write ID properties (status lives in ``blender.status``).
-* Cheap early exit when no chain is live: one pass over the scene's objects, nothing else.
+* Cheap when idle: a file without armatures exits at once; otherwise one pass over the scene's
+  objects finds the live rigs. A chain whose inputs (rig, base, target, pole, pose) did not change
+  since its last solve is not solved again (see ``blender.live``).
 * Each chain's errors become its status; nothing escapes into playback or rendering.
 * They do not skip ``bpy.app.background``: headless renders must solve too. During renders the
   frame handler solves through the render depsgraph; the drag handler stays out of the way.

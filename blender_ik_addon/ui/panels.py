@@ -31,7 +31,9 @@ class IKCHAINS_UL_chains(UIList):
                   active_propname: str, index: int = 0) -> None:
         row = layout.row(align=True)
         row.prop(item, "name", text="", emboss=False, icon="CON_KINEMATIC")
-        row.label(text="", icon=_status_icon(item.id_data.name, item.name))
+        st = get_status(item.id_data.name, item.name)
+        short = "" if st is None else ("error" if not st.solved else f"{st.residual:.1e}")
+        row.label(text=short, icon=_status_icon(item.id_data.name, item.name))
         row.prop(item, "enabled", text="", icon="PLAY" if item.enabled else "PAUSE", emboss=False)
 
 
