@@ -213,3 +213,41 @@ def test_a_target_parented_to_the_rig_is_refused() -> None:
     add_chain(rig, "b2", 3, target, name="arm")
     bpy.context.scene.frame_set(2)
     assert "is parented to the armature 'Rig'" in get_status(rig.name, "arm").message
+
+
+def test_an_animation_render_solves_every_frame_through_the_render_depsgraph(tmp_path, monkeypatch) -> None:
+    from blender_ik_addon.blender import live
+    from blender_ik_addon.blender.read import read_chain
+    from blender_ik_addon.blender.solving import current_pose
+    from blender_ik_addon.core import tip_positions
+
+    scene = bpy.context.scene
+    rig = straight_chain(3)
+    target = empty(location=(1.0, 1.5, 0.5))
+    target.keyframe_insert("location", frame=1)
+    target.location = (-1.0, 1.2, 0.8)
+    target.keyframe_insert("location", frame=3)
+    add_chain(rig, "b2", 3, target, name="arm")
+    seen = []
+    original = live.solve_chain
+
+    def spy(obj, spec, depsgraph, **kwargs):
+        outcome = original(obj, spec, depsgraph, **kwargs)
+        binding = read_chain(obj, spec.tip_bone, spec.length)
+        tip = tip_positions(binding.chain, binding.chain.compress(current_pose(obj, binding))[None])[0]
+        goal = [fc.evaluate(depsgraph.scene.frame_current) for fc in iter_fcurves(target)]
+        seen.append((depsgraph.mode, depsgraph.scene.frame_current, float(np.linalg.norm(tip - goal))))
+        return outcome
+
+    monkeypatch.setattr(live, "solve_chain", spy)
+    camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
+    scene.collection.objects.link(camera)
+    scene.camera = camera
+    scene.render.engine = "BLENDER_WORKBENCH"
+    scene.render.resolution_x = scene.render.resolution_y = 16
+    scene.frame_start, scene.frame_end = 1, 3
+    scene.render.filepath = str(tmp_path / "frame_")
+    assert bpy.ops.render.render(animation=True) == {"FINISHED"}
+    rendered = [(frame, gap) for mode, frame, gap in seen if mode == "RENDER"]
+    assert [frame for frame, _ in rendered] == [1, 2, 3]
+    assert all(gap < 1e-4 for _, gap in rendered)  # the pose written reached that frame's target
