@@ -91,14 +91,31 @@ def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, 
         obj = scene.objects.get(name)
         if obj is None:
             raise RigSetupError(f"chain {spec.name!r}: {role} object {name!r} is not in scene {scene.name!r}")
-        parent = obj.parent
-        while rig is not None and parent is not None:
-            if parent.name == rig.name:
-                raise RigSetupError(f"chain {spec.name!r}: {role} {name!r} is parented to the armature {rig.name!r} "
-                                    "and would move with the chain that follows it; unparent it")
-            parent = parent.parent
+        if rig is not None:
+            _refuse_feedback(spec, role, obj, rig)
         found.append(obj)
     return found[0], found[1]
+
+
+def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
+    """Refuse a target or pole that is the armature or moves with it (through a parent or a
+    constraint): the chain would chase an object that its own pose moves."""
+    if obj.name == rig.name:
+        raise RigSetupError(f"chain {spec.name!r}: its {role} is the armature {rig.name!r} itself, which the chain "
+                            "moves; pick another object")
+    walker = obj
+    while walker is not None:
+        for con in walker.constraints:
+            source = getattr(con, "target", None)
+            if source is not None and source.name == rig.name and not con.mute and con.influence > 0:
+                owner = "its" if walker is obj else f"{walker.name!r}'s"
+                raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} follows the armature {rig.name!r} "
+                                    f"through {owner} constraint {con.name!r} and would move with the chain that "
+                                    "follows it; remove that constraint")
+        walker = walker.parent
+        if walker is not None and walker.name == rig.name:
+            raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} is parented to the armature {rig.name!r} "
+                                "and would move with the chain that follows it; unparent it")
 
 
 def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:
@@ -157,6 +174,7 @@ def solve_frames(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray
         initial: Start angles ``(F, n, 3)`` or ``(n, 3)``; default the comfort pose.
     """
     spec, chain = prepared.spec, prepared.binding.chain
+    require_usable(prepared, bases, targets, poles)
     positions, rotations = to_chain_space(bases, targets, rotations=spec.follow_orientation)
     pole_positions = None if poles is None else to_chain_space(bases, poles, rotations=False)[0]
     scales = np.cbrt(np.abs(np.linalg.det(bases[:, :3, :3])))
@@ -180,6 +198,26 @@ def solve_frames(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray
             converged &= result.orientation_error <= _ORIENTATION_TOLERANCE
         return FrameSolution(result.angles, error, result.orientation_error, converged)
     return _measure(prepared, q, bases, targets, orientations)
+
+
+_FAR = 1e15  # world units: a target farther than this is a typo or a clamped infinity, not a goal
+
+
+def require_usable(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray, poles: np.ndarray | None) -> None:
+    """Refuse NaN, infinite or absurdly far targets and poles, and chain bases of zero scale."""
+    spec = prepared.spec
+    for role, name, matrices in (("target", spec.target, targets), ("pole", spec.pole, poles)):
+        if matrices is None:
+            continue
+        where = matrices[:, :3, 3]
+        bad = ~np.all(np.isfinite(matrices), axis=(1, 2)) | np.any(np.abs(where) > _FAR, axis=1)
+        if bad.any():
+            shown = ", ".join(f"{v:.6g}" for v in where[int(np.argmax(bad))])
+            raise RigSetupError(f"chain {spec.name!r}: {role} {name!r} is at ({shown}), which is not a usable "
+                                f"location (NaN, infinite or farther than {_FAR:g}); move it")
+    if not np.all(np.isfinite(bases)) or np.any(np.abs(np.linalg.det(bases[:, :3, :3])) < 1e-12):
+        raise RigSetupError(f"chain {spec.name!r}: armature {prepared.binding.object_name!r} (or a bone above the "
+                            "chain) has a zero scale, so the chain has no size to solve; give it a non-zero scale")
 
 
 def _uniform_scale(bases: np.ndarray) -> bool:
