@@ -26,7 +26,16 @@ from .keys import write_channel_keys
 from .live import chain_specs, rig_settings, solve_rig, suspended
 from .read import require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
-from .solving import FrameSolution, PreparedChain, find_conflicts, prepare, require_objects, solve_follow, solve_frames
+from .solving import (
+    FrameSolution,
+    PreparedChain,
+    find_conflicts,
+    prepare,
+    require_objects,
+    require_usable,
+    solve_follow,
+    solve_frames,
+)
 from .spec import ChainSpec
 from .stacking import Solved, joint_world, links, restack, upper_first
 from .status import ChainStatus, set_status
@@ -109,6 +118,9 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     stacked = links({n: (p.binding.bone_names, p.binding.ancestors) for n, p in prepared.items()})
     hangers = sorted({prepared[upper].binding.bone_names[j] for upper, j in stacked.values()})
     samples = _sample(scene, obj, prepared, frames, report, hangers)
+    for name, item in prepared.items():  # refuse unusable targets before any key is written
+        pole = samples.objects[item.spec.pole] if item.spec.pole else None
+        require_usable(item, samples.bases[name], samples.objects[item.spec.target], pole)  # type: ignore[index]
     results = []
     worst = np.zeros(len(frames), dtype=bool)
     solved: Solved = {}
