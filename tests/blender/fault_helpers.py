@@ -374,7 +374,8 @@ def assert_refused(capfd: Any, scene: Scene, before: Snapshot, message: str, *, 
     written and the good chain keeps working (live, while frames change)."""
     rig = scene.rig
     assert_playback(rig, scene.good_target)
-    assert status_message(rig.name, chain) == f"Error: {message}"
+    shown = status_message(rig.name, chain)
+    assert shown == f"Error: {message}", shown
     select_chain(rig, chain)
     baked = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=20, chains="ALL")
     assert (baked.result, baked.level, baked.report) == (frozenset(), "ERROR", message)
