@@ -16,6 +16,8 @@ from typing import Any
 import bpy
 import numpy as np
 
+from .errors import RigSetupError
+
 try:  # Blender 4.4+
     from bpy_extras.anim_utils import action_ensure_channelbag_for_slot, action_get_channelbag_for_slot
 except ImportError:  # Blender 4.2
@@ -26,6 +28,38 @@ _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINE
 
 
 _LAYERED = action_ensure_channelbag_for_slot is not None  # 4.4+: every action has slots and channel bags
+
+
+def require_local(obj: Any) -> None:
+    """Raise :class:`RigSetupError` if ``obj`` is linked from a library: it is read-only, and a pose
+    or keys written to it from Python would be lost on save (library overrides are local: fine)."""
+    library = getattr(obj, "library", None)
+    if library is not None:
+        raise RigSetupError(f"armature {obj.name!r} is linked from library {library.name!r} and is read-only: a pose "
+                            "or keys written to it would be lost; make a library override to solve or bake it")
+
+
+def require_keyable(obj: Any) -> None:
+    """Raise :class:`RigSetupError` unless keys written into ``obj``'s action are kept and stay its own:
+    ``obj`` is local, its action is not linked from a library and no other object plays it (in the
+    same slot, 4.4+)."""
+    require_local(obj)
+    anim = obj.animation_data
+    action = anim.action if anim is not None else None
+    if action is None:
+        return
+    if action.library is not None:
+        raise RigSetupError(f"action {action.name!r} of {obj.name!r} is linked from library {action.library.name!r}: "
+                            f"keys written into it would be lost on save; give {obj.name!r} a local action first "
+                            "(make the action local)")
+    slot = getattr(anim, "action_slot", None)
+    for other in bpy.data.objects:
+        other_anim = other.animation_data
+        if other == obj or other_anim is None or other_anim.action != action:
+            continue
+        if slot is None or other_anim.action_slot == slot:
+            raise RigSetupError(f"action {action.name!r} is also played by {other.name!r}: keys baked for {obj.name!r} "
+                                f"would change {other.name!r} too; make the action single-user first")
 
 
 def fcurve_collection(id_data: Any, *, create: bool) -> Any | None:
