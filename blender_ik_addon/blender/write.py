@@ -20,6 +20,7 @@ from mathutils import Euler, Matrix, Quaternion
 
 from ..core import Joint
 from ..core.rotations import euler_to_matrix, matrix_to_quaternion
+from .keys import require_keyable, require_local
 from .read import BoneBinding, ChainBinding
 
 NOOP_TOLERANCE = 1e-6  # radians (or quaternion units): a smaller change is not written
@@ -125,7 +126,9 @@ def write_pose(obj: Any, binding: ChainBinding, angles: np.ndarray) -> bool:
 
     Bones whose rotation would change by less than :data:`NOOP_TOLERANCE` are not written, so a
     chain already in place does not trigger a depsgraph update (nor a handler feedback loop).
+    Raises :class:`.errors.RigSetupError` for an armature linked from a library (read-only).
     """
+    require_local(obj)
     changed = False
     for bone, joint, joint_angles in zip(binding.bones, binding.chain.joints, angles, strict=False):
         pbone = obj.pose.bones[bone.name]
@@ -141,7 +144,12 @@ def write_pose(obj: Any, binding: ChainBinding, angles: np.ndarray) -> bool:
 
 
 def key_pose(obj: Any, binding: ChainBinding, frame: float) -> None:
-    """Insert keys for the chain's rotation channels at ``frame`` (single-frame keying)."""
+    """Insert keys for the chain's rotation channels at ``frame`` (single-frame keying).
+
+    Raises :class:`.errors.RigSetupError` when the keys would be lost or land on another object too
+    (:func:`.keys.require_keyable`).
+    """
+    require_keyable(obj)
     for bone in binding.bones:
         pbone = obj.pose.bones[bone.name]
         pbone.keyframe_insert(channel(bone.rotation_mode)[0], frame=frame, group=bone.name)
