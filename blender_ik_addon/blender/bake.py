@@ -22,7 +22,7 @@ import bpy
 import numpy as np
 
 from .errors import RigSetupError
-from .keys import write_channel_keys
+from .keys import require_keyable, write_channel_keys
 from .live import chain_specs, rig_settings, solve_rig, suspended
 from .read import require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
@@ -107,6 +107,7 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     """
     started = time.perf_counter()
     require_armature(obj)
+    require_keyable(obj)  # before any work: keys that would be lost or change another object
     scene = scene or bpy.context.scene
     start = scene.frame_start if frame_start is None else int(frame_start)
     end = scene.frame_end if frame_end is None else int(frame_end)
