@@ -68,6 +68,7 @@ def prepare(obj: Any, spec: ChainSpec, *, cached: bool = False) -> PreparedChain
     With ``cached`` a chain read on an earlier call is re-used while its inputs are unchanged.
     """
     binding = (read_chain_cached if cached else read_chain)(obj, spec.tip_bone, spec.length)
+    _refuse_drivers(obj, binding)
     chain = binding.chain
     comfort = np.zeros((chain.n_joints, 3))
     for j, bone in enumerate(binding.bones):
@@ -76,6 +77,28 @@ def prepare(obj: Any, spec: ChainSpec, *, cached: bool = False) -> PreparedChain
             comfort[j] = Quaternion(quat).normalized().to_euler(bone.order)
     comfort = chain.expand(chain.clamp(chain.compress(comfort)))
     return PreparedChain(spec, binding, comfort)
+
+
+def _refuse_drivers(obj: Any, binding: ChainBinding) -> None:
+    """A driver on a chain bone's rotation overrides whatever is written or keyed there."""
+    anim = obj.animation_data
+    if anim is None or not len(anim.drivers):
+        return
+    prefixes = {_bone_path(b.name): b.name for b in binding.bones}
+    for fcurve in anim.drivers:
+        path = fcurve.data_path
+        if fcurve.mute or not fcurve.driver.is_valid or ".rotation_" not in path:
+            continue
+        for prefix, bone in prefixes.items():
+            if path.startswith(prefix) and path[len(prefix):].startswith("rotation_"):
+                raise RigSetupError(f"bone {bone!r}: a driver sets {path[len(prefix):]}[{fcurve.array_index}], so the "
+                                    "solved pose would be overridden; remove or mute the driver")
+
+
+def _bone_path(name: str) -> str:
+    """``pose.bones["<name>"].`` with the name escaped as Blender writes data paths."""
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'pose.bones["{escaped}"].'
 
 
 def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, Any | None]:
