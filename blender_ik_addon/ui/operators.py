@@ -29,6 +29,9 @@ def _poll_rig(cls: Any, context: Any, *, need_chain: bool = False) -> bool:
     if obj is None or obj.type != "ARMATURE":
         cls.poll_message_set("Active object is not an armature")
         return False
+    if obj.library is not None:  # edits to linked data are lost on save
+        cls.poll_message_set("Active armature is linked from a library (read-only); make a library override")
+        return False
     if context.mode not in ("OBJECT", "POSE"):
         cls.poll_message_set("Switch to Object or Pose mode")
         return False
