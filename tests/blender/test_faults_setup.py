@@ -6,13 +6,11 @@ from __future__ import annotations
 import math
 
 import bpy
-import numpy as np
 import pytest
-from blender_rigs import limit_rotation, straight_chain, world_tail
+from blender_rigs import limit_rotation, straight_chain
 from fault_helpers import (
     BAD_BONES,
     KEPT,
-    TOLERANCE,
     after_at,
     assert_bakes_and_plays,
     assert_playback,
@@ -245,5 +243,3 @@ def test_action_shared_by_two_armatures(capfd) -> None:
 def test_the_table_lists_these_cases() -> None:
     assert undocumented("tests/blender/test_faults_setup.py") == []
 
-
-__all__ = ["TOLERANCE", "np", "world_tail"]
