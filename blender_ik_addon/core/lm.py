@@ -27,8 +27,11 @@ from .types import AnyArray, FloatArray
 
 _DAMPING_MIN = 1e-12
 _DAMPING_MAX = 1e6  # relative to diag(J^T J): steps are a millionth of Gauss-Newton's by then
-_REJECTIONS_TO_SETTLE = 4
-_FRUITLESS_RESTARTS = 16  # give up on a target after this many restarts in a row gained nothing  # a reached target whose secondary step keeps failing has settled
+_REJECTIONS_TO_SETTLE = 6  # a reached target whose secondary step keeps failing has settled
+_SECONDARY_FULL_STEP_DAMPING = 1e-3  # at or below this damping the secondary step is taken in full
+_FRUITLESS_RESTARTS = 16  # give up on a target after this many restarts in a row gained nothing
+_RESTORE_DAMPING = 1e-6  # damping of the steps back onto the tip's solution set
+_RESTORE_STEPS = 2  # Gauss-Newton converges quadratically: two steps undo a second-order drift
 _LIMIT_EPS = 1e-12
 STATUS_RUNNING, STATUS_CONVERGED, STATUS_STALLED, STATUS_MAX_ITER = -1, 0, 1, 2
 
@@ -97,16 +100,34 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray, 
     rhs = -np.where(blocked, 0.0, gradient)[..., None]
     if ev.secondary is None or not relax.any():
         return damped_solve(jac, damping_diag, rhs)[..., 0]
+    main = damped_solve(jac, damping_diag, rhs)[..., 0]
+    # Each rejection multiplies `damping` by 4; the secondary step shrinks in step with it.
+    shrink = np.minimum(1.0, _SECONDARY_FULL_STEP_DAMPING / damping)
+    return np.asarray(main + _secondary_step(jac, ev, np.where(relax, shrink, 0.0), at_lower, at_upper))
+
+
+def _secondary_step(jac: FloatArray, ev: Evaluation, shrink: FloatArray, at_lower: AnyArray,
+                    at_upper: AnyArray) -> FloatArray:
+    """A reach-first step on the secondary cost that leaves the tip task alone to first order.
+
+    It is the secondary gradient projected onto the null space of the (active) primary Jacobian,
+    ``N g`` with the orthogonal projector ``N = I - J^T (J J^T)^-1 J``, scaled by the Gauss-Newton
+    step length ``|N g|^2 / |J2 N g|^2``, times ``shrink`` ``(F,)``. An orthogonal projector keeps
+    ``-N g`` a descent direction of the secondary cost.
+    """
     jac2 = ev.secondary_jacobian
-    assert jac2 is not None
-    grad2 = np.einsum("fkm,fk->fm", jac2, ev.secondary)
-    curvature = np.einsum("fkm,fkm->fm", jac2, jac2) + 1e-12
-    z = -grad2 / curvature / (1.0 + damping[:, None])
-    z = np.where((at_lower & (z < 0)) | (at_upper & (z > 0)) | ~relax[:, None], 0.0, z)
-    # Null-space projection N z = z - (J^T J + D)^-1 J^T J z, solved together with the main step.
-    normal_z = np.einsum("fkm,fk->fm", jac, np.einsum("fkm,fm->fk", jac, z))
-    solved = damped_solve(jac, damping_diag, np.stack([rhs[..., 0], normal_z], axis=2))
-    return np.asarray(solved[..., 0] + z - solved[..., 1])
+    assert jac2 is not None and ev.secondary is not None
+    grad = np.einsum("fkm,fk->fm", jac2, ev.secondary)
+    grad = np.where((at_lower & (grad > 0)) | (at_upper & (grad < 0)), 0.0, grad)  # stay off the limits
+    gram = np.einsum("fkm,fjm->fkj", jac, jac)
+    rows = gram.shape[1]
+    ridge = 1e-12 * (np.einsum("fkk->f", gram) / rows + 1e-300)  # keeps J J^T invertible at singularities
+    gram[:, np.arange(rows), np.arange(rows)] += ridge[:, None]
+    coefficients = np.linalg.solve(gram, np.einsum("fkm,fm->fk", jac, grad)[..., None])[..., 0]
+    projected = grad - np.einsum("fkm,fk->fm", jac, coefficients)
+    curvature = np.einsum("fkm,fm->fk", jac2, projected)
+    length = np.einsum("fm,fm->f", projected, projected) / (np.einsum("fk,fk->f", curvature, curvature) + 1e-300)
+    return np.asarray(-(length * shrink)[:, None] * projected)
 
 
 def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverOptions) -> AnyArray:
@@ -143,6 +164,22 @@ def _put(dst: Evaluation, index: AnyArray, src: Evaluation) -> None:
             target[index] = getattr(src, name)
 
 
+def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArray) -> None:
+    """Lightly damped Gauss-Newton steps on the tip task for the ``relax`` targets, in place.
+
+    A secondary step moves along the tip's solution set only to first order; on a curved set it
+    drifts the tip by a second-order amount. Stepping straight back before the trial is judged
+    lets the secondary task take full steps instead of crawling.
+    """
+    index = np.flatnonzero(relax)
+    sub = problem.take(index)
+    nothing_to_relax = np.zeros(index.size, dtype=bool)
+    for _ in range(_RESTORE_STEPS):
+        fix = _step(sub, q[index], _take(ev, index), np.full(index.size, _RESTORE_DAMPING), nothing_to_relax)
+        q[index] = problem.chain.clamp(q[index] + fix)
+        _put(ev, index, evaluate(sub, q[index]))
+
+
 def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Attempt:
     """One projected-LM attempt from ``q0`` ``(F, m)`` (already inside the limits)."""
     count = problem.count
@@ -166,6 +203,8 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         relax = sub_ev.primary_cost <= _relax_slack(options)
         trial_q = problem.chain.clamp(q[active] + _step(sub, q[active], sub_ev, damping[active], relax))
         trial = evaluate(sub, trial_q)
+        if relax.any():
+            _restore_tip(sub, trial_q, trial, relax)
         iterations[active] += 1
         accept = _better(sub, sub_ev, trial, options)
         old_merit, new_merit = _merit(sub_ev, relax), _merit(trial, relax)
@@ -237,8 +276,10 @@ def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose
     """
     best = lm_attempt(problem, q0, options)
     alignment = pole_alignment(problem, best.q)
-    # Restarts cannot help a target farther from the first joint than the whole chain reaches.
-    hopeless = beyond_reach(problem, options)
+    # Restarts cannot help a target farther from the first joint than the whole chain reaches,
+    # nor a soft comfort pull, whose optimum is a compromise that need not reach the tip at all.
+    soft_comfort = problem.comfort is not None and not problem.comfort[2]
+    hopeless = beyond_reach(problem, options) | soft_comfort
     fruitless = np.zeros(problem.count, dtype=np.int64)  # consecutive restarts that did not help
     for seed in restart_seeds(problem, seed_pose, options):
         unfinished = (best.status != STATUS_CONVERGED) & ~hopeless & (fruitless < _FRUITLESS_RESTARTS)

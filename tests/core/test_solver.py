@@ -243,3 +243,30 @@ def test_single_solve_rejects_bad_target_shape() -> None:
 def test_bad_options_raise(options: dict, message: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(IKInputError, match=message):
         SolverOptions(**options)
+
+
+def test_pole_turns_a_ball_jointed_limb_toward_it() -> None:
+    # Two ball joints: the elbow may sit anywhere on a circle; the pole chooses where.
+    chain = Chain.from_arrays(np.stack([np.eye(4), translation(0, 1, 0)]), tip_offset=(0, 1, 0))
+    target = np.array([0.0, 1.5, 0.0])
+    for pole in ((0.0, 0.75, -2.0), (2.0, 0.75, 0.0), (-1.0, 0.2, 1.0)):
+        result = solve(chain, target, pole=pole, options=SolverOptions(pole_weight=0.1))
+        elbow = forward(chain, result.q[None]).origins[0, 1]
+        assert result.converged
+        bend = elbow - np.array([0.0, elbow[1], 0.0])  # the elbow's offset from the base-target line
+        wanted = np.array(pole) - np.array([0.0, pole[1], 0.0])
+        cosine = bend @ wanted / np.linalg.norm(bend) / np.linalg.norm(wanted)
+        assert cosine > np.cos(np.radians(1.0)), (pole, elbow)
+
+
+def test_soft_comfort_settles_quickly_without_restarts() -> None:
+    chain = tentacle(segments=6)
+    targets, _ = reachable(chain, 20, seed=5)
+    comfort = ComfortPose(np.zeros(chain.n_dofs), weights=0.05, reach_first=False)
+    options = SolverOptions()
+    result = solve_batch(chain, targets, comfort=comfort, options=options)
+    assert np.all(result.iterations <= options.max_iterations)  # one attempt each
+    assert chain.limit_violation(result.q).max() == 0.0
+    plain = solve_batch(chain, targets)
+    # The pull trades a little reach for a pose nearer the comfort pose.
+    assert np.mean(np.linalg.norm(result.q, axis=1)) < np.mean(np.linalg.norm(plain.q, axis=1))
