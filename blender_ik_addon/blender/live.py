@@ -81,7 +81,11 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
     frame = float(scene.frame_current)
     inputs = _Inputs(spec, prepared.binding, base, target_m, pole_m)
     memo = _MEMO.get((obj.name, spec.name))
-    if memo is not None and not spec.follow_mode and memo.inputs.same(inputs) and memo.pose == _pose(obj, inputs):
+    pose = _pose(obj, inputs)
+    # A render depsgraph applies the keys to its own copy and does not copy them back: the pose it
+    # evaluated may differ from the one written here even when nothing needs writing again.
+    stale = _pose(obj_eval, inputs) != pose
+    if memo is not None and not spec.follow_mode and memo.inputs.same(inputs) and memo.pose == pose:
         status, changed = replace(memo.status, frame=frame), False  # same inputs, same answer: skip the solve
     else:
         if spec.follow_mode:
@@ -92,6 +96,8 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
         status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
                              FOLLOW_NOTE if spec.follow_mode else "", frame)
         _MEMO[(obj.name, spec.name)] = _Memo(inputs, _pose(obj, inputs), status, solution.angles)
+    if stale and not changed:
+        obj.update_tag()  # re-evaluate from the pose written (a write would have tagged it)
     if key_frame is not None and (changed or not autokey):
         key_pose(obj, prepared.binding, key_frame)
     if solved is not None:
