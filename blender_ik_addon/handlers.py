@@ -122,10 +122,25 @@ def on_load_pre(*_args: Any) -> None:
     live.forget()
 
 
+LOCK_INTERFACE_WARNING = ("Live chains solve while rendering: turn on Render > Lock Interface (shown here), or the "
+                          "interface may change the scene under the render")
+
+
+def lock_interface_warning(scene: Any) -> str:
+    """The warning the panel shows while live chains would solve during renders without Render >
+    Lock Interface ("" when nothing is live or the interface is locked)."""
+    if scene.render.use_lock_interface or not bpy.data.armatures or not live_rigs(scene):
+        return ""
+    return LOCK_INTERFACE_WARNING
+
+
 @persistent
-def on_render_init(*_args: Any) -> None:
-    """Renders run handlers on the render thread: keep the drag handler out of it."""
+def on_render_init(scene: Any = None, *_args: Any) -> None:
+    """Renders run handlers on the render thread: keep the drag handler out of it (and say so when
+    the interface is not locked; renders from the UI then race with it)."""
     _state.rendering = True
+    if scene is not None and not bpy.app.background and lock_interface_warning(scene):
+        log.warning("IK Chains: %s", LOCK_INTERFACE_WARNING)
 
 
 @persistent
