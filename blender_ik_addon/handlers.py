@@ -122,8 +122,7 @@ def on_load_pre(*_args: Any) -> None:
     live.forget()
 
 
-LOCK_INTERFACE_WARNING = ("Live chains solve while rendering: turn on Render > Lock Interface (shown here), or the "
-                          "interface may change the scene under the render")
+LOCK_INTERFACE_WARNING = "Live chains solve during renders: turn on Lock Interface"
 
 
 def lock_interface_warning(scene: Any) -> str:
