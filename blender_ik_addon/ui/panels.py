@@ -10,6 +10,7 @@ from typing import Any
 from bpy.types import Panel, UIList
 
 from ..blender.status import get_status
+from ..handlers import lock_interface_warning
 from .properties import get_rig_settings
 
 CLOSED = {"DEFAULT_CLOSED"}
@@ -77,6 +78,11 @@ class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
         st = get_status(obj.name, chain.name)
         text = st.describe() if st is not None else ("Not solved yet" if chain.enabled else "Live solving is off")
         layout.label(text=text, icon=_status_icon(obj.name, chain.name))
+        warning = lock_interface_warning(context.scene)
+        if warning:  # UI renders run the handler on the render thread: the interface must be locked
+            column = layout.column()
+            column.label(text=warning, icon="ERROR")
+            column.prop(context.scene.render, "use_lock_interface")
 
 
 class VIEW3D_PT_ikchains_chain(_ChainPanel, Panel):
