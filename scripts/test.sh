@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: sets up pinned virtual environments on first use, then runs
-#   1. static checks (ruff, mypy) on the main environment (Blender 5.0.1 as a Python module);
+#   1. static checks (ruff, mypy) on the main environment (Blender 5.0.1 as a Python module; mypy
+#      itself runs on Python >= 3.12 in .venv-typecheck, see scripts/_env.sh);
 #   2. the whole pytest suite there (core, Blender, end-to-end install);
 #   3. the core suite on numpy 2 (no bpy);
 #   4. the Blender suite on Blender 4.5 LTS and 4.2 LTS (each its own venv).
@@ -21,7 +22,9 @@ main_py="$(ensure_venv .venv requirements/main.txt)"
 step "ruff"
 "$main_py" -m ruff check blender_ik_addon scripts tests
 step "mypy (strict on the core, against fake-bpy-module stubs elsewhere)"
-"$main_py" -m mypy blender_ik_addon scripts
+# mypy runs on Python >= 3.12 (the stubs use 3.12 syntax) and checks against .venv's packages.
+typecheck_py="$(ensure_venv .venv-typecheck requirements/typecheck.txt find_python_typecheck)"
+"$typecheck_py" -m mypy --python-executable "$main_py" blender_ik_addon scripts
 
 step "pytest on Blender 5.0.1 (bpy module), numpy 1.26"
 "$main_py" -m pytest -q "$@"
