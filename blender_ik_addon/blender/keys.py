@@ -1,8 +1,8 @@
 """Bulk F-curve keying that works with both animation data models.
 
 * Blender 4.4+ (layered/slotted actions): F-curves live in the channel bag of the object's action
-  slot (``bpy_extras.anim_utils.action_ensure_channelbag_for_slot``). 5.0 removed ``Action.fcurves``;
-  in 4.4-4.5 it is a legacy view of the first slot, so the slotted path is preferred there too.
+  slot (:func:`action_ensure_channelbag_for_slot`). 5.0 removed ``Action.fcurves``; in 4.4-4.5 it
+  is a legacy view of the first slot (not necessarily the object's), so the slotted path is used there too.
 * Blender 4.2: only ``action.fcurves`` exists.
 
 Keys are written like Blender's own bake (``anim_utils.KeyframesCo``): ``keyframe_points.add`` +
@@ -18,16 +18,31 @@ import numpy as np
 
 from .errors import RigSetupError
 
-try:  # Blender 4.4+
-    from bpy_extras.anim_utils import action_ensure_channelbag_for_slot, action_get_channelbag_for_slot
-except ImportError:  # Blender 4.2
-    action_ensure_channelbag_for_slot = action_get_channelbag_for_slot = None
-
 _FRAME_EPS = 1e-4  # frames closer than this to the range ends count as inside it
 _LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
 
+_LAYERED = hasattr(bpy.types, "ActionSlot")  # 4.4+: every action has slots and channel bags
 
-_LAYERED = action_ensure_channelbag_for_slot is not None  # 4.4+: every action has slots and channel bags
+
+def action_ensure_channelbag_for_slot(action: Any, slot: Any) -> Any:
+    """The channel bag of ``slot`` in ``action``'s first keyframe strip, created as needed (4.4+).
+
+    What ``bpy_extras.anim_utils.action_ensure_channelbag_for_slot`` does in 5.0. 4.4-4.5 lack it,
+    and their legacy ``action.fcurves`` keys a new "Legacy Slot" the object does not use: keys that
+    never play.
+    """
+    layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
+    strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
+    return strip.channelbag(slot, ensure=True)
+
+def action_get_channelbag_for_slot(action: Any, slot: Any) -> Any | None:
+    """The first channel bag of ``slot`` in ``action``, or None (``bpy_extras.anim_utils``' in 4.4+)."""
+    for layer in action.layers:
+        for strip in layer.strips:
+            bag = strip.channelbag(slot)
+            if bag:
+                return bag
+    return None
 
 
 def require_local(obj: Any) -> None:
@@ -104,9 +119,15 @@ def ensure_fcurve(fcurves: Any, data_path: str, index: int, group: str) -> Any:
     fcurve = fcurves.find(data_path, index=index)
     if fcurve is not None:
         return fcurve
-    if _LAYERED:
+    if not _LAYERED:
+        return fcurves.new(data_path, index=index, action_group=group)
+    try:
         return fcurves.new(data_path, index=index, group_name=group)
-    return fcurves.new(data_path, index=index, action_group=group)
+    except TypeError:  # 4.4-4.5: no group_name; group through the channel bag that owns the F-curves
+        fcurve = fcurves.new(data_path, index=index)
+        groups = fcurves.data.groups
+        fcurve.group = groups.get(group) or groups.new(group)
+        return fcurve
 
 
 def replace_keys(fcurve: Any, frames: np.ndarray, values: np.ndarray, start: float, end: float) -> None:
