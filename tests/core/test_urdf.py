@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from blender_ik_addon.core import ChainDefinitionError, euler_to_matrix, tip_positions
+from blender_ik_addon.core.rotations import FloatArray
 from blender_ik_addon.core.urdf import chain_from_urdf
 
 # A 3-link arm with what the loader must fold away: a fixed joint before the first movable one,
@@ -44,13 +45,13 @@ _ARM_PATH = [
 ]
 
 
-def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
+def _axis_angle(axis: FloatArray, angle: float) -> FloatArray:
     axis = axis / np.linalg.norm(axis)
     skew = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * skew + (1 - np.cos(angle)) * skew @ skew
+    return np.asarray(np.eye(3) + np.sin(angle) * skew + (1 - np.cos(angle)) * skew @ skew)
 
 
-def _urdf_tip(q: np.ndarray) -> np.ndarray:
+def _urdf_tip(q: FloatArray) -> FloatArray:
     """URDF's definition: child = parent @ origin(xyz, rpy) @ Rot(axis, q)."""
     frame = np.eye(4)
     values = iter(q)

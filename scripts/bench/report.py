@@ -1,0 +1,183 @@
+"""Machine information, the goals of issue 2 as ratios, and the markdown report."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import REPO_ROOT
+
+# name: (comparison, goal, what it compares)
+GOALS: dict[str, tuple[str, float, str]] = {
+    "batch_vs_blender": (">=", 3.0, "our solve_batch solves/s / Blender's solves/s (1 / mean ms per update)"),
+    "single_vs_blender": ("<=", 2.0, "our median ms per cold solve / Blender's median ms per update"),
+    "ikpy_vs_ours": (">=", 20.0, "ikpy's median ms per solve / ours"),
+}
+SUCCESS_GOAL = 0.999
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, versions, date and the repository commit."""
+    versions: dict[str, str | None] = {}
+    for package in ("bpy", "ikpy", "pybullet", "scipy"):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "load_average_1min": load_average(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        **versions,
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "commit": _git_commit(),
+    }
+
+
+def load_average() -> float | None:
+    """The 1-minute load average: other work on a shared machine skews every timing."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, check=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def goals(solvers: dict[str, Any]) -> dict[str, Any]:
+    """The issue's goals for one chain: each ``{"value", "goal", "met"}``, value None if unmeasured."""
+    figures = {name: result["targets"] for name, result in solvers.items() if result.get("status") == "ok"}
+    ours, blender, ikpy = figures.get("ours"), figures.get("blender"), figures.get("ikpy")
+    values = {
+        "batch_vs_blender": ours["throughput_solves_per_s"] / blender["solves_per_s"] if ours and blender else None,
+        "single_vs_blender": ours["median_ms"] / blender["median_ms"] if ours and blender else None,
+        "ikpy_vs_ours": ikpy["median_ms"] / ours["median_ms"] if ours and ikpy else None,
+    }
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        comparison, goal, _ = GOALS[name]
+        met = None if value is None else (value >= goal if comparison == ">=" else value <= goal)
+        out[name] = {"value": value, "goal": f"{comparison} {goal:g}", "met": met}
+    success = ours["success_rate"] if ours else None
+    out["ours_success"] = {"value": success, "goal": f">= {SUCCESS_GOAL:.1%} with no limit violation",
+                           "met": None if success is None else success >= SUCCESS_GOAL}
+    return out
+
+
+# -- markdown ---------------------------------------------------------------------------------
+def _num(value: float | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if value == 0:
+        return "0"
+    if abs(value) >= 10 ** digits:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}g}"
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f} %"
+
+
+def _solver_row(name: str, result: dict[str, Any], frames: int) -> str:
+    if result.get("status") != "ok":
+        return f"| {name} | {result.get('status', '?')} |" + " |" * 9
+    t, cold, warm = result["targets"], result["path"]["cold"], result["path"]["warm"]
+    batch = " (batch)" if t["throughput_from"] == "solve_batch" else ""
+
+    def path(p: dict[str, Any]) -> str:
+        cut = "" if p["n"] == frames else f" ({p['n']} frames)"
+        return f"{_pct(p['success_rate'])} / {_num(p['max_jump_deg'])}°{cut}"
+
+    cells = [name, _pct(t["success_rate"]), _pct(t["reach_rate"]), str(t["n"]), _num(t["median_ms"]),
+             _num(t["p95_ms"]), _num(t["throughput_solves_per_s"]) + batch, _num(t["max_limit_violation_deg"]),
+             _num(t["max_locked_drift_deg"]), path(cold), path(warm)]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _chain_section(key: str, chain: dict[str, Any]) -> list[str]:
+    info = chain["info"]
+    lines = [
+        f"### {info['title']}",
+        "",
+        f"{info['joints']} joints, {info['dofs']} DOF, length {info['length']:.4g}; success: tip error < "
+        f"{info['success_threshold']:.3g} and no limit violation (reached: the tip error alone); requested tolerance "
+        f"{info['requested_tolerance']:.3g}; "
+        f"{info['targets']} targets, {info['path_frames']}-frame path.",
+        "",
+        "| solver | success | reached | n | median ms | p95 ms | solves/s | max limit violation (°) "
+        "| max locked-axis drift (°) | path cold: success / max jump | path warm: success / max jump |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_solver_row(name, result, info["path_frames"]) for name, result in chain["solvers"].items()]
+    checks = [f"{name} {_num(r['fk_max_error'], 2)}" for name, r in chain["solvers"].items() if "fk_max_error" in r]
+    if checks:
+        lines += ["", f"FK check (largest tip distance from the core's FK over 20 random poses): {', '.join(checks)}."]
+    return [*lines, ""]
+
+
+def _goal_cell(goal: dict[str, Any], percent: bool = False) -> str:
+    if goal["value"] is None:
+        return "not measured"
+    mark = "met" if goal["met"] else "**missed**"
+    value = _pct(goal["value"]) if percent else f"{_num(goal['value'])}×"
+    return f"{value} ({mark})"
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The whole report as markdown."""
+    machine, settings = results["machine"], results["settings"]
+    lines = [
+        "# IK benchmark",
+        "",
+        f"{machine['date']} on {machine['cpu']} ({machine['cores']} cores; 1-min load average "
+        f"{_num(machine['load_average_1min'])} at the start, {_num(machine['load_average_1min_end'])} at the end), "
+        f"Python {machine['python']}, numpy {machine['numpy']}, bpy {machine['bpy']}, ikpy {machine['ikpy']}, "
+        f"pybullet {machine['pybullet']}, commit {machine['commit']}.",
+        "",
+        f"Settings: {settings['targets']} targets and a {settings['frames']}-frame path per chain, seed "
+        f"{settings['seed']}, budget {settings['budget']:g} s per solver and case, tutorial sweeps "
+        f"{settings['tutorial_sweeps']}. `n` is how many targets a solver finished within the budget.",
+        "",
+        "## Results per chain",
+        "",
+    ]
+    for key, chain in results["chains"].items():
+        lines += [f"### {key}", "", chain, ""] if isinstance(chain, str) else _chain_section(key, chain)
+    lines += ["## Goals (issue 2)", "", "| chain | ours: success ≥ 99.9 % | batch ≥ 3× Blender's rate | "
+              "single solve ≤ 2× Blender's time | ≥ 20× faster than ikpy |", "|---|---|---|---|---|"]
+    for key, chain in results["chains"].items():
+        if isinstance(chain, str):
+            continue
+        g = chain["goals"]
+        lines.append(f"| {key} | {_goal_cell(g['ours_success'], percent=True)} | {_goal_cell(g['batch_vs_blender'])} "
+                     f"| {_goal_cell(g['single_vs_blender'])} | {_goal_cell(g['ikpy_vs_ours'])} |")
+    lines += ["", *(f"- {name}: {text}" for name, (_, _, text) in GOALS.items()), ""]
+    addon = results["addon_in_blender"]
+    lines += ["## The add-on inside Blender", "", f"Status: {addon['status']}.", ""]
+    return "\n".join(lines)

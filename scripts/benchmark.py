@@ -1,0 +1,96 @@
+"""Benchmark the IK core against its peers, side by side on the same targets.
+
+Chains: (a) the tutorial's 3-joint arm, (b) the KUKA LBR iiwa from pybullet_data's URDF, (c) a
+6-DOF human arm, (d) a 40-DOF tentacle. Solvers: ours (``solve`` and ``solve_batch``), the
+tutorial's solver, ikpy, pybullet's ``calculateInverseKinematics`` and Blender's IK constraint
+(Standard solver); a missing package makes its solver "unavailable", not an error.
+
+Usage::
+
+    python scripts/benchmark.py                     # full run, several minutes
+    python scripts/benchmark.py --quick             # smoke run
+    python scripts/benchmark.py --chains human_arm --solvers ours,blender --out /tmp/bench
+
+Writes ``benchmark.json`` and ``benchmark.md`` to ``--out`` (default ``out/benchmark``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from bench import REPO_ROOT
+from bench.addon import measure_addon_in_blender
+from bench.chains import CHAIN_KEYS, load_chains
+from bench.report import goals, load_average, machine_info, markdown
+from bench.runner import SOLVERS, Settings, log, run_chain
+
+QUICK = {"targets": 100, "frames": 50, "budget": 10.0}
+
+
+def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in allowed]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown {what} {', '.join(unknown) or '(none)'}; "
+                                         f"choose from {', '.join(allowed)}")
+    return names
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "out" / "benchmark",
+                        help="output folder (default: out/benchmark in the repository)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"smoke run: {QUICK['targets']} targets, {QUICK['frames']} path frames, "
+                             f"{QUICK['budget']:g} s budget (explicit options still win)")
+    parser.add_argument("--chains", type=lambda s: _names(s, CHAIN_KEYS, "chain"), default=list(CHAIN_KEYS),
+                        help=f"comma-separated subset of {','.join(CHAIN_KEYS)}")
+    parser.add_argument("--solvers", type=lambda s: _names(s, SOLVERS, "solver"), default=list(SOLVERS),
+                        help=f"comma-separated subset of {','.join(SOLVERS)}")
+    parser.add_argument("--targets", type=int, help="reachable targets per chain (default 1000)")
+    parser.add_argument("--frames", type=int, help="frames of the smooth path (default 250)")
+    parser.add_argument("--budget", type=float,
+                        help="seconds per peer (not ours) for a chain's targets, and for each pass over the path "
+                             "(default 60)")
+    parser.add_argument("--tutorial-sweeps", type=int, default=Settings.tutorial_sweeps,
+                        help="sweep cap of the tutorial solver (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=Settings.seed)
+    return parser.parse_args(argv)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    preset: dict[str, Any] = QUICK if args.quick else {}
+    chosen = {key: getattr(args, key) if getattr(args, key) is not None else preset.get(key, getattr(Settings, key))
+              for key in ("targets", "frames", "budget")}
+    return Settings(seed=args.seed, tutorial_sweeps=args.tutorial_sweeps, **chosen)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = args.out.resolve()
+    if out.is_relative_to(REPO_ROOT / "blender_ik_addon"):
+        log(f"error: --out {out} is inside the add-on package; choose another folder")
+        return 2
+    settings = settings_from(args)
+    chains, unavailable = load_chains(args.chains)
+    results: dict[str, Any] = {"machine": machine_info(), "settings": {**vars(settings), "solvers": args.solvers},
+                               "chains": {}}
+    for bench in chains:
+        chain = run_chain(bench, args.solvers, settings)
+        chain["goals"] = goals(chain["solvers"])
+        results["chains"][bench.key] = chain
+    results["chains"].update(unavailable)
+    results["addon_in_blender"] = measure_addon_in_blender(settings)
+    results["machine"]["load_average_1min_end"] = load_average()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "benchmark.md").write_text(markdown(results))
+    log(f"wrote {out / 'benchmark.json'} and {out / 'benchmark.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
