@@ -21,6 +21,7 @@ from typing import Any
 import bpy
 import numpy as np
 
+from ..core.types import FloatArray
 from .errors import RigSetupError
 from .keys import require_keyable, write_channel_keys
 from .live import chain_specs, rig_settings, solve_rig, suspended
@@ -175,7 +176,7 @@ def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
     return {spec.name: prepare(obj_eval, spec) for spec in specs}
 
 
-def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], frames: np.ndarray,
+def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], frames: FloatArray,
             report: Progress, bones: list[str]) -> Samples:
     bindings = {name: item.binding for name, item in prepared.items()}
     objects = {o.name: o for item in prepared.values() for o in require_objects(item.spec, scene) if o is not None}
@@ -193,7 +194,7 @@ def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], frames: np
             scene.frame_set(original[0], subframe=original[1])
 
 
-def _solve(item: PreparedChain, samples: Samples, bases: np.ndarray) -> FrameSolution:
+def _solve(item: PreparedChain, samples: Samples, bases: FloatArray) -> FrameSolution:
     spec = item.spec
     targets = samples.objects[spec.target]  # type: ignore[index]  # checked by require_objects
     poles = samples.objects[spec.pole] if spec.pole else None
@@ -202,7 +203,7 @@ def _solve(item: PreparedChain, samples: Samples, bases: np.ndarray) -> FrameSol
     return solve_frames(item, bases, targets, poles)
 
 
-def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, frames: np.ndarray, start: float,
+def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, frames: FloatArray, start: float,
                 end: float) -> None:
     for j, (bone, joint) in enumerate(zip(item.binding.bones, item.binding.chain.joints, strict=False)):
         pbone = obj.pose.bones[bone.name]

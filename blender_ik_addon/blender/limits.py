@@ -13,20 +13,30 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, TypeGuard
 
 import numpy as np
 
 from ..core.rotations import EULER_ORDERS
+from ..core.types import FloatArray
 from .errors import RigSetupError
 
 _LOCAL_SPACE = "LOCAL"
 
+EulerOrder = Literal["XYZ", "XZY", "YXZ", "YZX", "ZXY", "ZYX"]
+"""One of ``EULER_ORDERS``, typed as mathutils' ``Euler`` and ``to_euler`` expect it."""
 
-def parameter_order(pbone: Any) -> str:
+
+def is_euler_order(mode: str) -> TypeGuard[EulerOrder]:
+    """True for an Euler rotation mode or order (False for ``QUATERNION`` and ``AXIS_ANGLE``)."""
+    return mode in EULER_ORDERS
+
+
+def parameter_order(pbone: Any) -> EulerOrder:
     """The Euler order the solver uses for this bone (see module docstring)."""
-    own = pbone.rotation_mode if pbone.rotation_mode in EULER_ORDERS else "XYZ"
-    orders = {own if c.euler_order == "AUTO" else c.euler_order for c in acting_limit_constraints(pbone)}
+    own: EulerOrder = pbone.rotation_mode if is_euler_order(pbone.rotation_mode) else "XYZ"
+    orders: set[EulerOrder] = {own if c.euler_order == "AUTO" else c.euler_order
+                               for c in acting_limit_constraints(pbone)}
     if len(orders) > 1:
         raise RigSetupError(f"bone {pbone.name!r}: its Limit Rotation constraints use different Euler orders "
                             f"({', '.join(sorted(orders))}); use one order")
@@ -51,7 +61,7 @@ def free_axes(pbone: Any) -> tuple[tuple[bool, bool, bool], str | None]:
     return (not locks[0], not locks[1], not locks[2]), (lock_order if any(locks) else None)
 
 
-def limits(pbone: Any) -> tuple[np.ndarray, np.ndarray]:
+def limits(pbone: Any) -> tuple[FloatArray, FloatArray]:
     """Per-axis ``(lower, upper)`` radians: every acting Limit Rotation and the IK limits, intersected."""
     lower, upper = np.full(3, -np.inf), np.full(3, np.inf)
     for con in acting_limit_constraints(pbone):

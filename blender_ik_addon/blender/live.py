@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..core import IKError
+from ..core.types import FloatArray
 from .errors import RigSetupError
 from .read import ChainBinding, chain_base, chain_bone_names, require_armature
 from .sampling import world_matrix
@@ -111,9 +112,9 @@ class _Inputs:
 
     spec: ChainSpec
     binding: ChainBinding  # the cache returns the same object while the chain is unchanged
-    base: np.ndarray
-    target: np.ndarray
-    pole: np.ndarray | None
+    base: FloatArray
+    target: FloatArray
+    pole: FloatArray | None
 
     def same(self, other: _Inputs) -> bool:
         poles_equal = (self.pole is None and other.pole is None) or (
@@ -127,7 +128,7 @@ class _Memo:
     inputs: _Inputs
     pose: tuple[float, ...]  # the chain's rotation channels right after the write
     status: ChainStatus
-    angles: np.ndarray  # (1, n, 3) the solution, for chains stacked on this one
+    angles: FloatArray  # (1, n, 3) the solution, for chains stacked on this one
 
 
 _MEMO: dict[tuple[str, str], _Memo] = {}

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from mathutils import Matrix, Quaternion
+from mathutils import Euler, Matrix, Quaternion
 
 from ..core import Chain, Joint
+from ..core.types import FloatArray
 from .errors import RigSetupError
-from .limits import free_axes, limits, parameter_order
+from .limits import EulerOrder, free_axes, limits, parameter_order
 
 _AXES = "XYZ"
 _OVERRIDING = ("IK", "SPLINE_IK")  # Blender solvers that rotate bones above their owner
@@ -48,7 +49,7 @@ class BoneBinding:
 
     name: str
     rotation_mode: str
-    order: str
+    order: EulerOrder
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,13 @@ def read_chain(obj: Any, tip_bone: str, length: int) -> ChainBinding:
     while walker is not None:
         ancestors.append(walker.name)
         walker = walker.parent
-    bindings = tuple(BoneBinding(p.name, p.rotation_mode, j.order) for p, j in zip(pose_bones, joints, strict=False))
+    bindings = tuple(BoneBinding(p.name, p.rotation_mode, parameter_order(p)) for p in pose_bones)  # = joint orders
     locations = tuple((p.name, tuple(p.location)) for p in pose_bones[1:] if not p.bone.use_connect)
     return ChainBinding(obj.name, bindings, root_parent.name if root_parent else None, tuple(ancestors),
                         Chain(tuple(joints), np.asarray(tip_offset)), pose_bones[0].bone.use_connect, locations)
 
 
-def chain_base(obj_eval: Any, binding: ChainBinding) -> np.ndarray:
+def chain_base(obj_eval: Any, binding: ChainBinding) -> FloatArray:
     """The chain's world base ``(4, 4)``: ``matrix_world @ parent_pose @ parent_rest^-1``.
 
     Args:
@@ -149,7 +150,7 @@ def chain_base(obj_eval: Any, binding: ChainBinding) -> np.ndarray:
     root = obj_eval.pose.bones[binding.bones[0].name]
     if not binding.root_connected and any(root.location):
         rest = np.array(root.bone.matrix_local, dtype=np.float64)
-        shift = rest @ np.array(Matrix.Translation(root.location), dtype=np.float64) @ np.linalg.inv(rest)
+        shift: FloatArray = rest @ np.array(Matrix.Translation(root.location), dtype=np.float64) @ np.linalg.inv(rest)
     else:
         shift = np.eye(4)
     if binding.root_parent is None:
@@ -175,7 +176,7 @@ def check_locations(obj_eval: Any, binding: ChainBinding) -> None:
                                 "root's location may be animated (connect the bone, or key it constant)")
 
 
-def current_angles(pbone: Any, order: str) -> np.ndarray:
+def current_angles(pbone: Any, order: EulerOrder) -> FloatArray:
     """The bone's current pose rotation as Euler angles ``(3,)`` in ``order`` (radians)."""
     mode = pbone.rotation_mode
     if mode == order:
@@ -192,7 +193,8 @@ def rotation_quaternion(pbone: Any) -> Quaternion:
     if mode == "AXIS_ANGLE":
         angle, *axis = pbone.rotation_axis_angle
         return Quaternion(axis, angle) if any(axis) else Quaternion()
-    return pbone.rotation_euler.to_quaternion()
+    euler: Euler = pbone.rotation_euler
+    return euler.to_quaternion()
 
 
 def _check_bone(pbone: Any, *, is_tip: bool) -> None:
@@ -251,7 +253,9 @@ def _joint(pbone: Any, *, is_root: bool) -> Joint:
             f"bone {name!r}: its rotation locks refer to {lock_order} Euler angles, but its Limit Rotation "
             f"constraint uses {order}; a partial lock cannot be honoured in another order. Set the constraint's "
             f"order to {lock_order} (or Default), or unlock the axes")
-    free = tuple(f and not getattr(pbone, f"lock_ik_{a.lower()}") for f, a in zip(free, _AXES, strict=False))
+    free_x, free_y, free_z = (f and not getattr(pbone, f"lock_ik_{a.lower()}")
+                              for f, a in zip(free, _AXES, strict=False))
+    free = (free_x, free_y, free_z)
     lower, upper = limits(pbone)
     fixed = current_angles(pbone, order)
     for i, axis in enumerate(_AXES):
@@ -263,6 +267,6 @@ def _joint(pbone: Any, *, is_root: bool) -> Joint:
     return Joint(name, rest, order, free, lower, upper, fixed)
 
 
-def _orthonormal(rotation: np.ndarray) -> np.ndarray:
+def _orthonormal(rotation: FloatArray) -> FloatArray:
     u, _, vt = np.linalg.svd(rotation)
     return np.asarray(u @ vt)

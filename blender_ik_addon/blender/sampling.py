@@ -21,6 +21,7 @@ import bpy
 import numpy as np
 
 from ..core.rotations import EULER_ORDERS, euler_to_matrix, quaternion_to_matrix
+from ..core.types import FloatArray
 from .errors import RigSetupError
 from .keys import iter_fcurves
 from .read import ChainBinding, chain_base, check_locations
@@ -43,14 +44,14 @@ class Samples:
         bones: Bone name -> ``(F, 4, 4)`` evaluated world pose (bones that chains hang from).
     """
 
-    bases: dict[str, np.ndarray]
-    objects: dict[str, np.ndarray]
+    bases: dict[str, FloatArray]
+    objects: dict[str, FloatArray]
     path: str
     reason: str = ""
-    bones: dict[str, np.ndarray] = field(default_factory=dict)
+    bones: dict[str, FloatArray] = field(default_factory=dict)
 
 
-def world_matrix(obj: Any, depsgraph: Any) -> np.ndarray:
+def world_matrix(obj: Any, depsgraph: Any) -> FloatArray:
     """``(4, 4)`` world matrix of ``obj`` as evaluated by ``depsgraph`` (works for render depsgraphs).
 
     Blender does not evaluate objects disabled in viewports (or renders) or in excluded collections:
@@ -66,7 +67,9 @@ def world_matrix(obj: Any, depsgraph: Any) -> np.ndarray:
             "enable it (hide it with the eye icon instead)"
         raise RigSetupError(f"object {obj.name!r} is {hidden}, so Blender does not evaluate it here and the chain "
                             f"cannot see where it is; {advice}")
-    return object_matrices(obj, np.array([scene.frame_current + scene.frame_subframe], dtype=np.float64))[0]
+    frame = np.array([scene.frame_current + scene.frame_subframe], dtype=np.float64)
+    matrix: FloatArray = object_matrices(obj, frame)[0]
+    return matrix
 
 
 def unevaluated_reason(obj: Any, depsgraph: Any) -> str:
@@ -167,7 +170,7 @@ def _rig_blocker(rig: Any, bindings: list[ChainBinding]) -> str:
 
 
 def sample_fcurves(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objects: list[Any],
-                   frames: np.ndarray, bones: Sequence[str] = ()) -> Samples:
+                   frames: FloatArray, bones: Sequence[str] = ()) -> Samples:
     """The F-curve path (call only when :func:`fast_path_blocker` returns "")."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
     rig_eval = rig.evaluated_get(depsgraph)
@@ -177,11 +180,11 @@ def sample_fcurves(scene: Any, rig: Any, bindings: dict[str, ChainBinding], obje
     return Samples(bases, {obj.name: object_matrices(obj, frames) for obj in objects}, "fcurves", "", worlds)
 
 
-def object_matrices(obj: Any, frames: np.ndarray) -> np.ndarray:
+def object_matrices(obj: Any, frames: FloatArray) -> FloatArray:
     """``(F, 4, 4)`` world matrices of a parent-less object from its own F-curves (or its values)."""
     curves = {(fc.data_path, fc.array_index): fc for fc in iter_fcurves(obj)}
 
-    def channel(path: str, size: int) -> np.ndarray:
+    def channel(path: str, size: int) -> FloatArray:
         static = np.array(getattr(obj, path), dtype=np.float64)
         out = np.empty((len(frames), size))
         for i in range(size):
@@ -207,12 +210,12 @@ def object_matrices(obj: Any, frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def _normalized(quats: np.ndarray) -> np.ndarray:
+def _normalized(quats: FloatArray) -> FloatArray:
     norm = np.linalg.norm(quats, axis=1, keepdims=True)
     return np.where(norm > 1e-30, quats / np.maximum(norm, 1e-30), np.array([1.0, 0.0, 0.0, 0.0]))
 
 
-def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objects: list[Any], frames: np.ndarray,
+def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objects: list[Any], frames: FloatArray,
                   progress: Callable[[int], None] | None = None, reason: str = "",
                   bones: Sequence[str] = ()) -> Samples:
     """The frame path: evaluate every frame with ``scene.frame_set``. Leaves the scene on the last frame."""

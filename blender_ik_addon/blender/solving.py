@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 from mathutils import Quaternion
 
-from ..core import ComfortPose, SolverOptions, forward, solve_batch
+from ..core import ComfortPose, SolveResult, SolverOptions, forward, solve_batch
 from ..core.rotations import orthonormalize, rotation_vector
+from ..core.types import BoolArray, FloatArray
 from .cache import read_chain_cached
 from .errors import RigSetupError
 from .read import ChainBinding, chain_bone_names, current_angles, read_chain
@@ -42,7 +43,7 @@ class PreparedChain:
 
     spec: ChainSpec
     binding: ChainBinding
-    comfort_angles: np.ndarray
+    comfort_angles: FloatArray
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,10 @@ class FrameSolution:
         converged: ``(F,)`` within tolerance.
     """
 
-    angles: np.ndarray
-    error: np.ndarray
-    orientation_error: np.ndarray
-    converged: np.ndarray
+    angles: FloatArray
+    error: FloatArray
+    orientation_error: FloatArray
+    converged: BoolArray
 
 
 def prepare(obj: Any, spec: ChainSpec, *, cached: bool = False) -> PreparedChain:
@@ -106,7 +107,7 @@ def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, 
     (an object parented to the armature would move with the chain that chases it)."""
     if not spec.target:
         raise RigSetupError(f"chain {spec.name!r} has no target object (set one; was it deleted?)")
-    found = []
+    found: list[Any] = []
     for role, name in (("target", spec.target), ("pole", spec.pole)):
         if name is None:
             found.append(None)
@@ -164,8 +165,8 @@ def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:
     return out
 
 
-def to_chain_space(bases: np.ndarray, matrices: np.ndarray, *, rotations: bool = True
-                   ) -> tuple[np.ndarray, np.ndarray | None]:
+def to_chain_space(bases: FloatArray, matrices: FloatArray, *, rotations: bool = True
+                   ) -> tuple[FloatArray, FloatArray | None]:
     """World ``(F, 4, 4)`` matrices -> chain-space positions ``(F, 3)`` and rotations ``(F, 3, 3)``.
 
     Rotations are skipped (None) unless asked for: they cost an SVD per frame.
@@ -181,12 +182,12 @@ def to_chain_space(bases: np.ndarray, matrices: np.ndarray, *, rotations: bool =
     return positions, np.swapaxes(orthonormalize(bases[:, :3, :3]), -1, -2) @ orthonormalize(matrices[:, :3, :3])
 
 
-def _all_same(bases: np.ndarray) -> bool:
+def _all_same(bases: FloatArray) -> bool:
     return bases.strides[0] == 0 or bool(np.all(bases == bases[0]))
 
 
-def solve_frames(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray, poles: np.ndarray | None = None,
-                 *, initial: np.ndarray | None = None) -> FrameSolution:
+def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None = None,
+                 *, initial: FloatArray | None = None) -> FrameSolution:
     """Solve ``F`` frames in one ``solve_batch`` call.
 
     Args:
@@ -226,7 +227,7 @@ def solve_frames(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray
 _FAR = 1e15  # world units: a target farther than this is a typo or a clamped infinity, not a goal
 
 
-def require_usable(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray, poles: np.ndarray | None) -> None:
+def require_usable(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None) -> None:
     """Refuse NaN, infinite or absurdly far targets and poles, and chain bases of zero scale."""
     spec = prepared.spec
     for role, name, matrices in (("target", spec.target, targets), ("pole", spec.pole, poles)):
@@ -243,14 +244,15 @@ def require_usable(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarr
                             "chain) has a zero scale, so the chain has no size to solve; give it a non-zero scale")
 
 
-def _uniform_scale(bases: np.ndarray) -> bool:
+def _uniform_scale(bases: FloatArray) -> bool:
     linear = bases[:1, :3, :3] if _all_same(bases) else bases[:, :3, :3]
     gram = np.swapaxes(linear, -1, -2) @ linear
     return bool(np.allclose(gram, gram[:, :1, :1] * np.eye(3), rtol=1e-6, atol=1e-9))
 
 
-def _reach_first_fallback(prepared: PreparedChain, result: Any, positions: np.ndarray, orientations: Any,
-                          poles: Any, start: np.ndarray, options: SolverOptions) -> np.ndarray:
+def _reach_first_fallback(prepared: PreparedChain, result: SolveResult, positions: FloatArray,
+                          orientations: FloatArray | None, poles: FloatArray | None, start: FloatArray,
+                          options: SolverOptions) -> FloatArray:
     """Frames the comfort-weighted solve left short are re-solved without the comfort term.
 
     Reaching the target comes first; the comfort pose only chooses among reaching poses. The
@@ -269,8 +271,8 @@ def _reach_first_fallback(prepared: PreparedChain, result: Any, positions: np.nd
     return q
 
 
-def _measure(prepared: PreparedChain, q: np.ndarray, bases: np.ndarray, targets: np.ndarray,
-             orientations: np.ndarray | None) -> FrameSolution:
+def _measure(prepared: PreparedChain, q: FloatArray, bases: FloatArray, targets: FloatArray,
+             orientations: FloatArray | None) -> FrameSolution:
     chain, spec = prepared.binding.chain, prepared.spec
     kin = forward(chain, q, with_axes=False)
     tips = np.einsum("fij,fj->fi", bases[:, :3, :3], kin.tip_chain) + bases[:, :3, 3]
@@ -284,8 +286,8 @@ def _measure(prepared: PreparedChain, q: np.ndarray, bases: np.ndarray, targets:
     return FrameSolution(chain.expand(q), error, orientation_error, converged)
 
 
-def solve_follow(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray, poles: np.ndarray | None,
-                 start: np.ndarray) -> FrameSolution:
+def solve_follow(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None,
+                 start: FloatArray) -> FrameSolution:
     """Follow mode over ``F`` consecutive frames: one tutorial sweep per frame, each from the last.
 
     History-dependent by design (the tutorial's per-frame look), hence sequential.
@@ -301,6 +303,6 @@ def solve_follow(prepared: PreparedChain, bases: np.ndarray, targets: np.ndarray
                            ("angles", "error", "orientation_error", "converged")))
 
 
-def current_pose(obj: Any, binding: ChainBinding) -> np.ndarray:
+def current_pose(obj: Any, binding: ChainBinding) -> FloatArray:
     """The chain's current pose as joint angles ``(n, 3)`` (follow mode starts from it)."""
     return np.stack([current_angles(obj.pose.bones[b.name], b.order) for b in binding.bones])

@@ -13,19 +13,20 @@ bones in between (a clavicle between spine and arm) ride along unchanged, as the
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from ..core.rotations import euler_to_matrix
+from ..core.types import FloatArray
 from .read import ChainBinding
 
-Solved = dict[str, tuple[ChainBinding, np.ndarray, np.ndarray]]
+Solved = dict[str, tuple[ChainBinding, FloatArray, FloatArray]]
 """Chains solved earlier in a pass: name -> (binding, bases (F, 4, 4), angles (F, n, 3))."""
 
 
-def links(chains: dict[str, tuple[Sequence[str], Sequence[str]]]) -> dict[str, tuple[str, int]]:
+def links(chains: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> dict[str, tuple[str, int]]:
     """Chain name -> ``(upper chain, joint index)`` for chains whose root hangs below another chain.
 
     Args:
@@ -70,13 +71,14 @@ def ancestors_of(obj: Any, names: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def bone_world(obj_eval: Any, bone: str) -> np.ndarray:
+def bone_world(obj_eval: Any, bone: str) -> FloatArray:
     """``(4, 4)`` evaluated world pose matrix of a bone."""
-    return np.array(obj_eval.matrix_world, dtype=np.float64) @ np.array(obj_eval.pose.bones[bone].matrix)
+    world = np.array(obj_eval.matrix_world, dtype=np.float64)
+    return world @ np.array(obj_eval.pose.bones[bone].matrix, dtype=np.float64)
 
 
-def joint_world(binding: ChainBinding, bases: np.ndarray, angles: np.ndarray, joint: int,
-                scale: Iterable[float] = (1.0, 1.0, 1.0)) -> np.ndarray:
+def joint_world(binding: ChainBinding, bases: FloatArray, angles: FloatArray, joint: int,
+                scale: Iterable[float] = (1.0, 1.0, 1.0)) -> FloatArray:
     """``(F, 4, 4)`` world pose matrices of one chain bone for solved ``angles`` ``(F, n, 3)``.
 
     ``scale`` is that bone's pose scale (only a chain's tip bone may have one).
@@ -91,12 +93,12 @@ def joint_world(binding: ChainBinding, bases: np.ndarray, angles: np.ndarray, jo
     return np.asarray(bases @ frames)
 
 
-def restack(bases_eval: np.ndarray, upper_eval: np.ndarray, upper_new: np.ndarray) -> np.ndarray:
+def restack(bases_eval: FloatArray, upper_eval: FloatArray, upper_new: FloatArray) -> FloatArray:
     """Move the lower chain's evaluated bases ``(F, 4, 4)`` with its upper bone (see module doc)."""
     return np.asarray(upper_new @ np.linalg.inv(upper_eval) @ bases_eval)
 
 
-def stacked_base(obj_eval: Any, binding: ChainBinding, bases_eval: np.ndarray, solved: Solved) -> np.ndarray:
+def stacked_base(obj_eval: Any, binding: ChainBinding, bases_eval: FloatArray, solved: Solved) -> FloatArray:
     """The live base ``(1, 4, 4)`` of a chain, moved with a chain solved before it in this pass."""
     for ancestor in binding.ancestors:
         for upper_binding, upper_bases, upper_angles in solved.values():

@@ -20,7 +20,9 @@ from mathutils import Euler, Matrix, Quaternion
 
 from ..core import Joint
 from ..core.rotations import euler_to_matrix, matrix_to_quaternion
+from ..core.types import FloatArray
 from .keys import require_keyable, require_local
+from .limits import is_euler_order
 from .read import BoneBinding, ChainBinding
 
 NOOP_TOLERANCE = 1e-6  # radians (or quaternion units): a smaller change is not written
@@ -35,13 +37,13 @@ def channel(rotation_mode: str) -> tuple[str, int]:
     return "rotation_euler", 3
 
 
-def read_channel(pbone: Any) -> np.ndarray:
+def read_channel(pbone: Any) -> FloatArray:
     """The bone's current rotation channel values ``(k,)``."""
     path, _ = channel(pbone.rotation_mode)
     return np.array(getattr(pbone, path), dtype=np.float64)
 
 
-def angles_to_channels(bone: BoneBinding, joint: Joint, angles: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def angles_to_channels(bone: BoneBinding, joint: Joint, angles: FloatArray, previous: FloatArray) -> FloatArray:
     """Channel values ``(F, k)`` for joint angles ``(F, 3)`` (parameter order), continuous from ``previous``."""
     mode = bone.rotation_mode
     if mode == bone.order:
@@ -49,9 +51,9 @@ def angles_to_channels(bone: BoneBinding, joint: Joint, angles: np.ndarray, prev
     if len(angles) == 1:  # live solving: mathutils is ~20x faster than numpy for one rotation
         return _single(bone, angles[0], previous)[None]
     matrices = euler_to_matrix(angles, bone.order)
-    if mode not in ("QUATERNION", "AXIS_ANGLE"):
+    if is_euler_order(mode):  # not QUATERNION or AXIS_ANGLE
         out = np.empty_like(angles)
-        compat = Euler(previous, mode)
+        compat = Euler(previous.tolist(), mode)
         for f, matrix in enumerate(matrices):
             compat = Matrix(matrix).to_euler(mode, compat)
             out[f] = compat
@@ -62,21 +64,22 @@ def angles_to_channels(bone: BoneBinding, joint: Joint, angles: np.ndarray, prev
     return _axis_angles(quats, previous)
 
 
-def _single(bone: BoneBinding, angles: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def _single(bone: BoneBinding, angles: FloatArray, previous: FloatArray) -> FloatArray:
     """:func:`angles_to_channels` for one frame in another mode (same rules, via mathutils)."""
     mode = bone.rotation_mode
-    euler = Euler(angles, bone.order)
-    if mode not in ("QUATERNION", "AXIS_ANGLE"):
-        return np.array(euler.to_matrix().to_euler(mode, Euler(previous, mode)))
+    euler = Euler(angles.tolist(), bone.order)
+    if is_euler_order(mode):  # not QUATERNION or AXIS_ANGLE
+        return np.array(euler.to_matrix().to_euler(mode, Euler(previous.tolist(), mode)))
     quat = euler.to_quaternion()
-    if quat.dot(Quaternion(_previous_quaternion(mode, previous))) < 0:
+    if quat.dot(Quaternion(_previous_quaternion(mode, previous).tolist())) < 0:
         quat.negate()
     if mode == "QUATERNION":
         return np.array(quat)
-    return _axis_angles(np.array(quat)[None], previous)[0]
+    axis_angle: FloatArray = _axis_angles(np.array(quat)[None], previous)[0]
+    return axis_angle
 
 
-def _unwrap_unlimited(joint: Joint, angles: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def _unwrap_unlimited(joint: Joint, angles: FloatArray, previous: FloatArray) -> FloatArray:
     out = np.array(angles, dtype=np.float64)
     unlimited = np.array(joint.free) & np.isinf(joint.lower) & np.isinf(joint.upper)
     if unlimited.any():
@@ -87,7 +90,7 @@ def _unwrap_unlimited(joint: Joint, angles: np.ndarray, previous: np.ndarray) ->
     return out
 
 
-def _previous_quaternion(mode: str, previous: np.ndarray) -> np.ndarray:
+def _previous_quaternion(mode: str, previous: FloatArray) -> FloatArray:
     if mode == "QUATERNION":
         return previous
     angle, axis = previous[0], previous[1:]
@@ -97,7 +100,7 @@ def _previous_quaternion(mode: str, previous: np.ndarray) -> np.ndarray:
     return np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * axis / norm])
 
 
-def _continuous_quaternions(quats: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def _continuous_quaternions(quats: FloatArray, previous: FloatArray) -> FloatArray:
     # Each quaternion takes the sign closest to the one before it: a running product of signs.
     chain = np.concatenate([previous[None], quats], axis=0)
     dots = np.einsum("fi,fi->f", chain[1:], chain[:-1])
@@ -105,7 +108,7 @@ def _continuous_quaternions(quats: np.ndarray, previous: np.ndarray) -> np.ndarr
     return np.asarray(quats * signs[:, None])
 
 
-def _axis_angles(quats: np.ndarray, previous: np.ndarray) -> np.ndarray:
+def _axis_angles(quats: FloatArray, previous: FloatArray) -> FloatArray:
     vec = quats[:, 1:]
     sin_half = np.linalg.norm(vec, axis=1)
     angle = 2.0 * np.arctan2(sin_half, quats[:, 0])
@@ -121,7 +124,7 @@ def _axis_angles(quats: np.ndarray, previous: np.ndarray) -> np.ndarray:
     return np.concatenate([angle[:, None], axis], axis=1)
 
 
-def write_pose(obj: Any, binding: ChainBinding, angles: np.ndarray) -> bool:
+def write_pose(obj: Any, binding: ChainBinding, angles: FloatArray) -> bool:
     """Write joint angles ``(n, 3)`` to the chain's pose bones; returns True if anything changed.
 
     Bones whose rotation would change by less than :data:`NOOP_TOLERANCE` are not written, so a
