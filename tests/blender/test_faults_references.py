@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bpy
 import numpy as np
+import pytest
 from blender_rigs import world_tail
 from fault_helpers import (
     KEPT,
@@ -162,6 +163,8 @@ def test_chain_longer_than_the_hierarchy(capfd) -> None:
                    given="Chain length 5 on a 3-bone hierarchy")
 
 
+@pytest.mark.skipif(bpy.app.version < (5, 0, 0), reason="Blender 4.2-4.5 delete zero-length bones when leaving "
+                    "Edit mode: such a bone cannot exist there")
 def test_zero_length_bone_in_a_chain(capfd) -> None:
     scene = bystander_rig()
     bones = edit_bones(scene.rig)

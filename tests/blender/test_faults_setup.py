@@ -215,6 +215,16 @@ def _action_fcurves(action: bpy.types.Action) -> list[bpy.types.FCurve]:
     return list(action.fcurves)
 
 
+def test_bake_into_a_rig_without_an_action(capfd) -> None:
+    scene = bystander_rig()
+    scene.rig.animation_data_clear()  # never keyed: the bake makes the action (and, 4.4+, its slot)
+    out = assert_bakes_and_plays(capfd, scene.rig, scene.bad_target, "bad", "bad.2")
+    assert_bakes_and_plays(capfd, scene.rig, scene.good_target, "good", "good.2")
+    user_sees("bake-new-action", given="Bake a rig that has no animation yet", where="Bake report", message=out.report,
+              preserved="the new action is assigned (with its slot on Blender 4.4+) and its keys play with the add-on "
+              "off")
+
+
 def test_action_shared_by_two_armatures(capfd) -> None:
     scene = bystander_rig()
     twin = straight_chain(3, name="Twin", origin=(6.0, 0.0, 0.0))
