@@ -28,6 +28,8 @@ Conventions and traps:
       registers the copy in this repo only when none is: registering both would clash.
     * The copy is saved with ``save_as_mainfile(copy=True)``, so relative paths are remapped
       to the new location and the session keeps pointing at the input.
+    * The process ends through ``bpy_exit.exit_process``: Blender 4.2 and 4.5 as Python modules
+      cannot shut down cleanly once an add-on was registered.
 """
 
 from __future__ import annotations
@@ -315,4 +317,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # Blender's --python does not add it
+    from bpy_exit import exit_process
+
+    exit_process(main())

@@ -16,7 +16,9 @@ Traps:
       and flipped back before saving.
     * The view transform is set to Standard: AgX (the default) would wash out Workbench's flat
       colours.
-    * The add-on is registered from the repo (``PYTHONPATH`` is the repo root, as demo.sh sets).
+    * The add-on is registered from the repo (``PYTHONPATH`` is the repo root, as demo.sh sets),
+      and the process ends through ``bpy_exit.exit_process`` (the 4.2 and 4.5 modules cannot
+      shut down cleanly once an add-on was registered).
 """
 
 from __future__ import annotations
@@ -231,4 +233,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from bpy_exit import exit_process
+
+    exit_process(main())

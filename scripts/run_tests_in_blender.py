@@ -18,6 +18,9 @@ Conventions and traps:
       into that Python and exits with code 6 (``EXIT_NOT_RUN``).
     * Inside a Blender binary, ``sys.executable`` is Blender's bundled Python, which cannot
       ``import bpy``: tests that start a child ``python`` with bpy (``tests/e2e``) skip themselves.
+    * With the bpy module, Blender 4.2 segfaults at interpreter exit once the tests registered an
+      operator or a Python callback (exit code 139 after a green run), and 4.5 hangs while a
+      handler is left installed; ``bpy_exit.exit_process`` ends the process with pytest's code.
 """
 
 from __future__ import annotations
@@ -86,4 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))  # Blender's --python does not add it
+    from bpy_exit import exit_process
+
+    exit_process(main())

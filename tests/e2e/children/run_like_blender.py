@@ -2,9 +2,9 @@
 
 Usage: ``python run_like_blender.py <bake.py> <file.blend> [bake.py arguments...]``
 
-Blender opens ``FILE`` first, then executes the script as ``__main__`` with its whole command
-line in ``sys.argv`` and the script's own arguments after ``--``. The bpy module has no
-Blender command line, so this child recreates both; the exit code is reported.
+Blender opens ``FILE`` first, then runs the script with its whole command line in ``sys.argv``
+and the script's own arguments after ``--``. The bpy module has no Blender command line, so
+this child recreates both; ``main()``'s exit code is reported.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import scene
 
 
 def main() -> None:
-    """Open the file, run the script as Blender would, report its exit code."""
+    """Open the file, run the script's ``main`` as Blender would, report its exit code.
+
+    The module is loaded under another name than ``__main__`` so that its exit (``os._exit``
+    with the bpy module) does not end this child before it reports.
+    """
     script, blend, *args = sys.argv[1:]
     bpy.ops.wm.open_mainfile(filepath=blend, load_ui=False)
     sys.argv = ["blender", "-b", blend, "--python", script, "--", *args]
-    code: object = 0
-    try:
-        runpy.run_path(script, run_name="__main__")
-    except SystemExit as done:
-        code = done.code
+    code = runpy.run_path(script, run_name="bake_cli")["main"]()
     scene.emit({"exit_code": code})
 
 

@@ -12,6 +12,7 @@ three-unit reach, so every frame is reachable.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -27,13 +28,16 @@ TARGET_KEYS = ((1, (1.2, 0.6, 1.8)), (12, (-0.8, 1.3, 1.2)), (24, (0.3, -1.5, 2.
 
 
 def emit(result: dict[str, Any]) -> None:
-    """Hand ``result`` to the parent test, on a line of its own.
+    """Hand ``result`` to the parent test, on a line of its own, and end the process (exit 0).
 
     Blender writes to the same stdout from C without always ending its lines, hence the flush
-    and the leading newline.
+    and the leading newline. The bpy module of Blender 4.2 segfaults at interpreter exit once an
+    add-on was registered, and 4.5 hangs while a handler is installed, hence ``os._exit``.
     """
     sys.stdout.flush()
     print("\n" + RESULT_PREFIX + json.dumps(result), flush=True)
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def build_rig() -> Any:
