@@ -155,6 +155,11 @@ def load_pixels(path: Path) -> Pixels:
     return pixels.reshape(height, width, 4)[::-1]
 
 
+def blank_renders(tiles: list[Pixels]) -> bool:
+    """True if every render is one flat colour: Workbench drew nothing (no OpenGL/EGL context)."""
+    return all(float(tile[..., :3].std()) < 1e-3 for tile in tiles)
+
+
 def compose_sheet(tiles: list[Pixels], columns: int) -> Pixels:
     """Tiles of equal size in a grid, row-major, with margins; ``(H, W, 4)`` top row first."""
     height, width, _ = tiles[0].shape
@@ -202,28 +207,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the demo; 0 on success."""
-    args = parse_args(argv)
-    out: Path = args.output_dir.resolve()
-    out.mkdir(parents=True, exist_ok=True)
+def build_and_bake() -> list[ChainSetup]:
+    """An empty file, the add-on registered, the scene built, one chain per rig, all baked."""
     bpy.ops.wm.read_homefile(use_empty=True)
     bake = register_addon()
     setups = build_scene()
     for setup in setups:
         add_chain(setup)
     bake_all(bake, setups)
-    scene = current_scene()
+    return setups
+
+
+def render_contact_sheet(scene: Any, args: argparse.Namespace, out: Path) -> Path | None:
+    """Render ``args.renders`` frames and compose them; None if Workbench drew nothing."""
     configure_render(scene, *args.size)
-    frames = range(scene.frame_start, scene.frame_end + 1)
-    for res in (measure(setup, frames) for setup in setups):
-        print(f"Residual {res.chain}: max {res.max:.2e}, mean {res.mean:.2e} over {res.frames} frames")
-    bpy.ops.wm.save_as_mainfile(filepath=str(out / "demo.blend"))
     # The animation loops (last frame = first), so the sheet spreads over [start, end).
     picks = np.linspace(scene.frame_start, scene.frame_end, args.renders, endpoint=False).round().astype(int).tolist()
     tiles = [load_pixels(path) for path in render_frames(picks, out / "frames")]
+    if blank_renders(tiles):
+        return None
     sheet_path = out / "contact_sheet.png"
     save_png(compose_sheet(tiles, args.columns), sheet_path, scene)
+    return sheet_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the demo; 0 on success, 1 if the renders came out blank."""
+    args = parse_args(argv)
+    out: Path = args.output_dir.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    setups = build_and_bake()
+    scene = current_scene()
+    for res in (measure(setup, range(scene.frame_start, scene.frame_end + 1)) for setup in setups):
+        print(f"Residual {res.chain}: max {res.max:.2e}, mean {res.mean:.2e} over {res.frames} frames")
+    bpy.ops.wm.save_as_mainfile(filepath=str(out / "demo.blend"))
+    sheet_path = render_contact_sheet(scene, args, out)
+    if sheet_path is None:
+        print("error: the renders are blank; Workbench needs an OpenGL context (EGL when headless)", file=sys.stderr)
+        return 1
     print(f"Saved {out / 'demo.blend'} and {sheet_path}")
     if not args.no_docs_image:
         DOCS_IMAGE.parent.mkdir(parents=True, exist_ok=True)
