@@ -18,13 +18,21 @@ Rules they follow (see shared Blender notes):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import bpy
-from bpy.app.handlers import persistent
 
 from .blender import cache, live, status
+
+if TYPE_CHECKING:
+    _Handler = TypeVar("_Handler", bound=Callable[..., None])
+
+    def persistent(function: _Handler) -> _Handler:
+        """The stubs declare ``persistent`` as Any; it marks ``function`` and returns it."""
+else:
+    from bpy.app.handlers import persistent
 
 log = logging.getLogger(__name__)
 

@@ -7,24 +7,27 @@ then ``Object.ik_chains`` and the handlers. ``unregister`` mirrors it in reverse
 from __future__ import annotations
 
 import bpy
+from bpy.types import Operator, Panel, PropertyGroup, UIList
 
 from . import handlers
 from .ui import operators, panels, properties
 
-CLASSES = (*properties.classes, *operators.classes, *panels.classes)
+CLASSES: tuple[type[PropertyGroup | Operator | Panel | UIList], ...] = (
+    *properties.classes, *operators.classes, *panels.classes)
 
 
 def register() -> None:
     """Register classes, the ``Object.ik_chains`` property and the handlers."""
     for cls in CLASSES:
         bpy.utils.register_class(cls)
-    bpy.types.Object.ik_chains = bpy.props.PointerProperty(type=properties.IKCHAINS_PG_rig)
+    # A property registered at run time, unknown to the stubs (read it through properties.get_rig_settings).
+    bpy.types.Object.ik_chains = bpy.props.PointerProperty(type=properties.IKCHAINS_PG_rig)  # type: ignore[attr-defined]
     handlers.register()
 
 
 def unregister() -> None:
     """Undo :func:`register`."""
     handlers.unregister()
-    del bpy.types.Object.ik_chains
+    del bpy.types.Object.ik_chains  # type: ignore[attr-defined]  # registered at run time
     for cls in reversed(CLASSES):
         bpy.utils.unregister_class(cls)

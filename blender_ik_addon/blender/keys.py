@@ -16,11 +16,13 @@ from typing import Any
 import bpy
 import numpy as np
 
+from ..core.types import FloatArray
 from .errors import RigSetupError
 
 _FRAME_EPS = 1e-4  # frames closer than this to the range ends count as inside it
-_LINEAR = bpy.types.Keyframe.bl_rna.properties["interpolation"].enum_items["LINEAR"].value
-
+_INTERPOLATION = bpy.types.Keyframe.bl_rna.properties["interpolation"]
+assert isinstance(_INTERPOLATION, bpy.types.EnumProperty)  # narrows the stubs' Property
+_LINEAR = _INTERPOLATION.enum_items["LINEAR"].value
 _LAYERED = hasattr(bpy.types, "ActionSlot")  # 4.4+: every action has slots and channel bags
 
 
@@ -34,6 +36,7 @@ def action_ensure_channelbag_for_slot(action: Any, slot: Any) -> Any:
     layer = action.layers[0] if len(action.layers) else action.layers.new("Layer")
     strip = layer.strips[0] if len(layer.strips) else layer.strips.new(type="KEYFRAME")
     return strip.channelbag(slot, ensure=True)
+
 
 def action_get_channelbag_for_slot(action: Any, slot: Any) -> Any | None:
     """The first channel bag of ``slot`` in ``action``, or None (``bpy_extras.anim_utils``' in 4.4+)."""
@@ -130,7 +133,7 @@ def ensure_fcurve(fcurves: Any, data_path: str, index: int, group: str) -> Any:
         return fcurve
 
 
-def replace_keys(fcurve: Any, frames: np.ndarray, values: np.ndarray, start: float, end: float) -> None:
+def replace_keys(fcurve: Any, frames: FloatArray, values: FloatArray, start: float, end: float) -> None:
     """Replace ``fcurve``'s keys inside ``[start, end]`` by ``values`` at ``frames`` (ascending).
 
     Keys outside the range are not touched (their handles and interpolation are kept).
@@ -165,7 +168,7 @@ def replace_keys(fcurve: Any, frames: np.ndarray, values: np.ndarray, start: flo
         fcurve.update()
 
 
-def write_channel_keys(obj: Any, bone: str, data_path: str, frames: np.ndarray, values: np.ndarray,
+def write_channel_keys(obj: Any, bone: str, data_path: str, frames: FloatArray, values: FloatArray,
                        start: float, end: float) -> None:
     """Key every array index of a pose bone channel: ``values`` is ``(F, k)``."""
     fcurves = fcurve_collection(obj, create=True)

@@ -6,7 +6,7 @@ Every operator polls for an armature (with a poll message), is undoable, and cat
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, IntProperty
@@ -15,9 +15,14 @@ from mathutils import Matrix
 
 from ..blender import bake, read, status
 from ..core import IKError
-from .properties import get_rig_settings
+from .properties import IKCHAINS_PG_chain, checked_active_chain, checked_rig_settings
 
-UNDOABLE = {"REGISTER", "UNDO"}  # read once by Blender when the class registers
+if TYPE_CHECKING:
+    # Literal types that exist only in the fake-bpy-module stubs. Never use them in class-level
+    # annotations: Blender evaluates those (typing.get_type_hints) when it registers a class.
+    from bpy.stub_internal.rna_enums import OperatorReturnItems, OperatorTypeFlagItems
+
+UNDOABLE: set[OperatorTypeFlagItems] = {"REGISTER", "UNDO"}  # read once by Blender when the class registers
 CHAIN_CHOICE = (
     ("ACTIVE", "Active Chain", "Only the chain selected in the list"),
     ("ALL", "All Chains", "Every chain of the armature"),
@@ -35,17 +40,16 @@ def _poll_rig(cls: Any, context: Any, *, need_chain: bool = False) -> bool:
     if context.mode not in ("OBJECT", "POSE"):
         cls.poll_message_set("Switch to Object or Pose mode")
         return False
-    if need_chain and get_rig_settings(obj).active_chain is None:
+    if need_chain and checked_rig_settings(obj).active_chain is None:
         cls.poll_message_set("Add a chain first")
         return False
     return True
 
 
 def _chosen(obj: Any, which: str) -> list[str]:
-    settings = get_rig_settings(obj)
     if which == "ACTIVE":
-        return [settings.active_chain.name]
-    return [c.name for c in settings.chains]
+        return [checked_active_chain(obj).name]
+    return [c.name for c in checked_rig_settings(obj).chains]
 
 
 def _unique_name(existing: set[str], wanted: str) -> str:
@@ -68,9 +72,9 @@ class IKCHAINS_OT_chain_add(Operator):
     def poll(cls, context: Any) -> bool:
         return _poll_rig(cls, context)
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
-        settings = get_rig_settings(obj)
+        settings = checked_rig_settings(obj)
         bone = context.active_pose_bone or (obj.data.bones.active and obj.pose.bones.get(obj.data.bones.active.name))
         chain = settings.chains.add()
         chain.name = _unique_name({c.name for c in settings.chains[:-1]}, bone.name if bone else "Chain")
@@ -91,16 +95,16 @@ class IKCHAINS_OT_chain_remove(Operator):
     def poll(cls, context: Any) -> bool:
         return _poll_rig(cls, context, need_chain=True)
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
-        settings = get_rig_settings(obj)
-        status.clear_status(obj.name, settings.active_chain.name)
+        settings = checked_rig_settings(obj)
+        status.clear_status(obj.name, checked_active_chain(obj).name)
         settings.chains.remove(settings.active_index)
         settings.active_index = max(0, min(settings.active_index, len(settings.chains) - 1))
         return {"FINISHED"}
 
 
-def _capture(obj: Any, chain: Any) -> int:
+def _capture(obj: Any, chain: IKCHAINS_PG_chain) -> int:
     """Store the chain bones' current rotations as its comfort pose; returns the bone count."""
     names = read.chain_bone_names(obj, chain.tip_bone, chain.chain_length)
     chain.comfort_bones.clear()
@@ -123,9 +127,9 @@ class IKCHAINS_OT_create_target(Operator):
     def poll(cls, context: Any) -> bool:
         return _poll_rig(cls, context, need_chain=True)
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
-        chain = get_rig_settings(obj).active_chain
+        chain = checked_active_chain(obj)
         try:
             read.chain_bone_names(obj, chain.tip_bone, chain.chain_length)
         except IKError as err:
@@ -161,9 +165,9 @@ class IKCHAINS_OT_capture_comfort(Operator):
     def poll(cls, context: Any) -> bool:
         return _poll_rig(cls, context, need_chain=True)
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
-        chain = get_rig_settings(obj).active_chain
+        chain = checked_active_chain(obj)
         try:
             count = _capture(obj, chain)
         except IKError as err:
@@ -184,8 +188,8 @@ class IKCHAINS_OT_clear_comfort(Operator):
     def poll(cls, context: Any) -> bool:
         return _poll_rig(cls, context, need_chain=True)
 
-    def execute(self, context: Any) -> set[str]:
-        get_rig_settings(context.object).active_chain.comfort_bones.clear()
+    def execute(self, context: Any) -> set[OperatorReturnItems]:
+        checked_active_chain(context.object).comfort_bones.clear()
         return {"FINISHED"}
 
 
@@ -202,7 +206,7 @@ class IKCHAINS_OT_key_frame(Operator):
     def poll(cls, context: Any) -> bool:
         return _poll_rig(cls, context, need_chain=True)
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
         statuses = bake.key_chains(obj, _chosen(obj, self.chains), scene=context.scene)
         failed = {name: st for name, st in statuses.items() if not st.solved}
@@ -212,9 +216,9 @@ class IKCHAINS_OT_key_frame(Operator):
         if keyed == 0:
             return {"CANCELLED"}
         short = [n for n, st in statuses.items() if st.solved and not st.converged]
-        level = "WARNING" if short else "INFO"
         note = f" ({len(short)} did not reach the target)" if short else ""
-        self.report({level}, f"Keyed {keyed} chain(s) at frame {context.scene.frame_current}{note}")
+        frame = context.scene.frame_current
+        self.report({"WARNING" if short else "INFO"}, f"Keyed {keyed} chain(s) at frame {frame}{note}")
         return {"FINISHED"}
 
 
@@ -237,11 +241,12 @@ class IKCHAINS_OT_bake(Operator):
     def poll(cls, context: Any) -> bool:
         return _poll_rig(cls, context, need_chain=True)
 
-    def invoke(self, context: Any, event: Any) -> set[str]:
+    def invoke(self, context: Any, event: Any) -> set[OperatorReturnItems]:
         self.frame_start, self.frame_end = context.scene.frame_start, context.scene.frame_end
-        return context.window_manager.invoke_props_dialog(self)
+        result: set[OperatorReturnItems] = context.window_manager.invoke_props_dialog(self)
+        return result
 
-    def execute(self, context: Any) -> set[str]:
+    def execute(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
         wm = context.window_manager
         total = max(self.frame_end - self.frame_start + 1, 1)

@@ -5,18 +5,31 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from bpy.types import Panel, UIList
+from bpy.types import Context, Panel, UILayout, UIList
 
 from ..blender.status import get_status
 from ..handlers import lock_interface_warning
-from .properties import get_rig_settings
+from .properties import checked_active_chain, checked_rig_settings, get_rig_settings
 
-CLOSED = {"DEFAULT_CLOSED"}
+if TYPE_CHECKING:
+    # A literal type that exists only in the fake-bpy-module stubs. Never use such types in
+    # class-level annotations: Blender evaluates those (typing.get_type_hints) when it registers a class.
+    from bpy.stub_internal.rna_enums import IconItems
+
+PanelFlag = Literal["DEFAULT_CLOSED", "HIDE_HEADER", "INSTANCED", "HEADER_LAYOUT_EXPAND"]  # Panel.bl_options items
+CLOSED: set[PanelFlag] = {"DEFAULT_CLOSED"}
 
 
-def _status_icon(obj_name: str, chain_name: str) -> str:
+def _layout(panel: Panel) -> UILayout:
+    """``panel.layout``: set while Blender draws the panel (the stubs also allow None)."""
+    layout = panel.layout
+    assert layout is not None, "draw() runs with a layout"
+    return layout
+
+
+def _status_icon(obj_name: str, chain_name: str) -> IconItems:
     st = get_status(obj_name, chain_name)
     if st is None:
         return "BLANK1"
@@ -28,8 +41,9 @@ def _status_icon(obj_name: str, chain_name: str) -> str:
 class IKCHAINS_UL_chains(UIList):
     """One row per chain: name, live toggle, status icon."""
 
-    def draw_item(self, context: Any, layout: Any, data: Any, item: Any, icon: Any, active_data: Any,
-                  active_propname: str, index: int = 0) -> None:
+    def draw_item(self, context: Context | None, layout: UILayout, data: Any, item: Any, icon: int | None,
+                  active_data: Any, active_property: str | None, index: int | None = 0, flt_flag: int | None = 0
+                  ) -> None:
         row = layout.row(align=True)
         row.prop(item, "name", text="", emboss=False, icon="CON_KINEMATIC")
         st = get_status(item.id_data.name, item.name)
@@ -38,7 +52,7 @@ class IKCHAINS_UL_chains(UIList):
         row.prop(item, "enabled", text="", icon="PLAY" if item.enabled else "PAUSE", emboss=False)
 
 
-class _SidebarPanel:
+class _SidebarPanel(Panel):  # a Panel (not a mixin) so these are typed as Panel declares them
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "IK Chains"
@@ -63,9 +77,9 @@ class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
     bl_label = "IK Chains"
 
     def draw(self, context: Any) -> None:
-        layout = self.layout
+        layout = _layout(self)
         obj = context.object
-        settings = get_rig_settings(obj)
+        settings = checked_rig_settings(obj)
         row = layout.row()
         row.template_list("IKCHAINS_UL_chains", "", settings, "chains", settings, "active_index", rows=3)
         column = row.column(align=True)
@@ -91,10 +105,10 @@ class VIEW3D_PT_ikchains_chain(_ChainPanel, Panel):
     bl_label = "Chain"
 
     def draw(self, context: Any) -> None:
-        layout = self.layout
+        layout = _layout(self)
         layout.use_property_split = True
         obj = context.object
-        chain = get_rig_settings(obj).active_chain
+        chain = checked_active_chain(obj)
         layout.prop_search(chain, "tip_bone", obj.data, "bones", icon="BONE_DATA")
         layout.prop(chain, "chain_length")
         layout.prop(chain, "target")
@@ -110,9 +124,9 @@ class VIEW3D_PT_ikchains_solver(_ChainPanel, Panel):
     bl_options = CLOSED
 
     def draw(self, context: Any) -> None:
-        layout = self.layout
+        layout = _layout(self)
         layout.use_property_split = True
-        chain = get_rig_settings(context.object).active_chain
+        chain = checked_active_chain(context.object)
         layout.prop(chain, "follow_mode")
         if chain.follow_mode:
             layout.label(text="History-dependent: the pose depends on the frames played before", icon="INFO")
@@ -142,9 +156,9 @@ class VIEW3D_PT_ikchains_comfort(_ChainPanel, Panel):
     bl_options = CLOSED
 
     def draw(self, context: Any) -> None:
-        layout = self.layout
+        layout = _layout(self)
         layout.use_property_split = True
-        chain = get_rig_settings(context.object).active_chain
+        chain = checked_active_chain(context.object)
         row = layout.row(align=True)
         row.operator("ikchains.capture_comfort", icon="EYEDROPPER")
         row.operator("ikchains.clear_comfort", icon="X", text="")
@@ -160,7 +174,7 @@ class VIEW3D_PT_ikchains_keying(_ChainPanel, Panel):
     bl_label = "Keying"
 
     def draw(self, context: Any) -> None:
-        layout = self.layout
+        layout = _layout(self)
         row = layout.row(align=True)
         row.operator("ikchains.key_frame", icon="KEY_HLT")
         row.operator("ikchains.bake", icon="RENDER_ANIMATION")

@@ -108,18 +108,34 @@ class IKCHAINS_PG_rig(PropertyGroup):
     active_index: IntProperty(name="Active Chain", default=0, min=0)  # type: ignore[valid-type]
 
     @property
-    def active_chain(self) -> Any | None:
+    def active_chain(self) -> IKCHAINS_PG_chain | None:
         """The chain selected in the list, or None."""
         if 0 <= self.active_index < len(self.chains):
-            return self.chains[self.active_index]
+            chain: IKCHAINS_PG_chain = self.chains[self.active_index]
+            return chain
         return None
 
 
-def get_rig_settings(obj: Any) -> Any | None:
+def get_rig_settings(obj: Any) -> IKCHAINS_PG_rig | None:
     """The armature object's ``IKCHAINS_PG_rig``, or None for other objects."""
     if obj is None or obj.type != "ARMATURE":
         return None
-    return getattr(obj, "ik_chains", None)
+    settings: IKCHAINS_PG_rig | None = getattr(obj, "ik_chains", None)  # registered at run time
+    return settings
+
+
+def checked_rig_settings(obj: Any) -> IKCHAINS_PG_rig:
+    """:func:`get_rig_settings` for an object a ``poll()`` has checked to be an armature."""
+    settings = get_rig_settings(obj)
+    assert settings is not None, "poll() lets only armatures through"
+    return settings
+
+
+def checked_active_chain(obj: Any) -> IKCHAINS_PG_chain:
+    """The active chain of an armature a ``poll()`` has checked to have one."""
+    chain = checked_rig_settings(obj).active_chain
+    assert chain is not None, "poll() lets only rigs with an active chain through"
+    return chain
 
 
 classes = (IKCHAINS_PG_comfort_bone, IKCHAINS_PG_chain, IKCHAINS_PG_rig)
