@@ -146,10 +146,11 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         report(0.5 + 0.5 * (index + 1) / len(prepared))
     settings = rig_settings(obj)
     if disable_live and settings is not None:
-        for item in prepared.values():
-            stored = settings.chains.get(item.spec.name)
-            if stored is not None:
-                stored.enabled = False
+        with suspended():  # each switch would re-solve every chain still live: N^2 solves for N chains
+            for item in prepared.values():
+                stored = settings.chains.get(item.spec.name)
+                if stored is not None:
+                    stored.enabled = False
     scene.frame_set(scene.frame_current, subframe=scene.frame_subframe)  # show the keys (or the live pose)
     return BakeReport(len(frames), tuple(results), int(worst.sum()), max(r.worst_error for r in results),
                       samples.path, samples.reason, time.perf_counter() - started)
