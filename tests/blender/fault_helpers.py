@@ -279,24 +279,26 @@ class Seen:
     test: str = ""
 
 
-SEEN: list[Seen] = []
-_recorded: dict[str, Seen] = {}
+SEEN: dict[str, Seen] = {}  # case -> its row, in the order the tests ran
+FIGURES: dict[str, str] = {}  # load figure -> value
 
 
 def user_sees(case: str, *, given: str, where: str, message: str, preserved: str) -> str:
     """Record what the user sees for case ``case`` (a test asserted ``message`` just before)."""
     test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]
-    row = Seen(case, given, where, message, preserved, test)
-    if case not in _recorded:
-        SEEN.append(row)
-    _recorded[case] = row
+    SEEN[case] = Seen(case, given, where, message, preserved, test)
     return message
+
+
+def measured(name: str, value: str) -> None:
+    """Record a load figure (time, memory) for ``docs/reliability.md``."""
+    FIGURES[name] = value
 
 
 def _dump() -> None:
     path = os.environ.get(RECORD_ENV)
     if path:
-        cases = [asdict(_recorded[s.case]) for s in SEEN]
+        cases = [asdict(seen) for seen in SEEN.values()]
         Path(path).write_text(json.dumps({"cases": cases, "figures": FIGURES}, indent=1))
 
 
@@ -331,23 +333,16 @@ def undocumented(prefix: str) -> list[str]:
         return []
     rows = doc_rows()
     problems = []
-    for seen in SEEN:
-        row, seen = rows.get(seen.case), _recorded[seen.case]
+    for seen in SEEN.values():
         if not seen.test.startswith(prefix):
             continue
+        row = rows.get(seen.case)
         if row is None:
             problems.append(f"{seen.case}: not in {DOC.name}")
         elif masked(row["What the user sees"].strip("`").replace("<br>", "\n")) != masked(seen.message):
             problems.append(f"{seen.case}: the table says {row['What the user sees']!r}, the test saw {seen.message!r}")
     return problems
 
-
-FIGURES: dict[str, str] = {}
-
-
-def measured(name: str, value: str) -> None:
-    """Record a load figure (time, memory) for ``docs/reliability.md``."""
-    FIGURES[name] = value
 
 
 # --------------------------------------------------------------------------- the usual assertions
