@@ -21,6 +21,11 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
+# Library overrides keep only overridable properties: without these flags, chain settings edited on an
+# overridden rig would be reset from the library when the file is opened again.
+OVERRIDABLE = {"LIBRARY_OVERRIDABLE"}
+OVERRIDABLE_COLLECTION = {"LIBRARY_OVERRIDABLE", "USE_INSERTION"}  # chains added on the override are kept
+
 SOLVERS = (
     ("LM", "Levenberg-Marquardt", "Damped least squares with analytic Jacobians: fast, precise (default)"),
     ("TUTORIAL", "Tutorial (gradient descent)", "Finite-difference gradient descent, as in Alan Zucconi's "
@@ -42,7 +47,7 @@ def _resolve_now(self: Any, context: Any) -> None:
 class IKCHAINS_PG_comfort_bone(PropertyGroup):
     """One bone's comfort rotation. ``name`` is the bone name."""
 
-    rotation: FloatVectorProperty(  # type: ignore[valid-type]
+    rotation: FloatVectorProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Rotation", size=4, default=(1.0, 0.0, 0.0, 0.0), subtype="QUATERNION",
         description="Captured pose rotation (quaternion w, x, y, z), whatever the bone's rotation mode")
 
@@ -50,52 +55,54 @@ class IKCHAINS_PG_comfort_bone(PropertyGroup):
 class IKCHAINS_PG_chain(PropertyGroup):
     """One IK chain: a tip bone and a length, a target, solver and comfort settings."""
 
-    tip_bone: StringProperty(  # type: ignore[valid-type]
+    tip_bone: StringProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Tip Bone", description="Last bone of the chain: its tail reaches for the target", update=_resolve_now)
-    chain_length: IntProperty(  # type: ignore[valid-type]
+    chain_length: IntProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Chain Length", default=2, min=0, max=255, update=_resolve_now,
         description="Number of bones in the chain, tip included (0: up to the root)")
-    target: PointerProperty(  # type: ignore[valid-type]
+    target: PointerProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         type=bpy.types.Object, name="Target", poll=_not_owner, update=_resolve_now,
         description="Object whose location the chain's tip reaches for (usually an Empty)")
-    pole: PointerProperty(  # type: ignore[valid-type]
+    pole: PointerProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         type=bpy.types.Object, name="Pole", poll=_not_owner, update=_resolve_now,
         description="Optional object the chain bends toward")
-    enabled: BoolProperty(  # type: ignore[valid-type]
+    enabled: BoolProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Live", default=True, update=_resolve_now,
         description="Solve this chain on every frame change and while its target moves")
-    solver: EnumProperty(items=SOLVERS, name="Solver", default="LM", update=_resolve_now)  # type: ignore[valid-type]
-    max_iterations: IntProperty(  # type: ignore[valid-type]
+    solver: EnumProperty(  # type: ignore[valid-type]
+        override=OVERRIDABLE, items=SOLVERS, name="Solver", default="LM", update=_resolve_now)
+    max_iterations: IntProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Iterations", default=60, min=1, max=10000, update=_resolve_now,
         description="Iteration cap per frame (tutorial: sweeps over all joints)")
-    restarts: IntProperty(  # type: ignore[valid-type]
+    restarts: IntProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Restarts", default=4, min=0, max=64, update=_resolve_now,
         description="Levenberg-Marquardt: extra attempts from perturbed poses when a frame stalls short of the "
                     "target (each can cost a full solve; frames out of reach pay them all)")
-    tolerance: FloatProperty(  # type: ignore[valid-type]
+    tolerance: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Tolerance", default=1e-4, min=1e-9, max=1.0, precision=5, step=0.01, subtype="DISTANCE",
         update=_resolve_now, description="Tip distance to the target counted as reached")
-    learning_rate: FloatProperty(  # type: ignore[valid-type]
+    learning_rate: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Learning Rate", default=0.1, min=1e-6, max=10.0, update=_resolve_now,
         description="Tutorial solver: angle step per unit of gradient")
-    sampling_distance: FloatProperty(  # type: ignore[valid-type]
+    sampling_distance: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Sampling Distance", default=1e-3, min=1e-7, max=0.5, precision=4, subtype="ANGLE",
         update=_resolve_now, description="Tutorial solver: finite-difference step")
-    follow_orientation: BoolProperty(  # type: ignore[valid-type]
+    follow_orientation: BoolProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Follow Orientation", default=False, update=_resolve_now,
         description="Also turn the tip bone to the target's rotation")
-    orientation_weight: FloatProperty(  # type: ignore[valid-type]
+    orientation_weight: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Orientation Weight", default=1.0, min=0.0, max=100.0, update=_resolve_now)
-    pole_weight: FloatProperty(  # type: ignore[valid-type]
+    pole_weight: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Pole Weight", default=0.1, min=0.0, max=10.0, update=_resolve_now)
-    comfort_bones: CollectionProperty(type=IKCHAINS_PG_comfort_bone)  # type: ignore[valid-type]
-    comfort_weight: FloatProperty(  # type: ignore[valid-type]
+    comfort_bones: CollectionProperty(  # type: ignore[valid-type]
+        override=OVERRIDABLE_COLLECTION, type=IKCHAINS_PG_comfort_bone)
+    comfort_weight: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Comfort Weight", default=0.0, min=0.0, max=10.0, update=_resolve_now,
         description="Pull toward the comfort pose among the poses that reach (0: it is only the starting pose)")
-    comfort_blend: FloatProperty(  # type: ignore[valid-type]
+    comfort_blend: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Comfort Blend", default=0.0, min=0.0, max=1.0, subtype="FACTOR", update=_resolve_now,
         description="0: pure IK; 1: the comfort pose")
-    follow_mode: BoolProperty(  # type: ignore[valid-type]
+    follow_mode: BoolProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Follow Mode", default=False, update=_resolve_now,
         description="The tutorial's look: one gradient sweep per frame from the current pose. History-dependent: "
                     "the pose depends on the frames played before")
@@ -104,8 +111,9 @@ class IKCHAINS_PG_chain(PropertyGroup):
 class IKCHAINS_PG_rig(PropertyGroup):
     """The chains of one armature object."""
 
-    chains: CollectionProperty(type=IKCHAINS_PG_chain)  # type: ignore[valid-type]
-    active_index: IntProperty(name="Active Chain", default=0, min=0)  # type: ignore[valid-type]
+    chains: CollectionProperty(override=OVERRIDABLE_COLLECTION, type=IKCHAINS_PG_chain)  # type: ignore[valid-type]
+    active_index: IntProperty(  # type: ignore[valid-type]
+        override=OVERRIDABLE, name="Active Chain", default=0, min=0)
 
     @property
     def active_chain(self) -> IKCHAINS_PG_chain | None:
