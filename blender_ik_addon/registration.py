@@ -21,7 +21,8 @@ def register() -> None:
     for cls in CLASSES:
         bpy.utils.register_class(cls)
     # A property registered at run time, unknown to the stubs (read it through properties.get_rig_settings).
-    bpy.types.Object.ik_chains = bpy.props.PointerProperty(type=properties.IKCHAINS_PG_rig)  # type: ignore[attr-defined]
+    bpy.types.Object.ik_chains = bpy.props.PointerProperty(  # type: ignore[attr-defined]
+        type=properties.IKCHAINS_PG_rig, override=properties.OVERRIDABLE)  # kept on library overrides
     handlers.register()
 
 
