@@ -141,18 +141,24 @@ def test_library_override_solves_and_bakes_into_a_local_action(tmp_path: Path, c
               "then the baked keys survive save and reload; the library's action is untouched")
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the add-on's properties are not LIBRARY_OVERRIDABLE, so chain settings "
-                   "edited on a library override are reset from the library on reload")
 def test_chain_settings_edited_on_an_override_survive_reload(tmp_path: Path) -> None:
     rig = override_rig(write_library(tmp_path))
     rig.ik_chains.chains["bad"].tolerance = 0.005
     rig.ik_chains.chains["bad"].enabled = False
+    extra = rig.ik_chains.chains.add()  # a chain added on the override
+    extra.name, extra.tip_bone, extra.chain_length = "extra", "other", 1
     saved = tmp_path / "shot.blend"
     bpy.ops.wm.save_as_mainfile(filepath=str(saved))
     bpy.ops.wm.open_mainfile(filepath=str(saved))
     rig = next(o for o in bpy.data.objects if o.type == "ARMATURE" and o.library is None)
-    chain = rig.ik_chains.chains["bad"]
-    assert (round(chain.tolerance, 6), chain.enabled) == (0.005, False)
+    chains = rig.ik_chains.chains
+    assert [c.name for c in chains] == ["good", "bad", "extra"]
+    assert (round(chains["bad"].tolerance, 6), chains["bad"].enabled) == (0.005, False)
+    assert (chains["extra"].tip_bone, chains["extra"].chain_length) == ("other", 1)
+    assert_playback(rig, bpy.data.objects["GoodTarget"])
+    user_sees("override-settings", given="Chain settings edited, and a chain added, on a library override; "
+              "file saved and opened again", where="the chain list and settings", message="(no message)",
+              preserved="the edited settings and the added chain (the add-on's properties are library-overridable)")
 
 
 def test_the_table_lists_these_cases() -> None:
