@@ -21,7 +21,7 @@ main_py="$(ensure_venv .venv requirements/main.txt)"
 
 step "ruff"
 "$main_py" -m ruff check blender_ik_addon scripts tests
-step "mypy (strict on the core, against fake-bpy-module stubs elsewhere)"
+step "mypy (strict: see [tool.mypy] in pyproject.toml; Blender APIs from the fake-bpy-module stubs)"
 # mypy runs on Python >= 3.12 (the stubs use 3.12 syntax) and checks against .venv's packages.
 typecheck_py="$(ensure_venv .venv-typecheck requirements/typecheck.txt find_python_typecheck)"
 "$typecheck_py" -m mypy --python-executable "$main_py" blender_ik_addon scripts
