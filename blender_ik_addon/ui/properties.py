@@ -6,7 +6,7 @@ Armature have separate chains (targets are per object anyway).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import bpy
 from bpy.props import (
@@ -23,8 +23,9 @@ from bpy.types import PropertyGroup
 
 # Library overrides keep only overridable properties: without these flags, chain settings edited on an
 # overridden rig would be reset from the library when the file is opened again.
-OVERRIDABLE = {"LIBRARY_OVERRIDABLE"}
-OVERRIDABLE_COLLECTION = {"LIBRARY_OVERRIDABLE", "USE_INSERTION"}  # chains added on the override are kept
+OVERRIDABLE: set[Literal["LIBRARY_OVERRIDABLE"]] = {"LIBRARY_OVERRIDABLE"}
+# Chains added on a library override are kept (USE_INSERTION).
+OVERRIDABLE_COLLECTION: set[Literal["LIBRARY_OVERRIDABLE", "USE_INSERTION"]] = {"LIBRARY_OVERRIDABLE", "USE_INSERTION"}
 
 SOLVERS = (
     ("LM", "Levenberg-Marquardt", "Damped least squares with analytic Jacobians: fast, precise (default)"),
