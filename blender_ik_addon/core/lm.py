@@ -31,6 +31,7 @@ _REJECTIONS_TO_SETTLE = 6  # a reached target whose secondary step keeps failing
 _SECONDARY_FULL_STEP_DAMPING = 1e-3  # at or below this damping the secondary step is taken in full
 _FRUITLESS_RESTARTS = 16  # give up on a target after this many restarts in a row gained nothing
 _RESTORE_DAMPING = 1e-6  # damping of the steps back onto the tip's solution set
+_RELAX_PROGRESS = 1e-4  # relative secondary-cost gain under which a relaxing step counts as quiet
 _RESTORE_STEPS = 2  # Gauss-Newton converges quadratically: two steps undo a second-order drift
 _LIMIT_EPS = 1e-12
 STATUS_RUNNING, STATUS_CONVERGED, STATUS_STALLED, STATUS_MAX_ITER = -1, 0, 1, 2
@@ -180,6 +181,17 @@ def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArra
         _put(ev, index, evaluate(sub, q[index]))
 
 
+def _soft_comfort(problem: Problem) -> bool:
+    return problem.comfort is not None and not problem.comfort[2]
+
+
+def _has_null_space(problem: Problem) -> bool:
+    """True if the chain has more free angles than the tip task has rows, so reach-first tasks
+    have room to act; otherwise relaxing could only be rejected, one iteration after another."""
+    rows = 3 + (3 if problem.orientations is not None and problem.orientation_weight > 0 else 0)
+    return problem.chain.n_dofs > rows
+
+
 def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Attempt:
     """One projected-LM attempt from ``q0`` ``(F, m)`` (already inside the limits)."""
     count = problem.count
@@ -190,7 +202,8 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
     iterations = np.zeros(count, dtype=np.int64)
     quiet = np.zeros(count, dtype=np.int64)  # consecutive accepted steps with negligible progress
     rejections = np.zeros(count, dtype=np.int64)  # consecutive rejected steps
-    has_secondary = problem.has_secondary or problem.comfort is not None
+    can_relax = problem.has_secondary and _has_null_space(problem)  # reach-first tasks get steps
+    has_secondary = can_relax or _soft_comfort(problem)  # keep iterating after the tip arrives
     if not has_secondary:
         status[_converged(problem, ev, options)] = STATUS_CONVERGED
     for _ in range(options.max_iterations):
@@ -200,7 +213,7 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         everyone = active.size == count  # skip the compaction copies while nobody has finished
         sub = problem if everyone else problem.take(active)
         sub_ev = ev if everyone else _take(ev, active)
-        relax = sub_ev.primary_cost <= _relax_slack(options)
+        relax = (sub_ev.primary_cost <= _relax_slack(options)) & can_relax
         trial_q = problem.chain.clamp(q[active] + _step(sub, q[active], sub_ev, damping[active], relax))
         trial = evaluate(sub, trial_q)
         if relax.any():
@@ -222,7 +235,10 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         rejections[refused] += 1
 
         progress = (old_merit - new_merit)[accept]
-        negligible = progress <= 1e-14 * np.maximum(old_merit[accept], 1e-300) + 1e-30
+        # The tip task is driven to machine precision; a preference (comfort, pole) only needs to
+        # settle, so relaxing steps that gain under _RELAX_PROGRESS of their cost count as quiet.
+        relative = np.where(relax[accept], _RELAX_PROGRESS, 1e-14)
+        negligible = progress <= relative * np.maximum(old_merit[accept], 1e-300) + 1e-30
         quiet[took] = np.where(negligible, quiet[took] + 1, 0)
 
         now = ev if everyone else _take(ev, active)
@@ -278,8 +294,7 @@ def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose
     alignment = pole_alignment(problem, best.q)
     # Restarts cannot help a target farther from the first joint than the whole chain reaches,
     # nor a soft comfort pull, whose optimum is a compromise that need not reach the tip at all.
-    soft_comfort = problem.comfort is not None and not problem.comfort[2]
-    hopeless = beyond_reach(problem, options) | soft_comfort
+    hopeless = beyond_reach(problem, options) | _soft_comfort(problem)
     fruitless = np.zeros(problem.count, dtype=np.int64)  # consecutive restarts that did not help
     for seed in restart_seeds(problem, seed_pose, options):
         unfinished = (best.status != STATUS_CONVERGED) & ~hopeless & (fruitless < _FRUITLESS_RESTARTS)
