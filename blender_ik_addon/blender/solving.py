@@ -122,24 +122,51 @@ def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, 
 
 
 def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
-    """Refuse a target or pole that is the armature or moves with it (through a parent or a
-    constraint): the chain would chase an object that its own pose moves."""
+    """Refuse a target or pole that is the armature or that the chain's own pose moves.
+
+    The pose moves the chain's bones and every bone below them, and with them anything parented
+    to such a bone, deformed by the armature, or constrained to such a bone (the chain would chase
+    an object its own pose moves). An object merely parented to the armature *object*, or to a
+    bone outside the chain, moves with the character, not with the chain: that is allowed.
+    """
     if obj.name == rig.name:
         raise RigSetupError(f"chain {spec.name!r}: its {role} is the armature {rig.name!r} itself, which the chain "
                             "moves; pick another object")
+    moved = _bones_moved_by(rig, spec)
     walker = obj
     while walker is not None:
         for con in walker.constraints:
             source = getattr(con, "target", None)
-            if source is not None and source.name == rig.name and not con.mute and con.influence > 0:
+            if source is None or source.name != rig.name or con.mute or con.influence <= 0:
+                continue
+            bone = getattr(con, "subtarget", "")
+            if moved is None or bone in moved:
                 owner = "its" if walker is obj else f"{walker.name!r}'s"
                 raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} follows the armature {rig.name!r} "
                                     f"through {owner} constraint {con.name!r} and would move with the chain that "
                                     "follows it; remove that constraint")
-        walker = walker.parent
-        if walker is not None and walker.name == rig.name:
-            raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} is parented to the armature {rig.name!r} "
-                                "and would move with the chain that follows it; unparent it")
+        parent = walker.parent
+        if parent is not None and parent.name == rig.name:
+            posed = walker.parent_type == "ARMATURE" or (
+                walker.parent_type == "BONE" and (moved is None or walker.parent_bone in moved))
+            if posed:
+                raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} is parented to the armature "
+                                    f"{rig.name!r} and would move with the chain that follows it; unparent it")
+        walker = parent
+
+
+def _bones_moved_by(rig: Any, spec: ChainSpec) -> set[str] | None:
+    """Names of the chain's bones and all bones below them; None when the chain cannot be read
+    (then every dependency on the armature's bones is treated as moved: the caller refuses)."""
+    try:
+        chain = set(chain_bone_names(rig, spec.tip_bone, spec.length))
+    except RigSetupError:
+        return None
+    moved = set(chain)
+    for bone in rig.data.bones:
+        if any(parent.name in chain for parent in bone.parent_recursive):
+            moved.add(bone.name)
+    return moved
 
 
 def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:

@@ -94,9 +94,6 @@ def test_target_parented_to_a_bone_of_the_chain(capfd) -> None:
                    given="The target is parented to the chain's own tip bone")
 
 
-@pytest.mark.xfail(strict=True, reason="over-refusal: any target parented to the armature is refused, even through "
-                   "the object or a bone the chain does not move (no feedback there); relaxing it changes "
-                   "test_handlers.py::test_a_target_parented_to_the_rig_is_refused")
 def test_target_parented_to_the_armature_object_is_followed() -> None:
     scene = bystander_rig()
     target = scene.bad_target

@@ -206,13 +206,23 @@ def test_unchanged_inputs_skip_the_solve_and_a_moved_parent_bone_re_solves(monke
     np.testing.assert_allclose(world_tail(rig, "b2"), target.location, atol=1e-4)
 
 
-def test_a_target_parented_to_the_rig_is_refused() -> None:
+def test_a_target_parented_to_a_chain_bone_is_refused() -> None:
     rig = straight_chain(3)
     target = empty(location=(1.0, 1.5, 0.5))
-    target.parent = rig
+    target.parent, target.parent_type, target.parent_bone = rig, "BONE", "b1"
     add_chain(rig, "b2", 3, target, name="arm")
     bpy.context.scene.frame_set(2)
     assert "is parented to the armature 'Rig'" in get_status(rig.name, "arm").message
+
+
+def test_a_target_parented_to_the_armature_object_is_followed() -> None:
+    rig = straight_chain(3)
+    target = empty(location=(1.0, 1.5, 0.5))
+    target.parent = rig  # moves with the character, not with the pose: no feedback
+    add_chain(rig, "b2", 3, target, name="arm")
+    bpy.context.scene.frame_set(2)
+    assert get_status(rig.name, "arm").converged
+    np.testing.assert_allclose(world_tail(rig, "b2"), target.matrix_world.translation, atol=1e-4)
 
 
 def test_an_animation_render_solves_every_frame_through_the_render_depsgraph(tmp_path, monkeypatch) -> None:
