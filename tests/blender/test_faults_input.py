@@ -102,6 +102,11 @@ def test_target_parented_to_the_armature_object_is_followed() -> None:
     target.matrix_parent_inverse = scene.rig.matrix_world.inverted()
     target.location = (3.8, 1.6, 0.6)
     assert_playback(scene.rig, target, chain="bad", tip="bad.2")
+    message = status_message("Rig", "bad")
+    assert message.startswith("Converged, residual")
+    user_sees("target-child-of-armature-object", given="The target is parented to the armature object (not to a bone)",
+              where="panel status", message=message,
+              preserved="the chain follows the target, which moves with the character, not with the pose")
 
 
 def test_target_constrained_to_a_bone_of_the_chain(capfd) -> None:
