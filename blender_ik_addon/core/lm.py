@@ -30,6 +30,7 @@ _DAMPING_MAX = 1e6  # relative to diag(J^T J): steps are a millionth of Gauss-Ne
 _REJECTIONS_TO_SETTLE = 6  # a reached target whose secondary step keeps failing has settled
 _SECONDARY_FULL_STEP_DAMPING = 1e-3  # at or below this damping the secondary step is taken in full
 _FRUITLESS_RESTARTS = 16  # give up on a target after this many restarts in a row gained nothing
+_RESTART_BLOCK = 8  # restart seeds tried together as one batch (answers as if tried one by one)
 _RESTORE_DAMPING = 1e-6  # damping of the steps back onto the tip's solution set
 _RELAX_PROGRESS = 1e-4  # relative secondary-cost gain under which a relaxing step counts as quiet
 _RESTORE_STEPS = 2  # Gauss-Newton converges quadratically: two steps undo a second-order drift
@@ -263,61 +264,107 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
 
 
 def restart_seeds(problem: Problem, start: FloatArray, options: SolverOptions) -> FloatArray:
-    """Deterministic restart poses ``(restarts, m)``: growing perturbations of ``start`` ``(m,)``.
+    """Deterministic restart poses ``(F, restarts, m)``: growing perturbations of each start.
 
-    They depend only on the chain, the start pose and the seed, never on the batch, so a batch
-    gives the same answers as a loop of single solves.
+    ``start`` is ``(F, m)`` (or ``(1, m)`` shared). The perturbations depend only on the chain,
+    the start pose and the seed, never on the rest of the batch, so a batch gives the same
+    answers as a loop of single solves.
     """
     chain = problem.chain
     rng = np.random.default_rng(options.seed)
-    low = np.where(np.isfinite(chain.lower), chain.lower, start - np.pi)
-    high = np.where(np.isfinite(chain.upper), chain.upper, start + np.pi)
-    uniform = rng.uniform(size=(options.restarts, chain.n_dofs)) * (high - low) + low
-    spread = np.linspace(0.35, 1.0, options.restarts)[:, None] if options.restarts else np.zeros((0, 1))
-    return np.asarray(chain.clamp(start + spread * (uniform - start)))
+    unit = rng.uniform(size=(options.restarts, chain.n_dofs))
+    base = start[:, None, :]  # (F, 1, m)
+    low = np.where(np.isfinite(chain.lower), chain.lower, base - np.pi)
+    high = np.where(np.isfinite(chain.upper), chain.upper, base + np.pi)
+    uniform = unit * (high - low) + low
+    spread = np.linspace(0.35, 1.0, options.restarts)[:, None]
+    return np.asarray(chain.clamp(base + spread * (uniform - base)))
 
 
-def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose: FloatArray) -> Attempt:
+def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_poses: FloatArray) -> Attempt:
     """LM with deterministic restarts.
 
     Restarts run for targets that stalled above tolerance, and, with a pole hint, for converged
     targets whose chain bends away from the pole: the pole picks the solution branch (a planar
     knee has no null space in which a secondary task could flip it).
 
+    Restart seeds are tried in a fixed order and the first that helps wins, exactly as if they
+    were tried one by one; for speed, a block of seeds runs as one batch and the block's results
+    are then applied seed by seed with the same rules (attempts a sequential run would have
+    skipped are discarded, iterations included).
+
     Args:
         problem: The targets.
         q0: ``(F, m)`` start poses inside the limits.
         options: Solver options.
-        seed_pose: ``(m,)`` pose whose perturbations seed the restarts (comfort or start pose).
+        seed_poses: ``(F, m)`` or ``(1, m)`` poses whose perturbations seed the restarts (the
+            comfort pose, else each target's start pose).
     """
     best = lm_attempt(problem, q0, options)
-    alignment = pole_alignment(problem, best.q)
-    # Restarts cannot help a target farther from the first joint than the whole chain reaches,
-    # nor a soft comfort pull, whose optimum is a compromise that need not reach the tip at all.
-    hopeless = beyond_reach(problem, options) | _soft_comfort(problem)
-    fruitless = np.zeros(problem.count, dtype=np.int64)  # consecutive restarts that did not help
-    for seed in restart_seeds(problem, seed_pose, options):
-        unfinished = (best.status != STATUS_CONVERGED) & ~hopeless & (fruitless < _FRUITLESS_RESTARTS)
-        retry = np.flatnonzero(unfinished | (alignment < 0))
-        if retry.size == 0:
+    if options.restarts == 0:
+        return best
+    state = _RestartState(
+        best=best, alignment=pole_alignment(problem, best.q),
+        # Restarts cannot help a target farther from the first joint than the whole chain reaches,
+        # nor a soft comfort pull, whose optimum is a compromise that need not reach the tip at all.
+        hopeless=beyond_reach(problem, options) | _soft_comfort(problem),
+        fruitless=np.zeros(problem.count, dtype=np.int64))
+    seeds = restart_seeds(problem, seed_poses, options)  # (F or 1, K, m)
+    for first in range(0, options.restarts, _RESTART_BLOCK):
+        candidates = np.flatnonzero(state.wants_restart())
+        if candidates.size == 0:
             break
-        sub = problem.take(retry)
-        attempt = lm_attempt(sub, np.broadcast_to(seed, (retry.size, seed.size)).copy(), options)
-        best.iterations[retry] += attempt.iterations
+        block = min(_RESTART_BLOCK, options.restarts - first)
+        # Run every seed of the block for every candidate at once: row i * block + j is seed j.
+        rows = np.repeat(candidates, block)
+        seed_rows = rows if seeds.shape[0] == problem.count else np.zeros_like(rows)
+        starts = seeds[seed_rows, np.tile(np.arange(first, first + block), candidates.size)]
+        sub = problem.take(rows)
+        attempts = lm_attempt(sub, starts, options)
+        alignments = pole_alignment(sub, attempts.q)
+        for j in range(block):
+            mine = np.arange(candidates.size) * block + j
+            state.apply(candidates, attempts, alignments, mine, options)
+    return state.best
+
+
+@dataclass
+class _RestartState:
+    """The best attempt so far per target, and the bookkeeping that decides on more restarts."""
+
+    best: Attempt
+    alignment: FloatArray
+    hopeless: AnyArray
+    fruitless: AnyArray  # consecutive restarts that did not help
+
+    def wants_restart(self) -> AnyArray:
+        unfinished = (self.best.status != STATUS_CONVERGED) & ~self.hopeless & (self.fruitless < _FRUITLESS_RESTARTS)
+        return np.asarray(unfinished | (self.alignment < 0))
+
+    def apply(self, candidates: AnyArray, attempts: Attempt, alignments: FloatArray, rows: AnyArray,
+              options: SolverOptions) -> None:
+        """Apply one seed's attempts (``rows`` of ``attempts``, one per candidate) to the
+        candidates that still want a restart at this point of the sequence."""
+        still = self.wants_restart()[candidates]
+        retry, rows = candidates[still], rows[still]
+        if retry.size == 0:
+            return
+        best = self.best
+        best.iterations[retry] += attempts.iterations[rows]
         was_converged = best.status[retry] == STATUS_CONVERGED
-        now_converged = attempt.status == STATUS_CONVERGED
-        new_alignment = pole_alignment(sub, attempt.q)
-        closer = attempt.position_error < best.position_error[retry] - 1e-15
-        wins = np.where(was_converged, now_converged & (new_alignment > alignment[retry]), now_converged | closer)
-        helped = now_converged | (attempt.position_error < best.position_error[retry] - 0.01 * options.tolerance)
-        fruitless[retry] = np.where(helped, 0, fruitless[retry] + 1)
-        chosen = retry[wins]
-        best.q[chosen] = attempt.q[wins]
-        best.position_error[chosen] = attempt.position_error[wins]
-        best.orientation_error[chosen] = attempt.orientation_error[wins]
-        best.status[chosen] = attempt.status[wins]
-        alignment[chosen] = new_alignment[wins]
-    return best
+        now_converged = attempts.status[rows] == STATUS_CONVERGED
+        error = attempts.position_error[rows]
+        closer = error < best.position_error[retry] - 1e-15
+        wins = np.where(was_converged, now_converged & (alignments[rows] > self.alignment[retry]),
+                        now_converged | closer)
+        helped = now_converged | (error < best.position_error[retry] - 0.01 * options.tolerance)
+        self.fruitless[retry] = np.where(helped, 0, self.fruitless[retry] + 1)
+        chosen, source = retry[wins], rows[wins]
+        best.q[chosen] = attempts.q[source]
+        best.position_error[chosen] = attempts.position_error[source]
+        best.orientation_error[chosen] = attempts.orientation_error[source]
+        best.status[chosen] = attempts.status[source]
+        self.alignment[chosen] = alignments[source]
 
 
 def beyond_reach(problem: Problem, options: SolverOptions) -> AnyArray:

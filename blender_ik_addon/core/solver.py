@@ -100,10 +100,10 @@ def solve_batch(
         if opts.method == "tutorial":
             attempt = tutorial_solve(sub, q0, opts)
         else:
-            # Restarts perturb the comfort pose (or zero): a pose shared by every target, so a batch
-            # answers exactly as a loop of single solves does.
-            seed_pose = problem.comfort[0] if problem.comfort is not None else np.zeros(dofs)
-            attempt = lm_solve(sub, q0, opts, chain.clamp(seed_pose))
+            # Restarts perturb the comfort pose if there is one (the preferred posture), else each
+            # target's own start pose, so a warm start (the previous frame) restarts nearby.
+            seed_poses = chain.clamp(problem.comfort[0])[None] if problem.comfort is not None else q0
+            attempt = lm_solve(sub, q0, opts, seed_poses)
         out["q"][index] = attempt.q
         out["error"][index] = attempt.position_error
         out["orientation_error"][index] = attempt.orientation_error

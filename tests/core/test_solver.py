@@ -270,3 +270,35 @@ def test_soft_comfort_settles_quickly_without_restarts() -> None:
     plain = solve_batch(chain, targets)
     # The pull trades a little reach for a pose nearer the comfort pose.
     assert np.mean(np.linalg.norm(result.q, axis=1)) < np.mean(np.linalg.norm(plain.q, axis=1))
+
+
+def test_restart_seeds_perturb_each_targets_own_start() -> None:
+    from blender_ik_addon.core.lm import restart_seeds
+    from blender_ik_addon.core.objectives import make_problem
+
+    chain = human_arm()
+    starts = chain.clamp(np.random.default_rng(2).uniform(-1, 1, (5, chain.n_dofs)))
+    problem = make_problem(chain, np.zeros((5, 3)))
+    options = SolverOptions(restarts=6)
+    together = restart_seeds(problem, starts, options)
+    alone = restart_seeds(problem.take(np.array([3])), starts[3:4], options)
+    np.testing.assert_array_equal(together[3], alone[0])  # independent of the rest of the batch
+    assert chain.limit_violation(together).max() == 0.0
+    nearest = np.abs(together[:, 0] - starts).max(axis=1)  # the first seed stays closest to its start
+    farthest = np.abs(together[:, -1] - starts).max(axis=1)
+    assert np.all(nearest <= farthest + 1e-12)
+
+
+def test_warm_started_path_on_a_redundant_chain_moves_smoothly() -> None:
+    chain = tentacle(segments=10)
+    frames = np.linspace(0, 2 * np.pi, 120)
+    phases = np.random.default_rng(0).uniform(0, 2 * np.pi, chain.n_dofs)
+    path = 0.35 * chain.upper * np.sin(frames[:, None] + phases)  # smooth, inside the limits
+    pose = chain.clamp(np.zeros(chain.n_dofs))
+    largest_jump = 0.0
+    for target in tip_positions(chain, path):
+        result = solve(chain, target, initial=pose)
+        assert result.converged
+        largest_jump = max(largest_jump, float(np.abs(result.q - pose).max()))
+        pose = result.q
+    assert np.degrees(largest_jump) < 5.0
