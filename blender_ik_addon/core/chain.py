@@ -106,11 +106,20 @@ class Chain:
     #   rest (n,4,4); orders (n,3) axis indices in application order; position_in_order (n,3)
     #   where each axis sits in that order (0 = applied first); free_joint / free_axis (m,);
     #   lower / upper (m,); fixed (n,3) angles for locked axes; base_inverse (4,4).
+    # The FK plan skips rotations that are always identity (a locked axis fixed at zero):
+    #   factor_joint / factor_axis (P,) the (joint, axis) rotations FK must build; slot_factor
+    #   (n, S) which factor a joint applies in its s-th slot (application order; P = identity
+    #   padding); free_slot (m,) the slot of each free angle; rest_rotates (n,) rest has a rotation.
     rest: FloatArray = field(init=False, repr=False)
     orders: AnyArray = field(init=False, repr=False)
     position_in_order: AnyArray = field(init=False, repr=False)
     free_joint: AnyArray = field(init=False, repr=False)
     free_axis: AnyArray = field(init=False, repr=False)
+    factor_joint: AnyArray = field(init=False, repr=False)
+    factor_axis: AnyArray = field(init=False, repr=False)
+    slot_factor: AnyArray = field(init=False, repr=False)
+    free_slot: AnyArray = field(init=False, repr=False)
+    rest_rotates: AnyArray = field(init=False, repr=False)
     lower: FloatArray = field(init=False, repr=False)
     upper: FloatArray = field(init=False, repr=False)
     fixed: FloatArray = field(init=False, repr=False)
@@ -166,6 +175,32 @@ class Chain:
         set_(self, "upper", np.array([joints[j].upper[a] for j, a in zip(free_joint, free_axis, strict=False)]))
         set_(self, "fixed", np.stack([j.fixed for j in joints]))
         set_(self, "base_inverse", np.linalg.inv(base))
+        self._plan_factors(joints, orders)
+
+    def _plan_factors(self, joints: tuple[Joint, ...], orders: AnyArray) -> None:
+        factor_joint, factor_axis, per_joint = [], [], []
+        slot_of: dict[tuple[int, int], int] = {}
+        for j, joint in enumerate(joints):
+            slots = []
+            for axis in orders[j]:  # application order
+                if joint.free[axis] or joint.fixed[axis] != 0.0:
+                    slot_of[(j, int(axis))] = len(slots)
+                    slots.append(len(factor_joint))
+                    factor_joint.append(j)
+                    factor_axis.append(int(axis))
+            per_joint.append(slots)
+        width = max(1, max(len(slots) for slots in per_joint))
+        identity = len(factor_joint)
+        slot_factor = np.full((len(joints), width), identity, dtype=np.intp)
+        for j, slots in enumerate(per_joint):
+            slot_factor[j, : len(slots)] = slots
+        set_ = object.__setattr__
+        set_(self, "factor_joint", np.array(factor_joint, dtype=np.intp))
+        set_(self, "factor_axis", np.array(factor_axis, dtype=np.intp))
+        set_(self, "slot_factor", slot_factor)
+        set_(self, "free_slot", np.array([slot_of[(int(j), int(a))] for j, a in zip(self.free_joint, self.free_axis)],
+                                         dtype=np.intp))
+        set_(self, "rest_rotates", ~np.all(np.isclose(self.rest[:, :3, :3], np.eye(3), atol=0, rtol=0), axis=(1, 2)))
 
     # ----------------------------------------------------------------------------------------
     @classmethod

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .chain import Chain
-from .rotations import axis_rotations
+from .rotations import single_axis_rotations
 from .types import FloatArray
 
 
@@ -42,12 +42,15 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
     n = chain.n_joints
     count = q.shape[0]
     angles = chain.expand(q)  # (F, n, 3)
-    elementary = axis_rotations(angles)  # (F, n, axis, 3, 3)
-    joint_index = np.arange(n)
-    first = elementary[:, joint_index, chain.orders[:, 0]]  # applied first: (F, n, 3, 3)
-    second = elementary[:, joint_index, chain.orders[:, 1]]
-    third = elementary[:, joint_index, chain.orders[:, 2]]
-    joint_rotation = third @ second @ first
+    # Only the rotations that are not always identity (see Chain's FK plan), plus one identity
+    # at index P for the padding slots: a 1-DOF robot joint costs one rotation and no products.
+    factors = np.empty((count, chain.factor_joint.size + 1, 3, 3))
+    factors[:, :-1] = single_axis_rotations(angles[:, chain.factor_joint, chain.factor_axis], chain.factor_axis)
+    factors[:, -1] = np.eye(3)
+    slots = [factors[:, chain.slot_factor[:, s]] for s in range(chain.slot_factor.shape[1])]  # (F, n, 3, 3)
+    joint_rotation = slots[-1]
+    for slot in reversed(slots[:-1]):
+        joint_rotation = joint_rotation @ slot  # the last-applied factor is the outermost
 
     rest_rot = chain.rest[:, :3, :3]
     rest_pos = chain.rest[:, :3, 3]
@@ -57,7 +60,8 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
     pos = np.zeros((count, 3))
     for j in range(n):
         pos = pos + rot @ rest_pos[j]
-        rot = rot @ rest_rot[j]
+        if chain.rest_rotates[j]:
+            rot = rot @ rest_rot[j]
         before[:, j] = rot
         origins[:, j] = pos
         rot = rot @ joint_rotation[:, j]
@@ -66,14 +70,15 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
 
     axes = None
     if with_axes:
-        # The angle applied last (outermost factor) turns about an axis of `before`; the middle
-        # one about an axis of `before @ third`; the first-applied about `before @ third @ second`.
-        after_third = before @ third
-        after_second = after_third @ second
-        frames_by_position = np.stack([after_second, after_third, before], axis=2)  # (F, n, pos, 3, 3)
+        # A factor turns about an axis of the frame `before @ (the factors applied after it)`:
+        # the last slot turns in `before` itself, each earlier slot inside the later ones.
+        frames = [before]
+        for slot in reversed(slots[1:]):
+            frames.insert(0, frames[0] @ slot)
+        by_slot = np.stack(frames, axis=2)  # (F, n, slot, 3, 3)
         fj, fa = chain.free_joint, chain.free_axis
-        # Column `fa` of the frame the angle turns in: (F, 3, m) -> (F, m, 3).
-        axes = frames_by_position[:, fj, chain.position_in_order[fj, fa], :, fa].transpose(1, 0, 2)
+        # Column `fa` of the frame the angle turns in: (m, F, 3) -> (F, m, 3).
+        axes = by_slot[:, fj, chain.free_slot, :, fa].transpose(1, 0, 2)
     return Kinematics(tip, tip_chain, rot, origins, axes)
 
 

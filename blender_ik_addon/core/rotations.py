@@ -57,6 +57,22 @@ def axis_rotations(angles: ArrayLike) -> FloatArray:
     return flat.reshape(*a.shape, 3, 3)
 
 
+def single_axis_rotations(angles: ArrayLike, axes: ArrayLike) -> FloatArray:
+    """Rotations about one coordinate axis each: ``(F, P)`` angles, ``(P,)`` axis indices ->
+    ``(F, P, 3, 3)``."""
+    a = np.asarray(angles, dtype=np.float64)
+    axis = np.asarray(axes, dtype=np.intp)
+    c, s = np.cos(a), np.sin(a)
+    flat = np.zeros((*a.shape, 9))
+    pair = np.arange(axis.size)
+    flat[:, pair, _ONE[axis]] = 1.0
+    flat[:, pair, _COS[axis, 0]] = c
+    flat[:, pair, _COS[axis, 1]] = c
+    flat[:, pair, _SIN_POS[axis]] = s
+    flat[:, pair, _SIN_NEG[axis]] = -s
+    return flat.reshape(*a.shape, 3, 3)
+
+
 def euler_to_matrix(angles: ArrayLike, order: str = "XYZ") -> FloatArray:
     """Rotation matrices ``(..., 3, 3)`` from Euler angles ``(..., 3)`` in the given order."""
     first, second, third = order_indices(order)
