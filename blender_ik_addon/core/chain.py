@@ -178,10 +178,12 @@ class Chain:
         self._plan_factors(joints, orders)
 
     def _plan_factors(self, joints: tuple[Joint, ...], orders: AnyArray) -> None:
-        factor_joint, factor_axis, per_joint = [], [], []
+        factor_joint: list[int] = []
+        factor_axis: list[int] = []
+        per_joint: list[list[int]] = []
         slot_of: dict[tuple[int, int], int] = {}
         for j, joint in enumerate(joints):
-            slots = []
+            slots: list[int] = []
             for axis in orders[j]:  # application order
                 if joint.free[axis] or joint.fixed[axis] != 0.0:
                     slot_of[(j, int(axis))] = len(slots)
@@ -198,8 +200,8 @@ class Chain:
         set_(self, "factor_joint", np.array(factor_joint, dtype=np.intp))
         set_(self, "factor_axis", np.array(factor_axis, dtype=np.intp))
         set_(self, "slot_factor", slot_factor)
-        set_(self, "free_slot", np.array([slot_of[(int(j), int(a))] for j, a in zip(self.free_joint, self.free_axis)],
-                                         dtype=np.intp))
+        free_pairs = zip(self.free_joint, self.free_axis, strict=True)
+        set_(self, "free_slot", np.array([slot_of[(int(j), int(a))] for j, a in free_pairs], dtype=np.intp))
         set_(self, "rest_rotates", ~np.all(np.isclose(self.rest[:, :3, :3], np.eye(3), atol=0, rtol=0), axis=(1, 2)))
 
     # ----------------------------------------------------------------------------------------
