@@ -27,7 +27,7 @@ from bench.chains import CHAIN_KEYS, load_chains
 from bench.report import goals, load_average, machine_info, markdown
 from bench.runner import SOLVERS, Settings, log, run_chain
 
-QUICK = {"targets": 100, "frames": 50, "budget": 10.0}
+QUICK = {"targets": 100, "frames": 50, "budget": 10.0, "addon_frames": 50, "bake_frames": 250}
 
 
 def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
@@ -45,7 +45,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="output folder (default: out/benchmark in the repository)")
     parser.add_argument("--quick", action="store_true",
                         help=f"smoke run: {QUICK['targets']} targets, {QUICK['frames']} path frames, "
-                             f"{QUICK['budget']:g} s budget (explicit options still win)")
+                             f"{QUICK['budget']:g} s budget, add-on: {QUICK['addon_frames']} live frames and "
+                             f"{QUICK['bake_frames']} baked ones (explicit options still win)")
     parser.add_argument("--chains", type=lambda s: _names(s, CHAIN_KEYS, "chain"), default=list(CHAIN_KEYS),
                         help=f"comma-separated subset of {','.join(CHAIN_KEYS)}")
     parser.add_argument("--solvers", type=lambda s: _names(s, SOLVERS, "solver"), default=list(SOLVERS),
@@ -55,6 +56,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--budget", type=float,
                         help="seconds per peer (not ours) for a chain's targets, and for each pass over the path "
                              "(default 60)")
+    parser.add_argument("--addon-frames", type=int,
+                        help=f"frames per pass of the add-on's live handler measurement (default "
+                             f"{Settings.addon_frames}; 0 skips the add-on section)")
+    parser.add_argument("--bake-frames", type=int,
+                        help=f"frames of the add-on's bake and Blender's nla.bake (default {Settings.bake_frames})")
     parser.add_argument("--tutorial-sweeps", type=int, default=Settings.tutorial_sweeps,
                         help="sweep cap of the tutorial solver (default %(default)s)")
     parser.add_argument("--seed", type=int, default=Settings.seed)
@@ -64,7 +70,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def settings_from(args: argparse.Namespace) -> Settings:
     preset: dict[str, Any] = QUICK if args.quick else {}
     chosen = {key: getattr(args, key) if getattr(args, key) is not None else preset.get(key, getattr(Settings, key))
-              for key in ("targets", "frames", "budget")}
+              for key in ("targets", "frames", "budget", "addon_frames", "bake_frames")}
     return Settings(seed=args.seed, tutorial_sweeps=args.tutorial_sweeps, **chosen)
 
 

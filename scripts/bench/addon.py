@@ -1,33 +1,375 @@
-"""Hook for the add-on's own figures inside Blender, to be filled in once the add-on exists."""
+"""The add-on's own figures inside Blender: the live handler's cost per frame, and the bake's against
+Blender's own IK constraint baked by ``bpy.ops.nla.bake(visual_keying=True)``.
+
+Everything runs headless in the benchmark's own process, after the chains (the Blender peer leaves
+an empty file behind), on rigs built here: chains of 3 connected 1-unit bones along +Y, rotation
+mode quaternion, solved with the add-on's default chain settings (LM, tolerance 1e-4). Targets are
+Empties keyed every ``KEY_STEP`` frames (Bezier) on a smooth path inside the chain's reach.
+
+* Live handler: the median time of ``scene.frame_set(f)`` over ``settings.addon_frames`` frames
+  (``settings.addon_runs`` passes, each with the chains live and then disabled, interleaved), for
+  1 chain, 8 chains on one armature and 8 armatures with one chain each; with moving targets and
+  with still ones (whose chains the add-on skips: same inputs, same pose). The overhead is the
+  difference of the two medians.
+* Bake: ``bake_chains`` over ``settings.bake_frames`` frames (F-curve path, and the frame-stepping
+  path forced by parenting the target to an Empty at the origin) against ``nla.bake`` of an IK
+  constraint (chain_count 3) on an identical rig and target; best of ``settings.addon_runs`` runs,
+  each on a freshly built file. Every baked frame is then played with the solvers off (chain
+  disabled, IK constraint muted) and the tip's distance to the target measured.
+
+The add-on is registered for the measurement and unregistered afterwards (if the caller had it
+registered already, it is used and left registered); the file is emptied at the end, and the
+handler lists are checked to be exactly what they were before.
+"""
 
 from __future__ import annotations
 
+import statistics
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
-from .runner import Settings
+import numpy as np
 
-NOT_MEASURED = "not measured yet"
+from .blender_peer import _import_bpy
+from .peer import PeerUnavailableError
+from .runner import Settings, log
+
+SKIPPED = "skipped (--addon-frames 0)"
+BONES = 3  # bones per chain, each 1 unit long along +Y
+CHAIN_SPACING = 4.0  # x distance between chain roots (longer than a chain's reach)
+KEY_STEP = 10  # frames between the targets' keys
+BAKE_GOAL = 0.5  # issue 3: our bake takes at most half of Blender's time per frame
+# case: (armature objects, chains per armature)
+LIVE_CASES = {"1_chain": (1, 1), "8_chains": (1, 8), "8_armatures": (8, 1)}
+LIVE_LAYOUT = {"1_chain": "1 armature, 1 chain", "8_chains": "1 armature with 8 chains",
+               "8_armatures": "8 armatures, 1 chain each"}
+HANDLER_EVENTS = ("frame_change_pre", "frame_change_post", "depsgraph_update_pre", "depsgraph_update_post",
+                  "load_pre", "load_post", "render_init", "render_complete", "render_cancel")
 
 
 def measure_addon_in_blender(settings: Settings) -> dict[str, Any]:
     """The add-on's cost inside Blender, reported in its own section of the benchmark.
 
-    To measure (with the installed add-on, headless, on generated armatures):
-
-    * ``live_handler_ms_per_frame``: the ``frame_change_post`` handler's overhead per
-      ``scene.frame_set()`` with 1 and with 8 live chains, against the same frames without it;
-    * ``bake_ms_per_frame``: the add-on's bake of a frame range, against
-      ``nla_bake_visual_keying_ms_per_frame``: ``bpy.ops.nla.bake(visual_keying=True)`` of
-      Blender's own IK constraint on the same rig and frames.
-
     Returns:
-        ``{"status": "ok", ...figures}`` once implemented; until then ``status`` says
-        "not measured yet" and every figure is None.
+        ``{"status": "ok", ...figures}``: the headline figures under the stub's keys
+        (``live_handler_ms_per_frame`` {"1_chain", "8_chains"}: the handler's overhead with moving
+        targets; ``bake_ms_per_frame``; ``nla_bake_visual_keying_ms_per_frame``), the bake ratio
+        and its goal, and the details under ``live_handler`` and ``bake``. Any other status
+        ("skipped ...", "unavailable: ...", "error: ...") comes with every headline figure None.
     """
-    del settings  # used once implemented
+    if settings.addon_frames <= 0:
+        return _empty(SKIPPED)
+    try:
+        bpy = _import_bpy()
+    except PeerUnavailableError as err:
+        return _empty(f"unavailable: {err}")
+    try:
+        return _measure(bpy, settings)
+    except Exception as err:  # the add-on section failing must not cost the rest of a long run
+        log(traceback.format_exc())
+        return _empty(f"error: {type(err).__name__}: {err}")
+
+
+def _empty(status: str) -> dict[str, Any]:
     return {
-        "status": NOT_MEASURED,
+        "status": status,
         "live_handler_ms_per_frame": {"1_chain": None, "8_chains": None},
         "bake_ms_per_frame": None,
         "nla_bake_visual_keying_ms_per_frame": None,
+        "bake_vs_nla_bake": None,
     }
+
+
+def _measure(bpy: Any, settings: Settings) -> dict[str, Any]:
+    before = _handler_lists(bpy)
+    runs = max(1, settings.addon_runs)
+    with _addon_registered(bpy) as registration:
+        live: dict[str, Any] = {"frames": settings.addon_frames, "passes": runs,
+                                "layouts": LIVE_LAYOUT, "moving_targets": {}, "still_targets": {}}
+        for moving in (True, False):
+            for case, (armatures, per_armature) in LIVE_CASES.items():
+                log(f"[addon] live handler: {case}, {'moving' if moving else 'still'} targets ...")
+                kind = "moving_targets" if moving else "still_targets"
+                live[kind][case] = _measure_live(bpy, armatures, per_armature, settings.addon_frames, runs, moving)
+        log(f"[addon] bake of {settings.bake_frames} frames, best of {runs} ...")
+        bake = _measure_bakes(bpy, settings.bake_frames, runs)
+    restored = _handler_lists(bpy) == before
+    if not restored:
+        log("[addon] warning: the handler lists differ from before the add-on section")
+    ours, nla = bake["ours"]["ms_per_frame"], bake["nla_bake_visual_keying"]["ms_per_frame"]
+    ratio = ours / nla
+    return {
+        "status": "ok",
+        "live_handler_ms_per_frame": {case: live["moving_targets"][case]["overhead_ms"] for case in ("1_chain",
+                                                                                                    "8_chains")},
+        "bake_ms_per_frame": ours,
+        "nla_bake_visual_keying_ms_per_frame": nla,
+        "bake_vs_nla_bake": {"value": ratio, "goal": f"<= {BAKE_GOAL:g}", "met": ratio <= BAKE_GOAL},
+        "bake_frame_path_ms_per_frame": bake["ours_frame_path"]["ms_per_frame"],
+        "live_handler": live,
+        "bake": bake,
+        "registration": registration,
+        "handlers_restored": restored,
+    }
+
+
+# -- registration and clean-up -----------------------------------------------------------------
+def _handler_lists(bpy: Any) -> dict[str, list[Any]]:
+    return {event: list(getattr(bpy.app.handlers, event)) for event in HANDLER_EVENTS}
+
+
+@contextmanager
+def _addon_registered(bpy: Any) -> Iterator[str]:
+    """Register the add-on unless it already is; on exit empty the file, then unregister."""
+    import blender_ik_addon
+
+    ours = not hasattr(bpy.types.Object, "ik_chains")
+    if ours:
+        blender_ik_addon.register()
+    try:
+        yield "registered and unregistered here" if ours else "already registered by the caller (left so)"
+    finally:
+        # While registered: its load_pre handler drops the add-on's runtime state (statuses, caches).
+        bpy.ops.wm.read_homefile(use_empty=True)
+        if ours:
+            blender_ik_addon.unregister()
+
+
+# -- scenes ------------------------------------------------------------------------------------
+def target_path(frame: float, phase: float = 0.0) -> tuple[float, float, float]:
+    """A smooth path inside a 3-unit chain's reach (0.6 to 2.4 units from its root at the origin)."""
+    s = 0.05 * frame + phase
+    return 1.2 * np.sin(s), 1.2 + 0.6 * np.cos(0.7 * s), 0.8 * np.sin(1.3 * s)
+
+
+STILL_TARGET = (1.0, 1.5, 0.5)
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """One chain of a built scene, by name (references to Blender data do not survive a new file)."""
+
+    armature: str
+    tip: str
+    target: str
+    root_x: float  # world x of the chain's root; the target's path is relative to it
+
+
+def _new_file(bpy: Any) -> None:
+    bpy.ops.wm.read_homefile(use_empty=True)
+
+
+def _armature(bpy: Any, name: str, chains: int, x: float) -> Any:
+    """An armature object at ``(x, 0, 0)`` with ``chains`` separate chains of BONES connected bones
+    along +Y (chain ``c`` rooted at local x = c * CHAIN_SPACING), bones ``c{c}_b{i}``."""
+    data = bpy.data.armatures.new(name)
+    obj = bpy.data.objects.new(name, data)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.location = (x, 0.0, 0.0)
+    bpy.context.view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    for c in range(chains):
+        parent = None
+        for i in range(BONES):
+            bone = data.edit_bones.new(f"c{c}_b{i}")
+            bone.head, bone.tail = (c * CHAIN_SPACING, float(i), 0.0), (c * CHAIN_SPACING, float(i + 1), 0.0)
+            if parent is not None:
+                bone.parent, bone.use_connect = parent, True
+            parent = bone
+    bpy.ops.object.mode_set(mode="OBJECT")
+    return obj
+
+
+def _target(bpy: Any, name: str, root_x: float, frames: int | None, phase: float = 0.0) -> Any:
+    """An Empty keyed along :func:`target_path` over frames 1..``frames`` (None: still)."""
+    obj = bpy.data.objects.new(name, None)
+    bpy.context.scene.collection.objects.link(obj)
+    if frames is None:
+        obj.location = (root_x + STILL_TARGET[0], *STILL_TARGET[1:])
+        return obj
+    for frame in [*range(1, frames, KEY_STEP), frames]:
+        x, y, z = target_path(frame, phase)
+        obj.location = (root_x + x, y, z)
+        obj.keyframe_insert("location", frame=frame)
+    return obj
+
+
+def _rig(bpy: Any, armatures: int, per_armature: int, frames: int | None) -> list[_Chain]:
+    """Armatures with chains and one target per chain (None frames: still targets)."""
+    chains: list[_Chain] = []
+    for a in range(armatures):
+        x = a * per_armature * CHAIN_SPACING
+        obj = _armature(bpy, f"rig{a}", per_armature, x)
+        for c in range(per_armature):
+            root_x = x + c * CHAIN_SPACING
+            target = _target(bpy, f"target{a}_{c}", root_x, frames, phase=0.7 * len(chains))
+            chains.append(_Chain(obj.name, f"c{c}_b{BONES - 1}", target.name, root_x))
+    return chains
+
+
+def _add_chain(bpy: Any, chain: _Chain, enabled: bool) -> None:
+    """The add-on's chain on ``chain``'s bones (settings before the target, so it solves once)."""
+    item = bpy.data.objects[chain.armature].ik_chains.chains.add()
+    item.name, item.enabled, item.tip_bone, item.chain_length = chain.tip, False, chain.tip, BONES
+    item.target = bpy.data.objects[chain.target]
+    item.enabled = enabled
+
+
+def _set_enabled(bpy: Any, chains: list[_Chain], enabled: bool) -> None:
+    # By name each time: a collection's items move in memory when it grows.
+    for chain in chains:
+        bpy.data.objects[chain.armature].ik_chains.chains[chain.tip].enabled = enabled
+
+
+def _tip_errors(bpy: Any, chains: list[_Chain], frames: list[int]) -> list[float]:
+    """The distance from each chain's evaluated tip (its tip bone's tail) to its target's evaluated
+    location, at each frame (whatever moves the bones then: keys, live chains, constraints)."""
+    scene, view_layer = bpy.context.scene, bpy.context.view_layer
+    errors = []
+    for frame in frames:
+        scene.frame_set(frame)
+        view_layer.update()
+        depsgraph = bpy.context.evaluated_depsgraph_get()
+        for chain in chains:
+            rig = bpy.data.objects[chain.armature].evaluated_get(depsgraph)
+            tip = np.array(rig.matrix_world @ rig.pose.bones[chain.tip].tail)
+            goal = np.array(bpy.data.objects[chain.target].evaluated_get(depsgraph).matrix_world.translation)
+            errors.append(float(np.linalg.norm(tip - goal)))
+    return errors
+
+
+def _error_summary(errors: list[float], frames: int) -> dict[str, Any]:
+    return {"frames_checked": frames, "max": max(errors), "median": statistics.median(errors)}
+
+
+# -- live handler ------------------------------------------------------------------------------
+def _measure_live(bpy: Any, armatures: int, per_armature: int, frames: int, runs: int,
+                  moving: bool) -> dict[str, Any]:
+    """Median ms per ``frame_set`` with the chains live and with them disabled."""
+    _new_file(bpy)
+    chains = _rig(bpy, armatures, per_armature, frames if moving else None)
+    for chain in chains:
+        _add_chain(bpy, chain, enabled=False)
+    scene = bpy.context.scene
+    seconds: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(runs):
+        for enabled in (False, True):
+            _set_enabled(bpy, chains, enabled)
+            scene.frame_set(0)  # untimed: the first timed frame moves the targets too
+            for frame in range(1, frames + 1):
+                began = time.perf_counter()
+                scene.frame_set(frame)
+                seconds[enabled].append(time.perf_counter() - began)
+    # Still live: the live pose must reach the targets, or the overhead would measure nothing.
+    checked = sorted({1, (frames + 1) // 2, frames})
+    errors = _tip_errors(bpy, chains, checked)
+    on, off = (1e3 * statistics.median(seconds[state]) for state in (True, False))
+    return {"chains": len(chains), "enabled_ms": on, "disabled_ms": off, "overhead_ms": on - off,
+            "overhead_per_chain_ms": (on - off) / len(chains),
+            "tip_error": {**_error_summary(errors, len(checked)), "frames": checked}}
+
+
+# -- bake --------------------------------------------------------------------------------------
+def _measure_bakes(bpy: Any, frames: int, runs: int) -> dict[str, Any]:
+    """Best of ``runs`` for each bake (interleaved, so that they share the machine's load)."""
+    bakes: dict[str, Callable[[Any, int, bool], dict[str, Any]]] = {
+        "ours": lambda b, n, check: _bake_ours(b, n, check, frame_path=False),
+        "ours_frame_path": lambda b, n, check: _bake_ours(b, n, check, frame_path=True),
+        "nla_bake_visual_keying": lambda b, n, check: _bake_nla(b, n, check, rotation_only=False),
+        "nla_bake_rotation_only": lambda b, n, check: _bake_nla(b, n, check, rotation_only=True),
+    }
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in bakes}
+    for run in range(runs):
+        for name, bake in bakes.items():
+            results[name].append(bake(bpy, frames, run == runs - 1))  # checked once: the keys are the same
+    out: dict[str, Any] = {"frames": frames, "runs": runs}
+    for name, figures in results.items():
+        times = [f.pop("seconds") for f in figures]
+        out[name] = {"ms_per_frame": 1e3 * min(times) / frames,
+                     "runs_ms_per_frame": [1e3 * t / frames for t in times], **figures[-1]}
+    return out
+
+
+def _bake_rig(bpy: Any, frames: int) -> _Chain:
+    _new_file(bpy)
+    (chain,) = _rig(bpy, 1, 1, frames)
+    return chain
+
+
+def _keys(bpy: Any, chain: _Chain) -> dict[str, Any]:
+    """How the bake keyed the chain's bones: rotation F-curves and their key counts."""
+    from blender_ik_addon.blender.keys import iter_fcurves
+
+    fcurves = iter_fcurves(bpy.data.objects[chain.armature])
+    rotation = [f for f in fcurves if f.data_path.endswith(("rotation_quaternion", "rotation_euler",
+                                                              "rotation_axis_angle"))]
+    counts = sorted({len(f.keyframe_points) for f in rotation})
+    return {"fcurves": len(fcurves), "rotation_fcurves": len(rotation), "keys_per_rotation_fcurve": counts}
+
+
+def _bake_ours(bpy: Any, frames: int, check: bool, *, frame_path: bool) -> dict[str, Any]:
+    """``bake_chains`` of one chain; ``frame_path`` parents the target to an Empty at the origin
+    (same world motion), which makes the bake step through the frames."""
+    from blender_ik_addon.blender import bake_chains
+
+    chain = _bake_rig(bpy, frames)
+    _add_chain(bpy, chain, enabled=False)  # not live: the keys alone move the bones afterwards
+    if frame_path:
+        holder = bpy.data.objects.new("holder", None)
+        bpy.context.scene.collection.objects.link(holder)
+        bpy.data.objects[chain.target].parent = holder
+    began = time.perf_counter()
+    report = bake_chains(bpy.data.objects[chain.armature], [chain.tip], 1, frames)
+    seconds = time.perf_counter() - began
+    expected_path = "frames" if frame_path else "fcurves"
+    if report.frames != frames or report.path != expected_path:
+        raise RuntimeError(f"bake_chains solved {report.frames} frames on the {report.path!r} path "
+                           f"({report.reason or 'no reason'}); expected {frames} on {expected_path!r}")
+    figures = {"seconds": seconds, "path": report.path, "reason": report.reason,
+               "not_converged": report.not_converged, "worst_residual": report.worst_error}
+    if check:
+        keys = _keys(bpy, chain)
+        if keys["rotation_fcurves"] != 4 * BONES or keys["keys_per_rotation_fcurve"] != [frames]:
+            raise RuntimeError(f"bake_chains left unexpected keys: {keys}")
+        figures["keys"] = keys
+        figures["tip_error"] = _error_summary(_tip_errors(bpy, [chain], list(range(1, frames + 1))), frames)
+    return figures
+
+
+def _bake_nla(bpy: Any, frames: int, check: bool, *, rotation_only: bool) -> dict[str, Any]:
+    """Blender's IK constraint (chain_count 3, Standard solver) on the same rig and target, baked by
+    ``nla.bake`` with visual keying from pose mode with the chain's bones selected."""
+    chain = _bake_rig(bpy, frames)
+    obj = bpy.data.objects[chain.armature]
+    constraint = obj.pose.bones[chain.tip].constraints.new("IK")
+    constraint.target, constraint.chain_count = bpy.data.objects[chain.target], BONES
+    bpy.context.view_layer.objects.active = obj
+    obj.select_set(True)
+    bpy.ops.object.mode_set(mode="POSE")
+    for pose_bone in obj.pose.bones:
+        if hasattr(pose_bone, "select"):  # selection moved to pose bones in later versions
+            pose_bone.select = True
+        else:
+            pose_bone.bone.select = True
+    channels = {"channel_types": {"ROTATION"}} if rotation_only else {}
+    began = time.perf_counter()
+    result = bpy.ops.nla.bake(frame_start=1, frame_end=frames, only_selected=True, visual_keying=True,
+                              clear_constraints=False, bake_types={"POSE"}, **channels)
+    seconds = time.perf_counter() - began
+    bpy.ops.object.mode_set(mode="OBJECT")
+    if result != {"FINISHED"}:
+        raise RuntimeError(f"nla.bake returned {result}")
+    figures: dict[str, Any] = {"seconds": seconds, "operator_result": sorted(result),
+                               "channels": "rotation" if rotation_only else "location, rotation, scale"}
+    if check:
+        keys = _keys(bpy, chain)
+        if keys["rotation_fcurves"] != 4 * BONES or keys["keys_per_rotation_fcurve"] != [frames]:
+            raise RuntimeError(f"nla.bake left unexpected keys: {keys}")
+        figures["keys"] = keys
+        obj.pose.bones[chain.tip].constraints[0].mute = True  # the keys alone move the bones
+        figures["tip_error"] = _error_summary(_tip_errors(bpy, [chain], list(range(1, frames + 1))), frames)
+    return figures

@@ -35,6 +35,10 @@ class Settings:
             over the path); a slow peer is stopped there and its figures cover what it solved.
             "ours" is never stopped.
         tutorial_sweeps: Sweep cap of the tutorial solver.
+        addon_frames: Frames per pass of the add-on's live handler measurement (0 skips the
+            add-on section).
+        bake_frames: Frames of the add-on's bake and of Blender's ``nla.bake``.
+        addon_runs: Passes of the live measurement, and runs of each bake (the best one counts).
     """
 
     targets: int = 1000
@@ -42,6 +46,9 @@ class Settings:
     seed: int = 0
     budget: float = 60.0
     tutorial_sweeps: int = 1000
+    addon_frames: int = 200
+    bake_frames: int = 1000
+    addon_runs: int = 3
 
 
 def log(message: str) -> None:
