@@ -100,9 +100,9 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray, 
     scale = np.maximum(diagonal, 1e-9 * (diagonal.max(axis=1, keepdims=True) + 1e-300))
     damping_diag = damping[:, None] * scale
     rhs = -np.where(blocked, 0.0, gradient)[..., None]
-    if ev.secondary is None or not relax.any():
-        return damped_solve(jac, damping_diag, rhs)[..., 0]
     main = damped_solve(jac, damping_diag, rhs)[..., 0]
+    if ev.secondary is None or not relax.any():
+        return main
     # Each rejection multiplies `damping` by 4; the secondary step shrinks in step with it.
     shrink = np.minimum(1.0, _SECONDARY_FULL_STEP_DAMPING / damping)
     return np.asarray(main + _secondary_step(jac, ev, np.where(relax, shrink, 0.0), at_lower, at_upper))
