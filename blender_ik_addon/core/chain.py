@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -280,11 +281,28 @@ class Chain:
         """Joint names, base first."""
         return tuple(j.name for j in self.joints)
 
-    @property
+    # Derived geometry below is cached on first use (cached_property writes the instance __dict__
+    # directly, which a frozen dataclass allows); every solve asks for it.
+    @cached_property
     def length(self) -> float:
         """Sum of link lengths (joint-to-joint distances plus the tip offset), in chain units."""
         links = np.linalg.norm(self.rest[1:, :3, 3], axis=-1).sum()
         return float(links + np.linalg.norm(self.tip_offset))
+
+    @cached_property
+    def world_length(self) -> float:
+        """:attr:`length` in world units: times the base's mean scale (never below 1e-12)."""
+        scale = float(np.cbrt(abs(np.linalg.det(self.base[:3, :3]))))
+        return max(self.length * scale, 1e-12)
+
+    @cached_property
+    def reach_sphere(self) -> tuple[FloatArray, float]:
+        """``(centre (3,), radius)`` in world space: the first joint's origin, which no angle
+        moves, and the farthest any pose can put the tip from it (the sum of the links, scaled by
+        the base)."""
+        world_links = self.base[:3, :3] @ np.concatenate([self.rest[1:, :3, 3], self.tip_offset[None]]).T
+        centre = self.base[:3, :3] @ self.rest[0, :3, 3] + self.base[:3, 3]
+        return centre, float(np.linalg.norm(world_links, axis=0).sum())
 
     def dof_names(self) -> list[str]:
         """``"joint.X"``-style names of the free angles, in solver order."""

@@ -16,6 +16,7 @@ Each iteration, for every unfinished target at once:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -271,14 +272,28 @@ def restart_seeds(problem: Problem, start: FloatArray, options: SolverOptions) -
     answers as a loop of single solves.
     """
     chain = problem.chain
-    rng = np.random.default_rng(options.seed)
-    unit = rng.uniform(size=(options.restarts, chain.n_dofs))
+    unit, spread = restart_draws(chain.n_dofs, options)
     base = start[:, None, :]  # (F, 1, m)
     low = np.where(np.isfinite(chain.lower), chain.lower, base - np.pi)
     high = np.where(np.isfinite(chain.upper), chain.upper, base + np.pi)
     uniform = unit * (high - low) + low
-    spread = np.linspace(0.35, 1.0, options.restarts)[:, None]
-    return np.asarray(chain.clamp(base + spread * (uniform - base)))
+    return np.asarray(chain.clamp(base + spread[:, None] * (uniform - base)))
+
+
+def restart_draws(dofs: int, options: SolverOptions) -> tuple[FloatArray, FloatArray]:
+    """The seeds' random part: ``(restarts, m)`` uniform draws in [0, 1) from ``options.seed``, and
+    ``(restarts,)`` how far each seed moves from its pose toward its draw (growing from 0.35 to 1).
+    Read-only arrays, shared between calls."""
+    return _draws(int(options.seed), int(options.restarts), dofs)
+
+
+@functools.lru_cache(maxsize=64)
+def _draws(seed: int, restarts: int, dofs: int) -> tuple[FloatArray, FloatArray]:
+    unit = np.random.default_rng(seed).uniform(size=(restarts, dofs))
+    spread = np.linspace(0.35, 1.0, restarts)
+    unit.flags.writeable = False
+    spread.flags.writeable = False
+    return unit, spread
 
 
 def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_poses: FloatArray) -> Attempt:
@@ -373,9 +388,6 @@ def beyond_reach(problem: Problem, options: SolverOptions) -> AnyArray:
     The first joint's origin does not move, and no pose puts the tip farther from it than the
     sum of the link lengths (measured in world space, so a scaled base is accounted for).
     """
-    chain = problem.chain
-    world_rest = chain.base[:3, :3] @ np.concatenate([chain.rest[1:, :3, 3], chain.tip_offset[None]]).T
-    longest = np.linalg.norm(world_rest, axis=0).sum()
-    first_origin = chain.base[:3, :3] @ chain.rest[0, :3, 3] + chain.base[:3, 3]
-    distance = np.linalg.norm(problem.positions - first_origin, axis=1)
+    centre, longest = problem.chain.reach_sphere
+    distance = np.linalg.norm(problem.positions - centre, axis=1)
     return np.asarray(distance > longest + options.tolerance)

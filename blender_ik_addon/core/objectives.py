@@ -70,8 +70,7 @@ def _per_dof(chain: Chain, value: ArrayLike, what: str, *, scalar_ok: bool = Fal
 
 def reach(chain: Chain) -> float:
     """The chain's length in world units (its chain-space length times the base's mean scale)."""
-    scale = float(np.cbrt(abs(np.linalg.det(chain.base[:3, :3]))))
-    return max(chain.length * scale, 1e-12)
+    return chain.world_length
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ Jacobians) and ``"tutorial"`` (Zucconi's finite-difference gradient descent)."""
 
 STATUSES: Final = ("converged", "stalled", "max_iterations")
 
+BACKENDS: Final = ("auto", "numpy", "numba")
+"""Where ``"lm"`` solves run: ``"auto"`` (the compiled kernel when numba is installed and the
+problem is tip-position only, else numpy), ``"numpy"``, or ``"numba"`` (required; an error if it
+cannot be used). See :mod:`.compiled`."""
+
 
 @dataclass(frozen=True)
 class SolverOptions:
@@ -38,6 +43,7 @@ class SolverOptions:
             function in world units per radian).
         sampling_distance: Tutorial only: forward-difference step, radians.
         chunk_size: ``solve_batch`` works on this many targets at once, bounding memory.
+        backend: One of ``BACKENDS``. The backends agree to rounding, not bit for bit.
     """
 
     method: str = "lm"
@@ -52,10 +58,13 @@ class SolverOptions:
     learning_rate: float = 0.1
     sampling_distance: float = 1e-3
     chunk_size: int = 1024
+    backend: str = "auto"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise IKInputError(f"unknown solver method {self.method!r}; expected one of {', '.join(METHODS)}")
+        if self.backend not in BACKENDS:
+            raise IKInputError(f"unknown backend {self.backend!r}; expected one of {', '.join(BACKENDS)}")
         positive = ("tolerance", "orientation_tolerance", "initial_damping", "learning_rate", "sampling_distance")
         for name in positive:
             value = getattr(self, name)

@@ -8,8 +8,9 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .chain import Chain
+from .compiled import lm_solve_compiled, use_compiled
 from .errors import IKInputError
-from .lm import lm_solve
+from .lm import Attempt, beyond_reach, lm_solve, restart_draws
 from .objectives import ComfortPose, Problem, make_problem
 from .options import STATUSES, SolveResult, SolverOptions
 from .tutorial import tutorial_solve
@@ -89,6 +90,14 @@ def solve_batch(
                            poles=poles, pole_weight=opts.pole_weight, comfort=comfort)
     count, dofs = problem.count, chain.n_dofs
     start = _initial_poses(chain, problem, initial)
+    # Restarts perturb the comfort pose if there is one (the preferred posture), else each
+    # target's own start pose, so a warm start (the previous frame) restarts nearby.
+    seed_poses = chain.clamp(problem.comfort[0])[None] if problem.comfort is not None else start
+    if use_compiled(problem, opts):
+        unit, spread = restart_draws(dofs, opts)
+        attempt = lm_solve_compiled(
+            problem, start, seed_poses, beyond_reach(problem, opts), unit, spread, opts)
+        return _result(chain, attempt)
     out: dict[str, Any] = {
         "q": np.empty((count, dofs)), "error": np.empty(count), "orientation_error": np.empty(count),
         "iterations": np.empty(count, dtype=np.int64), "status": np.empty(count, dtype=np.int64),
@@ -100,20 +109,24 @@ def solve_batch(
         if opts.method == "tutorial":
             attempt = tutorial_solve(sub, q0, opts)
         else:
-            # Restarts perturb the comfort pose if there is one (the preferred posture), else each
-            # target's own start pose, so a warm start (the previous frame) restarts nearby.
-            seed_poses = chain.clamp(problem.comfort[0])[None] if problem.comfort is not None else q0
-            attempt = lm_solve(sub, q0, opts, seed_poses)
+            attempt = lm_solve(sub, q0, opts, seed_poses if seed_poses.shape[0] == 1 else q0)
         out["q"][index] = attempt.q
         out["error"][index] = attempt.position_error
         out["orientation_error"][index] = attempt.orientation_error
         out["iterations"][index] = attempt.iterations
         out["status"][index] = attempt.status
-    status = out["status"]
+    return _result(chain, Attempt(out["q"], out["error"], out["orientation_error"], out["iterations"], out["status"]))
+
+
+_STATUS_NAMES = np.asarray(STATUSES, dtype=object)
+
+
+def _result(chain: Chain, attempt: Attempt) -> SolveResult:
+    status = attempt.status
     return SolveResult(
-        q=out["q"], angles=chain.expand(out["q"]), error=out["error"],
-        orientation_error=out["orientation_error"], iterations=out["iterations"],
-        converged=status == 0, status=np.asarray(STATUSES, dtype=object)[status],
+        q=attempt.q, angles=chain.expand(attempt.q), error=attempt.position_error,
+        orientation_error=attempt.orientation_error, iterations=attempt.iterations,
+        converged=status == 0, status=_STATUS_NAMES[status],
     )
 
 

@@ -42,6 +42,16 @@ def mixed_chain(request: pytest.FixtureRequest) -> Chain:
     return random_chain(request.param)
 
 
+@pytest.fixture(params=["numpy", "numba"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each LM backend in turn (the compiled one is skipped where numba is missing or disabled)."""
+    from blender_ik_addon.core.compiled import numba_available
+
+    if request.param == "numba" and not numba_available():
+        pytest.skip("numba is not installed (or IK_CHAINS_NUMBA=0)")
+    return str(request.param)
+
+
 def reachable(chain: Chain, count: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Targets made by FK of random poses inside the limits, and those poses."""
     from blender_ik_addon.core.examples import random_reachable_targets

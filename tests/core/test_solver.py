@@ -23,67 +23,68 @@ from .conftest import reachable
 
 
 @pytest.mark.parametrize("make", [tutorial_arm, human_arm, tentacle], ids=["arm", "human", "tentacle"])
-def test_random_reachable_targets_converge_within_limits(make) -> None:  # type: ignore[no-untyped-def]
+def test_random_reachable_targets_converge_within_limits(make, backend: str) -> None:  # type: ignore[no-untyped-def]
     chain = make()
     targets, _ = reachable(chain, 300, seed=7)
     tolerance = 1e-3 * chain.length
-    result = solve_batch(chain, targets, options=SolverOptions(tolerance=tolerance))
+    result = solve_batch(chain, targets, options=SolverOptions(tolerance=tolerance, backend=backend))
     assert result.converged.all(), result.error[~result.converged]
     np.testing.assert_array_less(np.linalg.norm(tip_positions(chain, result.q) - targets, axis=1), tolerance)
     assert chain.limit_violation(result.q).max() == 0.0
     assert set(result.status) == {"converged"}
 
 
-def test_mixed_feature_chains_converge(mixed_chain: Chain) -> None:
+def test_mixed_feature_chains_converge(mixed_chain: Chain, backend: str) -> None:
     targets, _ = reachable(mixed_chain, 100, seed=3)
-    result = solve_batch(mixed_chain, targets)
+    result = solve_batch(mixed_chain, targets, options=SolverOptions(backend=backend))
     assert result.converged.mean() >= 0.99
     assert mixed_chain.limit_violation(result.q).max() == 0.0
     np.testing.assert_allclose(result.angles, mixed_chain.expand(result.q))
 
 
-def test_results_stay_within_limits_even_for_unreachable_targets(mixed_chain: Chain) -> None:
+def test_results_stay_within_limits_even_for_unreachable_targets(mixed_chain: Chain, backend: str) -> None:
     rng = np.random.default_rng(5)
     targets = rng.uniform(-6, 6, (60, 3))
-    result = solve_batch(mixed_chain, targets, options=SolverOptions(restarts=2))
+    result = solve_batch(mixed_chain, targets, options=SolverOptions(restarts=2, backend=backend))
     assert mixed_chain.limit_violation(result.q).max() == 0.0
     assert np.all(np.isfinite(result.q))
 
 
-def test_unreachable_target_reaches_as_far_as_possible_and_says_so() -> None:
+def test_unreachable_target_reaches_as_far_as_possible_and_says_so(backend: str) -> None:
     chain = tutorial_arm()
     target = np.array([0.0, 5.0, 0.0])  # 2 units beyond the straight arm's reach of 3
-    result = solve(chain, target)
+    result = solve(chain, target, options=SolverOptions(backend=backend))
     assert not result.converged
     assert result.status in ("stalled", "max_iterations")
     assert result.error == pytest.approx(2.0, abs=1e-4)
     np.testing.assert_allclose(forward(chain, result.q[None]).tip[0], [0, 3, 0], atol=1e-3)
 
 
-def test_targets_beyond_reach_do_not_pay_for_restarts() -> None:
-    options = SolverOptions()
+def test_targets_beyond_reach_do_not_pay_for_restarts(backend: str) -> None:
+    options = SolverOptions(backend=backend)
     result = solve(tutorial_arm(), (0.0, 5.0, 0.0), options=options)
     assert not result.converged
     assert result.iterations <= options.max_iterations  # one attempt, no restarts
 
 
-def test_limit_range_that_excludes_zero_is_respected_and_used() -> None:
+def test_limit_range_that_excludes_zero_is_respected_and_used(backend: str) -> None:
     # A single hinge limited to 20..80 degrees: the target at 50 degrees is reachable, the one at
     # -30 degrees is not, and the solver stops on the nearer limit instead of crossing zero.
     deg = np.radians
     chain = Chain((Joint("hinge", free=(True, False, False), lower=(deg(20), 0, 0), upper=(deg(80), 0, 0)),),
                   tip_offset=(0, 1, 0))
-    inside = solve(chain, (0, np.cos(deg(50)), np.sin(deg(50))))
+    options = SolverOptions(backend=backend)
+    inside = solve(chain, (0, np.cos(deg(50)), np.sin(deg(50))), options=options)
     assert inside.converged and inside.q[0] == pytest.approx(deg(50), abs=1e-3)
-    outside = solve(chain, (0, np.cos(deg(-30)), np.sin(deg(-30))))
+    outside = solve(chain, (0, np.cos(deg(-30)), np.sin(deg(-30))), options=options)
     assert not outside.converged and outside.q[0] == pytest.approx(deg(20))
 
 
-def test_batch_equals_a_loop_of_single_solves() -> None:
+def test_batch_equals_a_loop_of_single_solves(backend: str) -> None:
     chain = human_arm()
     targets, _ = reachable(chain, 40, seed=11)
     targets[5] = (2.0, 0.0, 0.0)  # one unreachable target, to exercise restarts
-    options = SolverOptions(chunk_size=7)
+    options = SolverOptions(chunk_size=7, backend=backend)
     batch = solve_batch(chain, targets, options=options)
     for f, target in enumerate(targets):
         single = solve(chain, target, options=options)
@@ -95,37 +96,38 @@ def test_batch_equals_a_loop_of_single_solves() -> None:
 def test_chunking_does_not_change_answers() -> None:
     chain = tentacle(segments=6)
     targets, _ = reachable(chain, 50, seed=2)
-    a = solve_batch(chain, targets, options=SolverOptions(chunk_size=3))
-    b = solve_batch(chain, targets, options=SolverOptions(chunk_size=1000))
+    a = solve_batch(chain, targets, options=SolverOptions(chunk_size=3, backend="numpy"))
+    b = solve_batch(chain, targets, options=SolverOptions(chunk_size=1000, backend="numpy"))
     np.testing.assert_array_equal(a.q, b.q)
 
 
-def test_same_input_same_answer_whatever_was_solved_before() -> None:
+def test_same_input_same_answer_whatever_was_solved_before(backend: str) -> None:
     chain = human_arm()
     targets, _ = reachable(chain, 10, seed=4)
-    first = solve(chain, targets[3])
-    solve_batch(chain, targets)
-    again = solve(chain, targets[3])
+    options = SolverOptions(backend=backend)
+    first = solve(chain, targets[3], options=options)
+    solve_batch(chain, targets, options=options)
+    again = solve(chain, targets[3], options=options)
     np.testing.assert_array_equal(first.q, again.q)
 
 
-def test_error_never_increases_with_more_iterations() -> None:
+def test_error_never_increases_with_more_iterations(backend: str) -> None:
     chain = tentacle(segments=8)
     targets, _ = reachable(chain, 20, seed=9)
     previous = np.full(len(targets), np.inf)
     for iterations in range(1, 12):
-        options = SolverOptions(max_iterations=iterations, restarts=0, tolerance=1e-9)
+        options = SolverOptions(max_iterations=iterations, restarts=0, tolerance=1e-9, backend=backend)
         error = solve_batch(chain, targets, options=options).error
         assert np.all(error <= previous + 1e-12)
         previous = error
     assert previous.max() < 1e-6
 
 
-def test_target_already_reached_needs_no_iteration() -> None:
+def test_target_already_reached_needs_no_iteration(backend: str) -> None:
     chain = tutorial_arm()
     pose = np.array([0.3, -0.4, 0.9])
     target = tip_positions(chain, pose[None])[0]
-    result = solve(chain, target, initial=pose)
+    result = solve(chain, target, initial=pose, options=SolverOptions(backend=backend))
     assert result.iterations == 0 and result.converged
     np.testing.assert_array_equal(result.q, pose)
 
@@ -191,11 +193,12 @@ def test_reach_first_comfort_still_reaches_and_prefers_the_comfort_pose() -> Non
     assert closer.mean() >= 0.9
 
 
-def test_bounded_memory_for_large_batches() -> None:
+def test_bounded_memory_for_large_batches(backend: str) -> None:
     chain = tutorial_arm()
     targets, _ = reachable(chain, 20_000, seed=1)
+    solve(chain, targets[0], options=SolverOptions(backend=backend))  # numba's compiled code is not the batch's
     tracemalloc.start()
-    solve_batch(chain, targets, options=SolverOptions(chunk_size=512, tolerance=1e-3))
+    solve_batch(chain, targets, options=SolverOptions(chunk_size=512, tolerance=1e-3, backend=backend))
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     outputs = 20_000 * (3 + 9 + 6) * 8  # q, angles and per-target scalars
@@ -238,6 +241,7 @@ def test_single_solve_rejects_bad_target_shape() -> None:
         ({"tolerance": np.nan}, "tolerance must be a finite number > 0"),
         ({"max_iterations": 0}, "max_iterations must be >= 1"),
         ({"restarts": -1}, "restarts must be >= 0"),
+        ({"backend": "cuda"}, "unknown backend 'cuda'"),
     ],
 )
 def test_bad_options_raise(options: dict, message: str) -> None:  # type: ignore[type-arg]

@@ -1,0 +1,155 @@
+"""The optional compiled backend: when numba is installed, tip-position LM solves run in
+:mod:`.kernel` instead of numpy.
+
+Which backend solves is :attr:`SolverOptions.backend`:
+
+* ``"auto"`` (default): the compiled kernel when numba can be imported and the problem is one it
+  handles (method ``"lm"``, tip position only: no orientation, pole or comfort pull), else numpy.
+* ``"numpy"``: always the numpy implementation.
+* ``"numba"``: the compiled kernel, or :class:`~.errors.IKInputError` saying why it cannot be used.
+
+Setting the environment variable ``IK_CHAINS_NUMBA=0`` makes numba count as not installed (for
+example to compare the two, or on a farm node where its JIT cache directory is not writable).
+
+The first compiled solve in a fresh environment compiles the kernel (a few seconds); numba caches
+the result on disk (beside this file, or in its user-wide cache when that is read-only), so later
+processes load it in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from .chain import Chain
+from .errors import IKInputError
+from .lm import Attempt
+from .objectives import Problem
+from .options import SolverOptions
+from .types import AnyArray, FloatArray
+
+_kernel: ModuleType | None = None
+_kernel_error: str | None = None
+
+
+def kernel_module() -> ModuleType | None:
+    """The compiled kernel module, or None if numba is missing or disabled (imported once)."""
+    global _kernel, _kernel_error
+    if _kernel is None and _kernel_error is None:
+        if os.environ.get("IK_CHAINS_NUMBA", "1").strip() in ("0", "false", "no", "off"):
+            _kernel_error = "numba is disabled by IK_CHAINS_NUMBA=0"
+        else:
+            try:
+                _kernel = importlib.import_module(f"{__package__}.kernel")
+            except ImportError as err:  # numba missing, or built for another numpy
+                _kernel_error = f"numba is not available ({err})"
+    return _kernel
+
+
+def numba_available() -> bool:
+    """True if the compiled kernel can be used in this Python."""
+    return kernel_module() is not None
+
+
+def unsupported_reason(problem: Problem, options: SolverOptions) -> str | None:
+    """Why the compiled kernel cannot solve ``problem``, or None if it can."""
+    if options.method != "lm":
+        return f"the compiled kernel implements method 'lm', not {options.method!r}"
+    if problem.orientations is not None and problem.orientation_weight > 0:
+        return "the compiled kernel solves tip positions only, not orientations"
+    if problem.poles is not None and problem.pole_weight > 0:
+        return "the compiled kernel solves tip positions only, without a pole hint"
+    if problem.comfort is not None and np.any(problem.comfort[1] > 0):
+        return "the compiled kernel solves tip positions only, without a comfort pull"
+    if kernel_module() is None:
+        return _kernel_error
+    return None
+
+
+def use_compiled(problem: Problem, options: SolverOptions) -> bool:
+    """Whether ``options.backend`` picks the compiled kernel for ``problem``.
+
+    Raises:
+        IKInputError: ``backend="numba"`` but the kernel cannot solve this problem here.
+    """
+    if options.backend == "numpy":
+        return False
+    reason = unsupported_reason(problem, options)
+    if reason is not None and options.backend == "numba":
+        raise IKInputError(f"backend 'numba' cannot be used: {reason}")
+    return reason is None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The chain as flat arrays, in the order :mod:`.kernel` unpacks them."""
+
+    arrays: tuple[Any, ...]
+
+
+def plan_of(chain: Chain) -> tuple[Any, ...]:
+    """The kernel's view of ``chain``, built once per chain and kept on it.
+
+    ``(lower, upper, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof,
+    slot_fixed, base, tip_offset)``: per joint, its slots in application order (the rotations FK
+    must build, as in :class:`.chain.Chain`'s FK plan), each with its axis and either the free
+    angle that drives it (``slot_dof``) or, for a locked axis, its fixed value.
+    """
+    cached = chain.__dict__.get("_kernel_plan")
+    if isinstance(cached, _Plan):
+        return cached.arrays
+    n, width = chain.slot_factor.shape
+    identity = chain.factor_joint.size
+    slot_count = (chain.slot_factor != identity).sum(axis=1).astype(np.int64)
+    slot_axis = np.zeros((n, width), dtype=np.int64)
+    slot_dof = np.full((n, width), -1, dtype=np.int64)
+    slot_fixed = np.zeros((n, width))
+    dof_of = {(int(j), int(a)): k for k, (j, a) in enumerate(zip(chain.free_joint, chain.free_axis, strict=True))}
+    for j in range(n):
+        for s in range(int(slot_count[j])):
+            axis = int(chain.factor_axis[chain.slot_factor[j, s]])
+            slot_axis[j, s] = axis
+            slot_dof[j, s] = dof_of.get((j, axis), -1)
+            slot_fixed[j, s] = chain.fixed[j, axis]
+    arrays = (
+        np.ascontiguousarray(chain.lower), np.ascontiguousarray(chain.upper),
+        np.ascontiguousarray(chain.rest[:, :3, :3]), np.ascontiguousarray(chain.rest[:, :3, 3]),
+        np.ascontiguousarray(chain.rest_rotates, dtype=np.bool_), slot_count, slot_axis, slot_dof, slot_fixed,
+        np.ascontiguousarray(chain.base), np.ascontiguousarray(chain.tip_offset),
+    )
+    # Chain is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
+    object.__setattr__(chain, "_kernel_plan", _Plan(arrays))
+    return arrays
+
+
+def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArray, hopeless: AnyArray,
+                      unit: FloatArray, spread: FloatArray, options: SolverOptions) -> Attempt:
+    """:func:`.lm.lm_solve` for a tip-position problem, in the compiled kernel.
+
+    Args:
+        problem: ``F`` targets (tip position only; see :func:`unsupported_reason`).
+        starts: ``(F, m)`` or ``(1, m)`` start poses inside the limits.
+        seed_poses: ``(F, m)`` or ``(1, m)`` poses the restart seeds perturb.
+        hopeless: ``(F,)`` targets no restart can help (beyond reach).
+        unit: ``(restarts, m)`` the seeds' uniform draws (see :func:`.lm.restart_seeds`).
+        spread: ``(restarts,)`` how far each seed moves from its pose.
+        options: Solver options.
+    """
+    kernel = kernel_module()
+    assert kernel is not None, "use_compiled() decides whether the kernel may be used"
+    count, dofs = problem.count, problem.chain.n_dofs
+    q = np.empty((count, dofs))
+    error = np.empty(count)
+    iterations = np.empty(count, dtype=np.int64)
+    status = np.empty(count, dtype=np.int64)
+    kernel.solve_many(
+        np.ascontiguousarray(problem.positions), np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses),
+        np.ascontiguousarray(hopeless, dtype=np.bool_), np.ascontiguousarray(unit), np.ascontiguousarray(spread),
+        float(options.tolerance), int(options.max_iterations), float(options.initial_damping), plan_of(problem.chain),
+        q, error, iterations, status)
+    return Attempt(q, error, np.zeros(count), iterations, status)

@@ -1,0 +1,169 @@
+"""The compiled (numba) backend: the same solver as the numpy one, chosen only where it applies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blender_ik_addon.core import (
+    Chain,
+    ComfortPose,
+    IKInputError,
+    SolverOptions,
+    evaluate,
+    make_problem,
+    solve,
+    solve_batch,
+)
+from blender_ik_addon.core.compiled import numba_available, plan_of, unsupported_reason, use_compiled
+from blender_ik_addon.core.examples import human_arm, tentacle, tutorial_arm
+
+from .conftest import random_chain, reachable
+
+ROOT = Path(__file__).resolve().parents[2]
+needs_numba = pytest.mark.skipif(not numba_available(), reason="numba is not installed (or IK_CHAINS_NUMBA=0)")
+
+
+@needs_numba
+@pytest.mark.parametrize("seed", range(6))
+def test_kernel_residual_and_jacobian_equal_the_numpy_ones(seed: int) -> None:
+    # Mixed Euler orders, locked axes with fixed values, rotated rests, a scaled base, a tip offset.
+    from blender_ik_addon.core import kernel
+
+    chain = random_chain(seed, joints=5)
+    rng = np.random.default_rng(seed)
+    q = chain.clamp(rng.uniform(-2, 2, (8, chain.n_dofs)))
+    targets = rng.uniform(-1, 1, (8, 3))
+    expected = evaluate(make_problem(chain, targets), q)
+    assert expected.primary_jacobian is not None
+    workspace = kernel._workspace(chain.n_dofs)
+    residual, jacobian = np.empty(3), np.empty((3, chain.n_dofs))
+    for f in range(len(q)):
+        cost = kernel._evaluate(q[f], targets[f], plan_of(chain), residual, jacobian, workspace)
+        np.testing.assert_allclose(residual, expected.primary[f], atol=1e-12, rtol=0)
+        np.testing.assert_allclose(jacobian, expected.primary_jacobian[f], atol=1e-12, rtol=0)
+        assert cost == pytest.approx(expected.primary_cost[f], rel=1e-12, abs=1e-15)
+
+
+@needs_numba
+@pytest.mark.parametrize("make", [tutorial_arm, human_arm, tentacle, lambda: random_chain(2)],
+                         ids=["arm", "human", "tentacle", "mixed"])
+def test_backends_give_the_same_answers(make) -> None:  # type: ignore[no-untyped-def]
+    chain = make()
+    targets, _ = reachable(chain, 120, seed=21)
+    targets[7] = 10 * targets[7]  # beyond reach: one attempt, same best effort
+    numpy_result = solve_batch(chain, targets, options=SolverOptions(backend="numpy"))
+    compiled = solve_batch(chain, targets, options=SolverOptions(backend="numba"))
+    np.testing.assert_array_equal(compiled.status, numpy_result.status)
+    np.testing.assert_allclose(compiled.error, numpy_result.error, atol=1e-6, rtol=0)
+    # Sums are taken in another order, so a stall on a rounding-level plateau may be declared an
+    # iteration or so apart; converged answers from the same seed agree far below the tolerance.
+    np.testing.assert_allclose(compiled.q, numpy_result.q, atol=1e-5, rtol=0)
+    assert np.mean(compiled.iterations == numpy_result.iterations) >= 0.8
+
+
+@needs_numba
+def test_compiled_batch_is_exactly_a_loop_of_single_solves() -> None:
+    chain = tentacle(segments=8)
+    targets, _ = reachable(chain, 30, seed=8)
+    targets[3] = (0.0, 50.0, 0.0)
+    options = SolverOptions(backend="numba")
+    batch = solve_batch(chain, targets, options=options)
+    for f, target in enumerate(targets):
+        single = solve(chain, target, options=options)
+        np.testing.assert_array_equal(single.q, batch.q[f])
+        assert single.iterations == batch.iterations[f] and single.status == batch.status[f]
+
+
+@needs_numba
+def test_warm_starts_and_shared_starts_reach_the_kernel_unchanged() -> None:
+    chain = human_arm()
+    targets, poses = reachable(chain, 20, seed=4)
+    starts = chain.clamp(poses + 0.05)
+    for initial in (starts, starts[0]):
+        a = solve_batch(chain, targets, initial=initial, options=SolverOptions(backend="numba"))
+        b = solve_batch(chain, targets, initial=initial, options=SolverOptions(backend="numpy"))
+        np.testing.assert_array_equal(a.status, b.status)
+        np.testing.assert_allclose(a.q, b.q, atol=1e-5, rtol=0)
+
+
+def test_auto_picks_the_kernel_only_for_tip_position_problems() -> None:
+    chain = tutorial_arm()
+    auto = SolverOptions()
+    plain = make_problem(chain, [[1.0, 1.0, 0.0]])
+    assert use_compiled(plain, auto) == numba_available()
+    assert not use_compiled(plain, SolverOptions(backend="numpy"))
+    assert not use_compiled(plain, SolverOptions(method="tutorial"))
+    others = {
+        "orientation": make_problem(chain, [[1.0, 1.0, 0.0]], orientations=np.eye(3)),
+        "pole": make_problem(chain, [[1.0, 1.0, 0.0]], poles=[0.0, 0.0, 1.0]),
+        "comfort pull": make_problem(chain, [[1.0, 1.0, 0.0]], comfort=ComfortPose([0.0, 0.5, 0.5], weights=0.2)),
+    }
+    for what, problem in others.items():
+        assert not use_compiled(problem, auto)
+        reason = unsupported_reason(problem, auto)
+        assert reason is not None and what.split()[0] in reason
+        with pytest.raises(IKInputError, match="backend 'numba' cannot be used"):
+            use_compiled(problem, SolverOptions(backend="numba"))
+    # A comfort pose with zero weight only sets the start and the restart seeds: the kernel takes it.
+    idle = make_problem(chain, [[1.0, 1.0, 0.0]], comfort=ComfortPose([0.0, 0.5, 0.5], weights=0.0))
+    assert use_compiled(idle, auto) == numba_available()
+
+
+@needs_numba
+def test_zero_weight_comfort_pose_seeds_both_backends_alike() -> None:
+    chain = human_arm()
+    targets, _ = reachable(chain, 40, seed=6)
+    comfort = ComfortPose(np.full(chain.n_dofs, 0.3), weights=0.0)
+    a = solve_batch(chain, targets, comfort=comfort, options=SolverOptions(backend="numba"))
+    b = solve_batch(chain, targets, comfort=comfort, options=SolverOptions(backend="numpy"))
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_allclose(a.q, b.q, atol=1e-5, rtol=0)
+
+
+def _run(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False,
+                          env={**os.environ, **env})
+
+
+def test_importing_the_core_does_not_import_numba() -> None:
+    out = _run("import sys, blender_ik_addon.core; print('numba' in sys.modules)")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+
+
+def test_disabling_numba_falls_back_to_numpy_and_says_why() -> None:
+    code = (
+        "from blender_ik_addon.core import SolverOptions, solve, IKInputError\n"
+        "from blender_ik_addon.core.compiled import numba_available\n"
+        "from blender_ik_addon.core.examples import tutorial_arm\n"
+        "assert not numba_available()\n"
+        "assert solve(tutorial_arm(), (1.0, 1.0, 0.5)).converged\n"
+        "try:\n"
+        "    solve(tutorial_arm(), (1.0, 1.0, 0.5), options=SolverOptions(backend='numba'))\n"
+        "except IKInputError as err:\n"
+        "    print(err)\n"
+    )
+    out = _run(code, IK_CHAINS_NUMBA="0")
+    assert out.returncode == 0, out.stderr
+    assert "numba is disabled by IK_CHAINS_NUMBA=0" in out.stdout
+
+
+def test_chain_plan_is_built_once_and_lists_the_rotations_fk_needs() -> None:
+    # Joint 0 turns Z, then X, then Y ("ZXY"); its Y axis is locked at 0.4 rad, so it still turns.
+    # Joint 1 has only Y free; its X and Z are locked at zero and skipped.
+    chain = Chain.from_arrays(np.stack([np.eye(4)] * 2), orders=["ZXY", "XYZ"],
+                              free=[[True, False, True], [False, True, False]], fixed=[[0.0, 0.4, 0.0], [0, 0, 0]],
+                              tip_offset=(0, 1, 0))
+    plan = plan_of(chain)
+    assert plan_of(chain) is plan
+    slot_count, slot_axis, slot_dof, slot_fixed = plan[5], plan[6], plan[7], plan[8]
+    assert slot_count.tolist() == [3, 1]
+    assert slot_axis[0].tolist() == [2, 0, 1] and slot_dof[0].tolist() == [1, 0, -1]
+    assert slot_fixed[0, 2] == 0.4
+    assert slot_axis[1, 0] == 1 and slot_dof[1, 0] == 2
