@@ -1,17 +1,22 @@
 """The extension as a user gets it: build the zip, install it into a throwaway Blender home, use it.
 
 The child (``children/install_and_bake.py``) installs with ``package_install_files``, builds a rig,
-sets up a chain through the add-on's own operators, bakes and reports keys and tip errors.
+sets up a chain through the add-on's own operators, bakes and reports keys and tip errors. The same
+child, given the Linux zip built ``--with-numba``, shows that Blender installs the bundled numba
+wheels with the extension and that the add-on then solves with the compiled kernel.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import platform
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from .conftest import CHILDREN, child_result, requires_bpy_module, run_python
+from .conftest import CHILDREN, SCRIPTS, child_result, describe, requires_bpy_module, run_python
 
 pytestmark = [pytest.mark.e2e, requires_bpy_module]
 
@@ -66,3 +71,38 @@ def test_baked_tip_follows_the_target(installed: dict[str, object]) -> None:
     errors = installed.get("tip_errors")
     assert isinstance(errors, dict) and len(errors) == 5, installed.get("error")
     assert max(errors.values()) < TIP_TOLERANCE, errors
+
+
+def test_the_default_zip_solves_with_numpy_unless_numba_is_installed(installed: dict[str, object]) -> None:
+    assert installed["numba_available"] == (importlib.util.find_spec("numba") is not None)
+
+
+@pytest.fixture(scope="module")
+def installed_with_numba(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The child's report for the Linux zip that bundles numba's wheels."""
+    if importlib.util.find_spec("numba") is not None:
+        pytest.skip("numba is installed in this Python already, so the bundled wheels would prove nothing")
+    if not (sys.platform.startswith("linux") and platform.machine() == "x86_64"):
+        pytest.skip("the bundled wheels are checked on linux-x64")
+    out = tmp_path_factory.mktemp("dist_numba")
+    build = run_python([SCRIPTS / "build_extension.py", "--with-numba", "--platforms", "linux-x64",
+                        "--output-dir", out], tmp_path_factory.mktemp("home"))
+    assert build.returncode == 0, describe(build)
+    zip_path = out / "ik_chains-1.0.0-linux_x64.zip"
+    assert build.stdout.strip().splitlines() == [str(zip_path)], describe(build)
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert any(n.startswith("wheels/numba-") for n in names) and any(n.startswith("wheels/llvmlite-") for n in names)
+    home = tmp_path_factory.mktemp("blender_home_numba")
+    result = child_result(run_python([CHILDREN / "install_and_bake.py", zip_path.resolve()], home))
+    result["home"] = str(home)
+    return result
+
+
+def test_bundled_numba_is_installed_with_the_extension_and_used(installed_with_numba: dict[str, object]) -> None:
+    report = installed_with_numba
+    assert report["install"] == ["FINISHED"] and report["enabled"], report
+    assert report["numba_available"] is True
+    assert str(report["numba_file"]).startswith(str(report["home"]))  # from the extension's wheels
+    assert report.get("bake") == ["FINISHED"], report.get("error")
+    errors = report.get("tip_errors")
+    assert isinstance(errors, dict) and max(errors.values()) < TIP_TOLERANCE, errors

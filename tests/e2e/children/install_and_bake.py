@@ -10,6 +10,7 @@ with live solving turned off; report the keys and the evaluated tip errors.
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -29,7 +30,15 @@ def install(zip_path: str) -> dict[str, object]:
         "module_loaded": MODULE in sys.modules,
         "extensions_dir": bpy.utils.user_resource("EXTENSIONS"),
         "has_property": hasattr(bpy.types.Object, "ik_chains"),
+        **compiled_backend(),
     }
+
+
+def compiled_backend() -> dict[str, object]:
+    """Whether the installed add-on can use the compiled kernel, and where numba came from."""
+    available = importlib.import_module(f"{MODULE}.core.compiled").numba_available()
+    numba = sys.modules.get("numba")  # imported by numba_available() when it is there
+    return {"numba_available": available, "numba_file": getattr(numba, "__file__", None) if numba else None}
 
 
 def set_up_chain(rig: Any) -> dict[str, object]:
