@@ -6,10 +6,13 @@ then ``Object.ik_chains`` and the handlers. ``unregister`` mirrors it in reverse
 
 from __future__ import annotations
 
+import threading
+
 import bpy
 from bpy.types import Operator, Panel, PropertyGroup, UIList
 
 from . import handlers
+from .core import compiled
 from .ui import operators, panels, properties
 
 CLASSES: tuple[type[PropertyGroup | Operator | Panel | UIList], ...] = (
@@ -24,6 +27,24 @@ def register() -> None:
     bpy.types.Object.ik_chains = bpy.props.PointerProperty(  # type: ignore[attr-defined]
         type=properties.IKCHAINS_PG_rig, override=properties.OVERRIDABLE)  # kept on library overrides
     handlers.register()
+    _warm_up_compiled_solver()
+
+
+_warm_up_started = False
+
+
+def _warm_up_compiled_solver() -> None:
+    """Load or compile the numba kernel in a background thread, once per Blender session.
+
+    Compiling it the first time after an install takes seconds; without this, the first live frame
+    would wait for it. The thread touches no Blender data, and a solve that comes first simply waits
+    for the compilation (numba serialises it). Without numba this does nothing.
+    """
+    global _warm_up_started
+    if _warm_up_started:
+        return
+    _warm_up_started = True
+    threading.Thread(target=compiled.warm_up, name="ik_chains_warm_up", daemon=True).start()
 
 
 def unregister() -> None:

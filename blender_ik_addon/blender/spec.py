@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import SolverOptions
+from ..core.compiled import numba_available
 
 Quaternion4 = tuple[float, float, float, float]
 
@@ -75,6 +76,20 @@ class ChainSpec:
                              tolerance=self.tolerance * tolerance_scale, learning_rate=self.learning_rate,
                              sampling_distance=self.sampling_distance, orientation_weight=self.orientation_weight,
                              pole_weight=self.pole_weight)
+
+
+    def backend_note(self) -> str:
+        """Which implementation solves this chain, one line for the panel (see core.compiled)."""
+        if self.follow_mode or self.method != "lm":
+            return "Tutorial solver (numpy)"
+        uses = [what for what, on in (("a pole", self.pole is not None and self.pole_weight > 0),
+                                      ("orientation", self.follow_orientation and self.orientation_weight > 0),
+                                      ("a comfort pull", self.comfort_weight > 0)) if on]
+        if not numba_available():
+            return "numpy solver (install numba for the compiled one)"
+        if uses:
+            return f"numpy solver: the compiled one does not do {' or '.join(uses)}"
+        return "Compiled solver (numba)"
 
 
 def spec_from_settings(settings: Any) -> ChainSpec:

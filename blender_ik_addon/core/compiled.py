@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .chain import Chain
+from .chain import Chain, Joint
 from .errors import IKInputError
 from .lm import Attempt
 from .objectives import Problem
@@ -49,6 +49,28 @@ def kernel_module() -> ModuleType | None:
             except ImportError as err:  # numba missing, or built for another numpy
                 _kernel_error = f"numba is not available ({err})"
     return _kernel
+
+
+def warm_up() -> None:
+    """Load (or on first use, compile) the kernel now, e.g. in a background thread when the add-on
+    is enabled, so the first live frame does not wait for it. Never raises: a kernel that cannot
+    be loaded leaves the numpy solver in charge, as it would anyway."""
+    kernel = kernel_module()
+    if kernel is None:
+        return
+    try:
+        chain = _warm_up_chain()
+        options = SolverOptions(backend="numba", restarts=1, max_iterations=2)
+        problem = Problem(chain, np.array([[0.0, 1.0, 1.0]]))
+        unit, spread = np.full((1, 1), 0.5), np.ones(1)
+        start = np.zeros((1, 1))
+        lm_solve_compiled(problem, start, start, np.zeros(1, dtype=bool), unit, spread, options)
+    except Exception:  # a warm-up is only an optimisation; the real solve reports its own errors
+        return
+
+
+def _warm_up_chain() -> Chain:
+    return Chain((Joint("hinge", free=(True, False, False)),), tip_offset=np.array([0.0, 1.0, 0.0]))
 
 
 def numba_available() -> bool:

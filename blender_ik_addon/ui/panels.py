@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bpy.types import Context, Panel, UILayout, UIList
 
+from ..blender.spec import spec_from_settings
 from ..blender.status import get_status
 from ..handlers import lock_interface_warning
 from .properties import checked_active_chain, checked_rig_settings, get_rig_settings
@@ -147,6 +148,7 @@ class VIEW3D_PT_ikchains_solver(_ChainPanel, Panel):
         row = layout.row()
         row.active = chain.pole is not None
         row.prop(chain, "pole_weight")
+        layout.label(text=spec_from_settings(chain).backend_note(), icon="INFO")
 
 
 class VIEW3D_PT_ikchains_comfort(_ChainPanel, Panel):

@@ -114,3 +114,25 @@ def test_panels_hide_outside_object_and_pose_mode_and_for_other_objects() -> Non
     bpy.ops.object.mode_set(mode="EDIT")
     assert not panels.VIEW3D_PT_ikchains_main.poll(bpy.context)
     bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def test_solver_panel_says_which_implementation_solves_the_chain() -> None:
+    from blender_ik_addon.core.compiled import numba_available
+
+    rig = straight_chain(3)
+    bpy.context.view_layer.objects.active = rig
+    add_chain(rig, "b2", 3, empty(location=(1.0, 1.5, 0.5)), name="arm")
+    chain = rig.ik_chains.chains["arm"]
+
+    def note() -> str:
+        texts = [text for kind, _, text in draw(panels.VIEW3D_PT_ikchains_solver, bpy.context) if kind == "label"]
+        return next(t for t in texts if "solver" in t.lower())
+
+    if numba_available():
+        assert note() == "Compiled solver (numba)"
+        chain.comfort_weight = 0.3
+        assert note() == "numpy solver: the compiled one does not do a comfort pull"
+    else:
+        assert note() == "numpy solver (install numba for the compiled one)"
+    chain.solver = "TUTORIAL"
+    assert note() == "Tutorial solver (numpy)"

@@ -167,3 +167,11 @@ def test_chain_plan_is_built_once_and_lists_the_rotations_fk_needs() -> None:
     assert slot_axis[0].tolist() == [2, 0, 1] and slot_dof[0].tolist() == [1, 0, -1]
     assert slot_fixed[0, 2] == 0.4
     assert slot_axis[1, 0] == 1 and slot_dof[1, 0] == 2
+
+
+def test_warm_up_loads_the_kernel_and_never_raises() -> None:
+    from blender_ik_addon.core.compiled import warm_up
+
+    warm_up()  # loads or compiles the kernel where numba is available; does nothing otherwise
+    out = _run("from blender_ik_addon.core.compiled import warm_up; warm_up(); print('ok')", IK_CHAINS_NUMBA="0")
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
