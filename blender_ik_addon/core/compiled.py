@@ -9,7 +9,8 @@ Which backend solves is :attr:`SolverOptions.backend`:
 * ``"numba"``: the compiled kernel, or :class:`~.errors.IKInputError` saying why it cannot be used.
 
 Setting the environment variable ``IK_CHAINS_NUMBA=0`` makes numba count as not installed (for
-example to compare the two, or on a farm node where its JIT cache directory is not writable).
+example to compare the two, or on a farm node where its JIT cache directory is not writable). It is
+read at every solve.
 
 The first compiled solve in a fresh environment compiles the kernel (a few seconds); numba caches
 the result on disk (beside this file, or in its user-wide cache when that is read-only), so later
@@ -37,17 +38,24 @@ _kernel: ModuleType | None = None
 _kernel_error: str | None = None
 
 
+_DISABLED = "numba is disabled by IK_CHAINS_NUMBA=0"
+
+
+def _disabled() -> bool:
+    """``IK_CHAINS_NUMBA=0`` (read at every solve, so a script can switch it for a while)."""
+    return os.environ.get("IK_CHAINS_NUMBA", "1").strip().lower() in ("0", "false", "no", "off")
+
+
 def kernel_module() -> ModuleType | None:
     """The compiled kernel module, or None if numba is missing or disabled (imported once)."""
     global _kernel, _kernel_error
+    if _disabled():
+        return None
     if _kernel is None and _kernel_error is None:
-        if os.environ.get("IK_CHAINS_NUMBA", "1").strip() in ("0", "false", "no", "off"):
-            _kernel_error = "numba is disabled by IK_CHAINS_NUMBA=0"
-        else:
-            try:
-                _kernel = importlib.import_module(f"{__package__}.kernel")
-            except ImportError as err:  # numba missing, or built for another numpy
-                _kernel_error = f"numba is not available ({err})"
+        try:
+            _kernel = importlib.import_module(f"{__package__}.kernel")
+        except ImportError as err:  # numba missing, or built for another numpy
+            _kernel_error = f"numba is not available ({err})"
     return _kernel
 
 
@@ -89,7 +97,7 @@ def unsupported_reason(problem: Problem, options: SolverOptions) -> str | None:
     if problem.comfort is not None and np.any(problem.comfort[1] > 0):
         return "the compiled kernel solves tip positions only, without a comfort pull"
     if kernel_module() is None:
-        return _kernel_error
+        return _DISABLED if _disabled() else _kernel_error
     return None
 
 

@@ -10,9 +10,12 @@ Empties keyed every ``KEY_STEP`` frames (Bezier) on a smooth path inside the cha
   (``settings.addon_runs`` passes, each with the chains live and then disabled, interleaved), for
   1 chain, 8 chains on one armature and 8 armatures with one chain each; with moving targets and
   with still ones (whose chains the add-on skips: same inputs, same pose). The overhead is the
-  difference of the two medians.
+  difference of the two medians. With numba installed the chains solve in the compiled kernel;
+  1 and 8 moving chains are measured once more with the numpy backend (``IK_CHAINS_NUMBA=0``),
+  which is what a Blender without numba runs.
 * Bake: ``bake_chains`` over ``settings.bake_frames`` frames (F-curve path, and the frame-stepping
-  path forced by parenting the target to an Empty at the origin) against ``nla.bake`` of an IK
+  path forced by parenting the target to an Empty at the origin; the F-curve path once more with
+  the numpy backend) against ``nla.bake`` of an IK
   constraint (chain_count 3) on an identical rig and target; best of ``settings.addon_runs`` runs,
   each on a freshly built file. Every baked frame is then played with the solvers off (chain
   disabled, IK constraint muted) and the tip's distance to the target measured.
@@ -24,6 +27,7 @@ handler lists are checked to be exactly what they were before.
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 import traceback
@@ -49,6 +53,23 @@ LIVE_LAYOUT = {"1_chain": "1 armature, 1 chain", "8_chains": "1 armature with 8 
                "8_armatures": "8 armatures, 1 chain each"}
 HANDLER_EVENTS = ("frame_change_pre", "frame_change_post", "depsgraph_update_pre", "depsgraph_update_post",
                   "load_pre", "load_post", "render_init", "render_complete", "render_cancel")
+
+
+NUMPY_LIVE_CASES = ("1_chain", "8_chains")  # moving targets, solved by the numpy backend
+
+
+@contextmanager
+def numpy_backend() -> Iterator[None]:
+    """Solve with the numpy backend meanwhile (``IK_CHAINS_NUMBA=0``, read at every solve)."""
+    before = os.environ.get("IK_CHAINS_NUMBA")
+    os.environ["IK_CHAINS_NUMBA"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["IK_CHAINS_NUMBA"]
+        else:
+            os.environ["IK_CHAINS_NUMBA"] = before
 
 
 def measure_addon_in_blender(settings: Settings) -> dict[str, Any]:
@@ -95,6 +116,13 @@ def _measure(bpy: Any, settings: Settings) -> dict[str, Any]:
                 log(f"[addon] live handler: {case}, {'moving' if moving else 'still'} targets ...")
                 kind = "moving_targets" if moving else "still_targets"
                 live[kind][case] = _measure_live(bpy, armatures, per_armature, settings.addon_frames, runs, moving)
+        live["numpy_backend"] = {}
+        with numpy_backend():
+            for case in NUMPY_LIVE_CASES:
+                log(f"[addon] live handler: {case}, moving targets, numpy backend ...")
+                armatures, per_armature = LIVE_CASES[case]
+                live["numpy_backend"][case] = _measure_live(bpy, armatures, per_armature, settings.addon_frames,
+                                                            runs, True)
         log(f"[addon] bake of {settings.bake_frames} frames, best of {runs} ...")
         bake = _measure_bakes(bpy, settings.bake_frames, runs)
     restored = _handler_lists(bpy) == before
@@ -278,6 +306,7 @@ def _measure_bakes(bpy: Any, frames: int, runs: int) -> dict[str, Any]:
     """Best of ``runs`` for each bake (interleaved, so that they share the machine's load)."""
     bakes: dict[str, Callable[[Any, int, bool], dict[str, Any]]] = {
         "ours": lambda b, n, check: _bake_ours(b, n, check, frame_path=False),
+        "ours_numpy": lambda b, n, check: _bake_ours(b, n, check, frame_path=False, numpy=True),
         "ours_frame_path": lambda b, n, check: _bake_ours(b, n, check, frame_path=True),
         "nla_bake_visual_keying": lambda b, n, check: _bake_nla(b, n, check, rotation_only=False),
         "nla_bake_rotation_only": lambda b, n, check: _bake_nla(b, n, check, rotation_only=True),
@@ -311,9 +340,13 @@ def _keys(bpy: Any, chain: _Chain) -> dict[str, Any]:
     return {"fcurves": len(fcurves), "rotation_fcurves": len(rotation), "keys_per_rotation_fcurve": counts}
 
 
-def _bake_ours(bpy: Any, frames: int, check: bool, *, frame_path: bool) -> dict[str, Any]:
+def _bake_ours(bpy: Any, frames: int, check: bool, *, frame_path: bool, numpy: bool = False) -> dict[str, Any]:
     """``bake_chains`` of one chain; ``frame_path`` parents the target to an Empty at the origin
-    (same world motion), which makes the bake step through the frames."""
+    (same world motion), which makes the bake step through the frames; ``numpy`` solves with the
+    numpy backend even where numba is installed."""
+    if numpy:
+        with numpy_backend():
+            return _bake_ours(bpy, frames, check, frame_path=frame_path)
     from blender_ik_addon.blender import bake_chains
 
     chain = _bake_rig(bpy, frames)

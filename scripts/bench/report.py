@@ -26,7 +26,7 @@ SUCCESS_GOAL = 0.999
 def machine_info() -> dict[str, Any]:
     """CPU, cores, versions, date and the repository commit."""
     versions: dict[str, str | None] = {}
-    for package in ("bpy", "ikpy", "pybullet", "scipy"):
+    for package in ("bpy", "numba", "ikpy", "pybullet", "scipy"):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -72,7 +72,18 @@ def _git_commit() -> str | None:
 def goals(solvers: dict[str, Any]) -> dict[str, Any]:
     """The issue's goals for one chain: each ``{"value", "goal", "met"}``, value None if unmeasured."""
     figures = {name: result["targets"] for name, result in solvers.items() if result.get("status") == "ok"}
-    ours, blender, ikpy = figures.get("ours"), figures.get("blender"), figures.get("ikpy")
+    ours = figures.get("ours")
+    out = _speed_goals(ours, figures.get("blender"), figures.get("ikpy"))
+    success = ours["success_rate"] if ours else None
+    out["ours_success"] = {"value": success, "goal": f">= {SUCCESS_GOAL:.1%} with no limit violation",
+                           "met": None if success is None else success >= SUCCESS_GOAL}
+    if "ours_numpy" in figures:  # the same ratios for the numpy backend (Blender without numba)
+        out["numpy_backend"] = _speed_goals(figures["ours_numpy"], figures.get("blender"), figures.get("ikpy"))
+    return out
+
+
+def _speed_goals(ours: dict[str, Any] | None, blender: dict[str, Any] | None,
+                 ikpy: dict[str, Any] | None) -> dict[str, Any]:
     values = {
         "batch_vs_blender": ours["throughput_solves_per_s"] / blender["solves_per_s"] if ours and blender else None,
         "single_vs_blender": ours["median_ms"] / blender["median_ms"] if ours and blender else None,
@@ -83,9 +94,6 @@ def goals(solvers: dict[str, Any]) -> dict[str, Any]:
         comparison, goal, _ = GOALS[name]
         met = None if value is None else (value >= goal if comparison == ">=" else value <= goal)
         out[name] = {"value": value, "goal": f"{comparison} {goal:g}", "met": met}
-    success = ours["success_rate"] if ours else None
-    out["ours_success"] = {"value": success, "goal": f">= {SUCCESS_GOAL:.1%} with no limit violation",
-                           "met": None if success is None else success >= SUCCESS_GOAL}
     return out
 
 
@@ -114,7 +122,8 @@ def _solver_row(name: str, result: dict[str, Any], frames: int) -> str:
         cut = "" if p["n"] == frames else f" ({p['n']} frames)"
         return f"{_pct(p['success_rate'])} / {_num(p['max_jump_deg'])}°{cut}"
 
-    cells = [name, _pct(t["success_rate"]), _pct(t["reach_rate"]), str(t["n"]), _num(t["median_ms"]),
+    label = f"{name.removesuffix('_numpy')} ({result['backend']})" if result.get("backend") else name
+    cells = [label, _pct(t["success_rate"]), _pct(t["reach_rate"]), str(t["n"]), _num(t["median_ms"]),
              _num(t["p95_ms"]), _num(t["throughput_solves_per_s"]) + batch, _num(t["max_limit_violation_deg"]),
              _num(t["max_locked_drift_deg"]), path(cold), path(warm)]
     return "| " + " | ".join(cells) + " |"
@@ -157,8 +166,8 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"{machine['date']} on {machine['cpu']} ({machine['cores']} cores; 1-min load average "
         f"{_num(machine['load_average_1min'])} at the start, {_num(machine['load_average_1min_end'])} at the end), "
-        f"Python {machine['python']}, numpy {machine['numpy']}, bpy {machine['bpy']}, ikpy {machine['ikpy']}, "
-        f"pybullet {machine['pybullet']}, commit {machine['commit']}.",
+        f"Python {machine['python']}, numpy {machine['numpy']}, bpy {machine['bpy']}, numba {machine.get('numba')}, "
+        f"ikpy {machine['ikpy']}, pybullet {machine['pybullet']}, commit {machine['commit']}.",
         "",
         f"Settings: {settings['targets']} targets and a {settings['frames']}-frame path per chain, seed "
         f"{settings['seed']}, budget {settings['budget']:g} s per solver and case, tutorial sweeps "
@@ -178,6 +187,16 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(f"| {key} | {_goal_cell(g['ours_success'], percent=True)} | {_goal_cell(g['batch_vs_blender'])} "
                      f"| {_goal_cell(g['single_vs_blender'])} | {_goal_cell(g['ikpy_vs_ours'])} |")
     lines += ["", *(f"- {name}: {text}" for name, (_, _, text) in GOALS.items()), ""]
+    numpy_rows = [(key, chain["goals"]["numpy_backend"]) for key, chain in results["chains"].items()
+                  if not isinstance(chain, str) and "numpy_backend" in chain["goals"]]
+    if numpy_rows:
+        lines += ["The same speed ratios for the numpy backend (`ours_numpy`: what runs where numba is not "
+                  "installed, e.g. a Blender with the pure-Python extension zip):", "",
+                  "| chain | batch ≥ 3× Blender's rate | single solve ≤ 2× Blender's time | ≥ 20× faster than ikpy |",
+                  "|---|---|---|---|"]
+        lines += [f"| {key} | {_goal_cell(g['batch_vs_blender'])} | {_goal_cell(g['single_vs_blender'])} "
+                  f"| {_goal_cell(g['ikpy_vs_ours'])} |" for key, g in numpy_rows]
+        lines.append("")
     lines += addon_section(results["addon_in_blender"])
     return "\n".join(lines)
 
@@ -185,6 +204,7 @@ def markdown(results: dict[str, Any]) -> str:
 _LIVE_ROWS = {"1_chain": "1 chain", "8_chains": "8 chains, one armature", "8_armatures": "8 armatures, 1 chain each"}
 _BAKE_ROWS = {
     "ours": "ours: `bake_chains`",
+    "ours_numpy": "ours: `bake_chains`, numpy backend",
     "ours_frame_path": "ours: `bake_chains`, frame-stepping path",
     "nla_bake_visual_keying": "Blender IK + `nla.bake(visual_keying=True)`",
     "nla_bake_rotation_only": "Blender IK + `nla.bake`, rotation channels only",
@@ -212,8 +232,9 @@ def addon_section(addon: dict[str, Any]) -> list[str]:
         "| chains | targets | live on (ms) | live off (ms) | overhead (ms) | overhead per chain (ms) | max tip error |",
         "|---|---|---|---|---|---|---|",
     ]
-    for kind, label in (("moving_targets", "moving"), ("still_targets", "still")):
-        for case, figures in live[kind].items():
+    for kind, label in (("moving_targets", "moving"), ("still_targets", "still"),
+                        ("numpy_backend", "moving, numpy backend")):
+        for case, figures in live.get(kind, {}).items():
             lines.append(f"| {_LIVE_ROWS.get(case, case)} | {label} | {_num(figures['enabled_ms'])} "
                          f"| {_num(figures['disabled_ms'])} | {_num(figures['overhead_ms'])} "
                          f"| {_num(figures['overhead_per_chain_ms'])} | {_num(figures['tip_error']['max'], 2)} |")

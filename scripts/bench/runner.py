@@ -17,7 +17,7 @@ from .cases import VIOLATION_TOLERANCE, VIOLATION_TOLERANCE_FLOAT32, Answers, Ca
 from .chains import BenchChain
 from .peer import Answer, CorePeer, Peer, PeerUnavailableError
 
-SOLVERS = ("ours", "tutorial", "ikpy", "pybullet", "blender")
+SOLVERS = ("ours", "ours_numpy", "tutorial", "ikpy", "pybullet", "blender")
 FK_CHECK_POSES = 20
 FK_TOLERANCE = 1e-6  # x chain length; float32 peers get FK_TOLERANCE_FLOAT32
 FK_TOLERANCE_FLOAT32 = 1e-5
@@ -58,8 +58,10 @@ def log(message: str) -> None:
 
 def make_peer(name: str, bench: BenchChain, cases: Cases, settings: Settings) -> Peer:
     """Build solver ``name`` for one chain; raises PeerUnavailableError when its package is missing."""
-    if name == "ours":
+    if name == "ours":  # the default backend: compiled where numba is installed (the report says which)
         return CorePeer(bench.chain, name, SolverOptions(tolerance=cases.tolerance))
+    if name == "ours_numpy":  # what a Blender without numba runs
+        return CorePeer(bench.chain, name, SolverOptions(tolerance=cases.tolerance, backend="numpy"))
     if name == "tutorial":
         options = SolverOptions(method="tutorial", tolerance=cases.tolerance, max_iterations=settings.tutorial_sweeps)
         return CorePeer(bench.chain, name, options)
@@ -123,8 +125,9 @@ def _measure(name: str, peer: Peer, cases: Cases, settings: Settings) -> dict[st
                 "fk_max_error": fk_error}
     tolerance = VIOLATION_TOLERANCE_FLOAT32 if peer.float32 else VIOLATION_TOLERANCE
     # The budget stops slow peers; ours, the solver under test, always solves every target.
-    budget = math.inf if name == "ours" else settings.budget
+    budget = math.inf if name.startswith("ours") else settings.budget
     return {"status": "ok", "fk_max_error": fk_error, "violation_tolerance_rad": tolerance,
+            "backend": getattr(peer, "backend", None),
             "targets": _targets(peer, cases, budget, tolerance),
             "path": {mode: _path(peer, cases, budget, tolerance, warm=mode == "warm") for mode in ("cold", "warm")}}
 
