@@ -26,8 +26,16 @@ Arrays are float64 and C-contiguous; the "plan" arrays are built by :func:`.comp
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numba import njit
+
+from .types import AnyArray, FloatArray
+
+# Annotations are for readers and mypy; numba compiles from the argument types it is called with.
+Plan = tuple[Any, ...]  # see compiled.plan_of: limits, rest transforms, slots, base, tip offset
+Workspace = tuple[Any, ...]  # see _workspace
 
 # Keep in step with lm.py (the tests compare the two paths on the same problems).
 _DAMPING_MIN = 1e-12
@@ -40,7 +48,7 @@ _jit = njit(cache=True, nogil=True, fastmath=False)
 
 
 @_jit
-def _turn(frame, axis, angle):  # type: ignore[no-untyped-def]
+def _turn(frame: FloatArray, axis: int, angle: float) -> None:
     """``frame = frame @ R_axis(angle)`` in place (right-handed, active)."""
     c, s = np.cos(angle), np.sin(angle)
     i, k = (axis + 1) % 3, (axis + 2) % 3
@@ -51,7 +59,8 @@ def _turn(frame, axis, angle):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _evaluate(q, target, plan, residual, jac, ws):  # type: ignore[no-untyped-def]
+def _evaluate(q: FloatArray, target: FloatArray, plan: Plan, residual: FloatArray, jac: FloatArray,
+              ws: Workspace) -> float:
     """Tip residual ``(3,)`` and world Jacobian ``(3, m)`` at ``q``; returns ``0.5 |r|^2``."""
     _, _, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, base, tip_offset = plan
     rot, tmp, axes, origins = ws[6], ws[7], ws[8], ws[9]
@@ -99,7 +108,7 @@ def _evaluate(q, target, plan, residual, jac, ws):  # type: ignore[no-untyped-de
 
 
 @_jit
-def _solve_small(matrix, rhs, size):  # type: ignore[no-untyped-def]
+def _solve_small(matrix: FloatArray, rhs: FloatArray, size: int) -> None:
     """Solve ``matrix[:size, :size] x = rhs[:size]`` in place (Gaussian elimination, partial
     pivoting); the answer is left in ``rhs``."""
     for col in range(size):
@@ -124,10 +133,13 @@ def _solve_small(matrix, rhs, size):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _step(q, residual, jac, lower, upper, damping, step, work, small, vec):  # type: ignore[no-untyped-def]
+def _step(q: FloatArray, residual: FloatArray, jac: FloatArray, lower: FloatArray, upper: FloatArray,
+          damping: float, step: FloatArray, work: FloatArray, small: FloatArray, vec: FloatArray) -> None:
     """The projected LM step into ``step`` (see ``lm._step`` and ``lm.damped_solve``).
 
-    ``work`` ``(3, m)`` receives the active Jacobian scaled by the inverse damping diagonal.
+    Scratch: ``work`` ``(3, m)`` receives the active Jacobian (frozen columns zeroed); ``vec``
+    ``(3 + m,)`` holds a 3-vector in ``[:3]`` and the damping diagonal in ``[3:]``; ``small``
+    ``(3, 3)`` is the system solved (dual form, or the normal equations when ``m <= 3``).
     """
     m = q.shape[0]
     largest = 0.0
@@ -172,7 +184,8 @@ def _step(q, residual, jac, lower, upper, damping, step, work, small, vec):  # t
 
 
 @_jit
-def _attempt(q, target, tolerance, max_iterations, initial_damping, plan, ws):  # type: ignore[no-untyped-def]
+def _attempt(q: FloatArray, target: FloatArray, tolerance: float, max_iterations: int, initial_damping: float,
+             plan: Plan, ws: Workspace) -> tuple[float, int, int]:
     """One LM attempt from ``q`` (inside the limits), in place. Returns ``(error, iterations, status)``."""
     m = q.shape[0]
     lower, upper = plan[0], plan[1]
@@ -209,7 +222,7 @@ def _attempt(q, target, tolerance, max_iterations, initial_damping, plan, ws):  
 
 
 @_jit
-def _workspace(m):  # type: ignore[no-untyped-def]
+def _workspace(m: int) -> Workspace:
     """Scratch arrays of one solve, by position: residual, trial residual, Jacobian, trial
     Jacobian, trial pose, step, rotation, product, axes, origins, work, small system, vector, seed."""
     return (np.empty(3), np.empty(3), np.empty((3, m)), np.empty((3, m)), np.empty(m), np.empty(m),
@@ -218,8 +231,9 @@ def _workspace(m):  # type: ignore[no-untyped-def]
 
 
 @_jit
-def _solve_one(target, start, seed_base, hopeless, unit, spread, tolerance, max_iterations, initial_damping,  # type: ignore[no-untyped-def]
-               plan, q_out, ws):
+def _solve_one(target: FloatArray, start: FloatArray, seed_base: FloatArray, hopeless: bool, unit: FloatArray,
+               spread: FloatArray, tolerance: float, max_iterations: int, initial_damping: float, plan: Plan,
+               q_out: FloatArray, ws: Workspace) -> tuple[float, int, int]:
     """``lm.lm_solve`` for one target: the attempt from ``start``, then seeded restarts.
     Writes the best pose into ``q_out``; returns ``(error, iterations, status)``."""
     m = start.shape[0]
@@ -249,8 +263,10 @@ def _solve_one(target, start, seed_base, hopeless, unit, spread, tolerance, max_
 
 
 @_jit
-def solve_many(targets, starts, seed_bases, hopeless, unit, spread, tolerance, max_iterations, initial_damping,  # type: ignore[no-untyped-def]
-               plan, q_out, error_out, iterations_out, status_out):
+def solve_many(targets: FloatArray, starts: FloatArray, seed_bases: FloatArray, hopeless: AnyArray,
+               unit: FloatArray, spread: FloatArray, tolerance: float, max_iterations: int, initial_damping: float,
+               plan: Plan, q_out: FloatArray, error_out: FloatArray, iterations_out: AnyArray,
+               status_out: AnyArray) -> None:
     """:func:`_solve_one` for each of ``F`` targets. ``starts`` and ``seed_bases`` are ``(F, m)``
     or ``(1, m)`` (shared); results go into the ``*_out`` arrays."""
     m = q_out.shape[1]

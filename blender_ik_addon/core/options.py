@@ -42,7 +42,8 @@ class SolverOptions:
         learning_rate: Tutorial only: ``angle -= learning_rate * gradient`` (gradient of the error
             function in world units per radian).
         sampling_distance: Tutorial only: forward-difference step, radians.
-        chunk_size: ``solve_batch`` works on this many targets at once, bounding memory.
+        chunk_size: ``solve_batch`` works on this many targets at once, bounding memory (numpy
+            backend; the compiled one holds one target's scratch arrays at a time).
         backend: One of ``BACKENDS``. The backends agree to rounding, not bit for bit.
     """
 

@@ -109,6 +109,8 @@ def solve_batch(
         if opts.method == "tutorial":
             attempt = tutorial_solve(sub, q0, opts)
         else:
+            # Shared seed poses (the comfort pose, or one start for all) as they are; per-target
+            # start poses for this chunk only.
             attempt = lm_solve(sub, q0, opts, seed_poses if seed_poses.shape[0] == 1 else q0)
         out["q"][index] = attempt.q
         out["error"][index] = attempt.position_error
