@@ -83,7 +83,6 @@ class ChainSpec:
         if self.follow_mode or self.method != "lm":
             return "Tutorial solver (numpy)"
         uses = [what for what, on in (("a pole", self.pole is not None and self.pole_weight > 0),
-                                      ("orientation", self.follow_orientation and self.orientation_weight > 0),
                                       ("a comfort pull", self.comfort_weight > 0)) if on]
         if not numba_available():
             return "numpy solver (install numba for the compiled one)"

@@ -1,10 +1,11 @@
-"""The optional compiled backend: when numba is installed, tip-position LM solves run in
-:mod:`.kernel` instead of numpy.
+"""The optional compiled backend: when numba is installed, LM solves of the tip position (and
+orientation) run in :mod:`.kernel` instead of numpy.
 
 Which backend solves is :attr:`SolverOptions.backend`:
 
 * ``"auto"`` (default): the compiled kernel when numba can be imported and the problem is one it
-  handles (method ``"lm"``, tip position only: no orientation, pole or comfort pull), else numpy.
+  handles (method ``"lm"``; tip position, and orientation if asked, but no pole hint or comfort
+  pull), else numpy.
 * ``"numpy"``: always the numpy implementation.
 * ``"numba"``: the compiled kernel, or :class:`~.errors.IKInputError` saying why it cannot be used.
 
@@ -90,12 +91,10 @@ def unsupported_reason(problem: Problem, options: SolverOptions) -> str | None:
     """Why the compiled kernel cannot solve ``problem``, or None if it can."""
     if options.method != "lm":
         return f"the compiled kernel implements method 'lm', not {options.method!r}"
-    if problem.orientations is not None and problem.orientation_weight > 0:
-        return "the compiled kernel solves tip positions only, not orientations"
     if problem.poles is not None and problem.pole_weight > 0:
-        return "the compiled kernel solves tip positions only, without a pole hint"
+        return "the compiled kernel does not do a pole hint"
     if problem.comfort is not None and np.any(problem.comfort[1] > 0):
-        return "the compiled kernel solves tip positions only, without a comfort pull"
+        return "the compiled kernel does not do a comfort pull"
     if kernel_module() is None:
         return _DISABLED if _disabled() else _kernel_error
     return None
@@ -159,10 +158,10 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
 
 def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArray, hopeless: AnyArray,
                       unit: FloatArray, spread: FloatArray, options: SolverOptions) -> Attempt:
-    """:func:`.lm.lm_solve` for a tip-position problem, in the compiled kernel.
+    """:func:`.lm.lm_solve` in the compiled kernel.
 
     Args:
-        problem: ``F`` targets (tip position only; see :func:`unsupported_reason`).
+        problem: ``F`` targets the kernel can solve (see :func:`unsupported_reason`).
         starts: ``(F, m)`` or ``(1, m)`` start poses inside the limits.
         seed_poses: ``(F, m)`` or ``(1, m)`` poses the restart seeds perturb.
         hopeless: ``(F,)`` targets no restart can help (beyond reach).
@@ -174,12 +173,17 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
     assert kernel is not None, "use_compiled() decides whether the kernel may be used"
     count, dofs = problem.count, problem.chain.n_dofs
     q = np.empty((count, dofs))
-    error = np.empty(count)
+    error, orientation_error = np.empty(count), np.empty(count)
     iterations = np.empty(count, dtype=np.int64)
     status = np.empty(count, dtype=np.int64)
+    with_orientation = problem.orientations is not None and problem.orientation_weight > 0
+    # The orientation residual's scale, as objectives.evaluate has it: weight times the reach.
+    orientation_scale = problem.orientation_weight * problem.reach if with_orientation else 0.0
+    orientations = problem.orientations if problem.orientations is not None else np.eye(3)[None]
     kernel.solve_many(
-        np.ascontiguousarray(problem.positions), np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses),
-        np.ascontiguousarray(hopeless, dtype=np.bool_), np.ascontiguousarray(unit), np.ascontiguousarray(spread),
-        float(options.tolerance), int(options.max_iterations), float(options.initial_damping), plan_of(problem.chain),
-        q, error, iterations, status)
-    return Attempt(q, error, np.zeros(count), iterations, status)
+        np.ascontiguousarray(problem.positions), np.ascontiguousarray(orientations), float(orientation_scale),
+        np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses), np.ascontiguousarray(hopeless, dtype=np.bool_),
+        np.ascontiguousarray(unit), np.ascontiguousarray(spread), float(options.tolerance),
+        float(options.orientation_tolerance), int(options.max_iterations), float(options.initial_damping),
+        plan_of(problem.chain), q, error, orientation_error, iterations, status)
+    return Attempt(q, error, orientation_error, iterations, status)

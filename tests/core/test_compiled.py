@@ -15,7 +15,9 @@ from blender_ik_addon.core import (
     ComfortPose,
     IKInputError,
     SolverOptions,
+    euler_to_matrix,
     evaluate,
+    forward,
     make_problem,
     solve,
     solve_batch,
@@ -35,19 +37,29 @@ def test_kernel_residual_and_jacobian_equal_the_numpy_ones(seed: int) -> None:
     # Mixed Euler orders, locked axes with fixed values, rotated rests, a scaled base, a tip offset.
     from blender_ik_addon.core import kernel
 
+    # With an orientation task too, including rotations near a half turn (the log map's hard case).
     chain = random_chain(seed, joints=5)
     rng = np.random.default_rng(seed)
     q = chain.clamp(rng.uniform(-2, 2, (8, chain.n_dofs)))
     targets = rng.uniform(-1, 1, (8, 3))
-    expected = evaluate(make_problem(chain, targets), q)
-    assert expected.primary_jacobian is not None
-    workspace = kernel._workspace(chain.n_dofs)
-    residual, jacobian = np.empty(3), np.empty((3, chain.n_dofs))
-    for f in range(len(q)):
-        cost = kernel._evaluate(q[f], targets[f], plan_of(chain), residual, jacobian, workspace)
-        np.testing.assert_allclose(residual, expected.primary[f], atol=1e-12, rtol=0)
-        np.testing.assert_allclose(jacobian, expected.primary_jacobian[f], atol=1e-12, rtol=0)
-        assert cost == pytest.approx(expected.primary_cost[f], rel=1e-12, abs=1e-15)
+    orientations = euler_to_matrix(rng.uniform(-np.pi, np.pi, (8, 3)))
+    orientations[0] = forward(chain, q[:1]).tip_rotation[0] @ euler_to_matrix([np.pi - 1e-9, 0.0, 0.0])
+    for problem in (make_problem(chain, targets),
+                    make_problem(chain, targets, orientations=orientations, orientation_weight=0.7)):
+        rows = 3 if problem.orientations is None else 6
+        expected = evaluate(problem, q)
+        assert expected.primary_jacobian is not None
+        workspace = kernel._workspace(chain.n_dofs)
+        residual, jacobian = np.empty(6), np.empty((6, chain.n_dofs))
+        scale = 0.0 if problem.orientations is None else problem.orientation_weight * problem.reach
+        for f in range(len(q)):
+            wanted = np.eye(3) if problem.orientations is None else problem.orientations[f]
+            task = (targets[f], np.ascontiguousarray(wanted), scale, 1e-4, 1e-3)
+            cost, orientation_error = kernel._evaluate(q[f], task, plan_of(chain), residual, jacobian, workspace)
+            np.testing.assert_allclose(residual[:rows], expected.primary[f], atol=1e-12, rtol=0)
+            np.testing.assert_allclose(jacobian[:rows], expected.primary_jacobian[f], atol=1e-12, rtol=0)
+            assert cost == pytest.approx(expected.primary_cost[f], rel=1e-12, abs=1e-15)
+            assert orientation_error == pytest.approx(expected.orientation_error[f], rel=1e-9, abs=1e-12)
 
 
 @needs_numba
@@ -65,6 +77,23 @@ def test_backends_give_the_same_answers(make) -> None:  # type: ignore[no-untype
     # iteration or so apart; converged answers from the same seed agree far below the tolerance.
     np.testing.assert_allclose(compiled.q, numpy_result.q, atol=1e-5, rtol=0)
     assert np.mean(compiled.iterations == numpy_result.iterations) >= 0.8
+
+
+@needs_numba
+@pytest.mark.parametrize("make", [human_arm, lambda: random_chain(1, joints=5, scaled_base=False)],
+                         ids=["human", "mixed"])
+def test_backends_agree_on_orientation_tasks(make) -> None:  # type: ignore[no-untyped-def]
+    chain = make()
+    targets, poses = reachable(chain, 80, seed=12)
+    orientations = chain.base[:3, :3] @ forward(chain, poses).tip_rotation  # world; reachable with the targets
+    results = [solve_batch(chain, targets, orientations=orientations, options=SolverOptions(backend=backend))
+               for backend in ("numpy", "numba")]
+    numpy_result, compiled = results
+    assert numpy_result.converged.mean() >= 0.9
+    np.testing.assert_array_equal(compiled.status, numpy_result.status)
+    np.testing.assert_allclose(compiled.orientation_error, numpy_result.orientation_error, atol=1e-6, rtol=0)
+    np.testing.assert_allclose(compiled.q, numpy_result.q, atol=1e-5, rtol=0)
+    assert np.all(compiled.orientation_error[compiled.converged] < SolverOptions().orientation_tolerance)
 
 
 @needs_numba
@@ -92,15 +121,16 @@ def test_warm_starts_and_shared_starts_reach_the_kernel_unchanged() -> None:
         np.testing.assert_allclose(a.q, b.q, atol=1e-5, rtol=0)
 
 
-def test_auto_picks_the_kernel_only_for_tip_position_problems() -> None:
+def test_auto_picks_the_kernel_for_tip_position_and_orientation_only() -> None:
     chain = tutorial_arm()
     auto = SolverOptions()
     plain = make_problem(chain, [[1.0, 1.0, 0.0]])
     assert use_compiled(plain, auto) == numba_available()
     assert not use_compiled(plain, SolverOptions(backend="numpy"))
     assert not use_compiled(plain, SolverOptions(method="tutorial"))
+    oriented = make_problem(chain, [[1.0, 1.0, 0.0]], orientations=np.eye(3))
+    assert use_compiled(oriented, auto) == numba_available()
     others = {
-        "orientation": make_problem(chain, [[1.0, 1.0, 0.0]], orientations=np.eye(3)),
         "pole": make_problem(chain, [[1.0, 1.0, 0.0]], poles=[0.0, 0.0, 1.0]),
         "comfort pull": make_problem(chain, [[1.0, 1.0, 0.0]], comfort=ComfortPose([0.0, 0.5, 0.5], weights=0.2)),
     }
