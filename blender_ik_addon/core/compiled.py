@@ -57,6 +57,8 @@ def kernel_module() -> ModuleType | None:
             _kernel = importlib.import_module(f"{__package__}.kernel")
         except ImportError as err:  # numba missing, or built for another numpy
             _kernel_error = f"numba is not available ({err})"
+        except Exception as err:  # e.g. numba finds no writable cache folder (RuntimeError at import)
+            _kernel_error = f"numba could not load the kernel ({type(err).__name__}: {err})"
     return _kernel
 
 
