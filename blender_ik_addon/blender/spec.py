@@ -79,12 +79,15 @@ class ChainSpec:
 
 
     def backend_note(self) -> str:
-        """Which implementation solves this chain, one line for the panel (see core.compiled).
-        The add-on's comfort pull is reach-first, which the compiled kernel does too."""
+        """Which implementation solves this chain, one line for the panel (see core.compiled)."""
         if self.follow_mode or self.method != "lm":
             return "Tutorial solver (numpy)"
+        uses = [what for what, on in (("a pole", self.pole is not None and self.pole_weight > 0),
+                                      ("a comfort pull", self.comfort_weight > 0)) if on]
         if not numba_available():
             return "numpy solver (install numba for the compiled one)"
+        if uses:
+            return f"numpy solver: the compiled one does not do {' or '.join(uses)}"
         return "Compiled solver (numba)"
 
 

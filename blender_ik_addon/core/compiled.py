@@ -1,10 +1,11 @@
-"""The optional compiled backend: when numba is installed, LM solves run in :mod:`.kernel` instead
-of numpy.
+"""The optional compiled backend: when numba is installed, LM solves of the tip position (and
+orientation) run in :mod:`.kernel` instead of numpy.
 
 Which backend solves is :attr:`SolverOptions.backend`:
 
 * ``"auto"`` (default): the compiled kernel when numba can be imported and the problem is one it
-  handles (method ``"lm"``, and anything but a soft comfort pull), else numpy.
+  handles (method ``"lm"``; tip position, and orientation if asked, but no pole hint or comfort
+  pull), else numpy.
 * ``"numpy"``: always the numpy implementation.
 * ``"numba"``: the compiled kernel, or :class:`~.errors.IKInputError` saying why it cannot be used.
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from .chain import Chain, Joint
 from .errors import IKInputError
-from .lm import Attempt, has_null_space, relax_slack, soft_comfort
+from .lm import Attempt
 from .objectives import Problem
 from .options import SolverOptions
 from .types import AnyArray, FloatArray
@@ -92,8 +93,10 @@ def unsupported_reason(problem: Problem, options: SolverOptions) -> str | None:
     """Why the compiled kernel cannot solve ``problem``, or None if it can."""
     if options.method != "lm":
         return f"the compiled kernel implements method 'lm', not {options.method!r}"
-    if soft_comfort(problem):
-        return "the compiled kernel does not do a soft comfort pull (reach_first=False)"
+    if problem.poles is not None and problem.pole_weight > 0:
+        return "the compiled kernel does not do a pole hint"
+    if problem.comfort is not None and np.any(problem.comfort[1] > 0):
+        return "the compiled kernel does not do a comfort pull"
     if kernel_module() is None:
         return _DISABLED if _disabled() else _kernel_error
     return None
@@ -124,10 +127,9 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     """The kernel's view of ``chain``, built once per chain and kept on it.
 
     ``(lower, upper, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof,
-    slot_fixed, base, tip_offset, dof_joint)``: per joint, its slots in application order (the
-    rotations FK must build, as in :class:`.chain.Chain`'s FK plan), each with its axis and either
-    the free angle that drives it (``slot_dof``) or, for a locked axis, its fixed value; per free
-    angle, its joint.
+    slot_fixed, base, tip_offset)``: per joint, its slots in application order (the rotations FK
+    must build, as in :class:`.chain.Chain`'s FK plan), each with its axis and either the free
+    angle that drives it (``slot_dof``) or, for a locked axis, its fixed value.
     """
     cached = chain.__dict__.get("_kernel_plan")
     if isinstance(cached, _Plan):
@@ -150,7 +152,6 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
         np.ascontiguousarray(chain.rest[:, :3, :3]), np.ascontiguousarray(chain.rest[:, :3, 3]),
         np.ascontiguousarray(chain.rest_rotates, dtype=np.bool_), slot_count, slot_axis, slot_dof, slot_fixed,
         np.ascontiguousarray(chain.base), np.ascontiguousarray(chain.tip_offset),
-        np.ascontiguousarray(chain.free_joint, dtype=np.int64),
     )
     # Chain is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
     object.__setattr__(chain, "_kernel_plan", _Plan(arrays))
@@ -166,35 +167,25 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
         starts: ``(F, m)`` or ``(1, m)`` start poses inside the limits.
         seed_poses: ``(F, m)`` or ``(1, m)`` poses the restart seeds perturb.
         hopeless: ``(F,)`` targets no restart can help (beyond reach).
-        unit: ``(restarts, m)`` the seeds' uniform draws (see :func:`.lm.restart_draws`).
+        unit: ``(restarts, m)`` the seeds' uniform draws (see :func:`.lm.restart_seeds`).
         spread: ``(restarts,)`` how far each seed moves from its pose.
         options: Solver options.
     """
     kernel = kernel_module()
     assert kernel is not None, "use_compiled() decides whether the kernel may be used"
-    chain = problem.chain
-    count, dofs = problem.count, chain.n_dofs
+    count, dofs = problem.count, problem.chain.n_dofs
     q = np.empty((count, dofs))
     error, orientation_error = np.empty(count), np.empty(count)
     iterations = np.empty(count, dtype=np.int64)
     status = np.empty(count, dtype=np.int64)
-    # Residual scales as objectives.evaluate has them: weights times the chain's reach.
     with_orientation = problem.orientations is not None and problem.orientation_weight > 0
+    # The orientation residual's scale, as objectives.evaluate has it: weight times the reach.
     orientation_scale = problem.orientation_weight * problem.reach if with_orientation else 0.0
     orientations = problem.orientations if problem.orientations is not None else np.eye(3)[None]
-    poles = problem.poles if problem.poles is not None else np.zeros((1, 3))
-    comfort_on = problem.comfort is not None and bool(np.any(problem.comfort[1] > 0))  # reach-first here
-    comfort_target = problem.comfort[0] if problem.comfort is not None else np.zeros(dofs)
-    comfort_scale = (np.sqrt(problem.comfort[1]) * problem.reach if problem.comfort is not None
-                     else np.zeros(dofs))
-    # lm.lm_attempt's switches: reach-first tasks act only where the tip task leaves a null space.
-    flags = (problem.has_secondary and has_null_space(problem), problem.has_secondary, relax_slack(options))
     kernel.solve_many(
         np.ascontiguousarray(problem.positions), np.ascontiguousarray(orientations), float(orientation_scale),
-        np.ascontiguousarray(poles), problem.poles is not None, float(problem.pole_weight),
-        np.ascontiguousarray(comfort_target, dtype=np.float64), np.ascontiguousarray(comfort_scale, dtype=np.float64),
-        comfort_on, float(problem.reach), flags, np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses),
-        np.ascontiguousarray(hopeless, dtype=np.bool_), np.ascontiguousarray(unit), np.ascontiguousarray(spread),
-        float(options.tolerance), float(options.orientation_tolerance), int(options.max_iterations),
-        float(options.initial_damping), plan_of(chain), q, error, orientation_error, iterations, status)
+        np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses), np.ascontiguousarray(hopeless, dtype=np.bool_),
+        np.ascontiguousarray(unit), np.ascontiguousarray(spread), float(options.tolerance),
+        float(options.orientation_tolerance), int(options.max_iterations), float(options.initial_damping),
+        plan_of(problem.chain), q, error, orientation_error, iterations, status)
     return Attempt(q, error, orientation_error, iterations, status)
