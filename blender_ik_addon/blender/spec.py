@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core import SolverOptions
-from ..core.compiled import numba_available
+from ..core.compiled import unavailable_reason
 
 Quaternion4 = tuple[float, float, float, float]
 
@@ -84,8 +84,10 @@ class ChainSpec:
             return "Tutorial solver (numpy)"
         uses = [what for what, on in (("a pole", self.pole is not None and self.pole_weight > 0),
                                       ("a comfort pull", self.comfort_weight > 0)) if on]
-        if not numba_available():
-            return "numpy solver (install numba for the compiled one)"
+        reason = unavailable_reason()
+        if reason is not None:
+            missing = reason.startswith("numba is not available")
+            return "numpy solver (install numba for the compiled one)" if missing else f"numpy solver: {reason}"
         if uses:
             return f"numpy solver: the compiled one does not do {' or '.join(uses)}"
         return "Compiled solver (numba)"

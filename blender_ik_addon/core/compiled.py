@@ -89,6 +89,13 @@ def numba_available() -> bool:
     return kernel_module() is not None
 
 
+def unavailable_reason() -> str | None:
+    """Why the compiled kernel cannot be used (numba missing, disabled, or failing to load), or None."""
+    if kernel_module() is not None:
+        return None
+    return _DISABLED if _disabled() else _kernel_error
+
+
 def unsupported_reason(problem: Problem, options: SolverOptions) -> str | None:
     """Why the compiled kernel cannot solve ``problem``, or None if it can."""
     if options.method != "lm":
@@ -97,9 +104,7 @@ def unsupported_reason(problem: Problem, options: SolverOptions) -> str | None:
         return "the compiled kernel does not do a pole hint"
     if problem.comfort is not None and np.any(problem.comfort[1] > 0):
         return "the compiled kernel does not do a comfort pull"
-    if kernel_module() is None:
-        return _DISABLED if _disabled() else _kernel_error
-    return None
+    return unavailable_reason()
 
 
 def use_compiled(problem: Problem, options: SolverOptions) -> bool:

@@ -134,5 +134,8 @@ def test_solver_panel_says_which_implementation_solves_the_chain() -> None:
         assert note() == "numpy solver: the compiled one does not do a comfort pull"
     else:
         assert note() == "numpy solver (install numba for the compiled one)"
+    with pytest.MonkeyPatch.context() as patch:  # read at every solve and every redraw
+        patch.setenv("IK_CHAINS_NUMBA", "0")
+        assert note() == "numpy solver: numba is disabled by IK_CHAINS_NUMBA=0"
     chain.solver = "TUTORIAL"
     assert note() == "Tutorial solver (numpy)"

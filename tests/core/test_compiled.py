@@ -170,9 +170,10 @@ def test_importing_the_core_does_not_import_numba() -> None:
 def test_disabling_numba_falls_back_to_numpy_and_says_why() -> None:
     code = (
         "from blender_ik_addon.core import SolverOptions, solve, IKInputError\n"
-        "from blender_ik_addon.core.compiled import numba_available\n"
+        "from blender_ik_addon.core.compiled import numba_available, unavailable_reason\n"
         "from blender_ik_addon.core.examples import tutorial_arm\n"
         "assert not numba_available()\n"
+        "assert unavailable_reason() == 'numba is disabled by IK_CHAINS_NUMBA=0'\n"
         "assert solve(tutorial_arm(), (1.0, 1.0, 0.5)).converged\n"
         "try:\n"
         "    solve(tutorial_arm(), (1.0, 1.0, 0.5), options=SolverOptions(backend='numba'))\n"
