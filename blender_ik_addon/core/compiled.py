@@ -13,15 +13,16 @@ Setting the environment variable ``IK_CHAINS_NUMBA=0`` makes numba count as not 
 example to compare the two, or on a farm node where its JIT cache directory is not writable). It is
 read at every solve.
 
-The first compiled solve in a fresh environment compiles the kernel (a few seconds); numba caches
-the result on disk (beside this file, or in its user-wide cache when that is read-only), so later
-processes load it in a fraction of a second.
+The first compiled solve in a fresh environment compiles the kernel (about 10 s); numba caches the
+result on disk, so later processes load it in a fraction of a second. If numba cannot load or run
+the kernel here, ``"auto"`` warns once and solves with numpy for the rest of the session.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -60,6 +61,17 @@ def kernel_module() -> ModuleType | None:
         except Exception as err:  # e.g. numba finds no writable cache folder (RuntimeError at import)
             _kernel_error = f"numba could not load the kernel ({type(err).__name__}: {err})"
     return _kernel
+
+
+class KernelError(RuntimeError):
+    """The kernel could not be compiled or run in this Python (not a solver outcome)."""
+
+
+def _give_up(err: BaseException) -> None:
+    """Stop using the kernel for the rest of the session, keeping the reason for the panel."""
+    global _kernel, _kernel_error
+    _kernel, _kernel_error = None, f"numba could not run the kernel ({type(err).__name__}: {err})"
+    warnings.warn(f"IK Chains: solving with numpy from now on: {_kernel_error}", RuntimeWarning, stacklevel=3)
 
 
 def warm_up() -> None:
@@ -175,6 +187,10 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
         unit: ``(restarts, m)`` the seeds' uniform draws (see :func:`.lm.restart_seeds`).
         spread: ``(restarts,)`` how far each seed moves from its pose.
         options: Solver options.
+
+    Raises:
+        KernelError: numba could not compile or run the kernel here; it is not tried again in this
+            session, and ``solve_batch`` falls back to numpy unless ``backend="numba"`` was asked for.
     """
     kernel = kernel_module()
     assert kernel is not None, "use_compiled() decides whether the kernel may be used"
@@ -187,10 +203,14 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
     # The orientation residual's scale, as objectives.evaluate has it: weight times the reach.
     orientation_scale = problem.orientation_weight * problem.reach if with_orientation else 0.0
     orientations = problem.orientations if problem.orientations is not None else np.eye(3)[None]
-    kernel.solve_many(
-        np.ascontiguousarray(problem.positions), np.ascontiguousarray(orientations), float(orientation_scale),
-        np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses), np.ascontiguousarray(hopeless, dtype=np.bool_),
-        np.ascontiguousarray(unit), np.ascontiguousarray(spread), float(options.tolerance),
-        float(options.orientation_tolerance), int(options.max_iterations), float(options.initial_damping),
-        plan_of(problem.chain), q, error, orientation_error, iterations, status)
+    try:
+        kernel.solve_many(
+            np.ascontiguousarray(problem.positions), np.ascontiguousarray(orientations), float(orientation_scale),
+            np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses),
+            np.ascontiguousarray(hopeless, dtype=np.bool_), np.ascontiguousarray(unit), np.ascontiguousarray(spread),
+            float(options.tolerance), float(options.orientation_tolerance), int(options.max_iterations),
+            float(options.initial_damping), plan_of(problem.chain), q, error, orientation_error, iterations, status)
+    except Exception as err:  # e.g. numba cannot compile here (no writable cache, no executable memory)
+        _give_up(err)
+        raise KernelError(_kernel_error) from err
     return Attempt(q, error, orientation_error, iterations, status)

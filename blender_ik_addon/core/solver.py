@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from .chain import Chain
-from .compiled import lm_solve_compiled, use_compiled
+from .compiled import KernelError, lm_solve_compiled, use_compiled
 from .errors import IKInputError
 from .lm import Attempt, beyond_reach, lm_solve, restart_draws
 from .objectives import ComfortPose, Problem, make_problem
@@ -95,9 +95,13 @@ def solve_batch(
     seed_poses = chain.clamp(problem.comfort[0])[None] if problem.comfort is not None else start
     if use_compiled(problem, opts):
         unit, spread = restart_draws(dofs, opts)
-        attempt = lm_solve_compiled(
-            problem, start, seed_poses, beyond_reach(problem, opts), unit, spread, opts)
-        return _result(chain, attempt)
+        try:
+            return _result(chain, lm_solve_compiled(
+                problem, start, seed_poses, beyond_reach(problem, opts), unit, spread, opts))
+        except KernelError:
+            if opts.backend == "numba":
+                raise
+            # "auto": numba cannot run here (it warned once and is not tried again); solve with numpy.
     out: dict[str, Any] = {
         "q": np.empty((count, dofs)), "error": np.empty(count), "orientation_error": np.empty(count),
         "iterations": np.empty(count, dtype=np.int64), "status": np.empty(count, dtype=np.int64),

@@ -206,3 +206,29 @@ def test_warm_up_loads_the_kernel_and_never_raises() -> None:
     warm_up()  # loads or compiles the kernel where numba is available; does nothing otherwise
     out = _run("from blender_ik_addon.core.compiled import warm_up; warm_up(); print('ok')", IK_CHAINS_NUMBA="0")
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+@needs_numba
+def test_a_kernel_that_cannot_run_falls_back_to_numpy_once_and_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from blender_ik_addon.core import compiled
+
+    kernel = compiled.kernel_module()
+    assert kernel is not None
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("no executable memory")  # as on a locked-down farm node
+
+    monkeypatch.setattr(kernel, "solve_many", broken)
+    monkeypatch.setattr(compiled, "_kernel", kernel)  # restored afterwards, with _kernel_error
+    monkeypatch.setattr(compiled, "_kernel_error", None)
+    chain = tutorial_arm()
+    with pytest.warns(RuntimeWarning), pytest.raises(compiled.KernelError, match="no executable memory"):
+        solve(chain, (1.0, 1.0, 0.5), options=SolverOptions(backend="numba"))
+    monkeypatch.setattr(compiled, "_kernel", kernel)  # the failure above gave up on it; try again
+    monkeypatch.setattr(compiled, "_kernel_error", None)
+    with pytest.warns(RuntimeWarning, match="solving with numpy from now on"):
+        result = solve(chain, (1.0, 1.0, 0.5))
+    assert result.converged
+    assert not compiled.numba_available()
+    assert "no executable memory" in str(compiled.unavailable_reason())
+    assert solve(chain, (1.0, 1.0, 0.5)).converged  # numpy from now on, without another warning
