@@ -79,17 +79,14 @@ class ChainSpec:
 
 
     def backend_note(self) -> str:
-        """Which implementation solves this chain, one line for the panel (see core.compiled)."""
+        """Which implementation solves this chain, one line for the panel (see core.compiled).
+        The add-on's comfort pull is reach-first, which the compiled kernel does too."""
         if self.follow_mode or self.method != "lm":
             return "Tutorial solver (numpy)"
-        uses = [what for what, on in (("a pole", self.pole is not None and self.pole_weight > 0),
-                                      ("a comfort pull", self.comfort_weight > 0)) if on]
         reason = unavailable_reason()
         if reason is not None:
             missing = reason.startswith("numba is not available")
             return "numpy solver (install numba for the compiled one)" if missing else f"numpy solver: {reason}"
-        if uses:
-            return f"numpy solver: the compiled one does not do {' or '.join(uses)}"
         return "Compiled solver (numba)"
 
 

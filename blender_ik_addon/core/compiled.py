@@ -1,11 +1,10 @@
-"""The optional compiled backend: when numba is installed, LM solves of the tip position (and
-orientation) run in :mod:`.kernel` instead of numpy.
+"""The optional compiled backend: when numba is installed, LM solves run in :mod:`.kernel` instead
+of numpy.
 
 Which backend solves is :attr:`SolverOptions.backend`:
 
 * ``"auto"`` (default): the compiled kernel when numba can be imported and the problem is one it
-  handles (method ``"lm"``; tip position, and orientation if asked, but no pole hint or comfort
-  pull), else numpy.
+  handles (method ``"lm"``, and anything but a soft comfort pull), else numpy.
 * ``"numpy"``: always the numpy implementation.
 * ``"numba"``: the compiled kernel, or :class:`~.errors.IKInputError` saying why it cannot be used.
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from .chain import Chain, Joint
 from .errors import IKInputError
-from .lm import Attempt
+from .lm import Attempt, has_null_space, relax_slack, soft_comfort
 from .objectives import Problem
 from .options import SolverOptions
 from .types import AnyArray, FloatArray
@@ -112,10 +111,8 @@ def unsupported_reason(problem: Problem, options: SolverOptions) -> str | None:
     """Why the compiled kernel cannot solve ``problem``, or None if it can."""
     if options.method != "lm":
         return f"the compiled kernel implements method 'lm', not {options.method!r}"
-    if problem.poles is not None and problem.pole_weight > 0:
-        return "the compiled kernel does not do a pole hint"
-    if problem.comfort is not None and np.any(problem.comfort[1] > 0):
-        return "the compiled kernel does not do a comfort pull"
+    if soft_comfort(problem):
+        return "the compiled kernel does not do a soft comfort pull (reach_first=False)"
     return unavailable_reason()
 
 
@@ -144,9 +141,10 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     """The kernel's view of ``chain``, built once per chain and kept on it.
 
     ``(lower, upper, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof,
-    slot_fixed, base, tip_offset)``: per joint, its slots in application order (the rotations FK
-    must build, as in :class:`.chain.Chain`'s FK plan), each with its axis and either the free
-    angle that drives it (``slot_dof``) or, for a locked axis, its fixed value.
+    slot_fixed, base, tip_offset, dof_joint)``: per joint, its slots in application order (the
+    rotations FK must build, as in :class:`.chain.Chain`'s FK plan), each with its axis and either
+    the free angle that drives it (``slot_dof``) or, for a locked axis, its fixed value; per free
+    angle, its joint.
     """
     cached = chain.__dict__.get("_kernel_plan")
     if isinstance(cached, _Plan):
@@ -169,6 +167,7 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
         np.ascontiguousarray(chain.rest[:, :3, :3]), np.ascontiguousarray(chain.rest[:, :3, 3]),
         np.ascontiguousarray(chain.rest_rotates, dtype=np.bool_), slot_count, slot_axis, slot_dof, slot_fixed,
         np.ascontiguousarray(chain.base), np.ascontiguousarray(chain.tip_offset),
+        np.ascontiguousarray(chain.free_joint, dtype=np.int64),
     )
     # Chain is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
     object.__setattr__(chain, "_kernel_plan", _Plan(arrays))
@@ -199,17 +198,36 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
     error, orientation_error = np.empty(count), np.empty(count)
     iterations = np.empty(count, dtype=np.int64)
     status = np.empty(count, dtype=np.int64)
+    chain = problem.chain
+    # Residual scales as objectives.evaluate has them: weights times the chain's reach.
     with_orientation = problem.orientations is not None and problem.orientation_weight > 0
-    # The orientation residual's scale, as objectives.evaluate has it: weight times the reach.
     orientation_scale = problem.orientation_weight * problem.reach if with_orientation else 0.0
-    orientations = problem.orientations if problem.orientations is not None else np.eye(3)[None]
+    orientations = np.ascontiguousarray(problem.orientations if problem.orientations is not None else np.eye(3)[None])
+    shared = (np.ascontiguousarray(problem.positions), orientations)
+    per_target = (np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses),
+                  np.ascontiguousarray(hopeless, dtype=np.bool_), np.ascontiguousarray(unit),
+                  np.ascontiguousarray(spread))
+    outputs = (q, error, orientation_error, iterations, status)
     try:
-        kernel.solve_many(
-            np.ascontiguousarray(problem.positions), np.ascontiguousarray(orientations), float(orientation_scale),
-            np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses),
-            np.ascontiguousarray(hopeless, dtype=np.bool_), np.ascontiguousarray(unit), np.ascontiguousarray(spread),
-            float(options.tolerance), float(options.orientation_tolerance), int(options.max_iterations),
-            float(options.initial_damping), plan_of(problem.chain), q, error, orientation_error, iterations, status)
+        if problem.poles is None and not problem.has_secondary:
+            kernel.solve_many(*shared, float(orientation_scale), *per_target, float(options.tolerance),
+                              float(options.orientation_tolerance), int(options.max_iterations),
+                              float(options.initial_damping), plan_of(chain), *outputs)
+        else:  # a pole (it also picks the branch, at any weight) or a reach-first comfort pull
+            comfort_target, comfort_scale, comfort_on = np.zeros(dofs), np.zeros(dofs), False
+            if problem.comfort is not None:  # reach-first here (a soft pull stays on numpy)
+                comfort_target, weights, _ = problem.comfort
+                comfort_scale, comfort_on = np.sqrt(weights) * problem.reach, bool(np.any(weights > 0))
+            sec_shared = (problem.poles is not None, float(problem.pole_weight),
+                          np.ascontiguousarray(comfort_target, dtype=np.float64),
+                          np.ascontiguousarray(comfort_scale, dtype=np.float64), comfort_on, float(problem.reach))
+            # lm.lm_attempt's switches: reach-first tasks act only where the tip task leaves a null space.
+            flags = (problem.has_secondary and has_null_space(problem), problem.has_secondary, relax_slack(options))
+            settings = (float(orientation_scale), float(options.tolerance), float(options.orientation_tolerance),
+                        int(options.max_iterations), float(options.initial_damping))
+            poles = np.ascontiguousarray(problem.poles if problem.poles is not None else np.zeros((1, 3)))
+            kernel.solve_many_secondary(*shared, poles, sec_shared, flags, *per_target, settings, plan_of(chain),
+                                        *outputs)
     except Exception as err:  # e.g. numba cannot compile here (no writable cache, no executable memory)
         _give_up(err)
         raise KernelError(_kernel_error) from err

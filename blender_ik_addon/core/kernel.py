@@ -1,27 +1,31 @@
-"""The LM solver as scalar loops compiled by numba (optional), for tip position and orientation.
+"""The LM solver as scalar loops compiled by numba (optional).
 
 This module imports numba and is only imported by :mod:`.compiled`, which checks that numba is
-there first. It is :func:`.lm.lm_solve` restricted to problems whose tasks are the tip position and,
-optionally, the tip orientation (no pole hint and no comfort pull), rule for rule:
+there first. It is :func:`.lm.lm_solve`, rule for rule, for every problem but a soft comfort pull:
 
 * FK and the Jacobian as in :mod:`.fk` (a joint turns about the axes of the frame it has after
   the rotations applied outside it), the tip in world space through the chain's base; the
-  orientation residual as in :func:`.objectives.evaluate` (the rotation vector of
-  ``R_tip R_target^T``, scaled by the weight times the chain's reach).
+  orientation, pole and reach-first comfort residuals as in :func:`.objectives.evaluate`.
 * The step as in ``lm._step``: active set (a free angle on a limit whose gradient pushes outward is
   frozen), Marquardt scaling with a floor, the dual (Woodbury) form when there are fewer rows (3
   or 6) than angles, projection onto the limits.
 * Acceptance, damping (/3 on success, x4 on failure, capped), "quiet" progress and the stop rules
-  as in ``lm.lm_attempt`` without secondary tasks.
+  as in ``lm.lm_attempt``.
 * Restarts as in ``lm.lm_solve``: the same seeds (the caller passes the same uniform draws), tried
   in order, the first converging one wins, at most ``_FRUITLESS_RESTARTS`` in a row that gain
   nothing, none for targets beyond reach.
 
-Why a second implementation: numpy's fixed cost per call (about a microsecond, and an LM iteration
-makes ~100 calls) is what a single small solve spends its time on. Here one iteration of a 3-angle
-arm takes well under a microsecond. The answers agree with the numpy path to rounding (the linear
-algebra is summed in another order), not bit for bit; within this kernel, a batch is exactly a loop
-of single solves, since each target runs alone.
+Two paths: :func:`solve_many` for the tip task alone (position, and orientation if asked), and
+:func:`solve_many_secondary` when a pole or a reach-first comfort pull adds secondary tasks (the
+null-space step, the tip restore, lexicographic acceptance, pole-branch restarts). They are kept
+apart because numba's code for the plain iteration ran three times slower with the secondary calls
+merely present in its loop.
+
+Why a second implementation at all: numpy's fixed cost per call (about a microsecond, and an LM
+iteration makes ~100 calls) is what a single small solve spends its time on. Here one iteration of
+a 3-angle arm takes well under a microsecond. The answers agree with the numpy path to rounding (the
+linear algebra is summed in another order), not bit for bit; within this kernel, a batch is exactly
+a loop of single solves, since each target runs alone.
 
 Arrays are float64 and C-contiguous; the "plan" arrays are built by :func:`.compiled.plan_of`.
 """
@@ -43,7 +47,12 @@ Task = tuple[Any, ...]  # (target (3,), orientation (3, 3), orientation scale, t
 # Keep in step with lm.py (the tests compare the two paths on the same problems).
 _DAMPING_MIN = 1e-12
 _DAMPING_MAX = 1e6
+_REJECTIONS_TO_SETTLE = 6
+_SECONDARY_FULL_STEP_DAMPING = 1e-3
 _FRUITLESS_RESTARTS = 16
+_RESTORE_DAMPING = 1e-6
+_RELAX_PROGRESS = 1e-4
+_RESTORE_STEPS = 2
 _LIMIT_EPS = 1e-12
 RUNNING, CONVERGED, STALLED, MAX_ITER = -1, 0, 1, 2
 
@@ -65,10 +74,11 @@ def _turn(frame: FloatArray, axis: int, angle: float) -> None:
 def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: FloatArray,
               ws: Workspace) -> tuple[float, float]:
     """Residual ``(k,)`` and world Jacobian ``(k, m)`` at ``q``, ``k`` = 3 (tip position) or 6 (and
-    orientation). Returns ``(0.5 |r|^2, orientation error in radians)``."""
-    _, _, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, base, tip_offset = plan
+    orientation). Returns ``(0.5 |r|^2, orientation error in radians)``. Leaves the free angles' axes
+    and origins and the joints' origins (chain space) in the workspace."""
+    _, _, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, base, tip_offset, _ = plan
     target, orientation, orientation_scale = task[0], task[1], task[2]
-    rot, tmp, axes, origins = ws[6], ws[7], ws[8], ws[9]
+    rot, tmp, axes, origins, joint_origins = ws[6], ws[7], ws[8], ws[9], ws[14]
     n = rest_pos.shape[0]
     for a in range(3):
         for b in range(3):
@@ -79,6 +89,7 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
         px += rot[0, 0] * rx + rot[0, 1] * ry + rot[0, 2] * rz
         py += rot[1, 0] * rx + rot[1, 1] * ry + rot[1, 2] * rz
         pz += rot[2, 0] * rx + rot[2, 1] * ry + rot[2, 2] * rz
+        joint_origins[j, 0], joint_origins[j, 1], joint_origins[j, 2] = px, py, pz
         if rest_rotates[j]:
             for a in range(3):
                 for b in range(3):
@@ -288,12 +299,25 @@ def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: fl
 
 
 @_jit
-def _workspace(m: int) -> Workspace:
-    """Scratch arrays of one solve, by position: residual, trial residual, Jacobian, trial
-    Jacobian, trial pose, step, rotation, product, axes, origins, work, small system, vector, seed."""
+def _workspace(m: int, n: int) -> Workspace:
+    """Scratch arrays of one solve, by position: 0-1 residual and trial residual (6,), 2-3 Jacobian
+    and trial Jacobian (6, m), 4 trial pose, 5 step, 6-7 rotation and product (3, 3), 8-9 axes and
+    origins of the free angles (m, 3), 10 active Jacobian (6, m), 11 small system (6, 6), 12 vector
+    (6 + m,), 13 seed or restore step (m,), 14 joint origins (n, 3)."""
     return (np.empty(6), np.empty(6), np.empty((6, m)), np.empty((6, m)), np.empty(m), np.empty(m),
             np.empty((3, 3)), np.empty((3, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty((6, m)),
-            np.empty((6, 6)), np.empty(6 + m), np.empty(m))
+            np.empty((6, 6)), np.empty(6 + m), np.empty(m), np.empty((n, 3)))
+
+
+@_jit
+def _seed_pose(k: int, seed_base: FloatArray, unit: FloatArray, spread: FloatArray, lower: FloatArray,
+               upper: FloatArray, seed: FloatArray) -> None:
+    """Restart seed ``k`` into ``seed``, as lm.restart_seeds computes it (same operations, same bits)."""
+    for i in range(seed.shape[0]):
+        low = lower[i] if np.isfinite(lower[i]) else seed_base[i] - np.pi
+        high = upper[i] if np.isfinite(upper[i]) else seed_base[i] + np.pi
+        uniform = unit[k, i] * (high - low) + low
+        seed[i] = min(max(seed_base[i] + spread[k] * (uniform - seed_base[i]), lower[i]), upper[i])
 
 
 @_jit
@@ -303,7 +327,6 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
     """``lm.lm_solve`` for one target: the attempt from ``start``, then seeded restarts.
     Writes the best pose into ``q_out``; returns ``(position error, orientation error, iterations,
     status)``."""
-    m = start.shape[0]
     lower, upper, tolerance = plan[0], plan[1], task[3]
     q_out[:] = start
     best_error, best_orientation_error, iterations, best_status = _attempt(
@@ -313,12 +336,7 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
     for k in range(unit.shape[0]):
         if best_status == CONVERGED or hopeless or fruitless >= _FRUITLESS_RESTARTS:
             break
-        # The seed as lm.restart_seeds computes it (same operations, so the same bits).
-        for i in range(m):
-            low = lower[i] if np.isfinite(lower[i]) else seed_base[i] - np.pi
-            high = upper[i] if np.isfinite(upper[i]) else seed_base[i] + np.pi
-            uniform = unit[k, i] * (high - low) + low
-            seed[i] = min(max(seed_base[i] + spread[k] * (uniform - seed_base[i]), lower[i]), upper[i])
+        _seed_pose(k, seed_base, unit, spread, lower, upper, seed)
         error, orientation_error, used, status = _attempt(seed, task, max_iterations, initial_damping, plan, ws)
         iterations += used
         converged = status == CONVERGED
@@ -340,7 +358,7 @@ def solve_many(targets: FloatArray, orientations: FloatArray, orientation_scale:
     tip rotations, used when ``orientation_scale`` (weight times reach) is above 0; ``starts`` and
     ``seed_bases`` are ``(F, m)`` or ``(1, m)`` (shared). Results go into the ``*_out`` arrays."""
     m = q_out.shape[1]
-    ws = _workspace(m)
+    ws = _workspace(m, plan[3].shape[0])
     for f in range(targets.shape[0]):
         start = starts[f] if starts.shape[0] > 1 else starts[0]
         seed_base = seed_bases[f] if seed_bases.shape[0] > 1 else seed_bases[0]
@@ -348,5 +366,351 @@ def solve_many(targets: FloatArray, orientations: FloatArray, orientation_scale:
         task = (targets[f], orientation, orientation_scale, tolerance, orientation_tolerance)
         error, orientation_error, iterations, status = _solve_one(
             task, start, seed_base, hopeless[f], unit, spread, max_iterations, initial_damping, plan, q_out[f], ws)
+        error_out[f], orientation_error_out[f], iterations_out[f], status_out[f] = (
+            error, orientation_error, iterations, status)
+
+
+# -- Reach-first secondary tasks: a pole hint and a comfort pull ---------------------------------
+# A separate path, so the plain one above stays as it is (see the module docstring).
+#
+# ``sec`` (per target): (pole (3,) world, has pole, pole weight (0: no pole rows), comfort target
+# (m,), comfort residual scale (m,) = sqrt(weight) * reach, has comfort, reach). ``sws``: see
+# _secondary_workspace.
+
+
+@_jit
+def _secondary_workspace(m: int, n: int, rows: int) -> Workspace:
+    """Scratch arrays of the secondary tasks, by position: 0 pole offsets (n, 3), 1 projector (3, 3),
+    2 pole direction (3,), 3 secondary gradient (m,), 4-5 trial secondary residual and Jacobian,
+    6 curvature (rows,), 7-8 secondary residual and Jacobian, 9 shaping (3, 3)."""
+    rows = max(rows, 1)
+    return (np.empty((n, 3)), np.empty((3, 3)), np.empty(3), np.empty(m), np.empty(rows), np.empty((rows, m)),
+            np.empty(rows), np.empty(rows), np.empty((rows, m)), np.empty((3, 3)))
+
+
+@_jit
+def _pole_geometry(target: FloatArray, sec: Task, plan: Plan, ws: Workspace, sws: Workspace) -> float:
+    """Joint origins relative to the root, world space, into ``sws[0]``; the projector off the
+    base-to-target line into ``sws[1]``; the pole's unit direction off that line into ``sws[2]``
+    (``objectives._pole_geometry``). Returns 1.0 if the pole gives a direction, else 0.0."""
+    base, joint_origins, pole = plan[9], ws[14], sec[0]
+    offsets, projector, pole_dir = sws[0], sws[1], sws[2]
+    n = joint_origins.shape[0]
+    for j in range(n):
+        for a in range(3):
+            offsets[j, a] = (base[a, 0] * joint_origins[j, 0] + base[a, 1] * joint_origins[j, 1]
+                             + base[a, 2] * joint_origins[j, 2] + base[a, 3])
+    root = (offsets[0, 0], offsets[0, 1], offsets[0, 2])
+    for j in range(n):
+        for a in range(3):
+            offsets[j, a] -= root[a]
+    axis_x, axis_y, axis_z = target[0] - root[0], target[1] - root[1], target[2] - root[2]
+    length = max(np.sqrt(axis_x * axis_x + axis_y * axis_y + axis_z * axis_z), 1e-12)
+    axis = (axis_x / length, axis_y / length, axis_z / length)
+    for a in range(3):
+        for b in range(3):
+            projector[a, b] = (1.0 if a == b else 0.0) - axis[a] * axis[b]
+    to_pole = (pole[0] - root[0], pole[1] - root[1], pole[2] - root[2])
+    size = 0.0
+    for a in range(3):
+        pole_dir[a] = projector[a, 0] * to_pole[0] + projector[a, 1] * to_pole[1] + projector[a, 2] * to_pole[2]
+        size += pole_dir[a] * pole_dir[a]
+    size = np.sqrt(size)
+    for a in range(3):
+        pole_dir[a] /= max(size, 1e-12)
+    return 1.0 if size > 1e-9 else 0.0
+
+
+@_jit
+def _projected_offset(sws: Workspace, i: int) -> tuple[float, float, float, float]:
+    """Joint ``i``'s offset from the base-to-target line (after :func:`_pole_geometry`), and its length."""
+    offsets, projector = sws[0], sws[1]
+    x = projector[0, 0] * offsets[i, 0] + projector[0, 1] * offsets[i, 1] + projector[0, 2] * offsets[i, 2]
+    y = projector[1, 0] * offsets[i, 0] + projector[1, 1] * offsets[i, 1] + projector[1, 2] * offsets[i, 2]
+    z = projector[2, 0] * offsets[i, 0] + projector[2, 1] * offsets[i, 1] + projector[2, 2] * offsets[i, 2]
+    return x, y, z, float(np.sqrt(x * x + y * y + z * z))
+
+
+@_jit
+def _pole_rows(target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray, secondary_jac: FloatArray,
+               ws: Workspace, sws: Workspace) -> int:
+    """The pole residual and Jacobian (``objectives._pole_terms``) into the first ``3 (n - 1)``
+    secondary rows; returns that row count."""
+    base, dof_joint = plan[9], plan[11]
+    joint_origins, axes, origins = ws[14], ws[8], ws[9]
+    pole_dir, projector, shaped = sws[2], sws[1], sws[9]
+    n, m = joint_origins.shape[0], axes.shape[0]
+    if n < 2:  # a one-joint chain has no interior joint to aim
+        return 0
+    weight = sec[2] / np.sqrt(n - 1) * _pole_geometry(target, sec, plan, ws, sws)
+    for i in range(1, n):
+        row = 3 * (i - 1)
+        x, y, z, size = _projected_offset(sws, i)
+        off = (x, y, z)
+        unit = (x / max(size, 1e-12), y / max(size, 1e-12), z / max(size, 1e-12))
+        for a in range(3):
+            secondary[row + a] = weight * (off[a] - size * pole_dir[a])
+            for b in range(3):  # weight * (I - pole_dir unit^T) @ projector
+                total = 0.0
+                for c in range(3):
+                    total += ((1.0 if a == c else 0.0) - pole_dir[a] * unit[c]) * projector[c, b]
+                shaped[a, b] = weight * total
+        # ... times the world Jacobian of joint i's origin: only angles of earlier joints move it.
+        for k in range(m):
+            if dof_joint[k] >= i:
+                for a in range(3):
+                    secondary_jac[row + a, k] = 0.0
+                continue
+            lx = joint_origins[i, 0] - origins[k, 0]
+            ly = joint_origins[i, 1] - origins[k, 1]
+            lz = joint_origins[i, 2] - origins[k, 2]
+            ax, ay, az = axes[k, 0], axes[k, 1], axes[k, 2]
+            c0, c1, c2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
+            w0 = base[0, 0] * c0 + base[0, 1] * c1 + base[0, 2] * c2
+            w1 = base[1, 0] * c0 + base[1, 1] * c1 + base[1, 2] * c2
+            w2 = base[2, 0] * c0 + base[2, 1] * c1 + base[2, 2] * c2
+            for a in range(3):
+                secondary_jac[row + a, k] = shaped[a, 0] * w0 + shaped[a, 1] * w1 + shaped[a, 2] * w2
+    return int(3 * (n - 1))
+
+
+@_jit
+def _evaluate_secondary(q: FloatArray, target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
+                        secondary_jac: FloatArray, ws: Workspace, sws: Workspace) -> float:
+    """The secondary rows of :func:`.objectives.evaluate` at ``q``, after :func:`_evaluate` at the
+    same ``q``: the pole rows, then the comfort rows. Returns ``0.5 |secondary|^2``."""
+    rows = _pole_rows(target, sec, plan, secondary, secondary_jac, ws, sws) if sec[2] > 0 else 0
+    if sec[5]:
+        # r = sqrt(w) * reach * (q - q_comfort) per free angle; J = diag(sqrt(w) * reach).
+        comfort_target, comfort_scale = sec[3], sec[4]
+        for i in range(q.shape[0]):
+            secondary[rows + i] = comfort_scale[i] * (q[i] - comfort_target[i])
+            for k in range(q.shape[0]):
+                secondary_jac[rows + i, k] = comfort_scale[i] if i == k else 0.0
+        rows += q.shape[0]
+    cost = 0.0
+    for r in range(rows):
+        cost += secondary[r] * secondary[r]
+    return 0.5 * cost
+
+
+@_jit
+def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Workspace, sws: Workspace) -> float:
+    """``objectives.pole_alignment`` at ``q``: the worst cosine between an interior joint's bend
+    direction and the pole's (1 without a pole, or without one usable)."""
+    n = plan[3].shape[0]
+    if not sec[1] or n < 2:
+        return 1.0
+    _evaluate(q, task, plan, ws[1], ws[3], ws)  # FK into the trial buffers
+    if _pole_geometry(task[0], sec, plan, ws, sws) == 0.0:
+        return 1.0
+    pole_dir = sws[2]
+    worst = np.inf
+    for i in range(1, n):
+        x, y, z, size = _projected_offset(sws, i)
+        cosine = (x * pole_dir[0] + y * pole_dir[1] + z * pole_dir[2]) / max(size, 1e-12)
+        worst = min(worst, cosine if size > 1e-9 * sec[6] else 1.0)
+    return float(worst)
+
+
+@_jit
+def _secondary_step(q: FloatArray, work: FloatArray, rows: int, secondary_rows: int, lower: FloatArray,
+                    upper: FloatArray, shrink: float, step: FloatArray, small: FloatArray, vec: FloatArray,
+                    sws: Workspace) -> None:
+    """Add the reach-first step to ``step`` (``lm._secondary_step``): the secondary gradient, kept
+    off the limits, projected onto the null space of the active primary Jacobian ``work``, scaled
+    by its Gauss-Newton length and by ``shrink``."""
+    m = q.shape[0]
+    gradient, curvature, secondary, secondary_jac = sws[3], sws[6], sws[7], sws[8]
+    for i in range(m):
+        g = 0.0
+        for r in range(secondary_rows):
+            g += secondary_jac[r, i] * secondary[r]
+        if (q[i] <= lower[i] + _LIMIT_EPS and g > 0) or (q[i] >= upper[i] - _LIMIT_EPS and g < 0):
+            g = 0.0  # stay off the limits
+        gradient[i] = g
+    trace = 0.0
+    for a in range(rows):
+        total = 0.0
+        for i in range(m):
+            total += work[a, i] * gradient[i]
+        vec[a] = total
+        for b in range(rows):
+            total = 0.0
+            for i in range(m):
+                total += work[a, i] * work[b, i]
+            small[a, b] = total
+        trace += small[a, a]
+    ridge = 1e-12 * (trace / rows + 1e-300)  # keeps J J^T invertible at singularities
+    for a in range(rows):
+        small[a, a] += ridge
+    _solve_small(small, vec, rows)
+    length = 0.0
+    for i in range(m):
+        total = 0.0
+        for a in range(rows):
+            total += work[a, i] * vec[a]
+        gradient[i] -= total  # now the projected gradient
+        length += gradient[i] * gradient[i]
+    bend = 0.0
+    for r in range(secondary_rows):
+        total = 0.0
+        for i in range(m):
+            total += secondary_jac[r, i] * gradient[i]
+        curvature[r] = total
+        bend += total * total
+    scale = length / (bend + 1e-300) * shrink
+    for i in range(m):
+        step[i] -= scale * gradient[i]
+
+
+@_jit
+def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Task, max_iterations: int,
+                       initial_damping: float, plan: Plan, ws: Workspace,
+                       sws: Workspace) -> tuple[float, float, int, int]:
+    """:func:`_attempt` with reach-first secondary tasks (``lm.lm_attempt`` in full): once the tip
+    is well inside tolerance, each step adds the secondary step and two lightly damped steps
+    restore the tip; acceptance is lexicographic (reach first, then the secondary cost), and the
+    attempt ends when the secondary task stops improving.
+
+    ``flags``: (can relax: the tip task leaves a null space, problem has secondary tasks, relax slack).
+    """
+    m, n = q.shape[0], plan[3].shape[0]
+    can_relax, has_secondary, slack = flags[0], flags[1], flags[2]
+    rows = 6 if task[2] > 0 else 3
+    secondary_rows = (3 * (n - 1) if sec[2] > 0 and n >= 2 else 0) + (m if sec[5] else 0)
+    lower, upper, target = plan[0], plan[1], task[0]
+    residual, trial_residual, jac, trial_jac, trial_q, step = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]
+    work, small, vec, restore = ws[10], ws[11], ws[12], ws[13]
+    secondary, secondary_jac, trial_secondary, trial_secondary_jac = sws[7], sws[8], sws[4], sws[5]
+    cost, orientation_error = _evaluate(q, task, plan, residual, jac, ws)
+    secondary_cost = _evaluate_secondary(q, target, sec, plan, secondary, secondary_jac, ws, sws)
+    position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
+    damping, quiet, rejections, iterations = initial_damping, 0, 0, 0
+    status = RUNNING
+    if not can_relax and _converged(position_error, orientation_error, rows, task):
+        status = CONVERGED
+    while status == RUNNING and iterations < max_iterations:
+        relax = can_relax and cost <= slack
+        _step(q, residual, jac, rows, lower, upper, damping, step, work, small, vec)
+        if relax:
+            # Each rejection multiplies the damping by 4; the secondary step shrinks in step with it.
+            shrink = min(1.0, _SECONDARY_FULL_STEP_DAMPING / damping)
+            _secondary_step(q, work, rows, secondary_rows, lower, upper, shrink, step, small, vec, sws)
+        for i in range(m):
+            trial_q[i] = min(max(q[i] + step[i], lower[i]), upper[i])
+        trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
+        if relax:
+            # lm._restore_tip: lightly damped Gauss-Newton steps back onto the tip's solution set.
+            for _ in range(_RESTORE_STEPS):
+                _step(trial_q, trial_residual, trial_jac, rows, lower, upper, _RESTORE_DAMPING, restore, work, small,
+                      vec)
+                for i in range(m):
+                    trial_q[i] = min(max(trial_q[i] + restore[i], lower[i]), upper[i])
+                trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
+        trial_secondary_cost = _evaluate_secondary(trial_q, target, sec, plan, trial_secondary, trial_secondary_jac,
+                                                   ws, sws)
+        iterations += 1
+        if has_secondary and cost <= slack:  # lm._better: reach first, then the secondary cost
+            accept = trial_cost <= slack and trial_secondary_cost < secondary_cost
+        else:
+            accept = trial_cost < cost
+        old_merit = secondary_cost if relax else cost
+        new_merit = trial_secondary_cost if relax else trial_cost
+        if accept:
+            relative = _RELAX_PROGRESS if relax else 1e-14
+            negligible = old_merit - new_merit <= relative * max(old_merit, 1e-300) + 1e-30
+            quiet = quiet + 1 if negligible else 0
+            q[:] = trial_q
+            residual[:] = trial_residual
+            jac[:, :] = trial_jac
+            secondary[:] = trial_secondary
+            secondary_jac[:, :] = trial_secondary_jac
+            cost, orientation_error, secondary_cost = trial_cost, trial_orientation_error, trial_secondary_cost
+            position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
+            damping = max(damping / 3.0, _DAMPING_MIN)
+            rejections = 0
+        else:
+            damping *= 4.0
+            rejections += 1
+        reached = _converged(position_error, orientation_error, rows, task)
+        if can_relax:
+            # Keep improving the secondary task until it stops moving, then stop if reached.
+            if quiet >= 2 or damping >= _DAMPING_MAX or (reached and rejections >= _REJECTIONS_TO_SETTLE):
+                status = CONVERGED if reached else STALLED
+        elif reached:
+            status = CONVERGED
+        elif quiet >= 3 or damping >= _DAMPING_MAX:
+            status = STALLED
+    final = _converged(position_error, orientation_error, rows, task)
+    if status == RUNNING:
+        status = CONVERGED if final else MAX_ITER
+    if status == CONVERGED and not final:  # settled secondary tasks can drift the tip up to tolerance
+        status = STALLED
+    return position_error, orientation_error, iterations, status
+
+
+@_jit
+def _solve_one_secondary(task: Task, sec: Task, flags: Task, start: FloatArray, seed_base: FloatArray,
+                         hopeless: bool, unit: FloatArray, spread: FloatArray, max_iterations: int,
+                         initial_damping: float, plan: Plan, q_out: FloatArray, seed: FloatArray, ws: Workspace,
+                         sws: Workspace) -> tuple[float, float, int, int]:
+    """:func:`_solve_one` with secondary tasks: a target whose chain bends away from the pole also
+    restarts, even when reached, and a reached target only takes a restart that bends closer to it
+    (``lm._RestartState``)."""
+    lower, upper, tolerance = plan[0], plan[1], task[3]
+    q_out[:] = start
+    best_error, best_orientation_error, iterations, best_status = _attempt_secondary(
+        q_out, task, sec, flags, max_iterations, initial_damping, plan, ws, sws)
+    best_alignment = _pole_alignment(q_out, task, sec, plan, ws, sws) if unit.shape[0] > 0 else 1.0
+    fruitless = 0
+    for k in range(unit.shape[0]):
+        unfinished = best_status != CONVERGED and not hopeless and fruitless < _FRUITLESS_RESTARTS
+        if not (unfinished or best_alignment < 0):
+            break
+        _seed_pose(k, seed_base, unit, spread, lower, upper, seed)
+        error, orientation_error, used, status = _attempt_secondary(
+            seed, task, sec, flags, max_iterations, initial_damping, plan, ws, sws)
+        alignment = _pole_alignment(seed, task, sec, plan, ws, sws)
+        iterations += used
+        converged = status == CONVERGED
+        if best_status == CONVERGED:
+            wins = converged and alignment > best_alignment
+        else:
+            wins = converged or error < best_error - 1e-15
+        helped = converged or error < best_error - 0.01 * tolerance
+        fruitless = 0 if helped else fruitless + 1
+        if wins:
+            q_out[:] = seed
+            best_error, best_orientation_error, best_status = error, orientation_error, status
+            best_alignment = alignment
+    return best_error, best_orientation_error, iterations, best_status
+
+
+@_jit
+def solve_many_secondary(targets: FloatArray, orientations: FloatArray, poles: FloatArray, sec_shared: Task,
+                         flags: Task, starts: FloatArray, seed_bases: FloatArray, hopeless: AnyArray,
+                         unit: FloatArray, spread: FloatArray, settings: Task, plan: Plan, q_out: FloatArray,
+                         error_out: FloatArray, orientation_error_out: FloatArray, iterations_out: AnyArray,
+                         status_out: AnyArray) -> None:
+    """:func:`solve_many` with secondary tasks. ``poles`` ``(F, 3)`` or ``(1, 3)`` world poles;
+    ``sec_shared`` (has pole, pole weight, comfort target, comfort scale, has comfort, reach);
+    ``settings`` (orientation scale, tolerance, orientation tolerance, max iterations, initial
+    damping); ``flags`` as :func:`_attempt_secondary` takes them."""
+    orientation_scale, tolerance, orientation_tolerance, max_iterations, initial_damping = settings
+    has_pole, pole_weight, comfort_target, comfort_scale, has_comfort, reach = sec_shared
+    m, n = q_out.shape[1], plan[3].shape[0]
+    rows = (3 * (n - 1) if pole_weight > 0 and n >= 2 else 0) + (m if has_comfort else 0)
+    ws, sws, seed = _workspace(m, n), _secondary_workspace(m, n, rows), np.empty(m)
+    for f in range(targets.shape[0]):
+        start = starts[f] if starts.shape[0] > 1 else starts[0]
+        seed_base = seed_bases[f] if seed_bases.shape[0] > 1 else seed_bases[0]
+        orientation = orientations[f] if orientations.shape[0] > 1 else orientations[0]
+        pole = poles[f] if poles.shape[0] > 1 else poles[0]
+        task = (targets[f], orientation, orientation_scale, tolerance, orientation_tolerance)
+        sec = (pole, has_pole, pole_weight, comfort_target, comfort_scale, has_comfort, reach)
+        error, orientation_error, iterations, status = _solve_one_secondary(
+            task, sec, flags, start, seed_base, hopeless[f], unit, spread, max_iterations, initial_damping, plan,
+            q_out[f], seed, ws, sws)
         error_out[f], orientation_error_out[f], iterations_out[f], status_out[f] = (
             error, orientation_error, iterations, status)

@@ -81,7 +81,7 @@ def damped_solve(jac: FloatArray, damping_diag: FloatArray, rhs: FloatArray) -> 
     return np.asarray(np.linalg.solve(normal, rhs))
 
 
-def _relax_slack(options: SolverOptions) -> float:
+def relax_slack(options: SolverOptions) -> float:
     """Primary cost under which reach-first tasks may act: the tip within half the tolerance."""
     return 0.5 * (0.5 * options.tolerance) ** 2
 
@@ -139,7 +139,7 @@ def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverO
     if problem.has_secondary:
         # Reach first: until the tip is well inside tolerance only the primary cost counts. Then
         # trade freely along the solution set for the secondary tasks, as long as the tip stays.
-        slack = _relax_slack(options)
+        slack = relax_slack(options)
         relaxing = old_p <= slack
         inside = new_p <= slack
         improved = np.where(relaxing, inside & (new.secondary_cost < old.secondary_cost), improved)
@@ -183,11 +183,11 @@ def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArra
         _put(ev, index, evaluate(sub, q[index]))
 
 
-def _soft_comfort(problem: Problem) -> bool:
+def soft_comfort(problem: Problem) -> bool:
     return problem.comfort is not None and not problem.comfort[2]
 
 
-def _has_null_space(problem: Problem) -> bool:
+def has_null_space(problem: Problem) -> bool:
     """True if the chain has more free angles than the tip task has rows, so reach-first tasks
     have room to act; otherwise relaxing could only be rejected, one iteration after another."""
     rows = 3 + (3 if problem.orientations is not None and problem.orientation_weight > 0 else 0)
@@ -204,8 +204,8 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
     iterations = np.zeros(count, dtype=np.int64)
     quiet = np.zeros(count, dtype=np.int64)  # consecutive accepted steps with negligible progress
     rejections = np.zeros(count, dtype=np.int64)  # consecutive rejected steps
-    can_relax = problem.has_secondary and _has_null_space(problem)  # reach-first tasks get steps
-    has_secondary = can_relax or _soft_comfort(problem)  # keep iterating after the tip arrives
+    can_relax = problem.has_secondary and has_null_space(problem)  # reach-first tasks get steps
+    has_secondary = can_relax or soft_comfort(problem)  # keep iterating after the tip arrives
     if not has_secondary:
         status[_converged(problem, ev, options)] = STATUS_CONVERGED
     for _ in range(options.max_iterations):
@@ -215,7 +215,7 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         everyone = active.size == count  # skip the compaction copies while nobody has finished
         sub = problem if everyone else problem.take(active)
         sub_ev = ev if everyone else _take(ev, active)
-        relax = (sub_ev.primary_cost <= _relax_slack(options)) & can_relax
+        relax = (sub_ev.primary_cost <= relax_slack(options)) & can_relax
         trial_q = problem.chain.clamp(q[active] + _step(sub, q[active], sub_ev, damping[active], relax))
         trial = evaluate(sub, trial_q)
         if relax.any():
@@ -322,7 +322,7 @@ def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose
         best=best, alignment=pole_alignment(problem, best.q),
         # Restarts cannot help a target farther from the first joint than the whole chain reaches,
         # nor a soft comfort pull, whose optimum is a compromise that need not reach the tip at all.
-        hopeless=beyond_reach(problem, options) | _soft_comfort(problem),
+        hopeless=beyond_reach(problem, options) | soft_comfort(problem),
         fruitless=np.zeros(problem.count, dtype=np.int64))
     seeds = restart_seeds(problem, seed_poses, options)  # (F or 1, K, m)
     for first in range(0, options.restarts, _RESTART_BLOCK):
