@@ -30,7 +30,7 @@ import numpy as np
 
 from .chain import Chain, Joint
 from .errors import IKInputError
-from .lm import Attempt, has_null_space, relax_slack, soft_comfort
+from .lm import Attempt, has_null_space, relax_slack, restart_draws, soft_comfort
 from .objectives import Problem
 from .options import SolverOptions
 from .types import AnyArray, FloatArray
@@ -83,10 +83,12 @@ def warm_up() -> None:
     try:
         chain = _warm_up_chain()
         options = SolverOptions(backend="numba", restarts=1, max_iterations=2)
-        problem = Problem(chain, np.array([[0.0, 1.0, 1.0]]))
-        unit, spread = np.full((1, 1), 0.5), np.ones(1)
+        target = np.array([[0.0, 1.0, 1.0]])
+        unit, spread = restart_draws(1, options)  # read-only arrays: numba compiles per array flavour
         start = np.zeros((1, 1))
-        lm_solve_compiled(problem, start, start, np.zeros(1, dtype=bool), unit, spread, options)
+        # Both paths of the kernel: the plain one, and the one with a pole (secondary tasks).
+        for problem in (Problem(chain, target), Problem(chain, target, poles=np.array([[1.0, 0.0, 0.0]]))):
+            lm_solve_compiled(problem, start, start, np.zeros(1, dtype=bool), unit, spread, options)
     except Exception:  # a warm-up is only an optimisation; the real solve reports its own errors
         return
 

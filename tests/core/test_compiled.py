@@ -280,3 +280,30 @@ def test_a_kernel_that_cannot_run_falls_back_to_numpy_once_and_says_why(monkeypa
     assert not compiled.numba_available()
     assert "no executable memory" in str(compiled.unavailable_reason())
     assert solve(chain, (1.0, 1.0, 0.5)).converged  # numpy from now on, without another warning
+
+
+@needs_numba
+def test_warm_up_compiles_exactly_what_real_solves_use() -> None:
+    # numba compiles once per argument type (a read-only array is another type); a warm-up that
+    # compiled something else would leave the first live frame waiting for a second compilation.
+    # In a fresh interpreter, so that no other test has compiled the real signatures first.
+    code = (
+        "import numpy as np\n"
+        "from blender_ik_addon.core import ComfortPose, kernel, solve, solve_batch\n"
+        "from blender_ik_addon.core.compiled import warm_up\n"
+        "from blender_ik_addon.core.examples import human_arm, random_reachable_targets\n"
+        "warm_up()\n"
+        "count = lambda: (len(kernel.solve_many.signatures), len(kernel.solve_many_secondary.signatures))\n"
+        "before = count()\n"
+        "chain = human_arm()\n"
+        "targets, _ = random_reachable_targets(chain, 3, 2)\n"
+        "solve(chain, targets[0])\n"
+        "solve_batch(chain, targets, initial=np.zeros((3, chain.n_dofs)))\n"
+        "solve(chain, targets[0], pole=(0.0, 0.0, 1.0))\n"
+        "solve(chain, targets[0], orientation=np.eye(3), comfort=ComfortPose(np.zeros(chain.n_dofs), weights=0.1))\n"
+        "print(before, count())\n"
+    )
+    out = _run(code)
+    assert out.returncode == 0, out.stderr
+    before, after = out.stdout.strip().split(") (")
+    assert before + ")" == "(1, 1)" and "(" + after == "(1, 1)", out.stdout
