@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 import os
 import warnings
-from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -132,13 +131,6 @@ def use_compiled(problem: Problem, options: SolverOptions) -> bool:
     return reason is None
 
 
-@dataclass(frozen=True)
-class _Plan:
-    """The chain as flat arrays, in the order :mod:`.kernel` unpacks them."""
-
-    arrays: tuple[Any, ...]
-
-
 def plan_of(chain: Chain) -> tuple[Any, ...]:
     """The kernel's view of ``chain``, built once per chain and kept on it.
 
@@ -149,8 +141,8 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     angle, its joint.
     """
     cached = chain.__dict__.get("_kernel_plan")
-    if isinstance(cached, _Plan):
-        return cached.arrays
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     n, width = chain.slot_factor.shape
     identity = chain.factor_joint.size
     slot_count = (chain.slot_factor != identity).sum(axis=1).astype(np.int64)
@@ -172,7 +164,7 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
         np.ascontiguousarray(chain.free_joint, dtype=np.int64),
     )
     # Chain is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
-    object.__setattr__(chain, "_kernel_plan", _Plan(arrays))
+    object.__setattr__(chain, "_kernel_plan", arrays)
     return arrays
 
 

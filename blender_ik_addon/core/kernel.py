@@ -43,6 +43,7 @@ from .types import AnyArray, FloatArray
 Plan = tuple[Any, ...]  # see compiled.plan_of: limits, rest transforms, slots, base, tip offset
 Workspace = tuple[Any, ...]  # see _workspace
 Task = tuple[Any, ...]  # (target (3,), orientation (3, 3), orientation scale, tolerance, orientation tolerance)
+Flags = tuple[Any, ...]  # (can relax, problem has secondary tasks, relax slack), see _attempt_secondary
 
 # Keep in step with lm.py (the tests compare the two paths on the same problems).
 _DAMPING_MIN = 1e-12
@@ -565,7 +566,7 @@ def _secondary_step(q: FloatArray, work: FloatArray, rows: int, secondary_rows: 
 
 
 @_jit
-def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Task, max_iterations: int,
+def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_iterations: int,
                        initial_damping: float, plan: Plan, ws: Workspace,
                        sws: Workspace) -> tuple[float, float, int, int]:
     """:func:`_attempt` with reach-first secondary tasks (``lm.lm_attempt`` in full): once the tip
@@ -651,7 +652,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Task, max_it
 
 
 @_jit
-def _solve_one_secondary(task: Task, sec: Task, flags: Task, start: FloatArray, seed_base: FloatArray,
+def _solve_one_secondary(task: Task, sec: Task, flags: Flags, start: FloatArray, seed_base: FloatArray,
                          hopeless: bool, unit: FloatArray, spread: FloatArray, max_iterations: int,
                          initial_damping: float, plan: Plan, q_out: FloatArray, seed: FloatArray, ws: Workspace,
                          sws: Workspace) -> tuple[float, float, int, int]:
@@ -689,7 +690,7 @@ def _solve_one_secondary(task: Task, sec: Task, flags: Task, start: FloatArray, 
 
 @_jit
 def solve_many_secondary(targets: FloatArray, orientations: FloatArray, poles: FloatArray, sec_shared: Task,
-                         flags: Task, starts: FloatArray, seed_bases: FloatArray, hopeless: AnyArray,
+                         flags: Flags, starts: FloatArray, seed_bases: FloatArray, hopeless: AnyArray,
                          unit: FloatArray, spread: FloatArray, settings: Task, plan: Plan, q_out: FloatArray,
                          error_out: FloatArray, orientation_error_out: FloatArray, iterations_out: AnyArray,
                          status_out: AnyArray) -> None:
