@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from . import rules
 from .chain import Chain, Joint
 from .errors import IKInputError
 from .lm import Attempt, has_null_space, relax_slack, restart_draws, soft_comfort
@@ -202,23 +203,27 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
                   np.ascontiguousarray(hopeless, dtype=np.bool_), np.ascontiguousarray(unit),
                   np.ascontiguousarray(spread))
     outputs = (q, error, orientation_error, iterations, status)
+    budget = rules.iteration_budget(options.max_iterations, dofs)
+    comfort_target, comfort_scale, comfort_on = np.zeros(dofs), np.zeros(dofs), False
+    if problem.comfort is not None:  # reach-first here (a soft pull stays on numpy)
+        comfort_target, weights, _ = problem.comfort
+        comfort_scale, comfort_on = np.sqrt(weights) * problem.reach, bool(np.any(weights > 0))
+    comfort_target = np.ascontiguousarray(comfort_target, dtype=np.float64)
+    comfort_scale = np.ascontiguousarray(comfort_scale, dtype=np.float64)
+    # lm.lm_attempt's switches: reach-first tasks act only where the tip task leaves a null space.
+    can_relax = problem.has_secondary and has_null_space(problem)
     try:
-        if problem.poles is None and not problem.has_secondary:
+        if problem.poles is None and not can_relax:
+            # The tip task alone (the comfort pose only ranks reaching restarts): the plain path.
             kernel.solve_many(*shared, float(orientation_scale), *per_target, float(options.tolerance),
-                              float(options.orientation_tolerance), int(options.max_iterations),
-                              float(options.initial_damping), plan_of(chain), *outputs)
-        else:  # a pole (it also picks the branch, at any weight) or a reach-first comfort pull
-            comfort_target, comfort_scale, comfort_on = np.zeros(dofs), np.zeros(dofs), False
-            if problem.comfort is not None:  # reach-first here (a soft pull stays on numpy)
-                comfort_target, weights, _ = problem.comfort
-                comfort_scale, comfort_on = np.sqrt(weights) * problem.reach, bool(np.any(weights > 0))
-            sec_shared = (problem.poles is not None, float(problem.pole_weight),
-                          np.ascontiguousarray(comfort_target, dtype=np.float64),
-                          np.ascontiguousarray(comfort_scale, dtype=np.float64), comfort_on, float(problem.reach))
-            # lm.lm_attempt's switches: reach-first tasks act only where the tip task leaves a null space.
-            flags = (problem.has_secondary and has_null_space(problem), problem.has_secondary, relax_slack(options))
+                              float(options.orientation_tolerance), budget, float(options.initial_damping),
+                              comfort_target, comfort_scale, plan_of(chain), *outputs)
+        else:  # a pole (it also picks the branch, at any weight) or a reach-first pull in a null space
+            sec_shared = (problem.poles is not None, float(problem.pole_weight), comfort_target, comfort_scale,
+                          comfort_on, float(problem.reach))
+            flags = (can_relax, problem.has_secondary, relax_slack(options))
             settings = (float(orientation_scale), float(options.tolerance), float(options.orientation_tolerance),
-                        int(options.max_iterations), float(options.initial_damping))
+                        budget, float(options.initial_damping))
             poles = np.ascontiguousarray(problem.poles if problem.poles is not None else np.zeros((1, 3)))
             kernel.solve_many_secondary(*shared, poles, sec_shared, flags, *per_target, settings, plan_of(chain),
                                         *outputs)

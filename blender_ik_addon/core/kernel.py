@@ -37,6 +37,30 @@ from typing import Any
 import numpy as np
 from numba import njit
 
+# The rules (constants, status codes) are lm.py's, from one module; numba compiles them in.
+from .rules import (
+    CONVERGED,
+    DAMPING_DOWN,
+    DAMPING_MAX,
+    DAMPING_MIN,
+    DAMPING_UP,
+    FRUITLESS_RESTARTS,
+    LIMIT_EPS,
+    MAX_ITER,
+    MAX_STEP,
+    QUIET_RELATIVE,
+    QUIET_TO_STALL,
+    RELAX_GROW,
+    RELAX_SCALE_MIN,
+    RELAX_SHRINK,
+    RESTART_BLOCK,
+    RESTORE_DAMPING,
+    RESTORE_STEPS,
+    RUNNING,
+    SCALE_FLOOR,
+    SETTLE_ANGLE,
+    STALLED,
+)
 from .types import AnyArray, FloatArray
 
 # Annotations are for readers and mypy; numba compiles from the argument types it is called with.
@@ -44,18 +68,6 @@ Plan = tuple[Any, ...]  # see compiled.plan_of: limits, rest transforms, slots, 
 Workspace = tuple[Any, ...]  # see _workspace
 Task = tuple[Any, ...]  # (target (3,), orientation (3, 3), orientation scale, tolerance, orientation tolerance)
 Flags = tuple[Any, ...]  # (can relax, problem has secondary tasks, relax slack), see _attempt_secondary
-
-# Keep in step with lm.py (the tests compare the two paths on the same problems).
-_DAMPING_MIN = 1e-12
-_DAMPING_MAX = 1e6
-_REJECTIONS_TO_SETTLE = 6
-_SECONDARY_FULL_STEP_DAMPING = 1e-3
-_FRUITLESS_RESTARTS = 16
-_RESTORE_DAMPING = 1e-6
-_RELAX_PROGRESS = 1e-4
-_RESTORE_STEPS = 2
-_LIMIT_EPS = 1e-12
-RUNNING, CONVERGED, STALLED, MAX_ITER = -1, 0, 1, 2
 
 _jit = njit(cache=True, nogil=True, fastmath=False)
 
@@ -208,7 +220,7 @@ def _step(q: FloatArray, residual: FloatArray, jac: FloatArray, rows: int, lower
         g = 0.0
         for a in range(rows):
             g += jac[a, i] * residual[a]
-        blocked = (q[i] <= lower[i] + _LIMIT_EPS and g > 0) or (q[i] >= upper[i] - _LIMIT_EPS and g < 0)
+        blocked = (q[i] <= lower[i] + LIMIT_EPS and g > 0) or (q[i] >= upper[i] - LIMIT_EPS and g < 0)
         step[i] = 0.0 if blocked else -g
         d = 0.0
         for a in range(rows):
@@ -216,7 +228,7 @@ def _step(q: FloatArray, residual: FloatArray, jac: FloatArray, rows: int, lower
             d += work[a, i] * work[a, i]
         vec[6 + i] = d  # the diagonal of J^T J, kept for the scaling below
         largest = max(largest, d)
-    floor = 1e-9 * (largest + 1e-300)
+    floor = SCALE_FLOOR * (largest + 1e-300)
     for i in range(m):
         vec[6 + i] = damping * max(vec[6 + i], floor)  # the damping diagonal
     if m > rows:
@@ -257,6 +269,18 @@ def _converged(position_error: float, orientation_error: float, rows: int, task:
 
 
 @_jit
+def _trust(step: FloatArray) -> None:
+    """``lm._trust``: shorten ``step`` in place so no angle turns more than ``MAX_STEP``."""
+    largest = 0.0
+    for i in range(step.shape[0]):
+        largest = max(largest, abs(step[i]))
+    if largest > MAX_STEP:
+        factor = MAX_STEP / largest
+        for i in range(step.shape[0]):
+            step[i] *= factor
+
+
+@_jit
 def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: float, plan: Plan,
              ws: Workspace) -> tuple[float, float, int, int]:
     """One LM attempt from ``q`` (inside the limits), in place.
@@ -275,28 +299,51 @@ def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: fl
     status = CONVERGED if _converged(position_error, orientation_error, rows, task) else RUNNING
     while status == RUNNING and iterations < max_iterations:
         _step(q, residual, jac, rows, lower, upper, damping, step, ws[10], ws[11], ws[12])
+        _trust(step)
         for i in range(m):
             trial_q[i] = min(max(q[i] + step[i], lower[i]), upper[i])
         trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
         iterations += 1
         if trial_cost < cost:
-            negligible = cost - trial_cost <= 1e-14 * max(cost, 1e-300) + 1e-30
+            negligible = cost - trial_cost <= QUIET_RELATIVE * max(cost, 1e-300) + 1e-30
             quiet = quiet + 1 if negligible else 0
             q[:] = trial_q
             residual[:] = trial_residual
             jac[:, :] = trial_jac
             cost, orientation_error = trial_cost, trial_orientation_error
             position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
-            damping = max(damping / 3.0, _DAMPING_MIN)
+            damping = max(damping / DAMPING_DOWN, DAMPING_MIN)
         else:
-            damping *= 4.0
+            damping *= DAMPING_UP
         if _converged(position_error, orientation_error, rows, task):
             status = CONVERGED
-        elif quiet >= 3 or damping >= _DAMPING_MAX:
+        elif quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX:
             status = STALLED
     if status == RUNNING:
         status = CONVERGED if _converged(position_error, orientation_error, rows, task) else MAX_ITER
     return position_error, orientation_error, iterations, status
+
+
+@_jit
+def _better_attempt(converged: bool, alignment: float, distance: float, error: float, best_converged: bool,
+                    best_alignment: float, best_distance: float, best_error: float) -> bool:
+    """``lm._better_attempt`` for one target: does a restart's attempt beat the best so far?"""
+    if converged and best_converged:
+        bend, best_bend = min(alignment, 0.0), min(best_alignment, 0.0)
+        return bend > best_bend or (bend == best_bend and distance < best_distance)
+    if best_converged:
+        return False
+    return converged or error < best_error - 1e-15
+
+
+@_jit
+def _comfort_distance(q: FloatArray, comfort_target: FloatArray, comfort_scale: FloatArray) -> float:
+    """The comfort rows' cost ``0.5 |scale (q - target)|^2`` (``lm.preference_cost`` without a pole)."""
+    total = 0.0
+    for i in range(q.shape[0]):
+        d = comfort_scale[i] * (q[i] - comfort_target[i])
+        total += d * d
+    return 0.5 * total
 
 
 @_jit
@@ -323,41 +370,46 @@ def _seed_pose(k: int, seed_base: FloatArray, unit: FloatArray, spread: FloatArr
 
 @_jit
 def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: bool, unit: FloatArray,
-               spread: FloatArray, max_iterations: int, initial_damping: float, plan: Plan, q_out: FloatArray,
+               spread: FloatArray, max_iterations: int, initial_damping: float, comfort_target: FloatArray,
+               comfort_scale: FloatArray, plan: Plan, q_out: FloatArray,
                ws: Workspace) -> tuple[float, float, int, int]:
-    """``lm.lm_solve`` for one target: the attempt from ``start``, then seeded restarts.
-    Writes the best pose into ``q_out``; returns ``(position error, orientation error, iterations,
-    status)``."""
+    """``lm.lm_solve`` for one target: the attempt from ``start``, then seeded restarts in blocks of
+    ``RESTART_BLOCK``, the best by ``_better_attempt`` kept. Writes the best pose into ``q_out``;
+    returns ``(position error, orientation error, iterations, status)``."""
     lower, upper, tolerance = plan[0], plan[1], task[3]
     q_out[:] = start
     best_error, best_orientation_error, iterations, best_status = _attempt(
         q_out, task, max_iterations, initial_damping, plan, ws)
+    best_distance = _comfort_distance(q_out, comfort_target, comfort_scale)
     fruitless = 0
     seed = ws[13]
     for k in range(unit.shape[0]):
-        if best_status == CONVERGED or hopeless or fruitless >= _FRUITLESS_RESTARTS:
+        if k % RESTART_BLOCK == 0 and (best_status == CONVERGED or hopeless or fruitless >= FRUITLESS_RESTARTS):
             break
         _seed_pose(k, seed_base, unit, spread, lower, upper, seed)
         error, orientation_error, used, status = _attempt(seed, task, max_iterations, initial_damping, plan, ws)
+        distance = _comfort_distance(seed, comfort_target, comfort_scale)
         iterations += used
         converged = status == CONVERGED
         helped = converged or error < best_error - 0.01 * tolerance
         fruitless = 0 if helped else fruitless + 1
-        if converged or error < best_error - 1e-15:
+        if _better_attempt(converged, 1.0, distance, error, best_status == CONVERGED, 1.0, best_distance, best_error):
             q_out[:] = seed
-            best_error, best_orientation_error, best_status = error, orientation_error, status
+            best_error, best_orientation_error, best_status, best_distance = error, orientation_error, status, distance
     return best_error, best_orientation_error, iterations, best_status
 
 
 @_jit
 def solve_many(targets: FloatArray, orientations: FloatArray, orientation_scale: float, starts: FloatArray,
                seed_bases: FloatArray, hopeless: AnyArray, unit: FloatArray, spread: FloatArray, tolerance: float,
-               orientation_tolerance: float, max_iterations: int, initial_damping: float, plan: Plan,
-               q_out: FloatArray, error_out: FloatArray, orientation_error_out: FloatArray,
-               iterations_out: AnyArray, status_out: AnyArray) -> None:
+               orientation_tolerance: float, max_iterations: int, initial_damping: float, comfort_target: FloatArray,
+               comfort_scale: FloatArray, plan: Plan, q_out: FloatArray, error_out: FloatArray,
+               orientation_error_out: FloatArray, iterations_out: AnyArray, status_out: AnyArray) -> None:
     """:func:`_solve_one` for each of ``F`` targets. ``orientations`` ``(F, 3, 3)`` are chain-space
     tip rotations, used when ``orientation_scale`` (weight times reach) is above 0; ``starts`` and
-    ``seed_bases`` are ``(F, m)`` or ``(1, m)`` (shared). Results go into the ``*_out`` arrays."""
+    ``seed_bases`` are ``(F, m)`` or ``(1, m)`` (shared); ``comfort_target`` and ``comfort_scale``
+    ``(m,)`` rank reaching restarts by nearness (zero scale: no preference). Results go into the
+    ``*_out`` arrays."""
     m = q_out.shape[1]
     ws = _workspace(m, plan[3].shape[0])
     for f in range(targets.shape[0]):
@@ -366,7 +418,8 @@ def solve_many(targets: FloatArray, orientations: FloatArray, orientation_scale:
         orientation = orientations[f] if orientations.shape[0] > 1 else orientations[0]
         task = (targets[f], orientation, orientation_scale, tolerance, orientation_tolerance)
         error, orientation_error, iterations, status = _solve_one(
-            task, start, seed_base, hopeless[f], unit, spread, max_iterations, initial_damping, plan, q_out[f], ws)
+            task, start, seed_base, hopeless[f], unit, spread, max_iterations, initial_damping, comfort_target,
+            comfort_scale, plan, q_out[f], ws)
         error_out[f], orientation_error_out[f], iterations_out[f], status_out[f] = (
             error, orientation_error, iterations, status)
 
@@ -516,18 +569,18 @@ def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Worksp
 
 @_jit
 def _secondary_step(q: FloatArray, work: FloatArray, rows: int, secondary_rows: int, lower: FloatArray,
-                    upper: FloatArray, shrink: float, step: FloatArray, small: FloatArray, vec: FloatArray,
-                    sws: Workspace) -> None:
-    """Add the reach-first step to ``step`` (``lm._secondary_step``): the secondary gradient, kept
-    off the limits, projected onto the null space of the active primary Jacobian ``work``, scaled
-    by its Gauss-Newton length and by ``shrink``."""
+                    upper: FloatArray, relax_scale: float, step: FloatArray, small: FloatArray, vec: FloatArray,
+                    sws: Workspace) -> float:
+    """Add ``relax_scale`` times the full reach-first step to ``step`` (``lm._secondary_step``): the
+    secondary gradient, kept off the limits, projected onto the null space of the active primary
+    Jacobian ``work``, scaled by its Gauss-Newton length. Returns the full step's largest angle."""
     m = q.shape[0]
     gradient, curvature, secondary, secondary_jac = sws[3], sws[6], sws[7], sws[8]
     for i in range(m):
         g = 0.0
         for r in range(secondary_rows):
             g += secondary_jac[r, i] * secondary[r]
-        if (q[i] <= lower[i] + _LIMIT_EPS and g > 0) or (q[i] >= upper[i] - _LIMIT_EPS and g < 0):
+        if (q[i] <= lower[i] + LIMIT_EPS and g > 0) or (q[i] >= upper[i] - LIMIT_EPS and g < 0):
             g = 0.0  # stay off the limits
         gradient[i] = g
     trace = 0.0
@@ -560,9 +613,12 @@ def _secondary_step(q: FloatArray, work: FloatArray, rows: int, secondary_rows: 
             total += secondary_jac[r, i] * gradient[i]
         curvature[r] = total
         bend += total * total
-    scale = length / (bend + 1e-300) * shrink
+    full = length / (bend + 1e-300)
+    gap = 0.0
     for i in range(m):
-        step[i] -= scale * gradient[i]
+        gap = max(gap, abs(full * gradient[i]))
+        step[i] -= relax_scale * full * gradient[i]
+    return gap
 
 
 @_jit
@@ -570,9 +626,9 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
                        initial_damping: float, plan: Plan, ws: Workspace,
                        sws: Workspace) -> tuple[float, float, int, int]:
     """:func:`_attempt` with reach-first secondary tasks (``lm.lm_attempt`` in full): once the tip
-    is well inside tolerance, each step adds the secondary step and two lightly damped steps
-    restore the tip; acceptance is lexicographic (reach first, then the secondary cost), and the
-    attempt ends when the secondary task stops improving.
+    is well inside tolerance, each step adds ``relax_scale`` times the null-space step and two
+    lightly damped steps restore the tip; acceptance is lexicographic (reach first, then the
+    secondary cost); the attempt settles when the full null-space step is under ``SETTLE_ANGLE``.
 
     ``flags``: (can relax: the tip task leaves a null space, problem has secondary tasks, relax slack).
     """
@@ -587,25 +643,27 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
     cost, orientation_error = _evaluate(q, task, plan, residual, jac, ws)
     secondary_cost = _evaluate_secondary(q, target, sec, plan, secondary, secondary_jac, ws, sws)
     position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
-    damping, quiet, rejections, iterations = initial_damping, 0, 0, 0
+    damping, quiet, iterations = initial_damping, 0, 0
+    relax_scale, gap = 1.0, np.inf
     status = RUNNING
     if not can_relax and _converged(position_error, orientation_error, rows, task):
         status = CONVERGED
     while status == RUNNING and iterations < max_iterations:
         relax = can_relax and cost <= slack
         _step(q, residual, jac, rows, lower, upper, damping, step, work, small, vec)
+        gap = np.inf
         if relax:
-            # Each rejection multiplies the damping by 4; the secondary step shrinks in step with it.
-            shrink = min(1.0, _SECONDARY_FULL_STEP_DAMPING / damping)
-            _secondary_step(q, work, rows, secondary_rows, lower, upper, shrink, step, small, vec, sws)
+            gap = _secondary_step(q, work, rows, secondary_rows, lower, upper, relax_scale, step, small, vec, sws)
+        _trust(step)
         for i in range(m):
             trial_q[i] = min(max(q[i] + step[i], lower[i]), upper[i])
         trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
         if relax:
             # lm._restore_tip: lightly damped Gauss-Newton steps back onto the tip's solution set.
-            for _ in range(_RESTORE_STEPS):
-                _step(trial_q, trial_residual, trial_jac, rows, lower, upper, _RESTORE_DAMPING, restore, work, small,
+            for _ in range(RESTORE_STEPS):
+                _step(trial_q, trial_residual, trial_jac, rows, lower, upper, RESTORE_DAMPING, restore, work, small,
                       vec)
+                _trust(restore)
                 for i in range(m):
                     trial_q[i] = min(max(trial_q[i] + restore[i], lower[i]), upper[i])
                 trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
@@ -616,12 +674,10 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
             accept = trial_cost <= slack and trial_secondary_cost < secondary_cost
         else:
             accept = trial_cost < cost
-        old_merit = secondary_cost if relax else cost
-        new_merit = trial_secondary_cost if relax else trial_cost
         if accept:
-            relative = _RELAX_PROGRESS if relax else 1e-14
-            negligible = old_merit - new_merit <= relative * max(old_merit, 1e-300) + 1e-30
-            quiet = quiet + 1 if negligible else 0
+            # Only the tip task's progress counts as quiet: the pull toward p settles by its own rule.
+            negligible = cost - trial_cost <= QUIET_RELATIVE * max(cost, 1e-300) + 1e-30
+            quiet = quiet + 1 if negligible and not relax else 0
             q[:] = trial_q
             residual[:] = trial_residual
             jac[:, :] = trial_jac
@@ -629,26 +685,33 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
             secondary_jac[:, :] = trial_secondary_jac
             cost, orientation_error, secondary_cost = trial_cost, trial_orientation_error, trial_secondary_cost
             position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
-            damping = max(damping / 3.0, _DAMPING_MIN)
-            rejections = 0
+            damping = max(damping / DAMPING_DOWN, DAMPING_MIN)
+            if relax:
+                relax_scale = min(1.0, relax_scale * RELAX_GROW)
         else:
-            damping *= 4.0
-            rejections += 1
+            damping *= DAMPING_UP
+            if relax:
+                relax_scale *= RELAX_SHRINK
         reached = _converged(position_error, orientation_error, rows, task)
-        if can_relax:
-            # Keep improving the secondary task until it stops moving, then stop if reached.
-            if quiet >= 2 or damping >= _DAMPING_MAX or (reached and rejections >= _REJECTIONS_TO_SETTLE):
-                status = CONVERGED if reached else STALLED
-        elif reached:
+        # Reached, and (with a null space) the full step toward p is tiny or no such step helps.
+        settled = reached and (not can_relax or gap < SETTLE_ANGLE or relax_scale < RELAX_SCALE_MIN)
+        if settled:
             status = CONVERGED
-        elif quiet >= 3 or damping >= _DAMPING_MAX:
+        elif not reached and (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX):
             status = STALLED
     final = _converged(position_error, orientation_error, rows, task)
     if status == RUNNING:
         status = CONVERGED if final else MAX_ITER
-    if status == CONVERGED and not final:  # settled secondary tasks can drift the tip up to tolerance
+    if status == CONVERGED and not final:  # a settled pull can leave the tip right at tolerance
         status = STALLED
     return position_error, orientation_error, iterations, status
+
+
+@_jit
+def _secondary_distance(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Workspace, sws: Workspace) -> float:
+    """``lm.preference_cost``: the secondary cost at ``q`` (uses the trial buffers)."""
+    _evaluate(q, task, plan, ws[1], ws[3], ws)
+    return _evaluate_secondary(q, task[0], sec, plan, sws[4], sws[5], ws, sws)
 
 
 @_jit
@@ -657,34 +720,35 @@ def _solve_one_secondary(task: Task, sec: Task, flags: Flags, start: FloatArray,
                          initial_damping: float, plan: Plan, q_out: FloatArray, seed: FloatArray, ws: Workspace,
                          sws: Workspace) -> tuple[float, float, int, int]:
     """:func:`_solve_one` with secondary tasks: a target whose chain bends away from the pole also
-    restarts, even when reached, and a reached target only takes a restart that bends closer to it
-    (``lm._RestartState``)."""
+    restarts, even when reached; reaching restarts are ranked by ``_better_attempt`` (the pole's
+    bend, then the secondary cost: nearness to the preferred pose)."""
     lower, upper, tolerance = plan[0], plan[1], task[3]
     q_out[:] = start
     best_error, best_orientation_error, iterations, best_status = _attempt_secondary(
         q_out, task, sec, flags, max_iterations, initial_damping, plan, ws, sws)
-    best_alignment = _pole_alignment(q_out, task, sec, plan, ws, sws) if unit.shape[0] > 0 else 1.0
+    restarts = unit.shape[0]
+    best_alignment = _pole_alignment(q_out, task, sec, plan, ws, sws) if restarts > 0 else 1.0
+    best_distance = _secondary_distance(q_out, task, sec, plan, ws, sws) if restarts > 0 else 0.0
     fruitless = 0
-    for k in range(unit.shape[0]):
-        unfinished = best_status != CONVERGED and not hopeless and fruitless < _FRUITLESS_RESTARTS
-        if not (unfinished or best_alignment < 0):
-            break
+    for k in range(restarts):
+        if k % RESTART_BLOCK == 0:
+            unfinished = best_status != CONVERGED and not hopeless and fruitless < FRUITLESS_RESTARTS
+            if not (unfinished or best_alignment < 0):
+                break
         _seed_pose(k, seed_base, unit, spread, lower, upper, seed)
         error, orientation_error, used, status = _attempt_secondary(
             seed, task, sec, flags, max_iterations, initial_damping, plan, ws, sws)
         alignment = _pole_alignment(seed, task, sec, plan, ws, sws)
+        distance = _secondary_distance(seed, task, sec, plan, ws, sws)
         iterations += used
         converged = status == CONVERGED
-        if best_status == CONVERGED:
-            wins = converged and alignment > best_alignment
-        else:
-            wins = converged or error < best_error - 1e-15
         helped = converged or error < best_error - 0.01 * tolerance
         fruitless = 0 if helped else fruitless + 1
-        if wins:
+        if _better_attempt(converged, alignment, distance, error, best_status == CONVERGED, best_alignment,
+                           best_distance, best_error):
             q_out[:] = seed
             best_error, best_orientation_error, best_status = error, orientation_error, status
-            best_alignment = alignment
+            best_alignment, best_distance = alignment, distance
     return best_error, best_orientation_error, iterations, best_status
 
 

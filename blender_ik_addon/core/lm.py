@@ -1,17 +1,23 @@
 """The default solver: projected Levenberg-Marquardt with analytic Jacobians, vectorised over F.
 
-Each iteration, for every unfinished target at once:
+It finds, among the poses inside the limits that reach the target, the one nearest the preferred
+pose ``p`` (see :mod:`.rules` for the metric and every constant). Each iteration, for every
+unfinished target at once:
 
 1. Active set: a free angle sitting on a limit whose gradient pushes it outward is frozen
    (its Jacobian column is zeroed), so the step uses only the angles that can move.
 2. Damped Gauss-Newton step on the primary task: ``(J^T J + lam D) dq = -J^T r`` with
-   Marquardt scaling ``D = diag(J^T J)``.
-3. Reach-first secondary tasks (pole, comfort) add ``N z`` where ``z`` is a preconditioned
-   gradient step on the secondary cost and ``N = I - (J^T J + lam D)^-1 J^T J`` projects it
-   into the (damped) null space of the primary task.
+   Marquardt scaling ``D = diag(J^T J)``, shortened so no angle turns more than
+   ``rules.MAX_STEP`` (a trust region: from a straight start the chain bends gradually).
+3. Once the tip has arrived, the secondary tasks (the pull toward ``p``, and a pole) add ``s N z``
+   where ``z`` is the Gauss-Newton step on the secondary cost, ``N = I - J^T (J J^T)^-1 J``
+   projects it onto the null space of the tip task, and ``s`` (up to 1) grows after accepted steps
+   and shrinks after rejected ones. Two lightly damped steps then put the tip back.
 4. The trial is projected onto the limits, evaluated, and accepted if it lowers the cost
    (lexicographically: primary first, secondary once the tip is well inside tolerance).
-   Accepted steps shrink ``lam``, rejected ones grow it; ``lam`` reaching its cap means stalled.
+5. An attempt ends when the tip is within tolerance and the full null-space step is under
+   ``rules.SETTLE_ANGLE`` (a first-order optimum of the distance to ``p``: settled), or when the
+   tip stops improving above tolerance (stalled), or at the iteration budget.
 """
 
 from __future__ import annotations
@@ -22,21 +28,16 @@ from typing import Any
 
 import numpy as np
 
+from . import rules
 from .objectives import Evaluation, Problem, evaluate, pole_alignment
 from .options import SolverOptions
+from .rules import CONVERGED as STATUS_CONVERGED
+from .rules import MAX_ITER as STATUS_MAX_ITER
+from .rules import RUNNING as STATUS_RUNNING
+from .rules import STALLED as STATUS_STALLED
 from .types import AnyArray, FloatArray
 
-_DAMPING_MIN = 1e-12
-_DAMPING_MAX = 1e6  # relative to diag(J^T J): steps are a millionth of Gauss-Newton's by then
-_REJECTIONS_TO_SETTLE = 6  # a reached target whose secondary step keeps failing has settled
-_SECONDARY_FULL_STEP_DAMPING = 1e-3  # at or below this damping the secondary step is taken in full
-_FRUITLESS_RESTARTS = 16  # give up on a target after this many restarts in a row gained nothing
-_RESTART_BLOCK = 8  # restart seeds tried together as one batch (answers as if tried one by one)
-_RESTORE_DAMPING = 1e-6  # damping of the steps back onto the tip's solution set
-_RELAX_PROGRESS = 1e-4  # relative secondary-cost gain under which a relaxing step counts as quiet
-_RESTORE_STEPS = 2  # Gauss-Newton converges quadratically: two steps undo a second-order drift
-_LIMIT_EPS = 1e-12
-STATUS_RUNNING, STATUS_CONVERGED, STATUS_STALLED, STATUS_MAX_ITER = -1, 0, 1, 2
+__all__ = ["STATUS_CONVERGED", "STATUS_MAX_ITER", "STATUS_RUNNING", "STATUS_STALLED", "Attempt", "lm_solve"]
 
 
 @dataclass
@@ -83,40 +84,53 @@ def damped_solve(jac: FloatArray, damping_diag: FloatArray, rhs: FloatArray) -> 
 
 def relax_slack(options: SolverOptions) -> float:
     """Primary cost under which reach-first tasks may act: the tip within half the tolerance."""
-    return 0.5 * (0.5 * options.tolerance) ** 2
+    return rules.relax_slack(options.tolerance)
 
 
-def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray, relax: AnyArray) -> FloatArray:
-    """The projected LM step; ``relax`` ``(F,)`` marks targets whose secondary tasks may act."""
+def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
+          relax_scale: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """The projected LM step, and ``(F,)`` the size (largest angle, radians) of the full
+    null-space step toward the secondary optimum (``inf`` where ``relax_scale`` is 0: not relaxing).
+
+    ``relax_scale`` ``(F,)``: how much of the null-space step to add (0: none).
+    """
     chain = problem.chain
     jac = ev.primary_jacobian
     assert jac is not None
     gradient = np.einsum("fkm,fk->fm", jac, ev.primary)
-    at_lower = q <= chain.lower + _LIMIT_EPS
-    at_upper = q >= chain.upper - _LIMIT_EPS
+    at_lower = q <= chain.lower + rules.LIMIT_EPS
+    at_upper = q >= chain.upper - rules.LIMIT_EPS
     blocked = (at_lower & (gradient > 0)) | (at_upper & (gradient < 0))
     jac = jac * ~blocked[:, None, :]
     diagonal = np.einsum("fkm,fkm->fm", jac, jac)
     # Marquardt scaling with a floor, so frozen or insensitive angles keep a well-posed system.
-    scale = np.maximum(diagonal, 1e-9 * (diagonal.max(axis=1, keepdims=True) + 1e-300))
+    scale = np.maximum(diagonal, rules.SCALE_FLOOR * (diagonal.max(axis=1, keepdims=True) + 1e-300))
     damping_diag = damping[:, None] * scale
     rhs = -np.where(blocked, 0.0, gradient)[..., None]
-    main = damped_solve(jac, damping_diag, rhs)[..., 0]
-    if ev.secondary is None or not relax.any():
-        return main
-    # Each rejection multiplies `damping` by 4; the secondary step shrinks in step with it.
-    shrink = np.minimum(1.0, _SECONDARY_FULL_STEP_DAMPING / damping)
-    return np.asarray(main + _secondary_step(jac, ev, np.where(relax, shrink, 0.0), at_lower, at_upper))
+    step = damped_solve(jac, damping_diag, rhs)[..., 0]
+    gap = np.full(q.shape[0], np.inf)
+    relaxing = relax_scale > 0
+    if ev.secondary is not None and relaxing.any():
+        toward = _secondary_step(jac, ev, at_lower, at_upper)
+        gap = np.where(relaxing, np.abs(toward).max(axis=1, initial=0.0), np.inf)
+        step = step + relax_scale[:, None] * toward
+    return _trust(step), gap
 
 
-def _secondary_step(jac: FloatArray, ev: Evaluation, shrink: FloatArray, at_lower: AnyArray,
-                    at_upper: AnyArray) -> FloatArray:
-    """A reach-first step on the secondary cost that leaves the tip task alone to first order.
+def _trust(step: FloatArray) -> FloatArray:
+    """``step`` shortened (direction kept) so that no angle turns more than ``rules.MAX_STEP``."""
+    largest = np.abs(step).max(axis=1, initial=0.0)
+    return np.asarray(step * np.minimum(1.0, rules.MAX_STEP / np.maximum(largest, 1e-300))[:, None])
+
+
+def _secondary_step(jac: FloatArray, ev: Evaluation, at_lower: AnyArray, at_upper: AnyArray) -> FloatArray:
+    """The full reach-first step on the secondary cost, leaving the tip task alone to first order.
 
     It is the secondary gradient projected onto the null space of the (active) primary Jacobian,
     ``N g`` with the orthogonal projector ``N = I - J^T (J J^T)^-1 J``, scaled by the Gauss-Newton
-    step length ``|N g|^2 / |J2 N g|^2``, times ``shrink`` ``(F,)``. An orthogonal projector keeps
-    ``-N g`` a descent direction of the secondary cost.
+    step length ``|N g|^2 / |J2 N g|^2``. An orthogonal projector keeps ``-N g`` a descent
+    direction of the secondary cost; for the pull toward ``p`` alone (``J2`` diagonal and uniform)
+    it is exactly the step onto the nearest point of the tip's (linearised) solution set.
     """
     jac2 = ev.secondary_jacobian
     assert jac2 is not None and ev.secondary is not None
@@ -130,7 +144,7 @@ def _secondary_step(jac: FloatArray, ev: Evaluation, shrink: FloatArray, at_lowe
     projected = grad - np.einsum("fkm,fk->fm", jac, coefficients)
     curvature = np.einsum("fkm,fm->fk", jac2, projected)
     length = np.einsum("fm,fm->f", projected, projected) / (np.einsum("fk,fk->f", curvature, curvature) + 1e-300)
-    return np.asarray(-(length * shrink)[:, None] * projected)
+    return np.asarray(-length[:, None] * projected)
 
 
 def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverOptions) -> AnyArray:
@@ -144,11 +158,6 @@ def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverO
         inside = new_p <= slack
         improved = np.where(relaxing, inside & (new.secondary_cost < old.secondary_cost), improved)
     return np.asarray(improved)
-
-
-def _merit(ev: Evaluation, relaxing: AnyArray) -> FloatArray:
-    """The cost being minimised: the primary one, or the secondary one once relaxing."""
-    return np.asarray(np.where(relaxing, ev.secondary_cost, ev.primary_cost))
 
 
 _FIELDS = ("position_error", "orientation_error", "primary", "primary_jacobian", "secondary",
@@ -176,9 +185,9 @@ def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArra
     """
     index = np.flatnonzero(relax)
     sub = problem.take(index)
-    nothing_to_relax = np.zeros(index.size, dtype=bool)
-    for _ in range(_RESTORE_STEPS):
-        fix = _step(sub, q[index], _take(ev, index), np.full(index.size, _RESTORE_DAMPING), nothing_to_relax)
+    nothing_to_relax = np.zeros(index.size)
+    for _ in range(rules.RESTORE_STEPS):
+        fix, _ = _step(sub, q[index], _take(ev, index), np.full(index.size, rules.RESTORE_DAMPING), nothing_to_relax)
         q[index] = problem.chain.clamp(q[index] + fix)
         _put(ev, index, evaluate(sub, q[index]))
 
@@ -200,29 +209,32 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
     q = q0.copy()
     ev = evaluate(problem, q)
     damping = np.full(count, options.initial_damping)
+    relax_scale = np.ones(count)  # share of the null-space step taken (grows and shrinks)
+    gap = np.full(count, np.inf)  # size of the last full null-space step: the distance from settling
     status = np.full(count, STATUS_RUNNING)
     iterations = np.zeros(count, dtype=np.int64)
-    quiet = np.zeros(count, dtype=np.int64)  # consecutive accepted steps with negligible progress
-    rejections = np.zeros(count, dtype=np.int64)  # consecutive rejected steps
+    quiet = np.zeros(count, dtype=np.int64)  # consecutive accepted tip steps with negligible progress
     can_relax = problem.has_secondary and has_null_space(problem)  # reach-first tasks get steps
-    has_secondary = can_relax or soft_comfort(problem)  # keep iterating after the tip arrives
-    if not has_secondary:
+    soft = soft_comfort(problem)
+    slack = relax_slack(options)
+    if not (can_relax or soft):
         status[_converged(problem, ev, options)] = STATUS_CONVERGED
-    for _ in range(options.max_iterations):
+    for _ in range(rules.iteration_budget(options.max_iterations, problem.chain.n_dofs)):
         active = np.flatnonzero(status == STATUS_RUNNING)
         if active.size == 0:
             break
         everyone = active.size == count  # skip the compaction copies while nobody has finished
         sub = problem if everyone else problem.take(active)
         sub_ev = ev if everyone else _take(ev, active)
-        relax = (sub_ev.primary_cost <= relax_slack(options)) & can_relax
-        trial_q = problem.chain.clamp(q[active] + _step(sub, q[active], sub_ev, damping[active], relax))
+        relax = (sub_ev.primary_cost <= slack) & can_relax
+        step, gap[active] = _step(sub, q[active], sub_ev, damping[active], np.where(relax, relax_scale[active], 0.0))
+        trial_q = problem.chain.clamp(q[active] + step)
         trial = evaluate(sub, trial_q)
         if relax.any():
             _restore_tip(sub, trial_q, trial, relax)
         iterations[active] += 1
         accept = _better(sub, sub_ev, trial, options)
-        old_merit, new_merit = _merit(sub_ev, relax), _merit(trial, relax)
+        old_cost = sub_ev.primary_cost.copy()  # sub_ev may be ev itself, which _put updates below
 
         took = active[accept]
         q[took] = trial_q[accept]
@@ -230,36 +242,37 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
             ev = trial
         else:
             _put(ev, took, _take(trial, np.flatnonzero(accept)))
-        damping[took] = np.maximum(damping[took] / 3.0, _DAMPING_MIN)
+        damping[took] = np.maximum(damping[took] / rules.DAMPING_DOWN, rules.DAMPING_MIN)
         refused = active[~accept]
-        damping[refused] *= 4.0
-        rejections[took] = 0
-        rejections[refused] += 1
+        damping[refused] *= rules.DAMPING_UP
+        relax_scale[active] = np.where(relax, np.where(accept, np.minimum(1.0, relax_scale[active] * rules.RELAX_GROW),
+                                                       relax_scale[active] * rules.RELAX_SHRINK), relax_scale[active])
 
-        progress = (old_merit - new_merit)[accept]
-        # The tip task is driven to machine precision; a preference (comfort, pole) only needs to
-        # settle, so relaxing steps that gain under _RELAX_PROGRESS of their cost count as quiet.
-        relative = np.where(relax[accept], _RELAX_PROGRESS, 1e-14)
-        negligible = progress <= relative * np.maximum(old_merit[accept], 1e-300) + 1e-30
-        quiet[took] = np.where(negligible, quiet[took] + 1, 0)
+        # Only the tip task's progress counts as quiet: the pull toward p settles by its own rule.
+        progress = (old_cost - trial.primary_cost)[accept]
+        negligible = progress <= rules.QUIET_RELATIVE * np.maximum(old_cost[accept], 1e-300) + 1e-30
+        quiet[took] = np.where(negligible & ~relax[accept], quiet[took] + 1, 0)
 
         now = ev if everyone else _take(ev, active)
         reached = _converged(sub, now, options)
-        if has_secondary:
-            # Keep improving the secondary task until it stops moving, then stop if reached.
-            settled = ((quiet[active] >= 2) | (damping[active] >= _DAMPING_MAX)
-                       | (reached & (rejections[active] >= _REJECTIONS_TO_SETTLE)))
-            status[active[reached & settled]] = STATUS_CONVERGED
-            status[active[~reached & settled]] = STATUS_STALLED
+        stuck = ~reached & ((quiet[active] >= rules.QUIET_TO_STALL) | (damping[active] >= rules.DAMPING_MAX))
+        if can_relax:
+            # Reached, and the full step toward p is tiny (or no step along the solution set helps).
+            settled = reached & ((gap[active] < rules.SETTLE_ANGLE) | (relax_scale[active] < rules.RELAX_SCALE_MIN))
+        elif soft:
+            # A soft pull trades tip error for comfort: its optimum need not reach; stop when it settles.
+            settled = (quiet[active] >= rules.QUIET_TO_STALL) | (damping[active] >= rules.DAMPING_MAX)
+            stuck &= False
         else:
-            status[active[reached]] = STATUS_CONVERGED
-            stuck = ~reached & ((quiet[active] >= 3) | (damping[active] >= _DAMPING_MAX))
-            status[active[stuck]] = STATUS_STALLED
+            settled = reached
+        status[active[settled & reached]] = STATUS_CONVERGED
+        status[active[settled & ~reached]] = STATUS_STALLED
+        status[active[stuck & ~settled]] = STATUS_STALLED
     final = _converged(problem, ev, options)
     running = status == STATUS_RUNNING
     status[running & final] = STATUS_CONVERGED
     status[running & ~final] = STATUS_MAX_ITER
-    # Settled secondary tasks can drift the tip right up to tolerance; report the truth.
+    # A settled pull can leave the tip right at tolerance; report the truth.
     status[(status == STATUS_CONVERGED) & ~final] = STATUS_STALLED
     return Attempt(q, ev.position_error.copy(), ev.orientation_error.copy(), iterations, status)
 
@@ -297,16 +310,18 @@ def _draws(seed: int, restarts: int, dofs: int) -> tuple[FloatArray, FloatArray]
 
 
 def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_poses: FloatArray) -> Attempt:
-    """LM with deterministic restarts.
+    """LM with deterministic restarts, a last resort.
 
-    Restarts run for targets that stalled above tolerance, and, with a pole hint, for converged
+    Restarts run for targets whose first attempt did not reach, and, with a pole hint, for reached
     targets whose chain bends away from the pole: the pole picks the solution branch (a planar
     knee has no null space in which a secondary task could flip it).
 
-    Restart seeds are tried in a fixed order and the first that helps wins, exactly as if they
-    were tried one by one; for speed, a block of seeds runs as one batch and the block's results
-    are then applied seed by seed with the same rules (attempts a sequential run would have
-    skipped are discarded, iterations included).
+    Seeds are tried in a fixed order, in blocks of ``rules.RESTART_BLOCK`` that run as one batch.
+    After each block, the best of the block replaces the best so far if it is better (see
+    :func:`_better_attempt`): among reaching attempts, the one bending most toward the pole, then
+    the one nearest the preferred pose; else the one closest to the target. Restarts stop once a
+    target has reached (and, with a pole, bends toward it), or after ``rules.FRUITLESS_RESTARTS``
+    seeds in a row gained nothing.
 
     Args:
         problem: The targets.
@@ -319,28 +334,49 @@ def lm_solve(problem: Problem, q0: FloatArray, options: SolverOptions, seed_pose
     if options.restarts == 0:
         return best
     state = _RestartState(
-        best=best, alignment=pole_alignment(problem, best.q),
+        best=best, alignment=pole_alignment(problem, best.q), distance=preference_cost(problem, best.q),
         # Restarts cannot help a target farther from the first joint than the whole chain reaches,
         # nor a soft comfort pull, whose optimum is a compromise that need not reach the tip at all.
         hopeless=beyond_reach(problem, options) | soft_comfort(problem),
         fruitless=np.zeros(problem.count, dtype=np.int64))
     seeds = restart_seeds(problem, seed_poses, options)  # (F or 1, K, m)
-    for first in range(0, options.restarts, _RESTART_BLOCK):
+    for first in range(0, options.restarts, rules.RESTART_BLOCK):
         candidates = np.flatnonzero(state.wants_restart())
         if candidates.size == 0:
             break
-        block = min(_RESTART_BLOCK, options.restarts - first)
+        block = min(rules.RESTART_BLOCK, options.restarts - first)
         # Run every seed of the block for every candidate at once: row i * block + j is seed j.
         rows = np.repeat(candidates, block)
         seed_rows = rows if seeds.shape[0] == problem.count else np.zeros_like(rows)
         starts = seeds[seed_rows, np.tile(np.arange(first, first + block), candidates.size)]
         sub = problem.take(rows)
         attempts = lm_attempt(sub, starts, options)
-        alignments = pole_alignment(sub, attempts.q)
-        for j in range(block):
-            mine = np.arange(candidates.size) * block + j
-            state.apply(candidates, attempts, alignments, mine, options)
+        state.apply(candidates, attempts, pole_alignment(sub, attempts.q), preference_cost(sub, attempts.q), block,
+                    options)
     return state.best
+
+
+def preference_cost(problem: Problem, q: FloatArray) -> FloatArray:
+    """``(F,)`` the secondary cost at ``q`` (distance to the preferred pose, pole), 0 without one."""
+    if not problem.has_secondary:
+        return np.zeros(problem.count)
+    return np.asarray(evaluate(problem, q).secondary_cost)
+
+
+def _better_attempt(converged: AnyArray, alignment: FloatArray, distance: FloatArray, error: FloatArray,
+                    best_converged: AnyArray, best_alignment: FloatArray, best_distance: FloatArray,
+                    best_error: FloatArray) -> AnyArray:
+    """Where a restart's attempt beats the best so far (the kernel applies the same rule).
+
+    Reaching beats not reaching. Between two that reach: bending toward the pole (alignment
+    ``>= 0``) first, then the larger alignment while both bend away, then the nearer to the
+    preferred pose. Between two that do not reach: the closer to the target.
+    """
+    bends_better = np.minimum(alignment, 0.0) > np.minimum(best_alignment, 0.0)
+    bends_same = np.minimum(alignment, 0.0) == np.minimum(best_alignment, 0.0)
+    both = converged & best_converged
+    nearer = bends_better | (bends_same & (distance < best_distance))
+    return np.asarray(np.where(both, nearer, np.where(best_converged, False, converged | (error < best_error - 1e-15))))
 
 
 @dataclass
@@ -349,37 +385,36 @@ class _RestartState:
 
     best: Attempt
     alignment: FloatArray
+    distance: FloatArray  # preference_cost of the best attempt
     hopeless: AnyArray
-    fruitless: AnyArray  # consecutive restarts that did not help
+    fruitless: AnyArray  # restarts in a row that did not help
 
     def wants_restart(self) -> AnyArray:
-        unfinished = (self.best.status != STATUS_CONVERGED) & ~self.hopeless & (self.fruitless < _FRUITLESS_RESTARTS)
+        unfinished = ((self.best.status != STATUS_CONVERGED) & ~self.hopeless
+                      & (self.fruitless < rules.FRUITLESS_RESTARTS))
         return np.asarray(unfinished | (self.alignment < 0))
 
-    def apply(self, candidates: AnyArray, attempts: Attempt, alignments: FloatArray, rows: AnyArray,
-              options: SolverOptions) -> None:
-        """Apply one seed's attempts (``rows`` of ``attempts``, one per candidate) to the
-        candidates that still want a restart at this point of the sequence."""
-        still = self.wants_restart()[candidates]
-        retry, rows = candidates[still], rows[still]
-        if retry.size == 0:
-            return
+    def apply(self, candidates: AnyArray, attempts: Attempt, alignments: FloatArray, distances: FloatArray,
+              block: int, options: SolverOptions) -> None:
+        """Apply one block's attempts (``block`` rows per candidate, seed order) to the candidates."""
         best = self.best
-        best.iterations[retry] += attempts.iterations[rows]
-        was_converged = best.status[retry] == STATUS_CONVERGED
-        now_converged = attempts.status[rows] == STATUS_CONVERGED
-        error = attempts.position_error[rows]
-        closer = error < best.position_error[retry] - 1e-15
-        wins = np.where(was_converged, now_converged & (alignments[rows] > self.alignment[retry]),
-                        now_converged | closer)
-        helped = now_converged | (error < best.position_error[retry] - 0.01 * options.tolerance)
-        self.fruitless[retry] = np.where(helped, 0, self.fruitless[retry] + 1)
-        chosen, source = retry[wins], rows[wins]
-        best.q[chosen] = attempts.q[source]
-        best.position_error[chosen] = attempts.position_error[source]
-        best.orientation_error[chosen] = attempts.orientation_error[source]
-        best.status[chosen] = attempts.status[source]
-        self.alignment[chosen] = alignments[source]
+        for j in range(block):
+            rows = np.arange(candidates.size) * block + j
+            converged = attempts.status[rows] == STATUS_CONVERGED
+            error = attempts.position_error[rows]
+            best.iterations[candidates] += attempts.iterations[rows]
+            helped = converged | (error < best.position_error[candidates] - 0.01 * options.tolerance)
+            self.fruitless[candidates] = np.where(helped, 0, self.fruitless[candidates] + 1)
+            wins = _better_attempt(converged, alignments[rows], distances[rows], error,
+                                   best.status[candidates] == STATUS_CONVERGED, self.alignment[candidates],
+                                   self.distance[candidates], best.position_error[candidates])
+            chosen, source = candidates[wins], rows[wins]
+            best.q[chosen] = attempts.q[source]
+            best.position_error[chosen] = attempts.position_error[source]
+            best.orientation_error[chosen] = attempts.orientation_error[source]
+            best.status[chosen] = attempts.status[source]
+            self.alignment[chosen] = alignments[source]
+            self.distance[chosen] = distances[source]
 
 
 def beyond_reach(problem: Problem, options: SolverOptions) -> AnyArray:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
+from . import rules
 from .chain import Chain
 from .compiled import KernelError, lm_solve_compiled, use_compiled
 from .errors import IKInputError
@@ -86,6 +87,9 @@ def solve_batch(
         IKInputError: Shapes do not match, or a value is NaN or infinite.
     """
     opts = options or SolverOptions()
+    if comfort is None and opts.method == "lm":
+        # The pose nearest the rest pose is the answer when no comfort pose says otherwise.
+        comfort = ComfortPose(np.zeros(chain.n_dofs), rules.REST_WEIGHT)
     problem = make_problem(chain, targets, orientations=orientations, orientation_weight=opts.orientation_weight,
                            poles=poles, pole_weight=opts.pole_weight, comfort=comfort)
     count, dofs = problem.count, chain.n_dofs
@@ -136,11 +140,32 @@ def _result(chain: Chain, attempt: Attempt) -> SolveResult:
     )
 
 
+def pre_bend(chain: Chain, pose: FloatArray) -> FloatArray:
+    """The cold start: ``pose`` inside the limits, every free angle nudged toward the middle of its
+    range (up, where the range is unlimited or the angle sits in its middle), by
+    ``rules.PRE_BEND`` shared among the joints and at most a quarter of the way.
+
+    A straight chain, or one resting on a limit, is a singular start: the tip's gradient says
+    nothing about which way to bend, and LM stalls or picks a branch by rounding. The same small
+    bend for every target makes the branch a property of the rig, so neighbouring targets land on
+    the same one; the pull toward the preferred pose then takes the nudge back out.
+    """
+    start = chain.clamp(pose)
+    low = np.where(np.isfinite(chain.lower), chain.lower, start - np.pi)
+    high = np.where(np.isfinite(chain.upper), chain.upper, start + np.pi)
+    middle = 0.5 * (low + high)
+    direction = np.where(start <= middle, 1.0, -1.0)
+    room = np.abs(middle - start) * 0.25
+    bend = rules.PRE_BEND / chain.n_joints  # the whole chain bends about PRE_BEND
+    nudge = np.where(room > 0, np.minimum(bend, room), bend)
+    return np.asarray(chain.clamp(start + direction * nudge))
+
+
 def _initial_poses(chain: Chain, problem: Problem, initial: ArrayLike | None) -> FloatArray:
     """``(F, m)`` or ``(1, m)`` start poses inside the limits."""
     if initial is None:
         pose = problem.comfort[0] if problem.comfort is not None else np.zeros(chain.n_dofs)
-        return chain.clamp(pose)[None]
+        return pre_bend(chain, pose)[None]
     arr = np.asarray(initial, dtype=np.float64)
     if arr.shape[-2:] == (chain.n_joints, 3) and arr.ndim in (2, 3):
         arr = chain.compress(arr)

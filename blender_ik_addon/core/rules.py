@@ -1,0 +1,70 @@
+"""The LM solver's rules, shared by both implementations (:mod:`.lm` on numpy, :mod:`.kernel`
+compiled by numba). Change a rule here and both solvers follow; ``tests/core/test_rules.py`` pins
+that neither defines its own copy.
+
+What a solve computes (see :mod:`.lm` for how):
+
+    Among the poses inside the limits that put the tip on the target, the one **nearest the
+    preferred pose** ``p`` (the comfort pose, else the rest pose: all angles 0), in the
+    metric ``sum_i w_i (q_i - p_i)^2`` over the free angles ``q`` (radians), ``w`` the comfort
+    weights (uniform without a comfort pose).
+
+The numbers below are the solver's stopping and damping rules; they are plain floats and ints so
+numba compiles them in as constants.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# -- Damping (Levenberg-Marquardt, Marquardt-scaled) --------------------------------------------
+DAMPING_MIN: Final = 1e-12
+DAMPING_MAX: Final = 1e6  # relative to diag(J^T J): steps are a millionth of Gauss-Newton's by then
+DAMPING_DOWN: Final = 3.0  # an accepted step divides the damping by this
+DAMPING_UP: Final = 4.0  # a rejected step multiplies it by this
+SCALE_FLOOR: Final = 1e-9  # Marquardt scaling floor, relative to the largest diagonal of J^T J
+LIMIT_EPS: Final = 1e-12  # an angle this close to a limit sits on it
+
+# -- Reaching ----------------------------------------------------------------------------------
+QUIET_RELATIVE: Final = 1e-14  # an accepted tip step gaining less than this share of the cost is quiet
+QUIET_TO_STALL: Final = 3  # consecutive quiet tip steps that mean the attempt has stalled
+PRE_BEND: Final = 0.2  # radians: a cold start bends the chain this much in all (see solver.pre_bend)
+MAX_STEP: Final = 0.5  # radians: no angle turns more than this in one step (a trust region, as
+# Blender's own solver clamps its steps): from a straight or singular start the first steps then
+# bend the chain gradually instead of leaping to an arbitrary branch
+
+# -- Settling on the nearest pose (the null-space step toward the preferred pose) ----------------
+RESTORE_DAMPING: Final = 1e-6  # damping of the steps back onto the tip's solution set
+RESTORE_STEPS: Final = 2  # Gauss-Newton converges quadratically: two steps undo a second-order drift
+SETTLE_ANGLE: Final = 1e-5  # radians: settled when the full null-space step toward ``p`` is this small
+RELAX_GROW: Final = 2.0  # an accepted null-space step lets the next one be this much longer (up to full)
+RELAX_SHRINK: Final = 0.25  # a rejected one shortens the next by this factor
+RELAX_SCALE_MIN: Final = 1e-6  # below this scale no null-space step helps: settled (at a limit corner)
+
+REST_WEIGHT: Final = 0.01  # comfort weight of the rest pose when no comfort pose is given: small, so
+# a pole hint (weight 0.1 by default) still decides the bend, and the rest pose breaks the ties
+
+# -- Restarts (a last resort, when the first attempt does not reach) ----------------------------
+RESTART_BLOCK: Final = 8  # seeds tried as one block; the block's reaching result nearest ``p`` wins
+FRUITLESS_RESTARTS: Final = 16  # give up after this many restarts in a row gained nothing
+
+# -- Iteration budget --------------------------------------------------------------------------
+ITERATIONS_PER_DOF: Final = 2  # each attempt may run max_iterations + this many per free angle
+
+# -- Status codes (SolveResult.status names them: options.STATUSES[code]) ------------------------
+RUNNING: Final = -1
+CONVERGED: Final = 0
+STALLED: Final = 1
+MAX_ITER: Final = 2
+
+
+def iteration_budget(max_iterations: int, dofs: int) -> int:
+    """Iterations one attempt may take: the option's count plus a share per free angle, so a
+    100-bone rope gets the room a long chain needs while a 3-angle arm keeps its budget."""
+    return int(max_iterations) + ITERATIONS_PER_DOF * int(dofs)
+
+
+def relax_slack(tolerance: float) -> float:
+    """Tip cost ``0.5 |r|^2`` under which the null-space step may act: the tip within half the
+    tolerance."""
+    return 0.5 * (0.5 * tolerance) ** 2
