@@ -44,6 +44,7 @@ from .rules import (
     DAMPING_MAX,
     DAMPING_MIN,
     DAMPING_UP,
+    FREEZE_PASSES,
     FRUITLESS_RESTARTS,
     LIMIT_EPS,
     MAX_ITER,
@@ -436,10 +437,11 @@ def solve_many(targets: FloatArray, orientations: FloatArray, orientation_scale:
 def _secondary_workspace(m: int, n: int, rows: int) -> Workspace:
     """Scratch arrays of the secondary tasks, by position: 0 pole offsets (n, 3), 1 projector (3, 3),
     2 pole direction (3,), 3 secondary gradient (m,), 4-5 trial secondary residual and Jacobian,
-    6 curvature (rows,), 7-8 secondary residual and Jacobian, 9 shaping (3, 3)."""
+    6 curvature (rows,), 7-8 secondary residual and Jacobian, 9 shaping (3, 3), 10 raw secondary
+    gradient (m,), 11 frozen angles (m,) (1.0 frozen)."""
     rows = max(rows, 1)
     return (np.empty((n, 3)), np.empty((3, 3)), np.empty(3), np.empty(m), np.empty(rows), np.empty((rows, m)),
-            np.empty(rows), np.empty(rows), np.empty((rows, m)), np.empty((3, 3)))
+            np.empty(rows), np.empty(rows), np.empty((rows, m)), np.empty((3, 3)), np.empty(m), np.empty(m))
 
 
 @_jit
@@ -568,44 +570,64 @@ def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Worksp
 
 
 @_jit
-def _secondary_step(q: FloatArray, work: FloatArray, rows: int, secondary_rows: int, lower: FloatArray,
+def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int, secondary_rows: int,
+                    lower: FloatArray,
                     upper: FloatArray, relax_scale: float, step: FloatArray, small: FloatArray, vec: FloatArray,
                     sws: Workspace) -> float:
     """Add ``relax_scale`` times the full reach-first step to ``step`` (``lm._secondary_step``): the
-    secondary gradient, kept off the limits, projected onto the null space of the active primary
-    Jacobian ``work``, scaled by its Gauss-Newton length. Returns the full step's largest angle."""
+    secondary gradient, kept off the limits, projected onto the null space of the primary Jacobian
+    ``jac`` (copied into the scratch ``work``, where frozen angles' columns are zeroed), scaled by
+    its Gauss-Newton length. Returns the full step's largest angle."""
     m = q.shape[0]
     gradient, curvature, secondary, secondary_jac = sws[3], sws[6], sws[7], sws[8]
+    raw, frozen = sws[10], sws[11]
     for i in range(m):
+        for a in range(rows):
+            work[a, i] = jac[a, i]  # the full Jacobian: an angle the tip step froze may move here
         g = 0.0
         for r in range(secondary_rows):
             g += secondary_jac[r, i] * secondary[r]
-        if (q[i] <= lower[i] + LIMIT_EPS and g > 0) or (q[i] >= upper[i] - LIMIT_EPS and g < 0):
-            g = 0.0  # stay off the limits
-        gradient[i] = g
-    trace = 0.0
-    for a in range(rows):
-        total = 0.0
+        raw[i] = g
+        at_lower, at_upper = q[i] <= lower[i] + LIMIT_EPS, q[i] >= upper[i] - LIMIT_EPS
+        frozen[i] = 1.0 if (at_lower and g > 0) or (at_upper and g < 0) else 0.0
+    length = 0.0
+    for _ in range(FREEZE_PASSES):
+        # lm._secondary_step's active set: frozen angles drop out of the gradient and the Jacobian.
         for i in range(m):
-            total += work[a, i] * gradient[i]
-        vec[a] = total
-        for b in range(rows):
+            gradient[i] = 0.0 if frozen[i] else raw[i]
+            if frozen[i]:
+                for a in range(rows):
+                    work[a, i] = 0.0
+        trace = 0.0
+        for a in range(rows):
             total = 0.0
             for i in range(m):
-                total += work[a, i] * work[b, i]
-            small[a, b] = total
-        trace += small[a, a]
-    ridge = 1e-12 * (trace / rows + 1e-300)  # keeps J J^T invertible at singularities
-    for a in range(rows):
-        small[a, a] += ridge
-    _solve_small(small, vec, rows)
-    length = 0.0
-    for i in range(m):
-        total = 0.0
+                total += work[a, i] * gradient[i]
+            vec[a] = total
+            for b in range(rows):
+                total = 0.0
+                for i in range(m):
+                    total += work[a, i] * work[b, i]
+                small[a, b] = total
+            trace += small[a, a]
+        ridge = 1e-12 * (trace / rows + 1e-300)  # keeps J J^T invertible at singularities
         for a in range(rows):
-            total += work[a, i] * vec[a]
-        gradient[i] -= total  # now the projected gradient
-        length += gradient[i] * gradient[i]
+            small[a, a] += ridge
+        _solve_small(small, vec, rows)
+        length = 0.0
+        pushing = False
+        for i in range(m):
+            total = 0.0
+            for a in range(rows):
+                total += work[a, i] * vec[a]
+            gradient[i] -= total  # now the projected gradient
+            length += gradient[i] * gradient[i]
+            if not frozen[i] and ((q[i] <= lower[i] + LIMIT_EPS and gradient[i] > 0)
+                                  or (q[i] >= upper[i] - LIMIT_EPS and gradient[i] < 0)):
+                frozen[i] = 1.0
+                pushing = True
+        if not pushing:
+            break
     bend = 0.0
     for r in range(secondary_rows):
         total = 0.0
@@ -653,7 +675,8 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
         _step(q, residual, jac, rows, lower, upper, damping, step, work, small, vec)
         gap = np.inf
         if relax:
-            gap = _secondary_step(q, work, rows, secondary_rows, lower, upper, relax_scale, step, small, vec, sws)
+            gap = _secondary_step(q, jac, work, rows, secondary_rows, lower, upper, relax_scale, step, small, vec,
+                                  sws)
         _trust(step)
         for i in range(m):
             trial_q[i] = min(max(q[i] + step[i], lower[i]), upper[i])

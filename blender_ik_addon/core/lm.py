@@ -111,7 +111,8 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
     gap = np.full(q.shape[0], np.inf)
     relaxing = relax_scale > 0
     if ev.secondary is not None and relaxing.any():
-        toward = _secondary_step(jac, ev, at_lower, at_upper)
+        # The full primary Jacobian: an angle the tip step froze may still move along the null space.
+        toward = _secondary_step(ev.primary_jacobian, ev, at_lower, at_upper)
         gap = np.where(relaxing, np.abs(toward).max(axis=1, initial=0.0), np.inf)
         step = step + relax_scale[:, None] * toward
     return _trust(step), gap
@@ -135,13 +136,24 @@ def _secondary_step(jac: FloatArray, ev: Evaluation, at_lower: AnyArray, at_uppe
     jac2 = ev.secondary_jacobian
     assert jac2 is not None and ev.secondary is not None
     grad = np.einsum("fkm,fk->fm", jac2, ev.secondary)
-    grad = np.where((at_lower & (grad > 0)) | (at_upper & (grad < 0)), 0.0, grad)  # stay off the limits
-    gram = np.einsum("fkm,fjm->fkj", jac, jac)
-    rows = gram.shape[1]
-    ridge = 1e-12 * (np.einsum("fkk->f", gram) / rows + 1e-300)  # keeps J J^T invertible at singularities
-    gram[:, np.arange(rows), np.arange(rows)] += ridge[:, None]
-    coefficients = np.linalg.solve(gram, np.einsum("fkm,fm->fk", jac, grad)[..., None])[..., 0]
-    projected = grad - np.einsum("fkm,fk->fm", jac, coefficients)
+    # Active set for the step itself: an angle on a limit that the projected step would push
+    # outward is frozen (its gradient and Jacobian column dropped) and the projection redone, as
+    # Blender's solver locks a violating DoF and solves again. Otherwise the clamp cuts the step
+    # out of the null space, the tip drifts, and the pull stalls far from its optimum.
+    frozen = (at_lower & (grad > 0)) | (at_upper & (grad < 0))
+    rows = jac.shape[1]
+    for _ in range(rules.FREEZE_PASSES):
+        free_jac = jac * ~frozen[:, None, :]
+        free_grad = np.where(frozen, 0.0, grad)
+        gram = np.einsum("fkm,fjm->fkj", free_jac, free_jac)
+        ridge = 1e-12 * (np.einsum("fkk->f", gram) / rows + 1e-300)  # keeps J J^T invertible at singularities
+        gram[:, np.arange(rows), np.arange(rows)] += ridge[:, None]
+        coefficients = np.linalg.solve(gram, np.einsum("fkm,fm->fk", free_jac, free_grad)[..., None])[..., 0]
+        projected = free_grad - np.einsum("fkm,fk->fm", free_jac, coefficients)
+        pushing = ((at_lower & (projected > 0)) | (at_upper & (projected < 0))) & ~frozen
+        if not pushing.any():
+            break
+        frozen |= pushing
     curvature = np.einsum("fkm,fm->fk", jac2, projected)
     length = np.einsum("fm,fm->f", projected, projected) / (np.einsum("fk,fk->f", curvature, curvature) + 1e-300)
     return np.asarray(-length[:, None] * projected)

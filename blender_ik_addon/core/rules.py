@@ -37,6 +37,7 @@ MAX_STEP: Final = 0.5  # radians: no angle turns more than this in one step (a t
 RESTORE_DAMPING: Final = 1e-6  # damping of the steps back onto the tip's solution set
 RESTORE_STEPS: Final = 2  # Gauss-Newton converges quadratically: two steps undo a second-order drift
 SETTLE_ANGLE: Final = 1e-5  # radians: settled when the full null-space step toward ``p`` is this small
+FREEZE_PASSES: Final = 4  # at most this many times an angle on a limit is frozen and the step redone
 RELAX_GROW: Final = 2.0  # an accepted null-space step lets the next one be this much longer (up to full)
 RELAX_SHRINK: Final = 0.25  # a rejected one shortens the next by this factor
 RELAX_SCALE_MIN: Final = 1e-6  # below this scale no null-space step helps: settled (at a limit corner)

@@ -87,8 +87,9 @@ def solve_batch(
         IKInputError: Shapes do not match, or a value is NaN or infinite.
     """
     opts = options or SolverOptions()
-    if comfort is None and opts.method == "lm":
-        # The pose nearest the rest pose is the answer when no comfort pose says otherwise.
+    if comfort is None and poles is None and opts.method == "lm":
+        # The pose nearest the rest pose is the answer when neither a comfort pose nor a pole
+        # says otherwise (a pole picks the bend by itself; a rest pull would fight it).
         comfort = ComfortPose(np.zeros(chain.n_dofs), rules.REST_WEIGHT)
     problem = make_problem(chain, targets, orientations=orientations, orientation_weight=opts.orientation_weight,
                            poles=poles, pole_weight=opts.pole_weight, comfort=comfort)
