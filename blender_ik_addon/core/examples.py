@@ -1,6 +1,7 @@
 """Reference chains used by the tests, the benchmark and the demo.
 
-All three point their links along +Y (Blender's bone axis) with unit ``base``.
+All of them point their links along +Y (Blender's bone axis) with unit ``base``, so the rest pose
+(all angles zero) is the straight chain.
 """
 
 from __future__ import annotations
@@ -64,6 +65,44 @@ def tentacle(segments: int = 20, segment_length: float = 0.25, limit_deg: float 
         tip_offset=(0, segment_length, 0),
         names=[f"segment{i:02d}" for i in range(segments)],
     )
+
+
+def ball_limb(bone: float = 1.0) -> Chain:
+    """A 2-bone limb with two ball joints: every axis free and unlimited, no pole.
+
+    Two bones of ``bone`` along +Y (reach ``2 * bone``). The tip lies on the second bone's Y
+    axis, so that bone's twist never moves it, and any bend of the elbow can be turned about the
+    shoulder-tip line: every target has a whole family of solutions.
+    """
+    return Chain.from_arrays(
+        np.stack([np.eye(4), translation(0, bone, 0)]),
+        tip_offset=(0, bone, 0),
+        names=("shoulder", "elbow"),
+    )
+
+
+def hinge_limb(bone: float = 1.0) -> Chain:
+    """A 2-bone limb: a ball shoulder (every axis free, unlimited) and a hinge elbow, X only,
+    0-150 deg (a knee or an elbow bending one way only), no pole.
+
+    Two bones of ``bone`` along +Y: the tip can be from ``2 * bone * cos(75 deg)`` (about
+    ``0.52 * bone``) to ``2 * bone`` from the shoulder.
+    """
+    deg = np.radians
+    return Chain.from_arrays(
+        np.stack([np.eye(4), translation(0, bone, 0)]),
+        free=[[True, True, True], [True, False, False]],
+        lower=np.array([[-np.inf, -np.inf, -np.inf], [0.0, 0.0, 0.0]]),
+        upper=np.array([[np.inf, np.inf, np.inf], [deg(150), 0.0, 0.0]]),
+        tip_offset=(0, bone, 0),
+        names=("shoulder", "elbow"),
+    )
+
+
+def rope(segments: int = 100, segment_length: float = 0.05, limit_deg: float = 30.0) -> Chain:
+    """A long rope: :func:`tentacle` with 100 short segments (200 DOF, reach 5), +-``limit_deg``
+    about X and Z per joint."""
+    return tentacle(segments, segment_length, limit_deg)
 
 
 def random_reachable_targets(chain: Chain, count: int, seed: int = 0) -> tuple[FloatArray, FloatArray]:

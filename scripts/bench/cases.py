@@ -113,14 +113,34 @@ def score(chain: Chain, targets: FloatArray, answers: Answers, threshold: float,
     }
 
 
+def rotation_between_deg(chain: Chain, first: FloatArray, second: FloatArray) -> FloatArray:
+    """``(k,)`` the largest rotation of any joint from poses ``first`` to ``second`` (both
+    ``(k, n, 3)`` per-joint Euler angles), degrees.
+
+    Measured on the joints' rotation matrices, so two Euler triples of one rotation (which a
+    matrix-based peer may return on alternate frames, or an unlimited angle a whole turn apart)
+    are no rotation.
+    """
+    if first.shape[0] == 0:
+        return np.zeros(0)
+    a = np.stack([euler_to_matrix(first[:, j], joint.order) for j, joint in enumerate(chain.joints)], axis=1)
+    b = np.stack([euler_to_matrix(second[:, j], joint.order) for j, joint in enumerate(chain.joints)], axis=1)
+    trace = np.einsum("knij,knij->kn", a, b)  # trace(A^T B)
+    return np.asarray(np.degrees(np.arccos(np.clip((trace - 1) / 2, -1.0, 1.0)).max(axis=1)))
+
+
+def frame_steps_deg(chain: Chain, angles: FloatArray) -> FloatArray:
+    """``(k - 1,)`` per-frame joint step: entry ``i`` is the largest rotation of any joint from
+    frame ``i`` to frame ``i + 1`` of ``angles`` ``(k, n, 3)``, degrees (see
+    :func:`rotation_between_deg`)."""
+    return rotation_between_deg(chain, angles[:-1], angles[1:])
+
+
 def max_jump_deg(chain: Chain, angles: FloatArray) -> float:
     """The largest rotation of any joint between consecutive frames, degrees.
 
     Measured on the joints' rotation matrices, so two Euler triples of one rotation (which a
     matrix-based peer may return on alternate frames) are no jump.
     """
-    if angles.shape[0] < 2:
-        return 0.0
-    rotations = np.stack([euler_to_matrix(angles[:, j], joint.order) for j, joint in enumerate(chain.joints)], axis=1)
-    trace = np.einsum("knij,knij->kn", rotations[:-1], rotations[1:])  # trace(A^T B)
-    return float(np.degrees(np.arccos(np.clip((trace - 1) / 2, -1.0, 1.0)).max()))
+    steps = frame_steps_deg(chain, angles)
+    return float(steps.max()) if steps.size else 0.0

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import REPO_ROOT
+from .motion_report import motion_section
 
 # name: (comparison, goal, what it compares)
 GOALS: dict[str, tuple[str, float, str]] = {
@@ -171,11 +172,21 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"Settings: {settings['targets']} targets and a {settings['frames']}-frame path per chain, seed "
         f"{settings['seed']}, budget {settings['budget']:g} s per solver and case, tutorial sweeps "
-        f"{settings['tutorial_sweeps']}. `n` is how many targets a solver finished within the budget.",
-        "",
-        "## Results per chain",
+        f"{settings['tutorial_sweeps']}. `n` is how many targets a solver finished within the budget."
+        if results["chains"] else f"Settings: the motion section only, seed {settings['seed']}.",
         "",
     ]
+    if results["chains"]:
+        lines += _chains_part(results)
+    lines += addon_section(results["addon_in_blender"])
+    if "motion" in results:
+        lines += motion_section(results["motion"])
+    return "\n".join(lines)
+
+
+def _chains_part(results: dict[str, Any]) -> list[str]:
+    """The per-chain results and the goals of issue 2."""
+    lines = ["## Results per chain", ""]
     for key, chain in results["chains"].items():
         lines += [f"### {key}", "", chain, ""] if isinstance(chain, str) else _chain_section(key, chain)
     lines += ["## Goals (issue 2)", "", "| chain | ours: success ≥ 99.9 % | batch ≥ 3× Blender's rate | "
@@ -197,8 +208,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += [f"| {key} | {_goal_cell(g['batch_vs_blender'])} | {_goal_cell(g['single_vs_blender'])} "
                   f"| {_goal_cell(g['ikpy_vs_ours'])} |" for key, g in numpy_rows]
         lines.append("")
-    lines += addon_section(results["addon_in_blender"])
-    return "\n".join(lines)
+    return lines
 
 
 _LIVE_ROWS = {"1_chain": "1 chain", "8_chains": "8 chains, one armature", "8_armatures": "8 armatures, 1 chain each"}

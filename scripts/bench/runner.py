@@ -39,6 +39,7 @@ class Settings:
             add-on section).
         bake_frames: Frames of the add-on's bake and of Blender's ``nla.bake``.
         addon_runs: Passes of the live measurement, and runs of each bake (the best one counts).
+        motion_frames: Frames of each target path of the motion section (:mod:`.motion`).
     """
 
     targets: int = 1000
@@ -49,6 +50,7 @@ class Settings:
     addon_frames: int = 200
     bake_frames: int = 1000
     addon_runs: int = 3
+    motion_frames: int = 250
 
 
 def log(message: str) -> None:

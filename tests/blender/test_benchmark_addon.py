@@ -94,3 +94,22 @@ def test_markdown_section(measured: tuple[dict[str, Any], dict[str, Any]], scrip
     assert "### Live handler" in text and "### Bake" in text and "Goal (issue 3)" in text
     assert "Status:" not in text
     assert addon_section({"status": "skipped"})[-2] == "Status: skipped."
+
+
+def test_motion_section_runs_blender_per_frame(scripts_on_path: None) -> None:
+    """The motion section with Blender's IK beside ours on one small rig and path (tiny sizes)."""
+    from bench.motion import measure_motion
+    from bench.motion_report import motion_section
+
+    frames = 8
+    motion = measure_motion(frames, ["hinge_limb"], ["circle"], blender=True)
+    rig = motion["rigs"]["hinge_limb"]
+    assert rig["status"] == "ok" and rig["info"]["blender"] == "ok"
+    entry = rig["paths"]["circle"]
+    blender = entry["solvers"]["blender"]
+    assert blender["frames"] == frames and blender["ms_per_frame"] > 0
+    assert blender["reach_rate"] == 1.0  # the constraint followed the keyed target frame by frame
+    assert blender["max_limit_violation_deg"] < 1e-3  # bone IK limits equal to the chain's
+    assert entry["goals"]["switches_vs_blender_pops"]["met"] in (True, False)
+    text = "\n".join(motion_section(motion))
+    assert "| circle | Blender IK |" in text and "not measured" not in text
