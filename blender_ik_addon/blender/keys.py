@@ -16,7 +16,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from ..core.types import FloatArray
+from ..core.types import AnyArray, BoolArray, FloatArray
 from .errors import RigSetupError
 
 _FRAME_EPS = 1e-4  # frames closer than this to the range ends count as inside it
@@ -143,8 +143,7 @@ def replace_keys(fcurve: Any, frames: FloatArray, values: FloatArray, start: flo
     if count:
         co = np.empty(2 * count, dtype=np.float32)
         points.foreach_get("co", co)
-        old_frames = co[0::2]
-        inside = (old_frames >= start - _FRAME_EPS) & (old_frames <= end + _FRAME_EPS)
+        inside = _inside(co[0::2], start, end)
         if inside.all():
             points.clear()
         else:
@@ -172,6 +171,48 @@ def write_channel_keys(obj: Any, bone: str, data_path: str, frames: FloatArray, 
                        start: float, end: float) -> None:
     """Key every array index of a pose bone channel: ``values`` is ``(F, k)``."""
     fcurves = fcurve_collection(obj, create=True)
-    full_path = f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{data_path}'
+    full_path = _bone_path(bone, data_path)
     for index in range(values.shape[1]):
         replace_keys(ensure_fcurve(fcurves, full_path, index, bone), frames, values[:, index], start, end)
+
+
+def kept_neighbours(obj: Any, bone: str, data_path: str, size: int, start: float,
+                    end: float) -> tuple[FloatArray, FloatArray]:
+    """The keys of a pose bone channel that a bake of ``[start, end]`` keeps, nearest the range.
+
+    Returns ``(before, after)``, each ``(size,)``: per array index, the value of the last key before
+    ``start`` and of the first key after ``end`` (keys :func:`replace_keys` leaves alone), NaN where
+    the F-curve is missing or has no such key. Only the stored keys are read: nothing is evaluated,
+    so the answer does not depend on the current frame nor on the keys the bake replaces.
+    """
+    before = np.full(size, np.nan)
+    after = np.full(size, np.nan)
+    fcurves = fcurve_collection(obj, create=False)
+    if fcurves is None:
+        return before, after
+    full_path = _bone_path(bone, data_path)
+    for index in range(size):
+        fcurve = fcurves.find(full_path, index=index)
+        count = len(fcurve.keyframe_points) if fcurve is not None else 0
+        if not count:
+            continue
+        co = np.empty(2 * count, dtype=np.float32)  # as replace_keys reads them: the same keys count as kept
+        fcurve.keyframe_points.foreach_get("co", co)
+        frames, values = co[0::2], co[1::2].astype(np.float64)
+        kept = ~_inside(frames, start, end)
+        earlier = np.flatnonzero(kept & (frames < start))
+        later = np.flatnonzero(kept & (frames > end))
+        if len(earlier):  # keys may be unsorted until fcurve.update(): pick by frame, not position
+            before[index] = values[earlier[np.argmax(frames[earlier])]]
+        if len(later):
+            after[index] = values[later[np.argmin(frames[later])]]
+    return before, after
+
+
+def _inside(frames: AnyArray, start: float, end: float) -> BoolArray:
+    """Which ``frames`` a bake of ``[start, end]`` replaces (the ends count, give or take :data:`_FRAME_EPS`)."""
+    return (frames >= start - _FRAME_EPS) & (frames <= end + _FRAME_EPS)
+
+
+def _bone_path(bone: str, data_path: str) -> str:
+    return f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{data_path}'
