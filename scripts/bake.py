@@ -13,11 +13,19 @@ Options::
     --output PATH                 where to save (default: <input>_baked.blend next to the input)
     --overwrite                   save over the input instead (Blender keeps <input>.blend1)
     --disable-live                turn live solving off for the baked chains, so the keys play as baked
+    --continuous                  solve the frames in order, each from the previous frame's pose (the
+                                  first as usual): no switch to another solution mid-range; chunks of
+                                  one range can then differ after a boundary (the report says where)
     --allow-unconverged           exit 0 even if some frames did not reach their target
 
 Exit codes: 0 baked and saved; 2 bad arguments, or a missing file, armature, chain, bone or
 target (the message names it); 3 saved, but some frames did not converge (unless
 ``--allow-unconverged``). The input file is never written unless ``--overwrite`` is given.
+
+The report names the frames where a chain's pose switches to another solution although its target
+glides (with the remedy), and for ``--continuous`` where the range may be split into farm chunks.
+Without ``--continuous`` every frame is solved on its own, so chunks (``--frames 1-60`` and
+``--frames 61-120`` on two machines) give exactly the keys of one bake of the whole range.
 
 Conventions and traps:
     * Under a Blender binary the file named before ``--python`` is already open and the script's
@@ -122,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--overwrite", action="store_true", help="save over the input file")
     parser.add_argument("--disable-live", action="store_true",
                         help="turn live solving off for the baked chains, so the keys play as baked")
+    parser.add_argument("--continuous", action="store_true",
+                        help="solve the frames in order, each from the previous frame's pose (no switch to another "
+                             "solution mid-range; chunks can differ after a boundary: the report says where)")
     parser.add_argument("--allow-unconverged", action="store_true",
                         help="exit 0 even if some frames did not converge (default: exit 3)")
     return parser
@@ -241,7 +252,7 @@ def addon_package() -> str:
     return REPO_PACKAGE
 
 
-def run_bake(package: str, request: BakeRequest, disable_live: bool) -> Any:
+def run_bake(package: str, request: BakeRequest, disable_live: bool, continuous: bool = False) -> Any:
     """Call the add-on's ``bake_chains``; returns its ``BakeReport``.
 
     Raises:
@@ -251,22 +262,28 @@ def run_bake(package: str, request: BakeRequest, disable_live: bool) -> Any:
     bake = importlib.import_module(f"{package}.blender.bake")
     ik_error = importlib.import_module(f"{package}.core").IKError
     start, end = request.frames
+    extra = {"continuous": True} if continuous else {}  # an add-on from before --continuous bakes without it
     try:
         return bake.bake_chains(request.armature, request.chains, start, end, request.step,
-                                disable_live=disable_live)
+                                disable_live=disable_live, **extra)
     except ik_error as err:
         raise UsageError(str(err)) from None
 
 
 def print_report(request: BakeRequest, report: Any) -> None:
-    """One line for the bake, then one per chain (residuals in world units)."""
+    """One line for the bake, then one per chain (residuals in world units), each followed by its
+    notes (switch frames, chunk boundaries), indented."""
     start, end = request.frames
     how = "targets read from their F-curves" if report.path == "fcurves" else f"frames stepped ({report.reason})"
+    mode = ", continuous" if getattr(report, "continuous", False) else ""
     print(f"Baked {request.armature.name!r} frames {start}-{end} step {request.step}: {report.frames} frames, "
-          f"{report.seconds:.2f} s, {how}")
+          f"{report.seconds:.2f} s, {how}{mode}")
     for chain in report.chains:
         state = "all converged" if chain.not_converged == 0 else f"{chain.not_converged} NOT converged"
         print(f"  chain {chain.name!r}: {report.frames} frames, {state}, worst residual {chain.worst_error:.3g}")
+        findings = getattr(chain, "findings", None)
+        for note in findings.notes() if findings is not None else []:
+            print(f"    {note}")
 
 
 def save(path: Path) -> None:
@@ -302,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         package = addon_package()
         request = prepare(args)
-        report = run_bake(package, request, args.disable_live)
+        report = run_bake(package, request, args.disable_live, args.continuous)
     except UsageError as err:
         print(f"bake.py: error: {err}", file=sys.stderr)
         return EXIT_USAGE

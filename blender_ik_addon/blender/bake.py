@@ -6,10 +6,12 @@ A bake:
 2. samples each frame's target/pole matrices and chain bases (:mod:`.sampling`: straight from the
    targets' F-curves when possible, else by stepping frames with live solving suspended);
 3. solves each chain for all frames in one ``solve_batch`` call (follow mode: one sweep per frame,
-   sequentially, as it is history-dependent);
+   sequentially, as it is history-dependent; ``continuous``: in frame order, each frame from the
+   previous one's pose);
 4. writes only the chains' rotation channels, replacing keys inside ``[frame_start, frame_end]``
-   and leaving every other key, channel and bone alone; the new keys join the kept keys next to
-   the range (:func:`_join_reference`), whatever the current frame.
+   and leaving every other key, channel and bone alone;
+5. flags the frames where a chain's pose jumps although its target glides (a switch between two
+   solutions, :func:`.solving.find_frame_switches`), for the report and the panel.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import numpy as np
 
 from ..core.types import FloatArray
 from .errors import RigSetupError
-from .keys import kept_neighbours, require_keyable, write_channel_keys
+from .keys import require_keyable, write_channel_keys
 from .live import chain_specs, rig_settings, solve_rig, suspended
 from .read import require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
@@ -32,6 +34,7 @@ from .solving import (
     FrameSolution,
     PreparedChain,
     find_conflicts,
+    find_frame_switches,
     prepare,
     require_objects,
     require_usable,
@@ -40,19 +43,35 @@ from .solving import (
 )
 from .spec import ChainSpec
 from .stacking import Solved, joint_world, links, restack, upper_first
-from .status import ChainStatus, set_status
+from .status import BakeFindings, ChainStatus, set_findings, set_status
 from .write import angles_to_channels, channel, read_channel
 
 Progress = Callable[[float], None]
 
+CHUNK_MATCH = 0.01
+"""Radians: a continuous bake whose pose is within this of the nearest pose at a frame (every free
+angle) is still "on" it there, so a chunk starting at that frame joins it without a visible jump."""
+
 
 @dataclass(frozen=True)
 class ChainBakeResult:
-    """One chain's bake. Residuals are world units."""
+    """One chain's bake. Residuals are world units.
+
+    Attributes:
+        name: The chain.
+        not_converged: Frames that did not reach the target.
+        worst_error: Largest tip residual.
+        findings: Where its pose jumps (switch frames; for continuous bakes, chunk boundaries).
+    """
 
     name: str
     not_converged: int
     worst_error: float
+    findings: BakeFindings | None = None
+
+    def notes(self) -> list[str]:
+        """``"chain 'arm': pose switches at frames 37, 112: ..."`` and the like (none for a clean bake)."""
+        return [f"chain {self.name!r}: {note}" for note in (self.findings.notes() if self.findings else [])]
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,7 @@ class BakeReport:
         path: ``"fcurves"`` (targets read from their F-curves) or ``"frames"`` (frames stepped).
         reason: Why the frame path was needed.
         seconds: Wall time of the whole bake.
+        continuous: Each frame was solved from the previous one (see :func:`bake_chains`).
     """
 
     frames: int
@@ -76,16 +96,27 @@ class BakeReport:
     path: str
     reason: str
     seconds: float
+    continuous: bool = False
+
+    @property
+    def switches(self) -> int:
+        """Number of (chain, frame) pairs where a pose jumps although its target glides."""
+        return sum(len(c.findings.switches) for c in self.chains if c.findings is not None)
+
+    def notes(self) -> list[str]:
+        """Per-chain notes: switch frames with their remedy, chunk boundaries of a continuous bake."""
+        return [note for chain in self.chains for note in chain.notes()]
 
     def summary(self) -> str:
-        """``"N frames solved, K not converged (worst residual X)"``."""
-        return (f"{self.frames} frames solved, {self.not_converged} not converged "
-                f"(worst residual {self.worst_error:.3g})")
+        """``"N frames solved, K not converged (worst residual X)"``, then the notes, ``"; "``-separated."""
+        head = (f"{self.frames} frames solved{' (continuous)' if self.continuous else ''}, {self.not_converged} "
+                f"not converged (worst residual {self.worst_error:.3g})")
+        return "; ".join([head, *self.notes()])
 
 
 def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int | None = None,
                 frame_end: int | None = None, step: int = 1, *, disable_live: bool = False,
-                progress: Progress | None = None, scene: Any = None,
+                continuous: bool = False, progress: Progress | None = None, scene: Any = None,
                 specs: list[ChainSpec] | None = None) -> BakeReport:
     """Bake chains of the armature ``obj`` to rotation keys over ``[frame_start, frame_end]``.
 
@@ -96,13 +127,19 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         frame_end: Last frame (inclusive); default the scene's.
         step: Key every ``step`` frames (>= 1); keys between them inside the range are removed.
         disable_live: Turn live solving off for the baked chains, so the keys play as they are.
+        continuous: Solve the frames in order, the first as every frame is solved otherwise (the
+            pose nearest the comfort pose), then each from the previous frame's pose, so the motion
+            stays continuous where the nearest pose switches between solutions. Deterministic for
+            a given range; a range split into chunks can differ after a chunk boundary (the
+            report says where). Follow-mode chains are sequential anyway and ignore it.
         progress: Called with the fraction done, 0..1.
         scene: The scene whose frames are used; default ``bpy.context.scene``.
         specs: Bake these chains instead of the ones stored on ``obj`` (scripts that do not
             register the add-on); ``chain_names`` then picks among them.
 
     Returns:
-        A :class:`BakeReport` (its ``summary()`` is the line operators report).
+        A :class:`BakeReport` (its ``summary()`` is the line operators report). Each chain's
+        findings are also kept for the panel (:func:`.status.get_findings`).
 
     Raises:
         RigSetupError: Unknown chains, chains sharing bones, bad range, or a chain's setup error.
@@ -136,14 +173,17 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
             bone = upper_binding.bone_names[joint]
             new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale)
             bases = restack(bases, samples.bones[bone], new)
-        solution = _solve(item, samples, bases)
+        solution = _solve(item, samples, bases, continuous=continuous)
         solved[name] = (item.binding, bases, solution.angles)
         _write_keys(obj, item, solution, frames, start, end)
         worst |= ~solution.converged
         residual = float(solution.error.max())
-        results.append(ChainBakeResult(item.spec.name, int((~solution.converged).sum()), residual))
+        findings = _findings(item, samples, bases, solution, frames, start, end, continuous)
+        results.append(ChainBakeResult(item.spec.name, int((~solution.converged).sum()), residual, findings))
+        how = " (continuous)" if findings.continuous else ""
         set_status(obj.name, item.spec.name,
-                   ChainStatus(True, bool(solution.converged.all()), residual, f"baked {start}-{end}", float(end)))
+                   ChainStatus(True, bool(solution.converged.all()), residual, f"baked {start}-{end}{how}", float(end)))
+        set_findings(obj.name, item.spec.name, findings)
         report(0.5 + 0.5 * (index + 1) / len(prepared))
     settings = rig_settings(obj)
     if disable_live and settings is not None:
@@ -154,7 +194,7 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
                     stored.enabled = False
     scene.frame_set(scene.frame_current, subframe=scene.frame_subframe)  # show the keys (or the live pose)
     return BakeReport(len(frames), tuple(results), int(worst.sum()), max(r.worst_error for r in results),
-                      samples.path, samples.reason, time.perf_counter() - started)
+                      samples.path, samples.reason, time.perf_counter() - started, continuous)
 
 
 def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
@@ -196,50 +236,48 @@ def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], frames: Fl
             scene.frame_set(original[0], subframe=original[1])
 
 
-def _solve(item: PreparedChain, samples: Samples, bases: FloatArray) -> FrameSolution:
-    spec = item.spec
-    targets = samples.objects[spec.target]  # type: ignore[index]  # checked by require_objects
-    poles = samples.objects[spec.pole] if spec.pole else None
-    if spec.follow_mode:
+def _targets(item: PreparedChain, samples: Samples) -> tuple[FloatArray, FloatArray | None]:
+    """The chain's ``(F, 4, 4)`` target matrices and pole matrices (or None)."""
+    targets = samples.objects[item.spec.target]  # type: ignore[index]  # checked by require_objects
+    return targets, samples.objects[item.spec.pole] if item.spec.pole else None
+
+
+def _solve(item: PreparedChain, samples: Samples, bases: FloatArray, *, continuous: bool) -> FrameSolution:
+    targets, poles = _targets(item, samples)
+    if item.spec.follow_mode:
         return solve_follow(item, bases, targets, poles, item.comfort_angles)
-    return solve_frames(item, bases, targets, poles)
+    return solve_frames(item, bases, targets, poles, continuous=continuous)
+
+
+def _findings(item: PreparedChain, samples: Samples, bases: FloatArray, solution: FrameSolution,
+              frames: FloatArray, start: int, end: int, continuous: bool) -> BakeFindings:
+    """Where the baked pose jumps; for a continuous bake also where the nearest pose (a chunk's
+    first frame) switches and where the bake leaves it (one more batch solve)."""
+    if item.spec.follow_mode:  # the tutorial's per-frame look lags on purpose: not checked
+        return BakeFindings(start, end)
+    targets, poles = _targets(item, samples)
+    scene_frames = frames.astype(np.int64)
+
+    def flagged(of: FrameSolution) -> tuple[int, ...]:
+        return tuple(int(f) for f in scene_frames[find_frame_switches(item, bases, targets, poles, of)])
+
+    switches = flagged(solution)
+    if not continuous:
+        return BakeFindings(start, end, switches=switches)
+    nearest = solve_frames(item, bases, targets, poles)
+    chain = item.binding.chain
+    apart = np.max(np.abs(chain.compress(solution.angles) - chain.compress(nearest.angles)), axis=1, initial=0.0)
+    left = np.flatnonzero(apart > CHUNK_MATCH)
+    limit = int(scene_frames[left[0]]) if left.size else None
+    return BakeFindings(start, end, True, switches, flagged(nearest), limit)
 
 
 def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, frames: FloatArray, start: float,
                 end: float) -> None:
     for j, (bone, joint) in enumerate(zip(item.binding.bones, item.binding.chain.joints, strict=False)):
-        path = channel(bone.rotation_mode)[0]
-        reference, at_end = _join_reference(obj, bone.name, path, read_channel(obj.pose.bones[bone.name]), start, end)
-        angles = solution.angles[:, j]
-        if at_end:  # made continuous from the last frame backwards, so the last key joins the kept one
-            values = np.ascontiguousarray(angles_to_channels(bone, joint, angles[::-1], reference)[::-1])
-        else:
-            values = angles_to_channels(bone, joint, angles, reference)
-        write_channel_keys(obj, bone.name, path, frames, values, start, end)
-
-
-def _join_reference(obj: Any, bone: str, path: str, pose: FloatArray, start: float,
-                    end: float) -> tuple[FloatArray, bool]:
-    """The channel values the new keys of ``bone`` join, and whether they join at the range's end.
-
-    The new run of keys is one continuous curve (no quaternion sign flip, no Euler or axis-angle jump
-    by a whole turn between frames); what is left to choose is its sign, or its whole turns, as a
-    whole. It is chosen to join the kept key just before the range: the curve then flows out of the
-    animation that plays before it. Only without a kept key before does it join the first kept key
-    after the range instead. One choice cannot always join both ends: when the kept keys themselves
-    disagree (say the key after the range has the other quaternion sign, or is a whole turn away
-    from where the run arrives), the start wins and the end keeps the animator's keys as they are:
-    they are never rewritten. Channels without a kept key on the chosen side take the other side's,
-    else the pose's; with no kept key at all, the run continues from the pose at the current frame,
-    as a single keyed frame does. (Euler axes with limits, in the solver's own order, are keyed as
-    solved: turning them by a whole turn would leave their limits.)
-    """
-    before, after = kept_neighbours(obj, bone, path, len(pose), start, end)
-    if not np.isnan(before).all():
-        return np.where(np.isnan(before), np.where(np.isnan(after), pose, after), before), False
-    if not np.isnan(after).all():
-        return np.where(np.isnan(after), pose, after), True
-    return pose, False
+        pbone = obj.pose.bones[bone.name]
+        values = angles_to_channels(bone, joint, solution.angles[:, j], read_channel(pbone))
+        write_channel_keys(obj, bone.name, channel(bone.rotation_mode)[0], frames, values, start, end)
 
 
 def key_chains(obj: Any, chain_names: list[str] | None = None, scene: Any = None) -> dict[str, ChainStatus]:

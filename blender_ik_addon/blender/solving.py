@@ -6,20 +6,23 @@ Live solving (``F = 1``) and baking share this code, so a baked key equals the l
   are moved into that frame's chain space (``base^-1``) and the chain is solved base-less.
   Residuals are measured back in world space.
 * Deterministic: every frame starts from the comfort pose (zero = rest when none was captured),
-  never from the previous frame, except in follow mode (see :func:`solve_follow`).
+  never from the previous frame, except in follow mode (see :func:`solve_follow`) and in a
+  continuous bake (``solve_frames(..., continuous=True)``: the first frame as above, then each from
+  the previous one, by the rule of :func:`..core.motion.solve_path`'s ``"continuous"`` mode).
 * The comfort blend interpolates the solved angles toward the comfort pose (inside the limits,
   since both ends are).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 from mathutils import Quaternion
 
 from ..core import ComfortPose, SolveResult, SolverOptions, forward, solve_batch
+from ..core.motion import find_switches, solve_path
 from ..core.rotations import orthonormalize, rotation_vector
 from ..core.types import BoolArray, FloatArray
 from .cache import read_chain_cached
@@ -214,15 +217,20 @@ def _all_same(bases: FloatArray) -> bool:
 
 
 def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None = None,
-                 *, initial: FloatArray | None = None) -> FrameSolution:
-    """Solve ``F`` frames in one ``solve_batch`` call.
+                 *, initial: FloatArray | None = None, continuous: bool = False) -> FrameSolution:
+    """Solve ``F`` frames: in one ``solve_batch`` call, or in frame order with ``continuous``.
 
     Args:
         prepared: The chain.
         bases: ``(F, 4, 4)`` chain base per frame (:func:`.read.chain_base`).
-        targets: ``(F, 4, 4)`` target world matrices.
+        targets: ``(F, 4, 4)`` target world matrices, in frame order.
         poles: ``(F, 4, 4)`` pole world matrices, or None.
-        initial: Start angles ``(F, n, 3)`` or ``(n, 3)``; default the comfort pose.
+        initial: Start angles ``(F, n, 3)`` or ``(n, 3)``; default the comfort pose. With
+            ``continuous``, the first frame's only.
+        continuous: Solve the first frame as every frame is solved otherwise (the reaching pose
+            nearest the comfort pose), then each frame from, and nearest to, the previous frame's
+            pose: the motion stays continuous where the nearest pose would switch solutions.
+            Deterministic for given frames, but frame ``k`` depends on the frames before it.
     """
     spec, chain = prepared.spec, prepared.binding.chain
     require_usable(prepared, bases, targets, poles)
@@ -233,15 +241,16 @@ def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray
     orientations = rotations if spec.follow_orientation else None
     comfort = ComfortPose(prepared.comfort_angles, spec.comfort_weight) if spec.comfort_weight > 0 else None
     start = prepared.comfort_angles if initial is None else initial
-    result = solve_batch(chain, positions, orientations=orientations, poles=pole_positions, comfort=comfort,
-                         initial=start, options=options)
-    q = result.q
-    if comfort is not None and not result.converged.all():
-        q = _reach_first_fallback(prepared, result, positions, orientations, pole_positions, start, options)
+    problem = _Problem(prepared, positions, orientations, pole_positions, comfort, options)
+    if continuous:
+        result = None
+        q = _continuous(problem, start)
+    else:
+        result, q = _nearest(problem, start)
     blend = float(np.clip(spec.comfort_blend, 0.0, 1.0))
     if blend > 0:
         q = (1.0 - blend) * q + blend * chain.compress(prepared.comfort_angles)
-    elif q is result.q and _uniform_scale(bases):
+    elif result is not None and q is result.q and _uniform_scale(bases):
         # The solver's chain-space residuals, scaled back to world units: no need for another FK.
         error = result.error * scales
         converged = error <= spec.tolerance
@@ -249,6 +258,82 @@ def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray
             converged &= result.orientation_error <= _ORIENTATION_TOLERANCE
         return FrameSolution(result.angles, error, result.orientation_error, converged)
     return _measure(prepared, q, bases, targets, orientations)
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """One chain's frames in chain space, ready for the core solver."""
+
+    prepared: PreparedChain
+    positions: FloatArray
+    orientations: FloatArray | None
+    poles: FloatArray | None
+    comfort: ComfortPose | None
+    options: SolverOptions
+
+    def frames(self, index: slice) -> _Problem:
+        """The sub-problem of some frames."""
+        return replace(self, positions=self.positions[index],
+                       orientations=None if self.orientations is None else self.orientations[index],
+                       poles=None if self.poles is None else self.poles[index])
+
+
+def _nearest(problem: _Problem, start: FloatArray) -> tuple[SolveResult, FloatArray]:
+    """Every frame on its own, from ``start``: the result, and its ``(F, m)`` free angles."""
+    result = solve_batch(problem.prepared.binding.chain, problem.positions, orientations=problem.orientations,
+                         poles=problem.poles, comfort=problem.comfort, initial=start, options=problem.options)
+    q = result.q
+    if problem.comfort is not None and not result.converged.all():
+        q = _reach_first_fallback(problem.prepared, result, problem.positions, problem.orientations, problem.poles,
+                                  start, problem.options)
+    return result, q
+
+
+CONTINUITY_WEIGHT = 1.0
+"""Weight of the pull toward the previous frame's pose (``core.motion``'s continuous mode uses 1)."""
+
+
+def _continuous(problem: _Problem, start: FloatArray) -> FloatArray:
+    """``(F, m)`` free angles: frame 0 as :func:`_nearest` solves it, so a range's first frame gets
+    the pose any bake gives it (the comfort pose is the start pose at any comfort weight); then
+    ``core.motion.solve_path(mode="continuous")`` over the other frames, anchored on frame 0's
+    pose: each frame from, and nearest to, the previous frame's pose."""
+    chain = problem.prepared.binding.chain
+    first_start = start[:1] if np.ndim(start) == 3 else start
+    first = _nearest(problem.frames(slice(0, 1)), first_start)[1]
+    if problem.positions.shape[0] == 1:
+        return first
+    rest = problem.frames(slice(1, None))
+    path = solve_path(chain, rest.positions, mode="continuous", orientations=rest.orientations, poles=rest.poles,
+                      comfort=ComfortPose(first[0], CONTINUITY_WEIGHT, reach_first=True), options=problem.options)
+    return np.concatenate([first, path.result.q])
+
+
+def find_frame_switches(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None,
+                        solution: FrameSolution) -> BoolArray:
+    """``(F,)`` True at frames where the solved pose jumps although what it follows moved smoothly.
+
+    :func:`..core.motion.find_switches` on the free angles, against the motion of everything the
+    chain follows, in chain space: the target's location, the pole's, and (when the chain
+    follows the target's rotation) its rotation, scaled by the chain's length so that turning
+    counts like moving. A cut in that motion (a target that jumps) is not flagged; a pose that
+    jumps while it glides is. Only runs of consecutive converged frames are checked: out of
+    reach, the pose stops following the target (those frames are reported as not converged).
+    """
+    spec, chain = prepared.spec, prepared.binding.chain
+    positions, rotations = to_chain_space(bases, targets, rotations=spec.follow_orientation)
+    parts = [positions]
+    if poles is not None:
+        parts.append(to_chain_space(bases, poles, rotations=False)[0])
+    if rotations is not None:
+        parts.append(chain.world_length * rotations.reshape(len(rotations), 9))  # identity base: chain space
+    motion = np.concatenate(parts, axis=1)
+    q = chain.compress(solution.angles)
+    flagged = np.zeros(len(q), dtype=bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], solution.converged.astype(np.int8), [0]])))
+    for begin, end in zip(edges[0::2], edges[1::2], strict=True):  # [begin, end): converged runs
+        flagged[begin:end] = find_switches(q[begin:end], motion[begin:end])
+    return flagged
 
 
 _FAR = 1e15  # world units: a target farther than this is a typo or a clamped infinity, not a goal

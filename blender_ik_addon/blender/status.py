@@ -1,15 +1,27 @@
-"""Per-chain runtime status shown by the panel: converged or not, residual, last error.
+"""Per-chain runtime status shown by the panel: converged or not, residual, last error; and what
+the last bake of the chain found (where its pose jumps).
 
-Kept in a module-level dict keyed by ``(object name, chain name)``, never in ID properties: the
+Kept in module-level dicts keyed by ``(object name, chain name)``, never in ID properties: the
 frame handler must not write Blender data other than the pose (writing ID properties from a
 handler dirties the file, lands in undo steps and re-triggers depsgraph updates).
+
+The two records are separate because they describe different things: :class:`ChainStatus` is the
+last solve (a live solve replaces it on the next frame change), :class:`BakeFindings` describes the
+keys the last bake wrote, and stays until the chain is baked again (or the file is reloaded).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _STATUS: dict[tuple[str, str], ChainStatus] = {}
+_FINDINGS: dict[tuple[str, str], BakeFindings] = {}
+
+SWITCH_REMEDY = "add a pole or a comfort pose, or bake with Continuous"
+"""What to do about a switch in a bake that solved every frame on its own."""
+CONTINUOUS_REMEDY = "add a pole or a comfort pose"
+"""... and in a continuous bake (the pose jumps although each frame started from the last)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,85 @@ class ChainStatus:
         return f"{text}; {self.message}" if self.message else text
 
 
+def frame_list(frames: Sequence[int], limit: int = 6) -> str:
+    """Scene frames, compactly: ``"37, 112"``; runs of 3+ consecutive frames as ``"40-44"``; past
+    ``limit`` items ``"..., and 9 more"``."""
+    runs: list[tuple[int, int]] = []
+    for frame in sorted(set(frames)):
+        if runs and frame == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], frame)
+        else:
+            runs.append((frame, frame))
+    items: list[str] = []
+    for first, last in runs:
+        if last - first >= 2:
+            items.append(f"{first}-{last}")
+        else:
+            items.extend(str(f) for f in range(first, last + 1))
+    shown = ", ".join(items[:limit])
+    return f"{shown}, and {len(items) - limit} more" if len(items) > limit else shown
+
+
+def frames_phrase(frames: Sequence[int]) -> str:
+    """``"frame 37"`` or ``"frames 37, 112"``."""
+    return f"frame{'s' if len(frames) > 1 else ''} {frame_list(frames)}"
+
+
+@dataclass(frozen=True)
+class BakeFindings:
+    """Where the poses of one chain's bake jump. Frames are scene frames.
+
+    Attributes:
+        frame_start: First baked frame.
+        frame_end: Last baked frame.
+        continuous: The bake solved each frame from the previous one (else each on its own).
+        switches: Frames where the baked pose jumps although the target (and pole) moved smoothly:
+            the pose nearest the comfort (or rest) pose switched to another solution there
+            (:func:`..core.motion.find_switches`). Empty for follow-mode chains (not checked).
+        nearest_switches: Continuous bakes: where the nearest pose (what a bake of each frame on
+            its own, or a chunk's first frame, gives) switches.
+        chunk_limit: Continuous bakes: the first frame where this bake's pose leaves the nearest
+            pose, so a chunk starting there (or later) would not match it; None when it never does.
+    """
+
+    frame_start: int
+    frame_end: int
+    continuous: bool = False
+    switches: tuple[int, ...] = ()
+    nearest_switches: tuple[int, ...] = ()
+    chunk_limit: int | None = None
+
+    def switch_note(self) -> str:
+        """``"pose switches at frames 37, 112: add a pole ..."``, or "" when the pose never jumps."""
+        if not self.switches:
+            return ""
+        remedy = CONTINUOUS_REMEDY if self.continuous else SWITCH_REMEDY
+        return f"pose switches at {frames_phrase(self.switches)}: {remedy}"
+
+    def chunk_note(self) -> str:
+        """Continuous bakes: which chunk boundaries give the same keys as this bake ("" otherwise).
+
+        A chunk that starts at frame S solves S as nearest, so it continues like this bake only
+        if this bake's pose at S is still the nearest pose.
+        """
+        if not self.continuous:
+            return ""
+        if self.chunk_limit is None:
+            return ("chunk boundaries: this bake stays on the nearest pose, so chunks split at any frame join it "
+                    "without a jump")
+        switched = (f" (the nearest pose switches at {frames_phrase(self.nearest_switches)})"
+                    if self.nearest_switches else "")
+        left = f"this bake leaves the nearest pose from frame {self.chunk_limit}{switched}"
+        if self.chunk_limit <= self.frame_start + 1:
+            return f"chunk boundaries: a chunk solves its first frame as nearest, and {left}: bake the range in one job"
+        return (f"chunk boundaries: a chunk solves its first frame as nearest, and {left}: split chunks only at "
+                f"frames before {self.chunk_limit}, or bake the range in one job")
+
+    def notes(self) -> list[str]:
+        """The non-empty notes: the switches, then the chunk boundaries."""
+        return [note for note in (self.switch_note(), self.chunk_note()) if note]
+
+
 def set_status(object_name: str, chain_name: str, status: ChainStatus) -> None:
     """Record the last outcome of a chain."""
     _STATUS[(object_name, chain_name)] = status
@@ -54,10 +145,22 @@ def get_status(object_name: str, chain_name: str) -> ChainStatus | None:
     return _STATUS.get((object_name, chain_name))
 
 
+def set_findings(object_name: str, chain_name: str, findings: BakeFindings) -> None:
+    """Record what the last bake of a chain found (replacing an earlier bake's)."""
+    _FINDINGS[(object_name, chain_name)] = findings
+
+
+def get_findings(object_name: str, chain_name: str) -> BakeFindings | None:
+    """What the last bake of a chain found, or None if it was not baked in this session."""
+    return _FINDINGS.get((object_name, chain_name))
+
+
 def clear_status(object_name: str | None = None, chain_name: str | None = None) -> None:
-    """Forget every status, an object's, or one chain's (e.g. on file load or chain removal)."""
-    if object_name is None:
-        _STATUS.clear()
-        return
-    for key in [k for k in _STATUS if k[0] == object_name and chain_name in (None, k[1])]:
-        del _STATUS[key]
+    """Forget every status and bake finding, an object's, or one chain's (e.g. on file load or chain
+    removal)."""
+    for store in (_STATUS, _FINDINGS):
+        if object_name is None:
+            store.clear()
+            continue
+        for key in [k for k in store if k[0] == object_name and chain_name in (None, k[1])]:
+            del store[key]

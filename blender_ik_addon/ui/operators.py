@@ -236,6 +236,11 @@ class IKCHAINS_OT_bake(Operator):
     disable_live: BoolProperty(  # type: ignore[valid-type]
         name="Turn Live Solving Off", default=False,
         description="Disable live solving of the baked chains so the keys play as they are")
+    continuous: BoolProperty(  # type: ignore[valid-type]
+        name="Continuous", default=False,
+        description="Solve the frames in order, each from the previous frame's pose, so the motion stays continuous "
+                    "where the nearest pose would switch to another solution (the first frame is solved as "
+                    "usual). A range split into chunks can then differ after a chunk boundary")
 
     @classmethod
     def poll(cls, context: Any) -> bool:
@@ -255,7 +260,7 @@ class IKCHAINS_OT_bake(Operator):
         try:
             report = bake.bake_chains(
                 obj, _chosen(obj, self.chains), self.frame_start, self.frame_end, self.step,
-                disable_live=self.disable_live, scene=context.scene,
+                disable_live=self.disable_live, continuous=self.continuous, scene=context.scene,
                 progress=(lambda fraction: wm.progress_update(int(fraction * total))) if wm is not None else None)
         except IKError as err:
             self.report({"ERROR"}, str(err))
@@ -263,7 +268,7 @@ class IKCHAINS_OT_bake(Operator):
         finally:
             if wm is not None:
                 wm.progress_end()
-        self.report({"WARNING" if report.not_converged else "INFO"}, report.summary())
+        self.report({"WARNING" if report.not_converged or report.switches else "INFO"}, report.summary())
         return {"FINISHED"}
 
 

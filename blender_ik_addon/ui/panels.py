@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from bpy.types import Context, Panel, UILayout, UIList
 
 from ..blender.spec import spec_from_settings
-from ..blender.status import get_status
+from ..blender.status import get_findings, get_status
 from ..handlers import lock_interface_warning
 from .properties import checked_active_chain, checked_rig_settings, get_rig_settings
 
@@ -93,6 +93,10 @@ class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
         st = get_status(obj.name, chain.name)
         text = st.describe() if st is not None else ("Not solved yet" if chain.enabled else "Live solving is off")
         layout.label(text=text, icon=_status_icon(obj.name, chain.name))
+        findings = get_findings(obj.name, chain.name)
+        if findings is not None and findings.switches:  # the keys of the last bake jump there
+            layout.label(text=f"Bake {findings.frame_start}-{findings.frame_end}: {findings.switch_note()}",
+                         icon="ERROR")
         warning = lock_interface_warning(context.scene)
         if warning:  # UI renders run the handler on the render thread: the interface must be locked
             column = layout.column()
