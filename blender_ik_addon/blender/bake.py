@@ -9,7 +9,8 @@ A bake:
    sequentially, as it is history-dependent; ``continuous``: in frame order, each frame from the
    previous one's pose);
 4. writes only the chains' rotation channels, replacing keys inside ``[frame_start, frame_end]``
-   and leaving every other key, channel and bone alone;
+   and leaving every other key, channel and bone alone; the new keys join the kept keys next to
+   the range (:func:`_join_reference`), whatever the current frame;
 5. flags the frames where a chain's pose jumps although its target glides (a switch between two
    solutions, :func:`.solving.find_frame_switches`), for the report and the panel.
 """
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..core.types import FloatArray
 from .errors import RigSetupError
-from .keys import require_keyable, write_channel_keys
+from .keys import kept_neighbours, require_keyable, write_channel_keys
 from .live import chain_specs, rig_settings, solve_rig, suspended
 from .read import require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
@@ -275,9 +276,38 @@ def _findings(item: PreparedChain, samples: Samples, bases: FloatArray, solution
 def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, frames: FloatArray, start: float,
                 end: float) -> None:
     for j, (bone, joint) in enumerate(zip(item.binding.bones, item.binding.chain.joints, strict=False)):
-        pbone = obj.pose.bones[bone.name]
-        values = angles_to_channels(bone, joint, solution.angles[:, j], read_channel(pbone))
-        write_channel_keys(obj, bone.name, channel(bone.rotation_mode)[0], frames, values, start, end)
+        path = channel(bone.rotation_mode)[0]
+        reference, at_end = _join_reference(obj, bone.name, path, read_channel(obj.pose.bones[bone.name]), start, end)
+        angles = solution.angles[:, j]
+        if at_end:  # made continuous from the last frame backwards, so the last key joins the kept one
+            values = np.ascontiguousarray(angles_to_channels(bone, joint, angles[::-1], reference)[::-1])
+        else:
+            values = angles_to_channels(bone, joint, angles, reference)
+        write_channel_keys(obj, bone.name, path, frames, values, start, end)
+
+
+def _join_reference(obj: Any, bone: str, path: str, pose: FloatArray, start: float,
+                    end: float) -> tuple[FloatArray, bool]:
+    """The channel values the new keys of ``bone`` join, and whether they join at the range's end.
+
+    The new run of keys is one continuous curve (no quaternion sign flip, no Euler or axis-angle jump
+    by a whole turn between frames); what is left to choose is its sign, or its whole turns, as a
+    whole. It is chosen to join the kept key just before the range: the curve then flows out of the
+    animation that plays before it. Only without a kept key before does it join the first kept key
+    after the range instead. One choice cannot always join both ends: when the kept keys themselves
+    disagree (say the key after the range has the other quaternion sign, or is a whole turn away
+    from where the run arrives), the start wins and the end keeps the animator's keys as they are:
+    they are never rewritten. Channels without a kept key on the chosen side take the other side's,
+    else the pose's; with no kept key at all, the run continues from the pose at the current frame,
+    as a single keyed frame does. (Euler axes with limits, in the solver's own order, are keyed as
+    solved: turning them by a whole turn would leave their limits.)
+    """
+    before, after = kept_neighbours(obj, bone, path, len(pose), start, end)
+    if not np.isnan(before).all():
+        return np.where(np.isnan(before), np.where(np.isnan(after), pose, after), before), False
+    if not np.isnan(after).all():
+        return np.where(np.isnan(after), pose, after), True
+    return pose, False
 
 
 def key_chains(obj: Any, chain_names: list[str] | None = None, scene: Any = None) -> dict[str, ChainStatus]:
