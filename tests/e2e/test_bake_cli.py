@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 from .conftest import CHILDREN, REPO_ROOT, SCRIPTS, child_result, describe, requires_bpy_module, run_python
@@ -15,7 +17,8 @@ BAKE = SCRIPTS / "bake.py"
 BONES = ("b1", "b2", "b3")  # children/scene.py
 FRAMES = list(range(1, 25))
 TIP_TOLERANCE = 1e-3  # world units; Blender evaluates poses in float32
-SCENES = {"good": [], "unreachable": ["--unreachable"], "missing_tip": ["--missing-tip"]}
+SCENES = {"good": [], "unreachable": ["--unreachable"], "missing_tip": ["--missing-tip"], "glide": ["--glide"]}
+CHAIN_CHANNELS = {f'pose.bones["{bone}"].rotation_quaternion[{i}]' for bone in BONES for i in range(4)}
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +128,50 @@ def test_runs_on_the_file_blender_opened(scene_copy: Path, tmp_path: Path) -> No
                       tmp_path / "home")
     assert child_result(proc)["exit_code"] == 0, describe(proc)
     assert (tmp_path / "shot_baked.blend").is_file()
+
+
+def baked_keys(path: Path, home: Path) -> dict[str, Any]:
+    """``"data_path[index]"`` -> ``(K, 2)`` (frame, value) keys of the rig in a baked file."""
+    keys = child_result(run_python([CHILDREN / "baked_keys.py", path], home))["keys"]
+    return {channel: np.array(pairs, dtype=np.float64) for channel, pairs in keys.items()}
+
+
+def test_farm_chunks_bake_the_same_keys_as_one_bake(scene_files: dict[str, Path], tmp_path: Path) -> None:
+    """Frames 1-120 in one process, and 1-60 and 61-120 in two more (two farm workers, each saving
+    its own copy): every frame is solved on its own, so the chunks' keys are the unsplit bake's."""
+    source = scene_files["glide"]
+    files = {}
+    for name, frames in (("whole", "1-120"), ("first", "1-60"), ("second", "61-120")):
+        files[name] = tmp_path / f"{name}.blend"
+        code, out, err = bake(tmp_path, source, "--armature", "Rig", "--frames", frames, "--output", files[name])
+        assert code == 0, out + err
+        assert "chunk boundaries" not in out
+    keys = {name: baked_keys(path, tmp_path / "home") for name, path in files.items()}
+    assert set(keys["whole"]) == set(keys["first"]) == set(keys["second"]) == CHAIN_CHANNELS
+    for channel, whole in keys["whole"].items():
+        np.testing.assert_array_equal(whole[:, 0], np.arange(1, 121))
+        joined = np.concatenate([keys["first"][channel], keys["second"][channel]])
+        np.testing.assert_array_equal(joined[:, 0], whole[:, 0])
+        np.testing.assert_allclose(joined[:, 1], whole[:, 1], rtol=0, atol=1e-9, err_msg=channel)
+
+
+def test_continuous_bake_reports_where_chunks_may_split(scene_files: dict[str, Path], tmp_path: Path) -> None:
+    """``--continuous`` keys every frame and says where a chunk boundary could differ; from the same
+    start frame it is deterministic: a shorter range bakes the same first frames."""
+    source = scene_files["glide"]
+    whole, head = tmp_path / "whole.blend", tmp_path / "head.blend"
+    code, out, err = bake(tmp_path, source, "--armature", "Rig", "--frames", "1-120", "--continuous",
+                          "--output", whole)
+    assert code == 0, out + err
+    assert "frames 1-120 step 1: 120 frames" in out and ", continuous" in out
+    assert "chain 'arm': 120 frames, all converged" in out
+    assert "\n    chunk boundaries: a chunk solves its first frame as nearest" in out, out  # under the chain's line
+    assert "bake the range in one job" in out, out
+    code, out, err = bake(tmp_path, source, "--armature", "Rig", "--frames", "1-60", "--continuous",
+                          "--output", head)
+    assert code == 0, out + err
+    keys = {name: baked_keys(path, tmp_path / "home") for name, path in (("whole", whole), ("head", head))}
+    assert set(keys["whole"]) == CHAIN_CHANNELS
+    for channel, values in keys["whole"].items():
+        np.testing.assert_array_equal(values[:, 0], np.arange(1, 121))
+        np.testing.assert_allclose(keys["head"][channel], values[:60], rtol=0, atol=1e-9, err_msg=channel)

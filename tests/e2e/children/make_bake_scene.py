@@ -1,11 +1,12 @@
 """Child of ``test_bake_cli.py``: save a .blend with a rig, an animated target and one chain.
 
-Usage: ``python make_bake_scene.py <repo root> <out.blend> [--unreachable] [--missing-tip]``
+Usage: ``python make_bake_scene.py <repo root> <out.blend> [--unreachable] [--missing-tip] [--glide]``
 
 The chain (``arm``: tip ``b3``, all three bones) is set up through the add-on's properties, as a
 saved file from a user would have it. ``--unreachable`` moves the target's path 10 units away,
 so no frame converges; ``--missing-tip`` names a tip bone the armature does not have (as after
-renaming a bone). The add-on is registered from the repo.
+renaming a bone); ``--glide`` makes the scene frames 1-120 with the target on a smooth path
+(``scene.GLIDE_KEYS``, Bezier keys) instead. The add-on is registered from the repo.
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ def main() -> None:
 
     blender_ik_addon.register()
     bpy.ops.wm.read_homefile(use_empty=True)
-    scene.set_scene_range(*scene.FRAMES)
+    glide = "--glide" in sys.argv
+    scene.set_scene_range(*(scene.GLIDE_FRAMES if glide else scene.FRAMES))
     rig = scene.build_rig()
     target = bpy.data.objects.new("Target", None)
     bpy.context.scene.collection.objects.link(target)
     shift = 10.0 if "--unreachable" in sys.argv else 0.0
-    scene.animate_location(target, [(f, (x + shift, y, z)) for f, (x, y, z) in scene.TARGET_KEYS])
+    keys = scene.GLIDE_KEYS if glide else scene.TARGET_KEYS
+    scene.animate_location(target, [(f, (x + shift, y, z)) for f, (x, y, z) in keys])
     chain = rig.ik_chains.chains.add()
     tip = "renamed_bone" if "--missing-tip" in sys.argv else scene.BONES[-1]
     chain.name, chain.tip_bone, chain.chain_length = scene.CHAIN, tip, len(scene.BONES)

@@ -25,6 +25,8 @@ BONES = ("b1", "b2", "b3")
 CHAIN = "arm"
 FRAMES = (1, 24)
 TARGET_KEYS = ((1, (1.2, 0.6, 1.8)), (12, (-0.8, 1.3, 1.2)), (24, (0.3, -1.5, 2.2)))
+GLIDE_FRAMES = (1, 120)  # a longer shot, for farm chunks
+GLIDE_KEYS = ((1, (1.2, 0.6, 1.8)), (40, (-0.8, 1.3, 1.2)), (80, (0.3, -1.5, 2.2)), (120, (1.0, 0.4, 2.5)))
 
 
 def emit(result: dict[str, Any]) -> None:
@@ -88,6 +90,12 @@ def fcurves_of(obj: Any) -> list[Any]:
 def keyed_channels(obj: Any) -> dict[str, list[float]]:
     """``"data_path[index]"`` -> sorted key frames, for every F-curve of ``obj``."""
     return {f"{fc.data_path}[{fc.array_index}]": sorted(k.co[0] for k in fc.keyframe_points)
+            for fc in fcurves_of(obj)}
+
+
+def key_values(obj: Any) -> dict[str, list[list[float]]]:
+    """``"data_path[index]"`` -> ``[[frame, value], ...]`` sorted by frame, for every F-curve of ``obj``."""
+    return {f"{fc.data_path}[{fc.array_index}]": sorted([k.co[0], k.co[1]] for k in fc.keyframe_points)
             for fc in fcurves_of(obj)}
 
 
