@@ -87,14 +87,15 @@ def solve_batch(
         IKInputError: Shapes do not match, or a value is NaN or infinite.
     """
     opts = options or SolverOptions()
-    if comfort is None and poles is None and opts.method == "lm":
-        # The pose nearest the rest pose is the answer when neither a comfort pose nor a pole
-        # says otherwise (a pole picks the bend by itself; a rest pull would fight it).
-        comfort = ComfortPose(np.zeros(chain.n_dofs), rules.REST_WEIGHT)
+    if poles is None and opts.method == "lm" and (comfort is None or np.all(np.asarray(comfort.weights) == 0)):
+        # The pose nearest the comfort pose (the rest pose without one) is the answer, even at
+        # zero comfort weight, unless a pole picks the bend (a rest pull would fight it).
+        angles = np.zeros(chain.n_dofs) if comfort is None else comfort.angles
+        comfort = ComfortPose(angles, rules.REST_WEIGHT)
     problem = make_problem(chain, targets, orientations=orientations, orientation_weight=opts.orientation_weight,
                            poles=poles, pole_weight=opts.pole_weight, comfort=comfort)
     count, dofs = problem.count, chain.n_dofs
-    start = _initial_poses(chain, problem, initial)
+    start = _initial_poses(chain, problem, initial, bend=opts.method == "lm")
     # Restarts perturb the comfort pose if there is one (the preferred posture), else each
     # target's own start pose, so a warm start (the previous frame) restarts nearby.
     seed_poses = chain.clamp(problem.comfort[0])[None] if problem.comfort is not None else start
@@ -162,11 +163,11 @@ def pre_bend(chain: Chain, pose: FloatArray) -> FloatArray:
     return np.asarray(chain.clamp(start + direction * nudge))
 
 
-def _initial_poses(chain: Chain, problem: Problem, initial: ArrayLike | None) -> FloatArray:
-    """``(F, m)`` or ``(1, m)`` start poses inside the limits."""
+def _initial_poses(chain: Chain, problem: Problem, initial: ArrayLike | None, *, bend: bool) -> FloatArray:
+    """``(F, m)`` or ``(1, m)`` start poses inside the limits (``bend``: cold starts pre-bent)."""
     if initial is None:
         pose = problem.comfort[0] if problem.comfort is not None else np.zeros(chain.n_dofs)
-        return pre_bend(chain, pose)[None]
+        return (pre_bend(chain, pose) if bend else chain.clamp(pose))[None]
     arr = np.asarray(initial, dtype=np.float64)
     if arr.shape[-2:] == (chain.n_joints, 3) and arr.ndim in (2, 3):
         arr = chain.compress(arr)
