@@ -143,24 +143,23 @@ def _result(chain: Chain, attempt: Attempt) -> SolveResult:
 
 
 def pre_bend(chain: Chain, pose: FloatArray) -> FloatArray:
-    """The cold start: ``pose`` inside the limits, every free angle nudged toward the middle of its
-    range (up, where the range is unlimited or the angle sits in its middle), by
-    ``rules.PRE_BEND`` shared among the joints and at most a quarter of the way.
+    """The cold start: ``pose`` inside the limits, with every free angle that sits on a limit
+    nudged off it, into its range, by ``rules.PRE_BEND`` shared among the joints (at most a
+    quarter of the range).
 
-    A straight chain, or one resting on a limit, is a singular start: the tip's gradient says
-    nothing about which way to bend, and LM stalls or picks a branch by rounding. The same small
-    bend for every target makes the branch a property of the rig, so neighbouring targets land on
-    the same one; the pull toward the preferred pose then takes the nudge back out.
+    An elbow whose range starts at the straight pose (0..150 deg) is a singular start: the tip's
+    gradient pushes it against its limit, the active set freezes it, and LM stalls with the arm
+    straight. Nudged off the limit it can bend, and always the same way, so neighbouring targets
+    land on the same branch. Angles free to turn both ways are left alone: a bend there would pick
+    a branch that limits elsewhere can trap. The pull toward the preferred pose takes the nudge
+    back out where it is not needed.
     """
     start = chain.clamp(pose)
-    low = np.where(np.isfinite(chain.lower), chain.lower, start - np.pi)
-    high = np.where(np.isfinite(chain.upper), chain.upper, start + np.pi)
-    middle = 0.5 * (low + high)
-    direction = np.where(start <= middle, 1.0, -1.0)
-    room = np.abs(middle - start) * 0.25
-    bend = rules.PRE_BEND / chain.n_joints  # the whole chain bends about PRE_BEND
-    nudge = np.where(room > 0, np.minimum(bend, room), bend)
-    return np.asarray(chain.clamp(start + direction * nudge))
+    on_lower = np.isfinite(chain.lower) & (start <= chain.lower)
+    on_upper = np.isfinite(chain.upper) & (start >= chain.upper)
+    room = 0.25 * np.where(np.isfinite(chain.upper - chain.lower), chain.upper - chain.lower, np.inf)
+    nudge = np.minimum(rules.PRE_BEND / chain.n_joints, room)
+    return np.asarray(chain.clamp(start + np.where(on_lower, nudge, 0.0) - np.where(on_upper, nudge, 0.0)))
 
 
 def _initial_poses(chain: Chain, problem: Problem, initial: ArrayLike | None, *, bend: bool) -> FloatArray:
