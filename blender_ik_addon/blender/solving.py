@@ -239,8 +239,10 @@ def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray
     scales = np.cbrt(np.abs(np.linalg.det(bases[:, :3, :3])))
     options = spec.solver_options(tolerance_scale=1.0 / float(scales.max()))
     orientations = rotations if spec.follow_orientation else None
-    comfort = ComfortPose(prepared.comfort_angles, spec.comfort_weight) if spec.comfort_weight > 0 else None
-    start = prepared.comfort_angles if initial is None else initial
+    # The solver returns the reaching pose nearest the comfort pose (the rest pose when none was
+    # captured); the weight only matters for a soft pull. Zero weight still names the pose.
+    comfort = ComfortPose(prepared.comfort_angles, max(spec.comfort_weight, 0.0))
+    start = initial  # None: the solver's cold start, the comfort pose (angles on a limit nudged off it)
     problem = _Problem(prepared, positions, orientations, pole_positions, comfort, options)
     if continuous:
         result = None
@@ -278,7 +280,7 @@ class _Problem:
                        poles=None if self.poles is None else self.poles[index])
 
 
-def _nearest(problem: _Problem, start: FloatArray) -> tuple[SolveResult, FloatArray]:
+def _nearest(problem: _Problem, start: FloatArray | None) -> tuple[SolveResult, FloatArray]:
     """Every frame on its own, from ``start``: the result, and its ``(F, m)`` free angles."""
     result = solve_batch(problem.prepared.binding.chain, problem.positions, orientations=problem.orientations,
                          poles=problem.poles, comfort=problem.comfort, initial=start, options=problem.options)
@@ -293,13 +295,13 @@ CONTINUITY_WEIGHT = 1.0
 """Weight of the pull toward the previous frame's pose (``core.motion``'s continuous mode uses 1)."""
 
 
-def _continuous(problem: _Problem, start: FloatArray) -> FloatArray:
+def _continuous(problem: _Problem, start: FloatArray | None) -> FloatArray:
     """``(F, m)`` free angles: frame 0 as :func:`_nearest` solves it, so a range's first frame gets
     the pose any bake gives it (the comfort pose is the start pose at any comfort weight); then
     ``core.motion.solve_path(mode="continuous")`` over the other frames, anchored on frame 0's
     pose: each frame from, and nearest to, the previous frame's pose."""
     chain = problem.prepared.binding.chain
-    first_start = start[:1] if np.ndim(start) == 3 else start
+    first_start = start[:1] if start is not None and np.ndim(start) == 3 else start
     first = _nearest(problem.frames(slice(0, 1)), first_start)[1]
     if problem.positions.shape[0] == 1:
         return first
@@ -363,7 +365,7 @@ def _uniform_scale(bases: FloatArray) -> bool:
 
 
 def _reach_first_fallback(prepared: PreparedChain, result: SolveResult, positions: FloatArray,
-                          orientations: FloatArray | None, poles: FloatArray | None, start: FloatArray,
+                          orientations: FloatArray | None, poles: FloatArray | None, start: FloatArray | None,
                           options: SolverOptions) -> FloatArray:
     """Frames the comfort-weighted solve left short are re-solved without the comfort term.
 
@@ -372,8 +374,7 @@ def _reach_first_fallback(prepared: PreparedChain, result: SolveResult, position
     """
     chain = prepared.binding.chain
     missed = np.flatnonzero(~result.converged)
-    start_arr = np.asarray(start)
-    sub_start = start_arr[missed] if start_arr.ndim == 3 else start_arr
+    sub_start = None if start is None else (start[missed] if np.ndim(start) == 3 else start)
     retry = solve_batch(chain, positions[missed],
                         orientations=None if orientations is None else orientations[missed],
                         poles=None if poles is None else poles[missed], initial=sub_start, options=options)
