@@ -387,8 +387,11 @@ def assert_bakes_and_plays(capfd: Any, rig: bpy.types.Object, target: bpy.types.
     select_chain(rig, chain)
     out = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=20, chains="ACTIVE",
                        disable_live=True)
-    assert out.result == {"FINISHED"} and out.level == "INFO", out
+    assert out.result == {"FINISHED"}, out
     assert out.report.startswith("20 frames solved, 0 not converged"), out
+    # Every frame reached: the only warning left is a note on the motion (a frame where the pose
+    # switches solutions, see test_bake_motion.py), not a fault.
+    assert out.level == ("WARNING" if "pose switches at" in out.report else "INFO"), out
     assert not rig.ik_chains.chains[chain].enabled
     for frame in frames:
         bpy.context.scene.frame_set(frame)
