@@ -169,6 +169,21 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     return arrays
 
 
+def posture_of(problem: Problem) -> tuple[Any, ...]:
+    """The kernel's view of the distance from the comfort pose (``posture.posture_terms``):
+    ``(rotations (n, 3, 3), scale per joint (n,), ball joints (n,), comfort angles (m,))``; zero
+    scales without a reach-first comfort pose (a soft pull stays on numpy)."""
+    chain = problem.chain
+    if problem.posture is not None and problem.comfort is not None:
+        rotations, scales, ball = problem.posture
+        angles = problem.comfort[0]
+    else:
+        rotations, scales = np.repeat(np.eye(3)[None], chain.n_joints, axis=0), np.zeros(chain.n_joints)
+        ball, angles = np.zeros(chain.n_joints, dtype=np.bool_), np.zeros(chain.n_dofs)
+    return (np.ascontiguousarray(rotations, dtype=np.float64), np.ascontiguousarray(scales, dtype=np.float64),
+            np.ascontiguousarray(ball, dtype=np.bool_), np.ascontiguousarray(angles, dtype=np.float64))
+
+
 def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArray, hopeless: AnyArray,
                       unit: FloatArray, spread: FloatArray, options: SolverOptions) -> Attempt:
     """:func:`.lm.lm_solve` in the compiled kernel.
@@ -204,12 +219,8 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
                   np.ascontiguousarray(spread))
     outputs = (q, error, orientation_error, iterations, status)
     budget = rules.iteration_budget(options.max_iterations, dofs)
-    comfort_target, comfort_scale, comfort_on = np.zeros(dofs), np.zeros(dofs), False
-    if problem.comfort is not None:  # reach-first here (a soft pull stays on numpy)
-        comfort_target, weights, _ = problem.comfort
-        comfort_scale, comfort_on = np.sqrt(weights) * problem.reach, bool(np.any(weights > 0))
-    comfort_target = np.ascontiguousarray(comfort_target, dtype=np.float64)
-    comfort_scale = np.ascontiguousarray(comfort_scale, dtype=np.float64)
+    posture = posture_of(problem)
+    comfort_on = bool(np.any(posture[1] > 0))
     # lm.lm_attempt's switches: reach-first tasks act only where the tip task leaves a null space.
     can_relax = problem.has_secondary and has_null_space(problem)
     try:
@@ -217,10 +228,10 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
             # The tip task alone (the comfort pose only ranks reaching restarts): the plain path.
             kernel.solve_many(*shared, float(orientation_scale), *per_target, float(options.tolerance),
                               float(options.orientation_tolerance), budget, float(options.initial_damping),
-                              comfort_target, comfort_scale, plan_of(chain), *outputs)
+                              posture, plan_of(chain), *outputs)
         else:  # a pole (it also picks the branch, at any weight) or a reach-first pull in a null space
-            sec_shared = (problem.poles is not None, float(problem.pole_weight), comfort_target, comfort_scale,
-                          comfort_on, float(problem.reach))
+            sec_shared = (problem.poles is not None, float(problem.pole_weight), posture, comfort_on,
+                          float(problem.reach))
             flags = (can_relax, problem.has_secondary, relax_slack(options))
             settings = (float(orientation_scale), float(options.tolerance), float(options.orientation_tolerance),
                         budget, float(options.initial_damping))

@@ -28,6 +28,10 @@ class Kinematics:
         axes: ``(F, m, 3)`` chain-space axis of each free angle's elementary rotation, or None
             when it was not requested. Rotating angle ``k`` by ``d`` turns everything after it by
             ``d`` radians about ``axes[:, k]`` through ``origins[:, free_joint[k]]``.
+        frames: ``(F, n, 3, 3)`` chain-space rotation of each joint's frame after its rest
+            transform, before the joint turns.
+        joint_rotations: ``(F, n, 3, 3)`` each joint's own rotation (its Euler angles, locked axes
+            included), in that frame.
     """
 
     tip: FloatArray
@@ -35,6 +39,8 @@ class Kinematics:
     tip_rotation: FloatArray
     origins: FloatArray
     axes: FloatArray | None
+    frames: FloatArray
+    joint_rotations: FloatArray
 
 
 def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematics:
@@ -79,7 +85,7 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
         fj, fa = chain.free_joint, chain.free_axis
         # Column `fa` of the frame the angle turns in: (m, F, 3) -> (F, m, 3).
         axes = by_slot[:, fj, chain.free_slot, :, fa].transpose(1, 0, 2)
-    return Kinematics(tip, tip_chain, rot, origins, axes)
+    return Kinematics(tip, tip_chain, rot, origins, axes, before, joint_rotation)
 
 
 def cross(a: FloatArray, b: FloatArray) -> FloatArray:

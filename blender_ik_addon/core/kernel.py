@@ -93,6 +93,7 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
     _, _, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, base, tip_offset, _ = plan
     target, orientation, orientation_scale = task[0], task[1], task[2]
     rot, tmp, axes, origins, joint_origins = ws[6], ws[7], ws[8], ws[9], ws[14]
+    frames, turned = ws[15], ws[16]
     n = rest_pos.shape[0]
     for a in range(3):
         for b in range(3):
@@ -110,6 +111,7 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
                     tmp[a, b] = (rot[a, 0] * rest_rot[j, 0, b] + rot[a, 1] * rest_rot[j, 1, b]
                                  + rot[a, 2] * rest_rot[j, 2, b])
             rot[:, :] = tmp
+        frames[j, :, :] = rot  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
         # Slots in application order: the last applied is outermost, so an angle turns about an
         # axis of the frame after the slots applied after it (see fk.forward).
         for s in range(slot_count[j] - 1, -1, -1):
@@ -120,6 +122,7 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
                 _turn(rot, axis, q[dof])
             else:
                 _turn(rot, axis, slot_fixed[j, s])
+        turned[j, :, :] = rot
     tx, ty, tz = tip_offset[0], tip_offset[1], tip_offset[2]
     cx = px + rot[0, 0] * tx + rot[0, 1] * ty + rot[0, 2] * tz
     cy = py + rot[1, 0] * tx + rot[1, 1] * ty + rot[1, 2] * tz
@@ -338,13 +341,11 @@ def _better_attempt(converged: bool, alignment: float, distance: float, error: f
 
 
 @_jit
-def _comfort_distance(q: FloatArray, comfort_target: FloatArray, comfort_scale: FloatArray) -> float:
-    """The comfort rows' cost ``0.5 |scale (q - target)|^2`` (``lm.preference_cost`` without a pole)."""
-    total = 0.0
-    for i in range(q.shape[0]):
-        d = comfort_scale[i] * (q[i] - comfort_target[i])
-        total += d * d
-    return 0.5 * total
+def _comfort_distance(q: FloatArray, task: Task, posture: Task, plan: Plan, ws: Workspace, rows: FloatArray) -> float:
+    """``lm.preference_cost`` without a pole: the distance from the comfort rotations at ``q``
+    (FK into the trial buffers; ``rows`` ``(3n,)`` scratch)."""
+    _evaluate(q, task, plan, ws[1], ws[3], ws)
+    return _posture_rows(q, posture, plan, ws, rows, ws[2], 0, False)  # ws[2]: an unused 2-D stand-in
 
 
 @_jit
@@ -352,10 +353,12 @@ def _workspace(m: int, n: int) -> Workspace:
     """Scratch arrays of one solve, by position: 0-1 residual and trial residual (6,), 2-3 Jacobian
     and trial Jacobian (6, m), 4 trial pose, 5 step, 6-7 rotation and product (3, 3), 8-9 axes and
     origins of the free angles (m, 3), 10 active Jacobian (6, m), 11 small system (6, 6), 12 vector
-    (6 + m,), 13 seed or restore step (m,), 14 joint origins (n, 3)."""
+    (6 + m,), 13 seed or restore step (m,), 14 joint origins (n, 3), 15-16 each joint's frame before
+    and after it turns (n, 3, 3), chain space, 17 posture scratch (3 x (3, 3) and a 6-vector: (4, 3, 3))."""
     return (np.empty(6), np.empty(6), np.empty((6, m)), np.empty((6, m)), np.empty(m), np.empty(m),
             np.empty((3, 3)), np.empty((3, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty((6, m)),
-            np.empty((6, 6)), np.empty(6 + m), np.empty(m), np.empty((n, 3)))
+            np.empty((6, 6)), np.empty(6 + m), np.empty(m), np.empty((n, 3)), np.empty((n, 3, 3)),
+            np.empty((n, 3, 3)), np.empty((4, 3, 3)))
 
 
 @_jit
@@ -371,8 +374,8 @@ def _seed_pose(k: int, seed_base: FloatArray, unit: FloatArray, spread: FloatArr
 
 @_jit
 def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: bool, unit: FloatArray,
-               spread: FloatArray, max_iterations: int, initial_damping: float, comfort_target: FloatArray,
-               comfort_scale: FloatArray, plan: Plan, q_out: FloatArray,
+               spread: FloatArray, max_iterations: int, initial_damping: float, posture: Task, plan: Plan,
+               q_out: FloatArray,
                ws: Workspace) -> tuple[float, float, int, int]:
     """``lm.lm_solve`` for one target: the attempt from ``start``, then seeded restarts in blocks of
     ``RESTART_BLOCK``, the best by ``_better_attempt`` kept. Writes the best pose into ``q_out``;
@@ -381,7 +384,8 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
     q_out[:] = start
     best_error, best_orientation_error, iterations, best_status = _attempt(
         q_out, task, max_iterations, initial_damping, plan, ws)
-    best_distance = _comfort_distance(q_out, comfort_target, comfort_scale)
+    distance_rows = np.empty(3 * plan[3].shape[0])
+    best_distance = _comfort_distance(q_out, task, posture, plan, ws, distance_rows)
     fruitless = 0
     seed = ws[13]
     for k in range(unit.shape[0]):
@@ -389,7 +393,7 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
             break
         _seed_pose(k, seed_base, unit, spread, lower, upper, seed)
         error, orientation_error, used, status = _attempt(seed, task, max_iterations, initial_damping, plan, ws)
-        distance = _comfort_distance(seed, comfort_target, comfort_scale)
+        distance = _comfort_distance(seed, task, posture, plan, ws, distance_rows)
         iterations += used
         converged = status == CONVERGED
         helped = converged or error < best_error - 0.01 * tolerance
@@ -403,13 +407,13 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
 @_jit
 def solve_many(targets: FloatArray, orientations: FloatArray, orientation_scale: float, starts: FloatArray,
                seed_bases: FloatArray, hopeless: AnyArray, unit: FloatArray, spread: FloatArray, tolerance: float,
-               orientation_tolerance: float, max_iterations: int, initial_damping: float, comfort_target: FloatArray,
-               comfort_scale: FloatArray, plan: Plan, q_out: FloatArray, error_out: FloatArray,
+               orientation_tolerance: float, max_iterations: int, initial_damping: float, posture: Task,
+               plan: Plan, q_out: FloatArray, error_out: FloatArray,
                orientation_error_out: FloatArray, iterations_out: AnyArray, status_out: AnyArray) -> None:
     """:func:`_solve_one` for each of ``F`` targets. ``orientations`` ``(F, 3, 3)`` are chain-space
     tip rotations, used when ``orientation_scale`` (weight times reach) is above 0; ``starts`` and
-    ``seed_bases`` are ``(F, m)`` or ``(1, m)`` (shared); ``comfort_target`` and ``comfort_scale``
-    ``(m,)`` rank reaching restarts by nearness (zero scale: no preference). Results go into the
+    ``seed_bases`` are ``(F, m)`` or ``(1, m)`` (shared); ``posture`` (see :func:`_posture_rows`)
+    ranks reaching restarts by nearness (zero scales: no preference). Results go into the
     ``*_out`` arrays."""
     m = q_out.shape[1]
     ws = _workspace(m, plan[3].shape[0])
@@ -419,8 +423,8 @@ def solve_many(targets: FloatArray, orientations: FloatArray, orientation_scale:
         orientation = orientations[f] if orientations.shape[0] > 1 else orientations[0]
         task = (targets[f], orientation, orientation_scale, tolerance, orientation_tolerance)
         error, orientation_error, iterations, status = _solve_one(
-            task, start, seed_base, hopeless[f], unit, spread, max_iterations, initial_damping, comfort_target,
-            comfort_scale, plan, q_out[f], ws)
+            task, start, seed_base, hopeless[f], unit, spread, max_iterations, initial_damping, posture, plan, q_out[f],
+            ws)
         error_out[f], orientation_error_out[f], iterations_out[f], status_out[f] = (
             error, orientation_error, iterations, status)
 
@@ -428,9 +432,8 @@ def solve_many(targets: FloatArray, orientations: FloatArray, orientation_scale:
 # -- Reach-first secondary tasks: a pole hint and a comfort pull ---------------------------------
 # A separate path, so the plain one above stays as it is (see the module docstring).
 #
-# ``sec`` (per target): (pole (3,) world, has pole, pole weight (0: no pole rows), comfort target
-# (m,), comfort residual scale (m,) = sqrt(weight) * reach, has comfort, reach). ``sws``: see
-# _secondary_workspace.
+# ``sec`` (per target): (pole (3,) world, has pole, pole weight (0: no pole rows), posture (see
+# _posture_rows), has comfort, reach). ``sws``: see _secondary_workspace.
 
 
 @_jit
@@ -531,19 +534,101 @@ def _pole_rows(target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
 
 
 @_jit
+def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: FloatArray, out_jac: FloatArray,
+                  first: int, with_jacobian: bool) -> float:
+    """The distance from the comfort pose (``posture.posture_terms``), after :func:`_evaluate` at
+    ``q``: rows ``first + 3j .. first + 3j + 2`` of ``out`` (and ``out_jac``) for joint ``j``. Returns
+    the rows' ``0.5 |r|^2``.
+
+    ``posture``: (comfort rotations (n, 3, 3), scale per joint (n,), ball joints (n,), comfort
+    angles (m,)).
+    """
+    comfort, scales, ball, angles = posture
+    frames, turned, axes = ws[15], ws[16], ws[8]
+    dof_joint, slot_axis, slot_dof, slot_count = plan[11], plan[6], plan[7], plan[5]
+    scratch = ws[17]
+    own, turn, inverse = scratch[0], scratch[1], scratch[2]
+    rotvec = scratch[3].ravel()  # _rotation_vector writes [3:6]
+    n, m = frames.shape[0], axes.shape[0]
+    cost = 0.0
+    for j in range(n):
+        row, scale = first + 3 * j, scales[j]
+        if with_jacobian:  # only the joint's own angles turn it
+            for k in range(m):
+                for a in range(3):
+                    out_jac[row + a, k] = 0.0
+        if not ball[j]:
+            # Euler distance: row 3j + axis holds the free angle about that axis.
+            for a in range(3):
+                out[row + a] = 0.0
+            for s in range(slot_count[j]):
+                k = slot_dof[j, s]
+                if k >= 0:
+                    value = scale * (q[k] - angles[k])
+                    out[row + slot_axis[j, s]] = value
+                    cost += value * value
+                    if with_jacobian:
+                        out_jac[row + slot_axis[j, s], k] = scale
+            continue
+        for a in range(3):  # own = frames^T turned: the joint's own rotation; turn = C^T own
+            for b in range(3):
+                own[a, b] = frames[j, 0, a] * turned[j, 0, b] + frames[j, 1, a] * turned[j, 1, b] + frames[
+                    j, 2, a] * turned[j, 2, b]
+        for a in range(3):
+            for b in range(3):
+                turn[a, b] = comfort[j, 0, a] * own[0, b] + comfort[j, 1, a] * own[1, b] + comfort[j, 2, a] * own[2, b]
+        _rotation_vector(turn, rotvec)
+        px, py, pz = rotvec[3], rotvec[4], rotvec[5]
+        out[row], out[row + 1], out[row + 2] = scale * px, scale * py, scale * pz
+        cost += (scale * px) ** 2 + (scale * py) ** 2 + (scale * pz) ** 2
+        if not with_jacobian:
+            continue
+        _inverse_left_jacobian(px, py, pz, inverse)
+        for k in range(m):
+            if dof_joint[k] != j:
+                continue
+            # The angle's axis in the joint's frame (frames^T axis), then in the comfort frame (C^T).
+            lx = frames[j, 0, 0] * axes[k, 0] + frames[j, 1, 0] * axes[k, 1] + frames[j, 2, 0] * axes[k, 2]
+            ly = frames[j, 0, 1] * axes[k, 0] + frames[j, 1, 1] * axes[k, 1] + frames[j, 2, 1] * axes[k, 2]
+            lz = frames[j, 0, 2] * axes[k, 0] + frames[j, 1, 2] * axes[k, 1] + frames[j, 2, 2] * axes[k, 2]
+            ux = comfort[j, 0, 0] * lx + comfort[j, 1, 0] * ly + comfort[j, 2, 0] * lz
+            uy = comfort[j, 0, 1] * lx + comfort[j, 1, 1] * ly + comfort[j, 2, 1] * lz
+            uz = comfort[j, 0, 2] * lx + comfort[j, 1, 2] * ly + comfort[j, 2, 2] * lz
+            for a in range(3):
+                out_jac[row + a, k] = scale * (inverse[a, 0] * ux + inverse[a, 1] * uy + inverse[a, 2] * uz)
+    return 0.5 * cost
+
+
+@_jit
+def _inverse_left_jacobian(px: float, py: float, pz: float, out: FloatArray) -> None:
+    """``posture.inverse_left_jacobian`` of the rotation vector ``(px, py, pz)`` into ``out`` (3, 3)."""
+    theta = np.sqrt(px * px + py * py + pz * pz)
+    if theta < 1e-4:
+        coefficient = 1.0 / 12.0 + theta * theta / 720.0
+    else:
+        coefficient = 1.0 / (theta * theta) - (1.0 + np.cos(theta)) / (2.0 * theta * max(np.sin(theta), 1e-6))
+    # I - 0.5 [p]x + c [p]x^2, with [p]x^2 = p p^T - |p|^2 I.
+    square = theta * theta
+    out[0, 0] = 1.0 + coefficient * (px * px - square)
+    out[1, 1] = 1.0 + coefficient * (py * py - square)
+    out[2, 2] = 1.0 + coefficient * (pz * pz - square)
+    out[0, 1] = 0.5 * pz + coefficient * px * py
+    out[1, 0] = -0.5 * pz + coefficient * px * py
+    out[0, 2] = -0.5 * py + coefficient * px * pz
+    out[2, 0] = 0.5 * py + coefficient * px * pz
+    out[1, 2] = 0.5 * px + coefficient * py * pz
+    out[2, 1] = -0.5 * px + coefficient * py * pz
+
+
+@_jit
 def _evaluate_secondary(q: FloatArray, target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
                         secondary_jac: FloatArray, ws: Workspace, sws: Workspace) -> float:
     """The secondary rows of :func:`.objectives.evaluate` at ``q``, after :func:`_evaluate` at the
     same ``q``: the pole rows, then the comfort rows. Returns ``0.5 |secondary|^2``."""
     rows = _pole_rows(target, sec, plan, secondary, secondary_jac, ws, sws) if sec[2] > 0 else 0
-    if sec[5]:
-        # r = sqrt(w) * reach * (q - q_comfort) per free angle; J = diag(sqrt(w) * reach).
-        comfort_target, comfort_scale = sec[3], sec[4]
-        for i in range(q.shape[0]):
-            secondary[rows + i] = comfort_scale[i] * (q[i] - comfort_target[i])
-            for k in range(q.shape[0]):
-                secondary_jac[rows + i, k] = comfort_scale[i] if i == k else 0.0
-        rows += q.shape[0]
+    if sec[4]:
+        _posture_rows(q, sec[3], plan, ws, secondary, secondary_jac, rows, True)
+        rows += 3 * plan[3].shape[0]
     cost = 0.0
     for r in range(rows):
         cost += secondary[r] * secondary[r]
@@ -565,7 +650,7 @@ def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Worksp
     for i in range(1, n):
         x, y, z, size = _projected_offset(sws, i)
         cosine = (x * pole_dir[0] + y * pole_dir[1] + z * pole_dir[2]) / max(size, 1e-12)
-        worst = min(worst, cosine if size > 1e-9 * sec[6] else 1.0)
+        worst = min(worst, cosine if size > 1e-9 * sec[5] else 1.0)
     return float(worst)
 
 
@@ -657,7 +742,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
     m, n = q.shape[0], plan[3].shape[0]
     can_relax, has_secondary, slack = flags[0], flags[1], flags[2]
     rows = 6 if task[2] > 0 else 3
-    secondary_rows = (3 * (n - 1) if sec[2] > 0 and n >= 2 else 0) + (m if sec[5] else 0)
+    secondary_rows = (3 * (n - 1) if sec[2] > 0 and n >= 2 else 0) + (3 * n if sec[4] else 0)
     lower, upper, target = plan[0], plan[1], task[0]
     residual, trial_residual, jac, trial_jac, trial_q, step = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]
     work, small, vec, restore = ws[10], ws[11], ws[12], ws[13]
@@ -782,13 +867,13 @@ def solve_many_secondary(targets: FloatArray, orientations: FloatArray, poles: F
                          error_out: FloatArray, orientation_error_out: FloatArray, iterations_out: AnyArray,
                          status_out: AnyArray) -> None:
     """:func:`solve_many` with secondary tasks. ``poles`` ``(F, 3)`` or ``(1, 3)`` world poles;
-    ``sec_shared`` (has pole, pole weight, comfort target, comfort scale, has comfort, reach);
+    ``sec_shared`` (has pole, pole weight, posture (see :func:`_posture_rows`), has comfort, reach);
     ``settings`` (orientation scale, tolerance, orientation tolerance, max iterations, initial
     damping); ``flags`` as :func:`_attempt_secondary` takes them."""
     orientation_scale, tolerance, orientation_tolerance, max_iterations, initial_damping = settings
-    has_pole, pole_weight, comfort_target, comfort_scale, has_comfort, reach = sec_shared
+    has_pole, pole_weight, posture, has_comfort, reach = sec_shared
     m, n = q_out.shape[1], plan[3].shape[0]
-    rows = (3 * (n - 1) if pole_weight > 0 and n >= 2 else 0) + (m if has_comfort else 0)
+    rows = (3 * (n - 1) if pole_weight > 0 and n >= 2 else 0) + (3 * n if has_comfort else 0)
     ws, sws, seed = _workspace(m, n), _secondary_workspace(m, n, rows), np.empty(m)
     for f in range(targets.shape[0]):
         start = starts[f] if starts.shape[0] > 1 else starts[0]
@@ -796,7 +881,7 @@ def solve_many_secondary(targets: FloatArray, orientations: FloatArray, poles: F
         orientation = orientations[f] if orientations.shape[0] > 1 else orientations[0]
         pole = poles[f] if poles.shape[0] > 1 else poles[0]
         task = (targets[f], orientation, orientation_scale, tolerance, orientation_tolerance)
-        sec = (pole, has_pole, pole_weight, comfort_target, comfort_scale, has_comfort, reach)
+        sec = (pole, has_pole, pole_weight, posture, has_comfort, reach)
         error, orientation_error, iterations, status = _solve_one_secondary(
             task, sec, flags, start, seed_base, hopeless[f], unit, spread, max_iterations, initial_damping, plan,
             q_out[f], seed, ws, sws)

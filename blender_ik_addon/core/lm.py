@@ -127,11 +127,10 @@ def _trust(step: FloatArray) -> FloatArray:
 def _secondary_step(jac: FloatArray, ev: Evaluation, at_lower: AnyArray, at_upper: AnyArray) -> FloatArray:
     """The full reach-first step on the secondary cost, leaving the tip task alone to first order.
 
-    It is the secondary gradient projected onto the null space of the (active) primary Jacobian,
-    ``N g`` with the orthogonal projector ``N = I - J^T (J J^T)^-1 J``, scaled by the Gauss-Newton
-    step length ``|N g|^2 / |J2 N g|^2``. An orthogonal projector keeps ``-N g`` a descent
-    direction of the secondary cost; for the pull toward ``p`` alone (``J2`` diagonal and uniform)
-    it is exactly the step onto the nearest point of the tip's (linearised) solution set.
+    It is the secondary gradient projected onto the null space of the primary Jacobian, ``N g``
+    with the orthogonal projector ``N = I - J^T (J J^T)^-1 J``, scaled by the Gauss-Newton step
+    length ``|N g|^2 / |J2 N g|^2``. An orthogonal projector keeps ``-N g`` a descent direction of
+    the secondary cost.
     """
     jac2 = ev.secondary_jacobian
     assert jac2 is not None and ev.secondary is not None

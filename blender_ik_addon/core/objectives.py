@@ -9,9 +9,10 @@ world length ("reach"), so weight 1 on one radian costs as much as one whole rea
 * Pole hint (optional): each interior joint's offset from the base-to-target line should point
   toward the pole: ``r_i = w * (m_i - |m_i| d)`` with ``m_i`` the joint's perpendicular offset and
   ``d`` the pole's unit perpendicular direction.
-* Comfort pose (optional): ``r = sqrt(w) * reach * (q - q_comfort)`` per free angle. Either a soft
-  pull (stacked with the tip residual, so it can cost reach) or "reach first" (applied only in the
-  null space of the tip task, so the tip still arrives).
+* Comfort pose (optional): how far each joint has turned from its comfort pose, three rows per
+  joint (see :mod:`.posture`). Either a soft pull (stacked
+  with the tip residual, so it can cost reach) or "reach first" (applied only in the null space of
+  the tip task, so the tip still arrives: the reaching pose nearest the comfort pose).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from numpy.typing import ArrayLike
 from .chain import Chain
 from .errors import IKInputError
 from .fk import Kinematics, forward, point_jacobian, position_jacobian
+from .posture import ball_joints, comfort_rotations, joint_scales, posture_terms
 from .rotations import orthonormalize, rotation_vector
 from .types import AnyArray, FloatArray
 
@@ -96,10 +98,18 @@ class Problem:
     comfort: tuple[FloatArray, FloatArray, bool] | None = None
     reach: float = field(default=0.0)
     """The chain's world length (see :func:`reach`); filled in when left at 0."""
+    posture: tuple[FloatArray, FloatArray, AnyArray] | None = None
+    """With a comfort pose: ``(comfort rotations (n, 3, 3), residual scale per joint (n,), ball
+    joints (n,))`` (see :mod:`.posture`); filled in when left None."""
 
     def __post_init__(self) -> None:
         if self.reach <= 0:
             object.__setattr__(self, "reach", reach(self.chain))
+        if self.comfort is not None and self.posture is None:
+            target, weights, _ = self.comfort
+            posture = (comfort_rotations(self.chain, target), joint_scales(self.chain, weights, self.reach),
+                       ball_joints(self.chain))
+            object.__setattr__(self, "posture", posture)
 
     @property
     def count(self) -> int:
@@ -117,7 +127,8 @@ class Problem:
         return Problem(
             self.chain, self.positions[index],
             None if self.orientations is None else self.orientations[index], self.orientation_weight,
-            None if self.poles is None else self.poles[index], self.pole_weight, self.comfort, self.reach)
+            None if self.poles is None else self.poles[index], self.pole_weight, self.comfort, self.reach,
+            self.posture)
 
 
 def make_problem(
@@ -225,11 +236,13 @@ def evaluate(problem: Problem, q: FloatArray, *, with_jacobian: bool = True) -> 
         secondary.append(pole_residual)
         secondary_j.extend(pole_jacobian)
     if problem.comfort is not None:
-        target, weights, reach_first = problem.comfort
-        per_dof = np.sqrt(weights) * length
-        (secondary if reach_first else primary).append(per_dof * (q - target))
-        if with_jacobian:
-            comfort_jacobian = np.broadcast_to(np.diag(per_dof), (q.shape[0], q.shape[1], q.shape[1]))
+        assert problem.posture is not None
+        angles, _, reach_first = problem.comfort
+        rotations, scales, ball = problem.posture
+        comfort_residual, comfort_jacobian = posture_terms(chain, kin, q, rotations, angles, scales, ball,
+                                                           with_jacobian)
+        (secondary if reach_first else primary).append(comfort_residual)
+        if comfort_jacobian is not None:
             (secondary_j if reach_first else primary_j).append(comfort_jacobian)
     return Evaluation(
         position_error=np.linalg.norm(delta, axis=-1),

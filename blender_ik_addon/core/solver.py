@@ -102,7 +102,7 @@ def solve_batch(
     if use_compiled(problem, opts):
         unit, spread = restart_draws(dofs, opts)
         try:
-            return _result(chain, lm_solve_compiled(
+            return _result(chain, problem, lm_solve_compiled(
                 problem, start, seed_poses, beyond_reach(problem, opts), unit, spread, opts))
         except KernelError:
             if opts.backend == "numba":
@@ -127,19 +127,34 @@ def solve_batch(
         out["orientation_error"][index] = attempt.orientation_error
         out["iterations"][index] = attempt.iterations
         out["status"][index] = attempt.status
-    return _result(chain, Attempt(out["q"], out["error"], out["orientation_error"], out["iterations"], out["status"]))
+    return _result(chain, problem, Attempt(out["q"], out["error"], out["orientation_error"], out["iterations"],
+                                           out["status"]))
 
 
 _STATUS_NAMES = np.asarray(STATUSES, dtype=object)
 
 
-def _result(chain: Chain, attempt: Attempt) -> SolveResult:
+def _result(chain: Chain, problem: Problem, attempt: Attempt) -> SolveResult:
     status = attempt.status
+    q = _near_turn(chain, attempt.q, problem.comfort[0] if problem.comfort is not None else np.zeros(chain.n_dofs))
     return SolveResult(
-        q=attempt.q, angles=chain.expand(attempt.q), error=attempt.position_error,
+        q=q, angles=chain.expand(q), error=attempt.position_error,
         orientation_error=attempt.orientation_error, iterations=attempt.iterations,
         converged=status == 0, status=_STATUS_NAMES[status],
     )
+
+
+def _near_turn(chain: Chain, q: FloatArray, around: FloatArray) -> FloatArray:
+    """``q`` with every unlimited angle moved by whole turns to within half a turn of ``around``.
+
+    The same rotation, so the same pose; but the same pose must give the same angles on every
+    frame, or keys interpolate through a whole extra turn.
+    """
+    unlimited = np.isinf(chain.lower) & np.isinf(chain.upper)
+    if not unlimited.any():
+        return q
+    wrapped = around + np.remainder(q - around + np.pi, 2.0 * np.pi) - np.pi
+    return np.asarray(np.where(unlimited, wrapped, q))
 
 
 def pre_bend(chain: Chain, pose: FloatArray) -> FloatArray:

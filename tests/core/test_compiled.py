@@ -23,7 +23,7 @@ from blender_ik_addon.core import (
     solve,
     solve_batch,
 )
-from blender_ik_addon.core.compiled import numba_available, plan_of, unsupported_reason, use_compiled
+from blender_ik_addon.core.compiled import numba_available, plan_of, posture_of, unsupported_reason, use_compiled
 from blender_ik_addon.core.examples import human_arm, tentacle, tutorial_arm
 from blender_ik_addon.core.objectives import pole_alignment
 
@@ -63,7 +63,6 @@ def test_kernel_residuals_and_jacobians_equal_the_numpy_ones(seed: int) -> None:
         residual, jacobian = np.empty(6), np.empty((6, m))
         secondary, secondary_jacobian = np.empty(max(secondary_rows, 1)), np.empty((max(secondary_rows, 1), m))
         scale = 0.0 if problem.orientations is None else problem.orientation_weight * problem.reach
-        comfort_target, comfort_weights = comfort.resolve(chain)
         for f in range(len(q)):
             wanted = np.eye(3) if problem.orientations is None else problem.orientations[f]  # chain space
             task = (targets[f], np.ascontiguousarray(wanted), scale, 1e-4, 1e-3)
@@ -75,8 +74,7 @@ def test_kernel_residuals_and_jacobians_equal_the_numpy_ones(seed: int) -> None:
             if not secondary_rows:
                 continue
             assert expected.secondary is not None and expected.secondary_jacobian is not None
-            sec = (poles[f], True, problem.pole_weight, comfort_target, np.sqrt(comfort_weights) * problem.reach,
-                   True, problem.reach)
+            sec = (poles[f], True, problem.pole_weight, posture_of(problem), True, problem.reach)
             secondary_cost = kernel._evaluate_secondary(q[f], targets[f], sec, plan, secondary, secondary_jacobian,
                                                         workspace, secondary_workspace)
             np.testing.assert_allclose(secondary[:secondary_rows], expected.secondary[f], atol=1e-12, rtol=0)
