@@ -274,14 +274,9 @@ def _converged(position_error: float, orientation_error: float, rows: int, task:
 
 @_jit
 def _trust(step: FloatArray) -> None:
-    """``lm._trust``: shorten ``step`` in place so no angle turns more than ``MAX_STEP``."""
-    largest = 0.0
+    """``lm._trust``: clip every angle's change in ``step`` to ``MAX_STEP``, in place."""
     for i in range(step.shape[0]):
-        largest = max(largest, abs(step[i]))
-    if largest > MAX_STEP:
-        factor = MAX_STEP / largest
-        for i in range(step.shape[0]):
-            step[i] *= factor
+        step[i] = min(max(step[i], -MAX_STEP), MAX_STEP)
 
 
 @_jit

@@ -119,9 +119,12 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
 
 
 def _trust(step: FloatArray) -> FloatArray:
-    """``step`` shortened (direction kept) so that no angle turns more than ``rules.MAX_STEP``."""
-    largest = np.abs(step).max(axis=1, initial=0.0)
-    return np.asarray(step * np.minimum(1.0, rules.MAX_STEP / np.maximum(largest, 1e-300))[:, None])
+    """``step`` with every angle's change clipped to ``rules.MAX_STEP``.
+
+    Clipped angle by angle, not scaled as a whole: an angle that barely moves the tip (a
+    zero-length bone) gets a huge Gauss-Newton step, which would otherwise shrink everyone's.
+    """
+    return np.asarray(np.clip(step, -rules.MAX_STEP, rules.MAX_STEP))
 
 
 def _secondary_step(jac: FloatArray, ev: Evaluation, at_lower: AnyArray, at_upper: AnyArray) -> FloatArray:

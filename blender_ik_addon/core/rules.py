@@ -29,9 +29,9 @@ LIMIT_EPS: Final = 1e-12  # an angle this close to a limit sits on it
 QUIET_RELATIVE: Final = 1e-14  # an accepted tip step gaining less than this share of the cost is quiet
 QUIET_TO_STALL: Final = 3  # consecutive quiet tip steps that mean the attempt has stalled
 PRE_BEND: Final = 0.2  # radians: a cold start bends the chain this much in all (see solver.pre_bend)
-MAX_STEP: Final = 0.5  # radians: no angle turns more than this in one step (a trust region, as
-# Blender's own solver clamps its steps): from a straight or singular start the first steps then
-# bend the chain gradually instead of leaping to an arbitrary branch
+MAX_STEP: Final = 0.5  # radians: no angle turns more than this in one step (clipped angle by angle,
+# as Blender's own solver clamps its steps): the chain bends gradually instead of leaping to an
+# arbitrary branch
 
 # -- Settling on the nearest pose (the null-space step toward the preferred pose) ----------------
 RESTORE_DAMPING: Final = 1e-6  # damping of the steps back onto the tip's solution set

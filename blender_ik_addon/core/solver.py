@@ -14,6 +14,8 @@ from .errors import IKInputError
 from .lm import Attempt, beyond_reach, lm_solve, restart_draws
 from .objectives import ComfortPose, Problem, make_problem
 from .options import STATUSES, SolveResult, SolverOptions
+from .posture import ball_joints
+from .rotations import order_indices
 from .tutorial import tutorial_solve
 from .types import FloatArray
 
@@ -145,16 +147,35 @@ def _result(chain: Chain, problem: Problem, attempt: Attempt) -> SolveResult:
 
 
 def _near_turn(chain: Chain, q: FloatArray, around: FloatArray) -> FloatArray:
-    """``q`` with every unlimited angle moved by whole turns to within half a turn of ``around``.
+    """``q`` with every unlimited angle moved by whole turns to within half a turn of ``around``,
+    and each ball joint (three free, unlimited axes) in whichever of its two Euler triples for
+    the same rotation, ``(a, b, c)`` or ``(a + pi, pi - b, c + pi)`` (first, middle, last axis of
+    its order), is nearer ``around``.
 
-    The same rotation, so the same pose; but the same pose must give the same angles on every
-    frame, or keys interpolate through a whole extra turn.
+    The same rotations, so the same pose; but the same pose must give the same angles on every
+    frame, or keys interpolate through an extra half or whole turn.
     """
     unlimited = np.isinf(chain.lower) & np.isinf(chain.upper)
     if not unlimited.any():
         return q
-    wrapped = around + np.remainder(q - around + np.pi, 2.0 * np.pi) - np.pi
-    return np.asarray(np.where(unlimited, wrapped, q))
+
+    def wrapped(angles: FloatArray) -> FloatArray:
+        return np.asarray(np.where(unlimited, around + np.remainder(angles - around + np.pi, 2.0 * np.pi) - np.pi,
+                                   angles))
+
+    out = wrapped(q)
+    for j in np.flatnonzero(ball_joints(chain)):
+        order = order_indices(chain.joints[j].order)  # axes in application order: first, middle, last
+        dofs = [int(np.flatnonzero((chain.free_joint == j) & (chain.free_axis == axis))[0]) for axis in order]
+        alias = out.copy()
+        alias[..., dofs[0]] += np.pi
+        alias[..., dofs[1]] = np.pi - alias[..., dofs[1]]
+        alias[..., dofs[2]] += np.pi
+        alias = wrapped(alias)
+        nearer = (np.sum((alias[..., dofs] - around[dofs]) ** 2, axis=-1)
+                  < np.sum((out[..., dofs] - around[dofs]) ** 2, axis=-1))
+        out[..., dofs] = np.where(nearer[..., None], alias[..., dofs], out[..., dofs])
+    return out
 
 
 def pre_bend(chain: Chain, pose: FloatArray) -> FloatArray:
