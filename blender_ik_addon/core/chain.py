@@ -13,9 +13,10 @@ their ``fixed`` value.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -25,6 +26,8 @@ from .rotations import EULER_ORDERS, order_indices
 from .types import AnyArray, FloatArray
 
 _AXES = "XYZ"
+_MEMO_SIZE = 8  # entries per name kept by Chain.memo
+T = TypeVar("T")
 
 
 def _vector3(value: ArrayLike, what: str) -> FloatArray:
@@ -303,6 +306,23 @@ class Chain:
         world_links = self.base[:3, :3] @ np.concatenate([self.rest[1:, :3, 3], self.tip_offset[None]]).T
         centre = self.base[:3, :3] @ self.rest[0, :3, 3] + self.base[:3, 3]
         return centre, float(np.linalg.norm(world_links, axis=0).sum())
+
+    @cached_property
+    def ball_joints(self) -> AnyArray:
+        """``(n,)`` True for joints whose three axes are all free and unlimited (see :mod:`.posture`)."""
+        return np.asarray([bool(np.all(j.free) and np.all(np.isinf(j.lower)) and np.all(np.isinf(j.upper)))
+                           for j in self.joints])
+
+    def memo(self, name: str, key: tuple[object, ...], make: Callable[[], T]) -> T:
+        """``make()``, remembered on the chain under ``(name, key)`` (the last few per name): for
+        data derived from the chain and a few per-solve settings, e.g. the comfort pose's rotations,
+        which every solve of a frame handler asks for again."""
+        table: dict[tuple[object, ...], Any] = self.__dict__.setdefault("_memo", {}).setdefault(name, {})
+        if key not in table:
+            if len(table) >= _MEMO_SIZE:
+                table.pop(next(iter(table)))
+            table[key] = make()
+        return table[key]  # type: ignore[no-any-return]
 
     def dof_names(self) -> list[str]:
         """``"joint.X"``-style names of the free angles, in solver order."""

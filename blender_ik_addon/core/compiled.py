@@ -136,7 +136,7 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     """The kernel's view of ``chain``, built once per chain and kept on it.
 
     ``(lower, upper, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof,
-    slot_fixed, base, tip_offset, dof_joint)``: per joint, its slots in application order (the
+    slot_fixed, base, tip_offset, dof_joint, dof_axis)``: per joint, its slots in application order (the
     rotations FK must build, as in :class:`.chain.Chain`'s FK plan), each with its axis and either
     the free angle that drives it (``slot_dof``) or, for a locked axis, its fixed value; per free
     angle, its joint.
@@ -162,7 +162,7 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
         np.ascontiguousarray(chain.rest[:, :3, :3]), np.ascontiguousarray(chain.rest[:, :3, 3]),
         np.ascontiguousarray(chain.rest_rotates, dtype=np.bool_), slot_count, slot_axis, slot_dof, slot_fixed,
         np.ascontiguousarray(chain.base), np.ascontiguousarray(chain.tip_offset),
-        np.ascontiguousarray(chain.free_joint, dtype=np.int64),
+        np.ascontiguousarray(chain.free_joint, dtype=np.int64), np.ascontiguousarray(chain.free_axis, dtype=np.int64),
     )
     # Chain is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
     object.__setattr__(chain, "_kernel_plan", arrays)

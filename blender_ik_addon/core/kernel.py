@@ -65,7 +65,7 @@ from .rules import (
 from .types import AnyArray, FloatArray
 
 # Annotations are for readers and mypy; numba compiles from the argument types it is called with.
-Plan = tuple[Any, ...]  # see compiled.plan_of: limits, rest transforms, slots, base, tip offset
+Plan = tuple[Any, ...]  # see compiled.plan_of: limits, rest transforms, slots, base, tip offset, angle joints, axes
 Workspace = tuple[Any, ...]  # see _workspace
 Task = tuple[Any, ...]  # (target (3,), orientation (3, 3), orientation scale, tolerance, orientation tolerance)
 Flags = tuple[Any, ...]  # (can relax, problem has secondary tasks, relax slack), see _attempt_secondary
@@ -90,7 +90,7 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
     """Residual ``(k,)`` and world Jacobian ``(k, m)`` at ``q``, ``k`` = 3 (tip position) or 6 (and
     orientation). Returns ``(0.5 |r|^2, orientation error in radians)``. Leaves the free angles' axes
     and origins and the joints' origins (chain space) in the workspace."""
-    _, _, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, base, tip_offset, _ = plan
+    _, _, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, base, tip_offset = plan[:11]
     target, orientation, orientation_scale = task[0], task[1], task[2]
     rot, tmp, axes, origins, joint_origins = ws[6], ws[7], ws[8], ws[9], ws[14]
     frames, turned = ws[15], ws[16]
@@ -340,7 +340,7 @@ def _comfort_distance(q: FloatArray, task: Task, posture: Task, plan: Plan, ws: 
     """``lm.preference_cost`` without a pole: the distance from the comfort rotations at ``q``
     (FK into the trial buffers; ``rows`` ``(3n,)`` scratch)."""
     _evaluate(q, task, plan, ws[1], ws[3], ws)
-    return _posture_rows(q, posture, plan, ws, rows, ws[2], 0, False)  # ws[2]: an unused 2-D stand-in
+    return _posture_rows(q, posture, plan, ws, rows, ws[8], 0, False)  # ws[8]: an unused (m, 3) stand-in
 
 
 @_jit
@@ -432,14 +432,16 @@ def solve_many(targets: FloatArray, orientations: FloatArray, orientation_scale:
 
 
 @_jit
-def _secondary_workspace(m: int, n: int, rows: int) -> Workspace:
+def _secondary_workspace(m: int, n: int, rows: int, pole_rows: int) -> Workspace:
     """Scratch arrays of the secondary tasks, by position: 0 pole offsets (n, 3), 1 projector (3, 3),
-    2 pole direction (3,), 3 secondary gradient (m,), 4-5 trial secondary residual and Jacobian,
-    6 curvature (rows,), 7-8 secondary residual and Jacobian, 9 shaping (3, 3), 10 raw secondary
-    gradient (m,), 11 frozen angles (m,) (1.0 frozen)."""
-    rows = max(rows, 1)
-    return (np.empty((n, 3)), np.empty((3, 3)), np.empty(3), np.empty(m), np.empty(rows), np.empty((rows, m)),
-            np.empty(rows), np.empty(rows), np.empty((rows, m)), np.empty((3, 3)), np.empty(m), np.empty(m))
+    2 pole direction (3,), 3 secondary gradient (m,), 4-5 trial secondary residual (rows,) and pole
+    Jacobian (pole rows, m), 6 curvature (rows,), 7-8 secondary residual and pole Jacobian, 9 shaping
+    (3, 3), 10 raw secondary gradient (m,), 11 frozen angles (m,) (1.0 frozen), 12-13 compact comfort
+    Jacobian and trial one (m, 3) (see _posture_rows)."""
+    rows, pole_rows = max(rows, 1), max(pole_rows, 1)
+    return (np.empty((n, 3)), np.empty((3, 3)), np.empty(3), np.empty(m), np.empty(rows), np.empty((pole_rows, m)),
+            np.empty(rows), np.empty(rows), np.empty((pole_rows, m)), np.empty((3, 3)), np.empty(m), np.empty(m),
+            np.empty((m, 3)), np.empty((m, 3)))
 
 
 @_jit
@@ -532,15 +534,19 @@ def _pole_rows(target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
 def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: FloatArray, out_jac: FloatArray,
                   first: int, with_jacobian: bool) -> float:
     """The distance from the comfort pose (``posture.posture_terms``), after :func:`_evaluate` at
-    ``q``: rows ``first + 3j .. first + 3j + 2`` of ``out`` (and ``out_jac``) for joint ``j``. Returns
-    the rows' ``0.5 |r|^2``.
+    ``q``: rows ``first + 3j .. first + 3j + 2`` of ``out`` for joint ``j``. Returns the rows'
+    ``0.5 |r|^2``.
+
+    The Jacobian is block diagonal (a joint's rows move with its own angles only), so it is kept
+    compact: ``out_jac[k, a]`` ``(m, 3)`` is the derivative of row ``first + 3 joint(k) + a`` by
+    angle ``k``.
 
     ``posture``: (comfort rotations (n, 3, 3), scale per joint (n,), ball joints (n,), comfort
     angles (m,)).
     """
     comfort, scales, ball, angles = posture
     frames, turned, axes = ws[15], ws[16], ws[8]
-    dof_joint, slot_axis, slot_dof, slot_count = plan[11], plan[6], plan[7], plan[5]
+    dof_joint, dof_axis, slot_axis, slot_dof, slot_count = plan[11], plan[12], plan[6], plan[7], plan[5]
     scratch = ws[17]
     own, turn, inverse = scratch[0], scratch[1], scratch[2]
     rotvec = scratch[3].ravel()  # _rotation_vector writes [3:6]
@@ -548,10 +554,6 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
     cost = 0.0
     for j in range(n):
         row, scale = first + 3 * j, scales[j]
-        if with_jacobian:  # only the joint's own angles turn it
-            for k in range(m):
-                for a in range(3):
-                    out_jac[row + a, k] = 0.0
         if not ball[j]:
             # Euler distance: row 3j + axis holds the free angle about that axis.
             for a in range(3):
@@ -563,7 +565,8 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
                     out[row + slot_axis[j, s]] = value
                     cost += value * value
                     if with_jacobian:
-                        out_jac[row + slot_axis[j, s], k] = scale
+                        for a in range(3):
+                            out_jac[k, a] = scale if a == dof_axis[k] else 0.0
             continue
         for a in range(3):  # own = frames^T turned: the joint's own rotation; turn = C^T own
             for b in range(3):
@@ -590,7 +593,7 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
             uy = comfort[j, 0, 1] * lx + comfort[j, 1, 1] * ly + comfort[j, 2, 1] * lz
             uz = comfort[j, 0, 2] * lx + comfort[j, 1, 2] * ly + comfort[j, 2, 2] * lz
             for a in range(3):
-                out_jac[row + a, k] = scale * (inverse[a, 0] * ux + inverse[a, 1] * uy + inverse[a, 2] * uz)
+                out_jac[k, a] = scale * (inverse[a, 0] * ux + inverse[a, 1] * uy + inverse[a, 2] * uz)
     return 0.5 * cost
 
 
@@ -617,12 +620,13 @@ def _inverse_left_jacobian(px: float, py: float, pz: float, out: FloatArray) -> 
 
 @_jit
 def _evaluate_secondary(q: FloatArray, target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
-                        secondary_jac: FloatArray, ws: Workspace, sws: Workspace) -> float:
+                        secondary_jac: FloatArray, posture_jac: FloatArray, ws: Workspace, sws: Workspace) -> float:
     """The secondary rows of :func:`.objectives.evaluate` at ``q``, after :func:`_evaluate` at the
-    same ``q``: the pole rows, then the comfort rows. Returns ``0.5 |secondary|^2``."""
+    same ``q``: the pole rows (Jacobian in ``secondary_jac``), then the comfort rows (compact
+    Jacobian in ``posture_jac``, see :func:`_posture_rows`). Returns ``0.5 |secondary|^2``."""
     rows = _pole_rows(target, sec, plan, secondary, secondary_jac, ws, sws) if sec[2] > 0 else 0
     if sec[4]:
-        _posture_rows(q, sec[3], plan, ws, secondary, secondary_jac, rows, True)
+        _posture_rows(q, sec[3], plan, ws, secondary, posture_jac, rows, True)
         rows += 3 * plan[3].shape[0]
     cost = 0.0
     for r in range(rows):
@@ -650,8 +654,8 @@ def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Worksp
 
 
 @_jit
-def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int, secondary_rows: int,
-                    lower: FloatArray,
+def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int, pole_rows: int, posture_on: bool,
+                    dof_joint: AnyArray, lower: FloatArray,
                     upper: FloatArray, relax_scale: float, step: FloatArray, small: FloatArray, vec: FloatArray,
                     sws: Workspace) -> float:
     """Add ``relax_scale`` times the full reach-first step to ``step`` (``lm._secondary_step``): the
@@ -659,14 +663,18 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
     ``jac`` (copied into the scratch ``work``, where frozen angles' columns are zeroed), scaled by
     its Gauss-Newton length. Returns the full step's largest angle."""
     m = q.shape[0]
-    gradient, curvature, secondary, secondary_jac = sws[3], sws[6], sws[7], sws[8]
+    gradient, secondary, secondary_jac, posture_jac = sws[3], sws[7], sws[8], sws[12]
     raw, frozen = sws[10], sws[11]
     for i in range(m):
         for a in range(rows):
             work[a, i] = jac[a, i]  # the full Jacobian: an angle the tip step froze may move here
         g = 0.0
-        for r in range(secondary_rows):
+        for r in range(pole_rows):
             g += secondary_jac[r, i] * secondary[r]
+        if posture_on:  # the comfort rows of the angle's own joint
+            first = pole_rows + 3 * dof_joint[i]
+            g += posture_jac[i, 0] * secondary[first] + posture_jac[i, 1] * secondary[first + 1] + posture_jac[
+                i, 2] * secondary[first + 2]
         raw[i] = g
         at_lower, at_upper = q[i] <= lower[i] + LIMIT_EPS, q[i] >= upper[i] - LIMIT_EPS
         frozen[i] = 1.0 if (at_lower and g > 0) or (at_upper and g < 0) else 0.0
@@ -708,13 +716,22 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
                 pushing = True
         if not pushing:
             break
-    bend = 0.0
-    for r in range(secondary_rows):
+    bend = 0.0  # |J2 projected|^2: the pole rows, then the comfort rows joint by joint
+    for r in range(pole_rows):
         total = 0.0
         for i in range(m):
             total += secondary_jac[r, i] * gradient[i]
-        curvature[r] = total
         bend += total * total
+    if posture_on:
+        joint, v0, v1, v2 = -1, 0.0, 0.0, 0.0
+        for i in range(m):  # angles are grouped by joint, base first
+            if dof_joint[i] != joint:
+                bend += v0 * v0 + v1 * v1 + v2 * v2
+                joint, v0, v1, v2 = dof_joint[i], 0.0, 0.0, 0.0
+            v0 += posture_jac[i, 0] * gradient[i]
+            v1 += posture_jac[i, 1] * gradient[i]
+            v2 += posture_jac[i, 2] * gradient[i]
+        bend += v0 * v0 + v1 * v1 + v2 * v2
     full = length / (bend + 1e-300)
     gap = 0.0
     for i in range(m):
@@ -737,13 +754,14 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
     m, n = q.shape[0], plan[3].shape[0]
     can_relax, has_secondary, slack = flags[0], flags[1], flags[2]
     rows = 6 if task[2] > 0 else 3
-    secondary_rows = (3 * (n - 1) if sec[2] > 0 and n >= 2 else 0) + (3 * n if sec[4] else 0)
+    pole_rows = 3 * (n - 1) if sec[2] > 0 and n >= 2 else 0
     lower, upper, target = plan[0], plan[1], task[0]
     residual, trial_residual, jac, trial_jac, trial_q, step = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5]
     work, small, vec, restore = ws[10], ws[11], ws[12], ws[13]
     secondary, secondary_jac, trial_secondary, trial_secondary_jac = sws[7], sws[8], sws[4], sws[5]
     cost, orientation_error = _evaluate(q, task, plan, residual, jac, ws)
-    secondary_cost = _evaluate_secondary(q, target, sec, plan, secondary, secondary_jac, ws, sws)
+    posture_jac, trial_posture_jac = sws[12], sws[13]
+    secondary_cost = _evaluate_secondary(q, target, sec, plan, secondary, secondary_jac, posture_jac, ws, sws)
     position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
     damping, quiet, iterations = initial_damping, 0, 0
     relax_scale, gap = 1.0, np.inf
@@ -755,7 +773,8 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
         _step(q, residual, jac, rows, lower, upper, damping, step, work, small, vec)
         gap = np.inf
         if relax:
-            gap = _secondary_step(q, jac, work, rows, secondary_rows, lower, upper, relax_scale, step, small, vec,
+            gap = _secondary_step(q, jac, work, rows, pole_rows, sec[4], plan[11], lower, upper, relax_scale, step,
+                                  small, vec,
                                   sws)
         _trust(step)
         for i in range(m):
@@ -771,7 +790,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
                     trial_q[i] = min(max(trial_q[i] + restore[i], lower[i]), upper[i])
                 trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
         trial_secondary_cost = _evaluate_secondary(trial_q, target, sec, plan, trial_secondary, trial_secondary_jac,
-                                                   ws, sws)
+                                                   trial_posture_jac, ws, sws)
         iterations += 1
         if has_secondary and cost <= slack:  # lm._better: reach first, then the secondary cost
             accept = trial_cost <= slack and trial_secondary_cost < secondary_cost
@@ -786,6 +805,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
             jac[:, :] = trial_jac
             secondary[:] = trial_secondary
             secondary_jac[:, :] = trial_secondary_jac
+            posture_jac[:, :] = trial_posture_jac
             cost, orientation_error, secondary_cost = trial_cost, trial_orientation_error, trial_secondary_cost
             position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
             damping = max(damping / DAMPING_DOWN, DAMPING_MIN)
@@ -814,7 +834,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
 def _secondary_distance(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Workspace, sws: Workspace) -> float:
     """``lm.preference_cost``: the secondary cost at ``q`` (uses the trial buffers)."""
     _evaluate(q, task, plan, ws[1], ws[3], ws)
-    return _evaluate_secondary(q, task[0], sec, plan, sws[4], sws[5], ws, sws)
+    return _evaluate_secondary(q, task[0], sec, plan, sws[4], sws[5], sws[13], ws, sws)
 
 
 @_jit
@@ -868,8 +888,9 @@ def solve_many_secondary(targets: FloatArray, orientations: FloatArray, poles: F
     orientation_scale, tolerance, orientation_tolerance, max_iterations, initial_damping = settings
     has_pole, pole_weight, posture, has_comfort, reach = sec_shared
     m, n = q_out.shape[1], plan[3].shape[0]
-    rows = (3 * (n - 1) if pole_weight > 0 and n >= 2 else 0) + (3 * n if has_comfort else 0)
-    ws, sws, seed = _workspace(m, n), _secondary_workspace(m, n, rows), np.empty(m)
+    pole_rows = 3 * (n - 1) if pole_weight > 0 and n >= 2 else 0
+    rows = pole_rows + (3 * n if has_comfort else 0)
+    ws, sws, seed = _workspace(m, n), _secondary_workspace(m, n, rows, pole_rows), np.empty(m)
     for f in range(targets.shape[0]):
         start = starts[f] if starts.shape[0] > 1 else starts[0]
         seed_base = seed_bases[f] if seed_bases.shape[0] > 1 else seed_bases[0]

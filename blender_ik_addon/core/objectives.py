@@ -25,7 +25,7 @@ from numpy.typing import ArrayLike
 from .chain import Chain
 from .errors import IKInputError
 from .fk import Kinematics, forward, point_jacobian, position_jacobian
-from .posture import ball_joints, comfort_rotations, joint_scales, posture_terms
+from .posture import posture_of, posture_terms
 from .rotations import orthonormalize, rotation_vector
 from .types import AnyArray, FloatArray
 
@@ -107,9 +107,7 @@ class Problem:
             object.__setattr__(self, "reach", reach(self.chain))
         if self.comfort is not None and self.posture is None:
             target, weights, _ = self.comfort
-            posture = (comfort_rotations(self.chain, target), joint_scales(self.chain, weights, self.reach),
-                       ball_joints(self.chain))
-            object.__setattr__(self, "posture", posture)
+            object.__setattr__(self, "posture", posture_of(self.chain, target, weights, self.reach))
 
     @property
     def count(self) -> int:

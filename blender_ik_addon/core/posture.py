@@ -44,8 +44,16 @@ def joint_scales(chain: Chain, weights: FloatArray, reach: float) -> FloatArray:
 
 def ball_joints(chain: Chain) -> AnyArray:
     """``(n,)`` True for joints whose three axes are all free and unlimited."""
-    return np.asarray([bool(np.all(joint.free) and np.all(np.isinf(joint.lower)) and np.all(np.isinf(joint.upper)))
-                       for joint in chain.joints])
+    return chain.ball_joints
+
+
+def posture_of(chain: Chain, angles: FloatArray, weights: FloatArray,
+               reach: float) -> tuple[FloatArray, FloatArray, AnyArray]:
+    """``(comfort rotations (n, 3, 3), scale per joint (n,), ball joints (n,))`` for a comfort pose,
+    remembered on the chain (every live frame asks again for the same pose)."""
+    key = (angles.tobytes(), weights.tobytes(), float(reach))
+    return chain.memo("posture", key, lambda: (comfort_rotations(chain, angles), joint_scales(chain, weights, reach),
+                                               chain.ball_joints))
 
 
 def inverse_left_jacobian(phi: FloatArray) -> FloatArray:

@@ -14,7 +14,6 @@ from .errors import IKInputError
 from .lm import Attempt, beyond_reach, lm_solve, restart_draws
 from .objectives import ComfortPose, Problem, make_problem
 from .options import STATUSES, SolveResult, SolverOptions
-from .posture import ball_joints
 from .rotations import order_indices
 from .tutorial import tutorial_solve
 from .types import FloatArray
@@ -164,7 +163,7 @@ def _near_turn(chain: Chain, q: FloatArray, around: FloatArray) -> FloatArray:
                                    angles))
 
     out = wrapped(q)
-    for j in np.flatnonzero(ball_joints(chain)):
+    for j in np.flatnonzero(chain.ball_joints):
         order = order_indices(chain.joints[j].order)  # axes in application order: first, middle, last
         dofs = [int(np.flatnonzero((chain.free_joint == j) & (chain.free_axis == axis))[0]) for axis in order]
         alias = out.copy()
@@ -202,7 +201,9 @@ def _initial_poses(chain: Chain, problem: Problem, initial: ArrayLike | None, *,
     """``(F, m)`` or ``(1, m)`` start poses inside the limits (``bend``: cold starts pre-bent)."""
     if initial is None:
         pose = problem.comfort[0] if problem.comfort is not None else np.zeros(chain.n_dofs)
-        return (pre_bend(chain, pose) if bend else chain.clamp(pose))[None]
+        if not bend:
+            return chain.clamp(pose)[None]
+        return chain.memo("pre_bend", (pose.tobytes(),), lambda: pre_bend(chain, pose)[None])
     arr = np.asarray(initial, dtype=np.float64)
     if arr.shape[-2:] == (chain.n_joints, 3) and arr.ndim in (2, 3):
         arr = chain.compress(arr)

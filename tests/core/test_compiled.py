@@ -59,7 +59,9 @@ def test_kernel_residuals_and_jacobians_equal_the_numpy_ones(seed: int) -> None:
         assert expected.primary_jacobian is not None
         secondary_rows = 0 if expected.secondary is None else expected.secondary.shape[1]
         workspace = kernel._workspace(m, n)
-        secondary_workspace = kernel._secondary_workspace(m, n, secondary_rows)
+        pole_rows = 3 * (n - 1) if problem.poles is not None else 0
+        secondary_workspace = kernel._secondary_workspace(m, n, secondary_rows, pole_rows)
+        posture_jacobian = np.empty((m, 3))
         residual, jacobian = np.empty(6), np.empty((6, m))
         secondary, secondary_jacobian = np.empty(max(secondary_rows, 1)), np.empty((max(secondary_rows, 1), m))
         scale = 0.0 if problem.orientations is None else problem.orientation_weight * problem.reach
@@ -76,10 +78,15 @@ def test_kernel_residuals_and_jacobians_equal_the_numpy_ones(seed: int) -> None:
             assert expected.secondary is not None and expected.secondary_jacobian is not None
             sec = (poles[f], True, problem.pole_weight, posture_of(problem), True, problem.reach)
             secondary_cost = kernel._evaluate_secondary(q[f], targets[f], sec, plan, secondary, secondary_jacobian,
-                                                        workspace, secondary_workspace)
+                                                        posture_jacobian, workspace, secondary_workspace)
             np.testing.assert_allclose(secondary[:secondary_rows], expected.secondary[f], atol=1e-12, rtol=0)
-            np.testing.assert_allclose(secondary_jacobian[:secondary_rows], expected.secondary_jacobian[f],
-                                       atol=1e-12, rtol=0)
+            # The kernel keeps the pole rows' Jacobian dense and the comfort rows' compact (block diagonal).
+            dense = np.zeros((secondary_rows, m))
+            dense[:pole_rows] = secondary_jacobian[:pole_rows]
+            for k in range(m):
+                first = pole_rows + 3 * int(chain.free_joint[k])
+                dense[first:first + 3, k] = posture_jacobian[k]
+            np.testing.assert_allclose(dense, expected.secondary_jacobian[f], atol=1e-12, rtol=0)
             assert secondary_cost == pytest.approx(expected.secondary_cost[f], rel=1e-12, abs=1e-15)
             alignment = kernel._pole_alignment(q[f], task, sec, plan, workspace, secondary_workspace)
             assert alignment == pytest.approx(pole_alignment(problem.take(np.array([f])), q[f:f + 1])[0], abs=1e-12)
