@@ -11,6 +11,7 @@ from typing import Any
 
 from ..core import SolverOptions
 from ..core.compiled import unavailable_reason
+from ..core.options import DEFAULTS
 
 Quaternion4 = tuple[float, float, float, float]
 
@@ -53,14 +54,14 @@ class ChainSpec:
     pole: str | None = None
     enabled: bool = True
     method: str = "lm"
-    max_iterations: int = 60
-    restarts: int = 4
-    tolerance: float = 1e-4
+    max_iterations: int = DEFAULTS.max_iterations
+    restarts: int = DEFAULTS.restarts
+    tolerance: float = DEFAULTS.tolerance
     follow_orientation: bool = False
-    orientation_weight: float = 1.0
-    pole_weight: float = 0.1
-    learning_rate: float = 0.1
-    sampling_distance: float = 1e-3
+    orientation_weight: float = DEFAULTS.orientation_weight
+    pole_weight: float = DEFAULTS.pole_weight
+    learning_rate: float = DEFAULTS.learning_rate
+    sampling_distance: float = DEFAULTS.sampling_distance
     comfort: dict[str, Quaternion4] = field(default_factory=dict)
     comfort_weight: float = 0.0
     comfort_blend: float = 0.0

@@ -55,6 +55,7 @@ from .rules import (
     RELAX_SCALE_MIN,
     RELAX_SHRINK,
     RESTART_BLOCK,
+    RESTART_GAIN,
     RESTORE_DAMPING,
     RESTORE_STEPS,
     RUNNING,
@@ -391,7 +392,7 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
         distance = _comfort_distance(seed, task, posture, plan, ws, distance_rows)
         iterations += used
         converged = status == CONVERGED
-        helped = converged or error < best_error - 0.01 * tolerance
+        helped = converged or error < best_error - RESTART_GAIN * tolerance
         fruitless = 0 if helped else fruitless + 1
         if _better_attempt(converged, 1.0, distance, error, best_status == CONVERGED, 1.0, best_distance, best_error):
             q_out[:] = seed
@@ -865,7 +866,7 @@ def _solve_one_secondary(task: Task, sec: Task, flags: Flags, start: FloatArray,
         distance = _secondary_distance(seed, task, sec, plan, ws, sws)
         iterations += used
         converged = status == CONVERGED
-        helped = converged or error < best_error - 0.01 * tolerance
+        helped = converged or error < best_error - RESTART_GAIN * tolerance
         fruitless = 0 if helped else fruitless + 1
         if _better_attempt(converged, alignment, distance, error, best_status == CONVERGED, best_alignment,
                            best_distance, best_error):

@@ -417,7 +417,7 @@ class _RestartState:
             converged = attempts.status[rows] == STATUS_CONVERGED
             error = attempts.position_error[rows]
             best.iterations[candidates] += attempts.iterations[rows]
-            helped = converged | (error < best.position_error[candidates] - 0.01 * options.tolerance)
+            helped = converged | (error < best.position_error[candidates] - rules.RESTART_GAIN * options.tolerance)
             self.fruitless[candidates] = np.where(helped, 0, self.fruitless[candidates] + 1)
             wins = _better_attempt(converged, alignments[rows], distances[rows], error,
                                    best.status[candidates] == STATUS_CONVERGED, self.alignment[candidates],

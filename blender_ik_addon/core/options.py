@@ -104,3 +104,8 @@ class SolveResult:
         """The result of one solve of a batch."""
         return SolveResult(self.q[index], self.angles[index], self.error[index], self.orientation_error[index],
                            self.iterations[index], self.converged[index], self.status[index])
+
+
+DEFAULTS: Final = SolverOptions()
+"""The one table of default settings: the core's :class:`SolverOptions`, and the add-on's chain
+settings (``blender.spec.ChainSpec`` and the panel's properties) read their defaults from it."""

@@ -5,9 +5,10 @@ that neither defines its own copy.
 What a solve computes (see :mod:`.lm` for how):
 
     Among the poses inside the limits that put the tip on the target, the one **nearest the
-    preferred pose** ``p`` (the comfort pose, else the rest pose: all angles 0), in the
-    metric ``sum_i w_i (q_i - p_i)^2`` over the free angles ``q`` (radians), ``w`` the comfort
-    weights (uniform without a comfort pose).
+    preferred pose** ``p`` (the comfort pose, else the rest pose: all angles 0), joint by joint:
+    a ball joint (three free, unlimited axes) by the angle it turns from its comfort rotation,
+    any other joint by its Euler angles, ``sum_j w_j d_j^2`` with ``w_j`` the joint's comfort
+    weight (see :mod:`.posture`).
 
 The numbers below are the solver's stopping and damping rules; they are plain floats and ints so
 numba compiles them in as constants.
@@ -48,6 +49,8 @@ REST_WEIGHT: Final = 0.01  # comfort weight of the rest pose when no comfort pos
 # -- Restarts (a last resort, when the first attempt does not reach) ----------------------------
 RESTART_BLOCK: Final = 8  # seeds tried as one block; the block's reaching result nearest ``p`` wins
 FRUITLESS_RESTARTS: Final = 16  # give up after this many restarts in a row gained nothing
+RESTART_GAIN: Final = 0.01  # a restart gained something if it reached, or came this share of the
+# tolerance closer than the best so far
 
 # -- Iteration budget --------------------------------------------------------------------------
 ITERATIONS_PER_DOF: Final = 2  # each attempt may run max_iterations + this many per free angle

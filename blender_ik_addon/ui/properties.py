@@ -21,6 +21,8 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
+from ..core.options import DEFAULTS
+
 # Library overrides keep only overridable properties: without these flags, chain settings edited on an
 # overridden rig would be reset from the library when the file is opened again.
 OVERRIDABLE: set[Literal["LIBRARY_OVERRIDABLE"]] = {"LIBRARY_OVERRIDABLE"}
@@ -73,28 +75,28 @@ class IKCHAINS_PG_chain(PropertyGroup):
     solver: EnumProperty(  # type: ignore[valid-type]
         override=OVERRIDABLE, items=SOLVERS, name="Solver", default="LM", update=_resolve_now)
     max_iterations: IntProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
-        name="Iterations", default=60, min=1, max=10000, update=_resolve_now,
+        name="Iterations", default=DEFAULTS.max_iterations, min=1, max=10000, update=_resolve_now,
         description="Iteration cap per frame (tutorial: sweeps over all joints)")
     restarts: IntProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
-        name="Restarts", default=4, min=0, max=64, update=_resolve_now,
+        name="Restarts", default=DEFAULTS.restarts, min=0, max=64, update=_resolve_now,
         description="Levenberg-Marquardt: extra attempts from perturbed poses when a frame stalls short of the "
                     "target (each can cost a full solve; frames out of reach pay them all)")
     tolerance: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
-        name="Tolerance", default=1e-4, min=1e-9, max=1.0, precision=5, step=0.01, subtype="DISTANCE",
+        name="Tolerance", default=DEFAULTS.tolerance, min=1e-9, max=1.0, precision=5, step=0.01, subtype="DISTANCE",
         update=_resolve_now, description="Tip distance to the target counted as reached")
     learning_rate: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
-        name="Learning Rate", default=0.1, min=1e-6, max=10.0, update=_resolve_now,
+        name="Learning Rate", default=DEFAULTS.learning_rate, min=1e-6, max=10.0, update=_resolve_now,
         description="Tutorial solver: angle step per unit of gradient")
     sampling_distance: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
-        name="Sampling Distance", default=1e-3, min=1e-7, max=0.5, precision=4, subtype="ANGLE",
+        name="Sampling Distance", default=DEFAULTS.sampling_distance, min=1e-7, max=0.5, precision=4, subtype="ANGLE",
         update=_resolve_now, description="Tutorial solver: finite-difference step")
     follow_orientation: BoolProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Follow Orientation", default=False, update=_resolve_now,
         description="Also turn the tip bone to the target's rotation")
     orientation_weight: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
-        name="Orientation Weight", default=1.0, min=0.0, max=100.0, update=_resolve_now)
+        name="Orientation Weight", default=DEFAULTS.orientation_weight, min=0.0, max=100.0, update=_resolve_now)
     pole_weight: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
-        name="Pole Weight", default=0.1, min=0.0, max=10.0, update=_resolve_now)
+        name="Pole Weight", default=DEFAULTS.pole_weight, min=0.0, max=10.0, update=_resolve_now)
     comfort_bones: CollectionProperty(  # type: ignore[valid-type]
         override=OVERRIDABLE_COLLECTION, type=IKCHAINS_PG_comfort_bone)
     comfort_weight: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]

@@ -153,9 +153,6 @@ def test_both_solvers_follow_the_same_rules() -> None:
     assert {"LIMIT_EPS", "SETTLE_ANGLE", "MAX_STEP"} <= in_lm
 
 
-@pytest.mark.xfail(strict=True, reason="the restart-progress rule is written inline three times: a restart "
-                   "'helped' only if error < best - 0.01 * tolerance, in lm.py (_RestartState.apply, line 420) and "
-                   "kernel.py (_solve_one line 394, _solve_one_secondary line 848); 0.01 is not in rules.py")
 def test_no_tuning_number_is_written_into_both_solvers() -> None:
     # A tuning number (neither plain arithmetic nor a tiny numerical floor) written into both sources
     # is a rule kept twice: change one copy and the backends disagree.
@@ -282,14 +279,11 @@ def test_the_add_on_declares_the_solver_settings_this_test_reads() -> None:
     assert {"method", "max_iterations", "restarts", "tolerance"} <= fields
 
 
-@pytest.mark.xfail(strict=True, reason="ui/properties.py:78-79 IKCHAINS_PG_chain.restarts IntProperty(default=4), "
-                   "SolverOptions.restarts = 24")
 def test_panel_defaults_agree_with_solver_options() -> None:
     bad = _disagreements(ROOT / "blender_ik_addon" / "ui" / "properties.py", "IKCHAINS_PG_chain")
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.xfail(strict=True, reason="blender/spec.py:57 ChainSpec.restarts = 4, SolverOptions.restarts = 24")
 def test_chain_spec_defaults_agree_with_solver_options() -> None:
     bad = _disagreements(ROOT / "blender_ik_addon" / "blender" / "spec.py", "ChainSpec")
     assert not bad, "\n".join(bad)
