@@ -95,13 +95,13 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
     ``relax_scale`` ``(F,)``: how much of the null-space step to add (0: none).
     """
     chain = problem.chain
-    jac = ev.primary_jacobian
-    assert jac is not None
-    gradient = np.einsum("fkm,fk->fm", jac, ev.primary)
+    full_jac = ev.primary_jacobian
+    assert full_jac is not None
+    gradient = np.einsum("fkm,fk->fm", full_jac, ev.primary)
     at_lower = q <= chain.lower + rules.LIMIT_EPS
     at_upper = q >= chain.upper - rules.LIMIT_EPS
     blocked = (at_lower & (gradient > 0)) | (at_upper & (gradient < 0))
-    jac = jac * ~blocked[:, None, :]
+    jac = full_jac * ~blocked[:, None, :]
     diagonal = np.einsum("fkm,fkm->fm", jac, jac)
     # Marquardt scaling with a floor, so frozen or insensitive angles keep a well-posed system.
     scale = np.maximum(diagonal, rules.SCALE_FLOOR * (diagonal.max(axis=1, keepdims=True) + 1e-300))
@@ -112,7 +112,7 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
     relaxing = relax_scale > 0
     if ev.secondary is not None and relaxing.any():
         # The full primary Jacobian: an angle the tip step froze may still move along the null space.
-        toward = _secondary_step(ev.primary_jacobian, ev, at_lower, at_upper)
+        toward = _secondary_step(full_jac, ev, at_lower, at_upper)
         gap = np.where(relaxing, np.abs(toward).max(axis=1, initial=0.0), np.inf)
         step = step + relax_scale[:, None] * toward
     return _trust(step), gap
