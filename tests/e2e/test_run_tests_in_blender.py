@@ -3,6 +3,7 @@ Blender binary available here): it runs pytest with the repo importable and pass
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def test_runs_the_core_suite_and_exits_zero(tmp_path: Path) -> None:
     proc = run_python([RUNNER, "--", "tests/core", "-q", "-p", "no:cacheprovider"], tmp_path)
     assert proc.returncode == 0, describe(proc)
     assert "Running pytest tests/core" in proc.stdout and "Blender " in proc.stdout
-    assert " passed" in proc.stdout and "failed" not in proc.stdout
+    # "7 xfailed" (expected failures, kept in the suite as measurements) is not a failure.
+    assert " passed" in proc.stdout and re.search(r"\b\d+ failed\b", proc.stdout) is None
 
 
 def test_passes_a_failing_exit_code_on(tmp_path: Path) -> None:
