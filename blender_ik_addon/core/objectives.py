@@ -46,7 +46,13 @@ class ComfortPose:
     reach_first: bool = True
 
     def resolve(self, chain: Chain) -> tuple[FloatArray, FloatArray]:
-        """Free-angle ``(target, weights)`` arrays of shape ``(m,)``, validated."""
+        """Free-angle ``(target, weights)`` arrays of shape ``(m,)``, validated (and remembered on
+        the chain: a frame handler resolves the same pose every frame)."""
+        angles, weights = np.asarray(self.angles, dtype=np.float64), np.asarray(self.weights, dtype=np.float64)
+        key = (angles.shape, angles.tobytes(), weights.shape, weights.tobytes())
+        return chain.memo("comfort", key, lambda: self._resolve(chain))
+
+    def _resolve(self, chain: Chain) -> tuple[FloatArray, FloatArray]:
         target = _per_dof(chain, self.angles, "comfort angles")
         weights = np.broadcast_to(_per_dof(chain, self.weights, "comfort weights", scalar_ok=True), target.shape)
         if np.any(weights < 0):
