@@ -101,7 +101,8 @@ class IKCHAINS_PG_chain(PropertyGroup):
         override=OVERRIDABLE_COLLECTION, type=IKCHAINS_PG_comfort_bone)
     comfort_weight: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Comfort Weight", default=0.0, min=0.0, max=10.0, update=_resolve_now,
-        description="Pull toward the comfort pose among the poses that reach (0: it is only the starting pose)")
+        description="With a pole: how much the comfort pose counts beside the pole's bend (0: the pole decides). "
+                    "Without one, every frame gets the reaching pose nearest the comfort pose at any weight")
     comfort_blend: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Comfort Blend", default=0.0, min=0.0, max=1.0, subtype="FACTOR", update=_resolve_now,
         description="0: pure IK; 1: the comfort pose")
