@@ -54,6 +54,7 @@ from .rules import (
     RELAX_GROW,
     RELAX_SCALE_MIN,
     RELAX_SHRINK,
+    RELAX_STEPS,
     RESTART_BLOCK,
     RESTART_GAIN,
     RESTORE_DAMPING,
@@ -765,7 +766,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
     secondary_cost = _evaluate_secondary(q, target, sec, plan, secondary, secondary_jac, posture_jac, ws, sws)
     position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
     damping, quiet, iterations = initial_damping, 0, 0
-    relax_scale, gap = 1.0, np.inf
+    relax_scale, gap, relaxed = 1.0, np.inf, 0
     status = RUNNING
     if not can_relax and _converged(position_error, orientation_error, rows, task):
         status = CONVERGED
@@ -793,6 +794,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
         trial_secondary_cost = _evaluate_secondary(trial_q, target, sec, plan, trial_secondary, trial_secondary_jac,
                                                    trial_posture_jac, ws, sws)
         iterations += 1
+        relaxed += 1 if relax else 0
         if has_secondary and cost <= slack:  # lm._better: reach first, then the secondary cost
             accept = trial_cost <= slack and trial_secondary_cost < secondary_cost
         else:
@@ -818,7 +820,8 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
                 relax_scale *= RELAX_SHRINK
         reached = _converged(position_error, orientation_error, rows, task)
         # Reached, and (with a null space) the full step toward p is tiny or no such step helps.
-        settled = reached and (not can_relax or gap < SETTLE_ANGLE or relax_scale < RELAX_SCALE_MIN)
+        settled = reached and (not can_relax or gap < SETTLE_ANGLE or relax_scale < RELAX_SCALE_MIN
+                               or relaxed >= RELAX_STEPS)
         if settled:
             status = CONVERGED
         elif not reached and (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX):

@@ -200,10 +200,14 @@ def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArra
     index = np.flatnonzero(relax)
     sub = problem.take(index)
     nothing_to_relax = np.zeros(index.size)
-    for _ in range(rules.RESTORE_STEPS):
-        fix, _ = _step(sub, q[index], _take(ev, index), np.full(index.size, rules.RESTORE_DAMPING), nothing_to_relax)
-        q[index] = problem.chain.clamp(q[index] + fix)
-        _put(ev, index, evaluate(sub, q[index]))
+    sub_q, sub_ev = q[index], _take(ev, index)
+    for i in range(rules.RESTORE_STEPS):
+        fix, _ = _step(sub, sub_q, sub_ev, np.full(index.size, rules.RESTORE_DAMPING), nothing_to_relax)
+        sub_q = problem.chain.clamp(sub_q + fix)
+        # The secondary rows are only judged at the end (they are the costly part on numpy).
+        sub_ev = evaluate(sub, sub_q, secondary_rows=i == rules.RESTORE_STEPS - 1)
+    q[index] = sub_q
+    _put(ev, index, sub_ev)
 
 
 def soft_comfort(problem: Problem) -> bool:
@@ -225,6 +229,7 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
     damping = np.full(count, options.initial_damping)
     relax_scale = np.ones(count)  # share of the null-space step taken (grows and shrinks)
     gap = np.full(count, np.inf)  # size of the last full null-space step: the distance from settling
+    relaxed = np.zeros(count, dtype=np.int64)  # null-space steps taken
     status = np.full(count, STATUS_RUNNING)
     iterations = np.zeros(count, dtype=np.int64)
     quiet = np.zeros(count, dtype=np.int64)  # consecutive accepted tip steps with negligible progress
@@ -247,6 +252,7 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         if relax.any():
             _restore_tip(sub, trial_q, trial, relax)
         iterations[active] += 1
+        relaxed[active] += relax
         accept = _better(sub, sub_ev, trial, options)
         old_cost = sub_ev.primary_cost.copy()  # sub_ev may be ev itself, which _put updates below
 
@@ -272,7 +278,8 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         stuck = ~reached & ((quiet[active] >= rules.QUIET_TO_STALL) | (damping[active] >= rules.DAMPING_MAX))
         if can_relax:
             # Reached, and the full step toward p is tiny (or no step along the solution set helps).
-            settled = reached & ((gap[active] < rules.SETTLE_ANGLE) | (relax_scale[active] < rules.RELAX_SCALE_MIN))
+            settled = reached & ((gap[active] < rules.SETTLE_ANGLE) | (relax_scale[active] < rules.RELAX_SCALE_MIN)
+                                 | (relaxed[active] >= rules.RELAX_STEPS))
         elif soft:
             # A soft pull trades tip error for comfort: its optimum need not reach; stop when it settles.
             settled = (quiet[active] >= rules.QUIET_TO_STALL) | (damping[active] >= rules.DAMPING_MAX)

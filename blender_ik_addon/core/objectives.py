@@ -216,8 +216,9 @@ class Evaluation:
             object.__setattr__(self, "secondary_cost", cost)
 
 
-def evaluate(problem: Problem, q: FloatArray, *, with_jacobian: bool = True) -> Evaluation:
-    """Stack every objective's residual (and Jacobian) at free angles ``q`` ``(F, m)``."""
+def evaluate(problem: Problem, q: FloatArray, *, with_jacobian: bool = True, secondary_rows: bool = True) -> Evaluation:
+    """Stack every objective's residual (and Jacobian) at free angles ``q`` ``(F, m)``; the
+    reach-first (secondary) rows only with ``secondary_rows``."""
     chain = problem.chain
     kin = forward(chain, q, with_axes=with_jacobian or problem.poles is not None)
     length = problem.reach
@@ -235,11 +236,11 @@ def evaluate(problem: Problem, q: FloatArray, *, with_jacobian: bool = True) -> 
             primary_j.append(scale * np.swapaxes(kin.axes, -1, -2))
     secondary: list[FloatArray] = []
     secondary_j: list[FloatArray] = []
-    if problem.poles is not None and problem.pole_weight > 0:
+    if problem.poles is not None and problem.pole_weight > 0 and secondary_rows:
         pole_residual, pole_jacobian = _pole_terms(problem, kin, with_jacobian)
         secondary.append(pole_residual)
         secondary_j.extend(pole_jacobian)
-    if problem.comfort is not None:
+    if problem.comfort is not None and (secondary_rows or not problem.comfort[2]):
         assert problem.posture is not None
         angles, _, reach_first = problem.comfort
         rotations, scales, ball = problem.posture

@@ -37,11 +37,14 @@ MAX_STEP: Final = 0.5  # radians: no angle turns more than this in one step (cli
 # -- Settling on the nearest pose (the null-space step toward the preferred pose) ----------------
 RESTORE_DAMPING: Final = 1e-6  # damping of the steps back onto the tip's solution set
 RESTORE_STEPS: Final = 2  # Gauss-Newton converges quadratically: two steps undo a second-order drift
-SETTLE_ANGLE: Final = 1e-5  # radians: settled when the full null-space step toward ``p`` is this small
+SETTLE_ANGLE: Final = 1e-4  # radians: settled when the full null-space step toward ``p`` is this small
 FREEZE_PASSES: Final = 4  # at most this many times an angle on a limit is frozen and the step redone
 RELAX_GROW: Final = 2.0  # an accepted null-space step lets the next one be this much longer (up to full)
 RELAX_SHRINK: Final = 0.25  # a rejected one shortens the next by this factor
 RELAX_SCALE_MIN: Final = 1e-6  # below this scale no null-space step helps: settled (at a limit corner)
+RELAX_STEPS: Final = 24  # at most this many null-space steps per attempt, then the pose counts as settled:
+# near a gimbal lock or on a strongly curved solution set the slide converges only linearly, and
+# a live frame cannot wait for it (the numpy backend pays about 2 ms a step)
 
 REST_WEIGHT: Final = 0.01  # comfort weight of the rest pose when no comfort pose is given: small, so
 # a pole hint (weight 0.1 by default) still decides the bend, and the rest pose breaks the ties

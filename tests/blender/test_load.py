@@ -21,6 +21,7 @@ from fault_helpers import keyed_empty, keyed_location, measured
 
 from blender_ik_addon.blender import bake_chains, get_status, live
 from blender_ik_addon.blender.keys import iter_fcurves
+from blender_ik_addon.core.compiled import numba_available
 
 pytestmark = pytest.mark.slow
 
@@ -28,6 +29,12 @@ SEGMENTS = 32  # spine bones of the centipede, each with a leg on either side
 LEG = 0.4  # leg bone length
 KEY_FRAMES = (1, 100)
 Chains = dict[str, tuple[str, bpy.types.Object]]  # chain name -> (tip bone, target)
+
+# Sanity bounds (the figures themselves are measured in scripts/benchmark.py, not asserted): a live
+# frame change of 64 chains. On numpy (no numba, as the LTS test environments are) every solve pays
+# numpy's per-call cost on each step of the slide toward the nearest pose, several times the compiled
+# kernel's time; README "Known limitations" gives the figures.
+LIVE_BOUND = 5.0 if numba_available() else 20.0  # seconds
 
 
 @contextmanager
@@ -109,7 +116,7 @@ def live_then_bake(rig: bpy.types.Object, chains: Chains, label: str,
         seconds.append(timed(lambda frame=frame: scene.frame_set(frame)))
         assert_all_reach(rig, chains, frame)
     per_frame = float(np.median(seconds))
-    assert per_frame < 5.0, f"{label}: {per_frame:.2f} s per frame change"
+    assert per_frame < LIVE_BOUND, f"{label}: {per_frame:.2f} s per frame change"
     report = None
 
     def bake() -> None:
@@ -219,6 +226,6 @@ def test_live_handler_time_per_frame() -> None:
     held = frame_changes(200)  # nothing moved: the last solve is re-used
     rig.ik_chains.chains["arm"].enabled = False
     idle = frame_changes(200)
-    assert solving < 0.1 and held < 0.02 and idle < 0.01
+    assert solving < LIVE_BOUND / 50 and held < 0.02 and idle < 0.01
     measured("Live handler, 1 chain of 3 bones: a frame change (target moving / held still / live off)",
              f"{solving * 1000:.2f} ms / {held * 1000:.2f} ms / {idle * 1000:.3f} ms")

@@ -21,7 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = REPO_ROOT / "scripts"
 CHILDREN = Path(__file__).resolve().parent / "children"
 RESULT_PREFIX = "E2E_RESULT "  # keep in sync with children/scene.py
-CHILD_TIMEOUT = 120  # seconds; each child takes a few seconds on a busy 2-core machine
+CHILD_TIMEOUT = 600  # seconds; most children take a few seconds, the core suite on numpy (LTS) a few minutes
 
 
 def python_has_bpy_module() -> bool:
