@@ -225,7 +225,11 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
     """One projected-LM attempt from ``q0`` ``(F, m)`` (already inside the limits)."""
     count = problem.count
     q = q0.copy()
-    ev = evaluate(problem, q)
+    can_relax = problem.has_secondary and has_null_space(problem)  # reach-first tasks get steps
+    soft = soft_comfort(problem)
+    # Without a null space the secondary rows can never act (the kernel's plain path skips them too).
+    secondary_rows = can_relax or soft
+    ev = evaluate(problem, q, secondary_rows=secondary_rows)
     damping = np.full(count, options.initial_damping)
     relax_scale = np.ones(count)  # share of the null-space step taken (grows and shrinks)
     gap = np.full(count, np.inf)  # size of the last full null-space step: the distance from settling
@@ -233,8 +237,6 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
     status = np.full(count, STATUS_RUNNING)
     iterations = np.zeros(count, dtype=np.int64)
     quiet = np.zeros(count, dtype=np.int64)  # consecutive accepted tip steps with negligible progress
-    can_relax = problem.has_secondary and has_null_space(problem)  # reach-first tasks get steps
-    soft = soft_comfort(problem)
     slack = relax_slack(options)
     if not (can_relax or soft):
         status[_converged(problem, ev, options)] = STATUS_CONVERGED
@@ -248,7 +250,7 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         relax = (sub_ev.primary_cost <= slack) & can_relax
         step, gap[active] = _step(sub, q[active], sub_ev, damping[active], np.where(relax, relax_scale[active], 0.0))
         trial_q = problem.chain.clamp(q[active] + step)
-        trial = evaluate(sub, trial_q)
+        trial = evaluate(sub, trial_q, secondary_rows=secondary_rows)
         if relax.any():
             _restore_tip(sub, trial_q, trial, relax)
         iterations[active] += 1
