@@ -42,11 +42,6 @@ def joint_scales(chain: Chain, weights: FloatArray, reach: float) -> FloatArray:
     return np.asarray(np.sqrt(mean) * reach)
 
 
-def ball_joints(chain: Chain) -> AnyArray:
-    """``(n,)`` True for joints whose three axes are all free and unlimited."""
-    return chain.ball_joints
-
-
 def posture_of(chain: Chain, angles: FloatArray, weights: FloatArray,
                reach: float) -> tuple[FloatArray, FloatArray, AnyArray]:
     """``(comfort rotations (n, 3, 3), scale per joint (n,), ball joints (n,))`` for a comfort pose,
