@@ -313,6 +313,16 @@ class Chain:
         return np.asarray([bool(np.all(j.free) and np.all(np.isinf(j.lower)) and np.all(np.isinf(j.upper)))
                            for j in self.joints])
 
+    @cached_property
+    def turn_rank(self) -> AnyArray:
+        """``(m,)`` each free angle's place in the order FK turns them: base joint first and, within
+        a joint, the outermost slot (the last applied) first. An angle turns everything ranked after
+        it, axes included, which is what the tip's second derivatives need (see ``lm._curvature``)."""
+        order = np.lexsort((-self.free_slot, self.free_joint))
+        rank = np.empty(self.n_dofs, dtype=np.int64)
+        rank[order] = np.arange(self.n_dofs)
+        return rank
+
     def memo(self, name: str, key: tuple[object, ...], make: Callable[[], T]) -> T:
         """``make()``, remembered on the chain under ``(name, key)`` (the last few per name): for
         data derived from the chain and a few per-solve settings, e.g. the comfort pose's rotations,
@@ -324,6 +334,13 @@ class Chain:
             table[key] = make()
         return table[key]  # type: ignore[no-any-return]
 
+    def memo_of(self, name: str, sources: tuple[object, ...], make: Callable[[], T]) -> T:
+        """:meth:`memo` keyed by the identity of ``sources`` (arrays the chain's memos hand out,
+        such as a resolved comfort pose), which costs nothing to hash. The entry keeps the sources
+        alive, so no other object can take their ids while it is remembered."""
+        entry = self.memo(name, tuple(id(source) for source in sources), lambda: (sources, make()))
+        return entry[1]
+
     def dof_names(self) -> list[str]:
         """``"joint.X"``-style names of the free angles, in solver order."""
         return [f"{self.joints[j].name}.{_AXES[a]}" for j, a in zip(self.free_joint, self.free_axis, strict=False)]
@@ -331,9 +348,21 @@ class Chain:
     def expand(self, q: ArrayLike) -> FloatArray:
         """Per-joint angles ``(..., n, 3)`` from free angles ``(..., m)``; locked axes get ``fixed``."""
         q_arr = np.asarray(q, dtype=np.float64)
-        out = np.broadcast_to(self.fixed, (*q_arr.shape[:-1], self.n_joints, 3)).copy()
-        out[..., self.free_joint, self.free_axis] = q_arr
-        return out
+        lead = q_arr.shape[:-1]
+        out = np.empty((*lead, 3 * self.n_joints))
+        out[...] = self.fixed.ravel()
+        out[..., self._free_flat] = q_arr  # one flat index: cheaper than a (joint, axis) pair
+        return out.reshape(*lead, self.n_joints, 3)
+
+    @cached_property
+    def _free_flat(self) -> AnyArray:
+        """``(m,)`` each free angle's place in a joint-major flattened ``(n, 3)`` array."""
+        return np.asarray(3 * self.free_joint + self.free_axis)
+
+    @cached_property
+    def unlimited(self) -> AnyArray:
+        """``(m,)`` True for free angles with no limit either way (they may wrap by whole turns)."""
+        return np.asarray(np.isinf(self.lower) & np.isinf(self.upper))
 
     def compress(self, angles: ArrayLike) -> FloatArray:
         """Free angles ``(..., m)`` from per-joint angles ``(..., n, 3)``."""
@@ -342,7 +371,8 @@ class Chain:
 
     def clamp(self, q: ArrayLike) -> FloatArray:
         """Free angles projected onto the limits (the nearest point inside the box)."""
-        return np.clip(np.asarray(q, dtype=np.float64), self.lower, self.upper)
+        # np.minimum/np.maximum: the same result as np.clip at a third of its call overhead.
+        return np.minimum(np.maximum(np.asarray(q, dtype=np.float64), self.lower), self.upper)
 
     def limit_violation(self, q: ArrayLike) -> FloatArray:
         """Largest amount (radians) by which each configuration ``(..., m)`` leaves the limits."""

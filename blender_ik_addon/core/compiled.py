@@ -136,10 +136,11 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     """The kernel's view of ``chain``, built once per chain and kept on it.
 
     ``(lower, upper, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof,
-    slot_fixed, base, tip_offset, dof_joint, dof_axis)``: per joint, its slots in application order (the
-    rotations FK must build, as in :class:`.chain.Chain`'s FK plan), each with its axis and either
-    the free angle that drives it (``slot_dof``) or, for a locked axis, its fixed value; per free
-    angle, its joint.
+    slot_fixed, base, tip_offset, dof_joint, dof_axis, turn_rank)``: per joint, its slots in
+    application order (the rotations FK must build, as in :class:`.chain.Chain`'s FK plan), each
+    with its axis and either the free angle that drives it (``slot_dof``) or, for a locked axis, its
+    fixed value; per free angle, its joint, its axis and its place in the order FK turns the
+    angles (:attr:`.chain.Chain.turn_rank`).
     """
     cached = chain.__dict__.get("_kernel_plan")
     if cached is not None:
@@ -163,6 +164,7 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
         np.ascontiguousarray(chain.rest_rotates, dtype=np.bool_), slot_count, slot_axis, slot_dof, slot_fixed,
         np.ascontiguousarray(chain.base), np.ascontiguousarray(chain.tip_offset),
         np.ascontiguousarray(chain.free_joint, dtype=np.int64), np.ascontiguousarray(chain.free_axis, dtype=np.int64),
+        np.ascontiguousarray(chain.turn_rank, dtype=np.int64),
     )
     # Chain is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
     object.__setattr__(chain, "_kernel_plan", arrays)
@@ -172,16 +174,29 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
 def posture_of(problem: Problem) -> tuple[Any, ...]:
     """The kernel's view of the distance from the comfort pose (``posture.posture_terms``):
     ``(rotations (n, 3, 3), scale per joint (n,), ball joints (n,), comfort angles (m,))``; zero
-    scales without a reach-first comfort pose (a soft pull stays on numpy)."""
+    scales without a reach-first comfort pose (a soft pull stays on numpy).
+
+    Remembered on the chain for the problem's posture (itself remembered per comfort pose), so a
+    frame handler's solves do not rebuild it.
+    """
     chain = problem.chain
-    if problem.posture is not None and problem.comfort is not None:
-        rotations, scales, ball = problem.posture
-        angles = problem.comfort[0]
-    else:
-        rotations, scales = np.repeat(np.eye(3)[None], chain.n_joints, axis=0), np.zeros(chain.n_joints)
-        ball, angles = np.zeros(chain.n_joints, dtype=np.bool_), np.zeros(chain.n_dofs)
-    return (np.ascontiguousarray(rotations, dtype=np.float64), np.ascontiguousarray(scales, dtype=np.float64),
-            np.ascontiguousarray(ball, dtype=np.bool_), np.ascontiguousarray(angles, dtype=np.float64))
+    if problem.posture is None or problem.comfort is None:
+        return chain.memo("kernel_posture", (), lambda: _kernel_posture(
+            np.repeat(np.eye(3)[None], chain.n_joints, axis=0), np.zeros(chain.n_joints),
+            np.zeros(chain.n_joints, dtype=np.bool_), np.zeros(chain.n_dofs)))
+    posture, angles = problem.posture, problem.comfort[0]
+    return chain.memo_of("kernel_posture", (posture, angles), lambda: _kernel_posture(*posture, angles))
+
+
+def _kernel_posture(rotations: FloatArray, scales: FloatArray, ball: AnyArray, angles: FloatArray) -> tuple[Any, ...]:
+    # Writable copies: numba compiles a separate kernel for read-only arrays (a resolved comfort
+    # pose is read-only), which would cost a second compilation.
+    return (np.array(rotations, dtype=np.float64, order="C"), np.array(scales, dtype=np.float64, order="C"),
+            np.array(ball, dtype=np.bool_, order="C"), np.array(angles, dtype=np.float64, order="C"))
+
+
+_NO_ORIENTATION = np.eye(3)[None]
+_NO_POLE = np.zeros((1, 3))
 
 
 def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArray, hopeless: AnyArray,
@@ -212,7 +227,7 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
     # Residual scales as objectives.evaluate has them: weights times the chain's reach.
     with_orientation = problem.orientations is not None and problem.orientation_weight > 0
     orientation_scale = problem.orientation_weight * problem.reach if with_orientation else 0.0
-    orientations = np.ascontiguousarray(problem.orientations if problem.orientations is not None else np.eye(3)[None])
+    orientations = np.ascontiguousarray(problem.orientations if problem.orientations is not None else _NO_ORIENTATION)
     shared = (np.ascontiguousarray(problem.positions), orientations)
     per_target = (np.ascontiguousarray(starts), np.ascontiguousarray(seed_poses),
                   np.ascontiguousarray(hopeless, dtype=np.bool_), np.ascontiguousarray(unit),
@@ -220,7 +235,7 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
     outputs = (q, error, orientation_error, iterations, status)
     budget = rules.iteration_budget(options.max_iterations, dofs)
     posture = posture_of(problem)
-    comfort_on = bool(np.any(posture[1] > 0))
+    comfort_on = bool((posture[1] > 0).any())
     # lm.lm_attempt's switches: reach-first tasks act only where the tip task leaves a null space.
     can_relax = problem.has_secondary and has_null_space(problem)
     try:
@@ -230,12 +245,14 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
                               float(options.orientation_tolerance), budget, float(options.initial_damping),
                               posture, plan_of(chain), *outputs)
         else:  # a pole (it also picks the branch, at any weight) or a reach-first pull in a null space
-            sec_shared = (problem.poles is not None, float(problem.pole_weight), posture, comfort_on,
-                          float(problem.reach))
+            # No pole, no pole rows: a zero weight (the kernel would otherwise aim at its stand-in
+            # pole, the world origin).
+            pole_weight = float(problem.pole_weight) if problem.poles is not None else 0.0
+            sec_shared = (problem.poles is not None, pole_weight, posture, comfort_on, float(problem.reach))
             flags = (can_relax, problem.has_secondary, relax_slack(options))
             settings = (float(orientation_scale), float(options.tolerance), float(options.orientation_tolerance),
                         budget, float(options.initial_damping))
-            poles = np.ascontiguousarray(problem.poles if problem.poles is not None else np.zeros((1, 3)))
+            poles = np.ascontiguousarray(problem.poles if problem.poles is not None else _NO_POLE)
             kernel.solve_many_secondary(*shared, poles, sec_shared, flags, *per_target, settings, plan_of(chain),
                                         *outputs)
     except Exception as err:  # e.g. numba cannot compile here (no writable cache, no executable memory)

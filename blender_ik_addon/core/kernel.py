@@ -49,6 +49,8 @@ from .rules import (
     LIMIT_EPS,
     MAX_ITER,
     MAX_STEP,
+    NEWTON_MAX_ANGLES,
+    NEWTON_RIDGE,
     QUIET_RELATIVE,
     QUIET_TO_STALL,
     RELAX_GROW,
@@ -57,6 +59,7 @@ from .rules import (
     RELAX_STEPS,
     RESTART_BLOCK,
     RESTART_GAIN,
+    RESTORE_CLOSE,
     RESTORE_DAMPING,
     RESTORE_STEPS,
     RUNNING,
@@ -129,6 +132,7 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
     cx = px + rot[0, 0] * tx + rot[0, 1] * ty + rot[0, 2] * tz
     cy = py + rot[1, 0] * tx + rot[1, 1] * ty + rot[1, 2] * tz
     cz = pz + rot[2, 0] * tx + rot[2, 1] * ty + rot[2, 2] * tz
+    ws[18][0], ws[18][1], ws[18][2] = cx, cy, cz
     cost = 0.0
     for a in range(3):
         residual[a] = base[a, 0] * cx + base[a, 1] * cy + base[a, 2] * cz + base[a, 3] - target[a]
@@ -351,11 +355,12 @@ def _workspace(m: int, n: int) -> Workspace:
     and trial Jacobian (6, m), 4 trial pose, 5 step, 6-7 rotation and product (3, 3), 8-9 axes and
     origins of the free angles (m, 3), 10 active Jacobian (6, m), 11 small system (6, 6), 12 vector
     (6 + m,), 13 seed or restore step (m,), 14 joint origins (n, 3), 15-16 each joint's frame before
-    and after it turns (n, 3, 3), chain space, 17 posture scratch (3 x (3, 3) and a 6-vector: (4, 3, 3))."""
+    and after it turns (n, 3, 3), chain space, 17 posture scratch (3 x (3, 3) and a 6-vector: (4, 3, 3)),
+    18 the tip (3,), chain space."""
     return (np.empty(6), np.empty(6), np.empty((6, m)), np.empty((6, m)), np.empty(m), np.empty(m),
             np.empty((3, 3)), np.empty((3, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty((6, m)),
             np.empty((6, 6)), np.empty(6 + m), np.empty(m), np.empty((n, 3)), np.empty((n, 3, 3)),
-            np.empty((n, 3, 3)), np.empty((4, 3, 3)))
+            np.empty((n, 3, 3)), np.empty((4, 3, 3)), np.empty(3))
 
 
 @_jit
@@ -439,11 +444,14 @@ def _secondary_workspace(m: int, n: int, rows: int, pole_rows: int) -> Workspace
     2 pole direction (3,), 3 secondary gradient (m,), 4-5 trial secondary residual (rows,) and pole
     Jacobian (pole rows, m), 6 curvature (rows,), 7-8 secondary residual and pole Jacobian, 9 shaping
     (3, 3), 10 raw secondary gradient (m,), 11 frozen angles (m,) (1.0 frozen), 12-13 compact comfort
-    Jacobian and trial one (m, 3) (see _posture_rows)."""
+    Jacobian and trial one (m, 3) (see _posture_rows); for :func:`_newton_step`: 14-16 the accepted
+    pose's axes and origins (m, 3) and tip (3,), chain space, 17 Hessian (m, m), 18 system (m, m),
+    19 (6, 6), 20 (6, m), 21-22 (m, 6) products, 23 the step (m,)."""
     rows, pole_rows = max(rows, 1), max(pole_rows, 1)
     return (np.empty((n, 3)), np.empty((3, 3)), np.empty(3), np.empty(m), np.empty(rows), np.empty((pole_rows, m)),
             np.empty(rows), np.empty(rows), np.empty((pole_rows, m)), np.empty((3, 3)), np.empty(m), np.empty(m),
-            np.empty((m, 3)), np.empty((m, 3)))
+            np.empty((m, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty(3), np.empty((m, m)),
+            np.empty((m, m)), np.empty((6, 6)), np.empty((6, m)), np.empty((m, 6)), np.empty((m, 6)), np.empty(m))
 
 
 @_jit
@@ -657,14 +665,15 @@ def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Worksp
 
 @_jit
 def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int, pole_rows: int, posture_on: bool,
-                    dof_joint: AnyArray, lower: FloatArray,
-                    upper: FloatArray, relax_scale: float, step: FloatArray, small: FloatArray, vec: FloatArray,
+                    plan: Plan, relax_scale: float, step: FloatArray, small: FloatArray, vec: FloatArray,
                     sws: Workspace) -> float:
-    """Add ``relax_scale`` times the full reach-first step to ``step`` (``lm._secondary_step``): the
-    secondary gradient, kept off the limits, projected onto the null space of the primary Jacobian
-    ``jac`` (copied into the scratch ``work``, where frozen angles' columns are zeroed), scaled by
-    its Gauss-Newton length. Returns the full step's largest angle."""
+    """Add ``relax_scale`` times the full reach-first step to ``step`` (``lm._secondary_step``):
+    Newton's step along the tip's solution set where it is well posed (:func:`_newton_step`), else
+    the secondary gradient, kept off the limits, projected onto the null space of the primary
+    Jacobian ``jac`` (copied into the scratch ``work``, where frozen angles' columns are zeroed),
+    scaled by its Gauss-Newton length. Returns the full step's largest angle."""
     m = q.shape[0]
+    lower, upper, dof_joint = plan[0], plan[1], plan[11]
     gradient, secondary, secondary_jac, posture_jac = sws[3], sws[7], sws[8], sws[12]
     raw, frozen = sws[10], sws[11]
     for i in range(m):
@@ -718,6 +727,13 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
                 pushing = True
         if not pushing:
             break
+    # Newton needs the projection of the final active set (not one the last pass just changed).
+    if m <= NEWTON_MAX_ANGLES and not pushing and _newton_step(work, rows, pole_rows, posture_on, plan, vec, sws):
+        newton, gap = sws[23], 0.0
+        for i in range(m):
+            gap = max(gap, abs(newton[i]))
+            step[i] += relax_scale * newton[i]
+        return gap
     bend = 0.0  # |J2 projected|^2: the pole rows, then the comfort rows joint by joint
     for r in range(pole_rows):
         total = 0.0
@@ -743,6 +759,155 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
 
 
 @_jit
+def _newton_step(work: FloatArray, rows: int, pole_rows: int, posture_on: bool, plan: Plan, vec: FloatArray,
+                 sws: Workspace) -> bool:
+    """``lm._newton_step``: Newton's step toward the nearest pose along the tip's solution set into
+    ``sws[23]``, after :func:`_secondary_step`'s projection (``work``: the free angles' primary
+    Jacobian; ``vec[:rows]``: ``(J J^T)^-1 J g``; ``sws[3]``: the projected gradient ``P g``;
+    ``sws[11]``: the frozen angles). Returns False where it is not well posed (the system has no
+    Cholesky factor), leaving the gradient step in charge.
+
+    ``P = D - W^T A`` with ``A = (W W^T)^-1 W`` (``D``: 1 on free angles) has rank ``rows`` off
+    the identity, so ``P H P`` is built from ``(m, rows)`` products in ``O(m^2 rows)``, not the
+    ``O(m^3)`` of two dense products.
+    """
+    m = work.shape[1]
+    base, rank, dof_joint = plan[9], plan[13], plan[11]
+    gradient, secondary_jac, frozen, posture_jac = sws[3], sws[8], sws[11], sws[12]
+    axes, origins, tip = sws[14], sws[15], sws[16]
+    hessian, system, inverse, part, twice, outer, newton = sws[17], sws[18], sws[19], sws[20], sws[21], sws[22], sws[23]
+    # Multipliers of the tip's position rows, -(J J^T)^-1 J g, pulled into chain space: B^T l.
+    l0, l1, l2 = -vec[0], -vec[1], -vec[2]
+    mu0 = base[0, 0] * l0 + base[1, 0] * l1 + base[2, 0] * l2
+    mu1 = base[0, 1] * l0 + base[1, 1] * l1 + base[2, 1] * l2
+    mu2 = base[0, 2] * l0 + base[1, 2] * l1 + base[2, 2] * l2
+    # (W W^T + ridge)^-1, column by column (the ridge as _secondary_step adds it).
+    trace = 0.0
+    for a in range(rows):
+        for i in range(m):
+            trace += work[a, i] * work[a, i]
+    ridge = 1e-12 * (trace / rows + 1e-300)
+    for b in range(rows):
+        for a in range(rows):
+            for c in range(rows):
+                total = 0.0
+                for i in range(m):
+                    total += work[a, i] * work[c, i]
+                inverse[a, c] = total + (ridge if a == c else 0.0)
+            vec[a] = 1.0 if a == b else 0.0
+        _solve_small(inverse, vec, rows)
+        for a in range(rows):
+            part[a, b] = vec[a]  # column b of the inverse, kept in part[:, b] for now
+    for a in range(rows):
+        for b in range(rows):
+            inverse[a, b] = part[a, b]
+    for a in range(rows):  # A = (W W^T)^-1 W
+        for i in range(m):
+            total = 0.0
+            for b in range(rows):
+                total += inverse[a, b] * work[b, i]
+            part[a, i] = total
+    # H = J2^T J2 + l . d2 r1 (lm._curvature), zero on frozen rows and columns.
+    for u in range(m):
+        eu0 = mu1 * axes[u, 2] - mu2 * axes[u, 1]  # (B^T l) x a_u
+        eu1 = mu2 * axes[u, 0] - mu0 * axes[u, 2]
+        eu2 = mu0 * axes[u, 1] - mu1 * axes[u, 0]
+        for d in range(m):
+            if rank[u] > rank[d]:
+                continue
+            lx, ly, lz = tip[0] - origins[d, 0], tip[1] - origins[d, 1], tip[2] - origins[d, 2]
+            ax, ay, az = axes[d, 0], axes[d, 1], axes[d, 2]
+            value = eu0 * (ay * lz - az * ly) + eu1 * (az * lx - ax * lz) + eu2 * (ax * ly - ay * lx)
+            hessian[u, d] = value
+            hessian[d, u] = value
+    for i in range(m):
+        for k in range(m):
+            if frozen[i] or frozen[k]:
+                hessian[i, k] = 0.0
+                continue
+            total = 0.0
+            for r in range(pole_rows):
+                total += secondary_jac[r, i] * secondary_jac[r, k]
+            if posture_on and dof_joint[i] == dof_joint[k]:
+                total += posture_jac[i, 0] * posture_jac[k, 0] + posture_jac[i, 1] * posture_jac[k, 1] + posture_jac[
+                    i, 2] * posture_jac[k, 2]
+            hessian[i, k] += total
+    # P H P = H - W^T (A H) - (H A^T) W + W^T (A H A^T) W, with H A^T = twice (m, rows).
+    for i in range(m):
+        for a in range(rows):
+            total = 0.0
+            for k in range(m):
+                total += hessian[i, k] * part[a, k]
+            twice[i, a] = total
+    for a in range(rows):  # A H A^T into inverse (no longer needed)
+        for b in range(rows):
+            total = 0.0
+            for k in range(m):
+                total += part[a, k] * twice[k, b]
+            inverse[a, b] = total
+    for i in range(m):  # W^T (A H A^T)
+        for b in range(rows):
+            total = 0.0
+            for a in range(rows):
+                total += work[a, i] * inverse[a, b]
+            outer[i, b] = total
+    for i in range(m):
+        for k in range(m):
+            total = hessian[i, k] + (1.0 if i == k else 0.0) - (0.0 if frozen[i] or i != k else 1.0)
+            for a in range(rows):
+                total += (-work[a, i] * twice[k, a] - twice[i, a] * work[a, k] + outer[i, a] * work[a, k]
+                          + work[a, i] * part[a, k])  # the last: -(-W^T A), from I - P
+            system[i, k] = total
+    largest = 0.0
+    for i in range(m):
+        largest = max(largest, system[i, i])
+    for i in range(m):
+        system[i, i] += NEWTON_RIDGE * largest
+    if not _cholesky(system, m):
+        return False
+    for i in range(m):  # L z = -P g
+        total = -gradient[i]
+        for k in range(i):
+            total -= system[i, k] * newton[k]
+        newton[i] = total / system[i, i]
+    for i in range(m - 1, -1, -1):  # L^T y = z
+        total = newton[i]
+        for k in range(i + 1, m):
+            total -= system[k, i] * newton[k]
+        newton[i] = total / system[i, i]
+    return True
+
+
+@_jit
+def _cholesky(matrix: FloatArray, size: int) -> bool:
+    """``matrix[:size, :size] = L L^T`` in place (the lower triangle becomes ``L``); False if it is
+    not positive definite (as LAPACK's ``potrf`` fails, which numpy's Cholesky calls)."""
+    for j in range(size):
+        total = matrix[j, j]
+        for k in range(j):
+            total -= matrix[j, k] * matrix[j, k]
+        if not total > 0.0:
+            return False
+        pivot = np.sqrt(total)
+        matrix[j, j] = pivot
+        for i in range(j + 1, size):
+            total = matrix[i, j]
+            for k in range(j):
+                total -= matrix[i, k] * matrix[j, k]
+            matrix[i, j] = total / pivot
+    return True
+
+
+@_jit
+def _keep_kinematics(ws: Workspace, sws: Workspace) -> None:
+    """The FK of the pose just evaluated (axes, origins, tip; chain space) becomes the accepted
+    pose's, which :func:`_newton_step` reads after later trials have overwritten the workspace."""
+    sws[14][:, :] = ws[8]
+    sws[15][:, :] = ws[9]
+    sws[16][:] = ws[18]
+
+
+@_jit
 def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_iterations: int,
                        initial_damping: float, plan: Plan, ws: Workspace,
                        sws: Workspace) -> tuple[float, float, int, int]:
@@ -764,6 +929,8 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
     cost, orientation_error = _evaluate(q, task, plan, residual, jac, ws)
     posture_jac, trial_posture_jac = sws[12], sws[13]
     secondary_cost = _evaluate_secondary(q, target, sec, plan, secondary, secondary_jac, posture_jac, ws, sws)
+    if can_relax:
+        _keep_kinematics(ws, sws)
     position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
     damping, quiet, iterations = initial_damping, 0, 0
     relax_scale, gap, relaxed = 1.0, np.inf, 0
@@ -775,24 +942,26 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
         _step(q, residual, jac, rows, lower, upper, damping, step, work, small, vec)
         gap = np.inf
         if relax:
-            gap = _secondary_step(q, jac, work, rows, pole_rows, sec[4], plan[11], lower, upper, relax_scale, step,
-                                  small, vec,
-                                  sws)
+            gap = _secondary_step(q, jac, work, rows, pole_rows, sec[4], plan, relax_scale, step, small, vec, sws)
         _trust(step)
         for i in range(m):
             trial_q[i] = min(max(q[i] + step[i], lower[i]), upper[i])
         trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
         if relax:
             # lm._restore_tip: lightly damped Gauss-Newton steps back onto the tip's solution set.
-            for _ in range(RESTORE_STEPS):
+            for r in range(RESTORE_STEPS):
+                if r > 0 and trial_cost <= RESTORE_CLOSE * slack:
+                    break  # lm._restore_tip: close enough, a further step would not move it
                 _step(trial_q, trial_residual, trial_jac, rows, lower, upper, RESTORE_DAMPING, restore, work, small,
                       vec)
                 _trust(restore)
                 for i in range(m):
                     trial_q[i] = min(max(trial_q[i] + restore[i], lower[i]), upper[i])
                 trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
-        trial_secondary_cost = _evaluate_secondary(trial_q, target, sec, plan, trial_secondary, trial_secondary_jac,
-                                                   trial_posture_jac, ws, sws)
+        trial_secondary_cost = np.inf  # only a trial well inside the tolerance is judged by it (lm._better)
+        if trial_cost <= slack:
+            trial_secondary_cost = _evaluate_secondary(trial_q, target, sec, plan, trial_secondary,
+                                                       trial_secondary_jac, trial_posture_jac, ws, sws)
         iterations += 1
         relaxed += 1 if relax else 0
         if has_secondary and cost <= slack:  # lm._better: reach first, then the secondary cost
@@ -809,6 +978,8 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
             secondary[:] = trial_secondary
             secondary_jac[:, :] = trial_secondary_jac
             posture_jac[:, :] = trial_posture_jac
+            if can_relax:
+                _keep_kinematics(ws, sws)
             cost, orientation_error, secondary_cost = trial_cost, trial_orientation_error, trial_secondary_cost
             position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
             damping = max(damping / DAMPING_DOWN, DAMPING_MIN)
@@ -891,6 +1062,7 @@ def solve_many_secondary(targets: FloatArray, orientations: FloatArray, poles: F
     damping); ``flags`` as :func:`_attempt_secondary` takes them."""
     orientation_scale, tolerance, orientation_tolerance, max_iterations, initial_damping = settings
     has_pole, pole_weight, posture, has_comfort, reach = sec_shared
+    pole_weight = pole_weight if has_pole else 0.0  # no pole rows without a pole
     m, n = q_out.shape[1], plan[3].shape[0]
     pole_rows = 3 * (n - 1) if pole_weight > 0 and n >= 2 else 0
     rows = pole_rows + (3 * n if has_comfort else 0)

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from . import rules
+from .chain import Chain
+from .fk import cross, forward
 from .objectives import Evaluation, Problem, evaluate, pole_alignment
 from .options import SolverOptions
 from .rules import CONVERGED as STATUS_CONVERGED
@@ -112,7 +114,7 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
     relaxing = relax_scale > 0
     if ev.secondary is not None and relaxing.any():
         # The full primary Jacobian: an angle the tip step froze may still move along the null space.
-        toward = _secondary_step(full_jac, ev, at_lower, at_upper)
+        toward = _secondary_step(chain, q, full_jac, ev, at_lower, at_upper)
         gap = np.where(relaxing, np.abs(toward).max(axis=1, initial=0.0), np.inf)
         step = step + relax_scale[:, None] * toward
     return _trust(step), gap
@@ -127,13 +129,15 @@ def _trust(step: FloatArray) -> FloatArray:
     return np.asarray(np.clip(step, -rules.MAX_STEP, rules.MAX_STEP))
 
 
-def _secondary_step(jac: FloatArray, ev: Evaluation, at_lower: AnyArray, at_upper: AnyArray) -> FloatArray:
+def _secondary_step(chain: Chain, q: FloatArray, jac: FloatArray, ev: Evaluation, at_lower: AnyArray,
+                    at_upper: AnyArray) -> FloatArray:
     """The full reach-first step on the secondary cost, leaving the tip task alone to first order.
 
-    It is the secondary gradient projected onto the null space of the primary Jacobian, ``N g``
-    with the orthogonal projector ``N = I - J^T (J J^T)^-1 J``, scaled by the Gauss-Newton step
-    length ``|N g|^2 / |J2 N g|^2``. An orthogonal projector keeps ``-N g`` a descent direction of
-    the secondary cost.
+    A Newton step on the Lagrangian where it is well posed (:func:`_newton_step`), else the
+    secondary gradient projected onto the null space of the primary Jacobian, ``N g`` with the
+    orthogonal projector ``N = I - J^T (J J^T)^-1 J``, scaled by the Gauss-Newton step length
+    ``|N g|^2 / |J2 N g|^2``. An orthogonal projector keeps ``-N g`` a descent direction of the
+    secondary cost.
     """
     jac2 = ev.secondary_jacobian
     assert jac2 is not None and ev.secondary is not None
@@ -158,7 +162,63 @@ def _secondary_step(jac: FloatArray, ev: Evaluation, at_lower: AnyArray, at_uppe
         frozen |= pushing
     curvature = np.einsum("fkm,fm->fk", jac2, projected)
     length = np.einsum("fm,fm->f", projected, projected) / (np.einsum("fk,fk->f", curvature, curvature) + 1e-300)
-    return np.asarray(-length[:, None] * projected)
+    descent = np.asarray(-length[:, None] * projected)
+    if chain.n_dofs > rules.NEWTON_MAX_ANGLES:
+        return descent
+    # The multipliers of the tip rows: the gradient's part that the tip task balances, -(J J^T)^-1 J g.
+    newton, posed = _newton_step(chain, q, jac2, free_jac, gram, frozen, -coefficients[:, :3], projected)
+    # Newton needs the projection of the final active set (not one the last pass just changed).
+    posed &= ~pushing.any(axis=1)
+    return np.asarray(np.where(posed[:, None], newton, descent))
+
+
+def _newton_step(chain: Chain, q: FloatArray, jac2: FloatArray, free_jac: FloatArray, gram: FloatArray,
+                 frozen: AnyArray, multipliers: FloatArray, projected: FloatArray) -> tuple[FloatArray, AnyArray]:
+    """Newton's step toward the nearest pose along the tip's solution set, and ``(F,)`` where it
+    is well posed.
+
+    The gradient step above converges only linearly where the solution set curves (its rate is
+    set by the curvature times the multipliers: 0.6 per step on the KUKA). Newton's step on the
+    Lagrangian ``0.5 |r2|^2 + l . r1`` minimises the quadratic model with Hessian
+    ``H = J2^T J2 + l . d2 r1`` (:func:`_curvature`) over the null space: ``P H P y + (I - P) y =
+    -P g`` with ``P`` the projector onto the free angles' null space (frozen angles get ``y = 0``).
+    Well posed where that matrix is positive definite (a Cholesky factorisation exists); elsewhere
+    (the model has no minimum along the set) the caller keeps the gradient step.
+    """
+    count, m = q.shape
+    inverse_part = np.linalg.solve(gram, free_jac)  # (J J^T)^-1 J, (F, rows, m)
+    projector = (~frozen)[:, :, None] * np.eye(m) - np.einsum("fam,fak->fmk", free_jac, inverse_part)
+    hessian = np.einsum("frm,frk->fmk", jac2, jac2) + _curvature(chain, q, multipliers)
+    system = projector @ hessian @ projector + np.eye(m) - projector
+    largest = np.einsum("fii->fi", system).max(axis=1)
+    system += (rules.NEWTON_RIDGE * largest)[:, None, None] * np.eye(m)
+    posed = np.ones(count, dtype=bool)
+    for f in range(count):
+        try:
+            np.linalg.cholesky(system[f])
+        except np.linalg.LinAlgError:
+            posed[f] = False
+            system[f] = np.eye(m)
+    return np.linalg.solve(system, -projected[..., None])[..., 0], posed
+
+
+def _curvature(chain: Chain, q: FloatArray, multipliers: FloatArray) -> FloatArray:
+    """``(F, m, m)``: ``sum_c multipliers_c d2 tip_c / dq_i dq_k``, the tip task's part of the
+    Lagrangian's Hessian (position rows; ``multipliers`` ``(F, 3)`` world).
+
+    Turning angle ``u`` turns every angle ranked after it (``Chain.turn_rank``) and the tip about
+    its axis ``a_u``, so for ``u`` at or before ``d`` the derivative of column ``d``,
+    ``c_d = a_d x (x - o_d)`` (chain space), by ``q_u`` is ``a_u x c_d``; the world rows are the
+    base's linear part ``B`` times that, and ``l . B (a_u x c_d) = c_d . ((B^T l) x a_u)``.
+    """
+    kin = forward(chain, q)
+    assert kin.axes is not None
+    columns = cross(kin.axes, kin.tip_chain[:, None, :] - kin.origins[:, chain.free_joint])  # (F, m, 3)
+    pulled = multipliers @ chain.base[:3, :3]  # B^T l, chain space
+    turned = cross(pulled[:, None, :], kin.axes)  # (B^T l) x a_u
+    full = np.einsum("fuj,fdj->fud", turned, columns)  # right where u is at or before d
+    rank = chain.turn_rank
+    return np.asarray(np.where(rank[:, None] <= rank[None, :], full, np.swapaxes(full, 1, 2)))
 
 
 def _better(problem: Problem, old: Evaluation, new: Evaluation, options: SolverOptions) -> AnyArray:
@@ -190,12 +250,13 @@ def _put(dst: Evaluation, index: AnyArray, src: Evaluation) -> None:
             target[index] = getattr(src, name)
 
 
-def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArray) -> None:
+def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArray, slack: float) -> None:
     """Lightly damped Gauss-Newton steps on the tip task for the ``relax`` targets, in place.
 
     A secondary step moves along the tip's solution set only to first order; on a curved set it
     drifts the tip by a second-order amount. Stepping straight back before the trial is judged
-    lets the secondary task take full steps instead of crawling.
+    lets the secondary task take full steps instead of crawling. A target whose tip cost is
+    already under ``rules.RESTORE_CLOSE x slack`` takes no further step.
     """
     index = np.flatnonzero(relax)
     sub = problem.take(index)
@@ -203,6 +264,8 @@ def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArra
     sub_q, sub_ev = q[index], _take(ev, index)
     for i in range(rules.RESTORE_STEPS):
         fix, _ = _step(sub, sub_q, sub_ev, np.full(index.size, rules.RESTORE_DAMPING), nothing_to_relax)
+        if i > 0:
+            fix[sub_ev.primary_cost <= rules.RESTORE_CLOSE * slack] = 0.0
         sub_q = problem.chain.clamp(sub_q + fix)
         # The secondary rows are only judged at the end (they are the costly part on numpy).
         sub_ev = evaluate(sub, sub_q, secondary_rows=i == rules.RESTORE_STEPS - 1)
@@ -252,7 +315,7 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         trial_q = problem.chain.clamp(q[active] + step)
         trial = evaluate(sub, trial_q, secondary_rows=secondary_rows)
         if relax.any():
-            _restore_tip(sub, trial_q, trial, relax)
+            _restore_tip(sub, trial_q, trial, relax, slack)
         iterations[active] += 1
         relaxed[active] += relax
         accept = _better(sub, sub_ev, trial, options)
@@ -447,5 +510,5 @@ def beyond_reach(problem: Problem, options: SolverOptions) -> AnyArray:
     sum of the link lengths (measured in world space, so a scaled base is accounted for).
     """
     centre, longest = problem.chain.reach_sphere
-    distance = np.linalg.norm(problem.positions - centre, axis=1)
-    return np.asarray(distance > longest + options.tolerance)
+    offset = problem.positions - centre
+    return np.asarray((offset * offset).sum(axis=1) > (longest + options.tolerance) ** 2)

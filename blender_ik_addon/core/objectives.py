@@ -17,7 +17,9 @@ world length ("reach"), so weight 1 on one radian costs as much as one whole rea
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -53,11 +55,13 @@ class ComfortPose:
         return chain.memo("comfort", key, lambda: self._resolve(chain))
 
     def _resolve(self, chain: Chain) -> tuple[FloatArray, FloatArray]:
-        target = _per_dof(chain, self.angles, "comfort angles")
-        weights = np.broadcast_to(_per_dof(chain, self.weights, "comfort weights", scalar_ok=True), target.shape)
+        target = np.array(_per_dof(chain, self.angles, "comfort angles"))  # our own copy: memos key on it
+        weights = np.array(np.broadcast_to(_per_dof(chain, self.weights, "comfort weights", scalar_ok=True),
+                                           target.shape))
         if np.any(weights < 0):
             raise IKInputError("comfort weights must be >= 0")
-        return target, np.array(weights)
+        target.flags.writeable = weights.flags.writeable = False  # shared by every solve that resolves them
+        return target, weights
 
 
 def _per_dof(chain: Chain, value: ArrayLike, what: str, *, scalar_ok: bool = False) -> FloatArray:
@@ -120,10 +124,11 @@ class Problem:
         """Number of problems ``F``."""
         return int(self.positions.shape[0])
 
-    @property
+    @cached_property
     def has_secondary(self) -> bool:
         """True if a null-space (reach-first) secondary task exists."""
-        comfort_secondary = self.comfort is not None and self.comfort[2] and bool(np.any(self.comfort[1] > 0))
+        comfort_secondary = self.comfort is not None and self.comfort[2] and self.chain.memo_of(
+            "any_weight", (self.comfort[1],), lambda: bool((self.comfort[1] > 0).any()))  # type: ignore[index]
         return comfort_secondary or (self.poles is not None and self.pole_weight > 0)
 
     def take(self, index: AnyArray) -> Problem:
@@ -170,7 +175,7 @@ def make_problem(
             raise IKInputError(f"pole positions must have shape ({count}, 3), got {pole_arr.shape}")
         _require_finite(pole_arr, "pole position")
     for value, what in ((orientation_weight, "orientation_weight"), (pole_weight, "pole_weight")):
-        if not np.isfinite(value) or value < 0:
+        if not math.isfinite(value) or value < 0:
             raise IKInputError(f"{what} must be a finite number >= 0, got {value!r}")
     resolved = None
     if comfort is not None:
@@ -180,6 +185,8 @@ def make_problem(
 
 
 def _require_finite(arr: AnyArray, what: str) -> None:
+    if np.isfinite(arr).all():
+        return
     bad = ~np.isfinite(arr).reshape(arr.shape[0], -1).all(axis=1)
     if np.any(bad):
         first = int(np.flatnonzero(bad)[0])

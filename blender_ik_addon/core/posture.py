@@ -47,8 +47,9 @@ def posture_of(chain: Chain, angles: FloatArray, weights: FloatArray,
     """``(comfort rotations (n, 3, 3), scale per joint (n,), ball joints (n,))`` for a comfort pose,
     remembered on the chain (every live frame asks again for the same pose)."""
     key = (angles.tobytes(), weights.tobytes(), float(reach))
-    return chain.memo("posture", key, lambda: (comfort_rotations(chain, angles), joint_scales(chain, weights, reach),
-                                               chain.ball_joints))
+    # A resolved comfort pose hands out the same arrays every solve: look them up by identity first.
+    return chain.memo_of(f"posture {reach!r}", (angles, weights), lambda: chain.memo("posture", key, lambda: (
+        comfort_rotations(chain, angles), joint_scales(chain, weights, reach), chain.ball_joints)))
 
 
 def inverse_left_jacobian(phi: FloatArray) -> FloatArray:

@@ -37,12 +37,20 @@ MAX_STEP: Final = 0.5  # radians: no angle turns more than this in one step (cli
 # -- Settling on the nearest pose (the null-space step toward the preferred pose) ----------------
 RESTORE_DAMPING: Final = 1e-6  # damping of the steps back onto the tip's solution set
 RESTORE_STEPS: Final = 2  # Gauss-Newton converges quadratically: two steps undo a second-order drift
+RESTORE_CLOSE: Final = 1e-6  # ...but the second is skipped once the tip cost is under this share of the
+# relax slack (the tip within a thousandth of it): near the optimum the drift is tiny and one step is enough
 SETTLE_ANGLE: Final = 1e-4  # radians: settled when the full null-space step toward ``p`` is this small
 FREEZE_PASSES: Final = 4  # at most this many times an angle on a limit is frozen and the step redone
+NEWTON_MAX_ANGLES: Final = 16  # Newton's step costs O(m^3) (about 3 us at 7 free angles, 30 us at 40): on
+# longer chains the gradient step's cheaper iterations win, and they take it
+NEWTON_RIDGE: Final = 1e-8  # added to the diagonal of Newton's system, relative to its largest entry,
+# so a direction the cost does not see (the aligned axes of an Euler joint at its gimbal lock) gets no
+# step. A system that is still not positive definite (the set curves the wrong way): the gradient step.
+# (Larger shifts were tried: they steer the hinge limb into its gimbal lock, 4.6 rad^2 from the nearest.)
 RELAX_GROW: Final = 2.0  # an accepted null-space step lets the next one be this much longer (up to full)
 RELAX_SHRINK: Final = 0.25  # a rejected one shortens the next by this factor
 RELAX_SCALE_MIN: Final = 1e-6  # below this scale no null-space step helps: settled (at a limit corner)
-RELAX_STEPS: Final = 24  # at most this many null-space steps per attempt, then the pose counts as settled:
+RELAX_STEPS: Final = 32  # at most this many null-space steps per attempt, then the pose counts as settled:
 # near a gimbal lock or on a strongly curved solution set the slide converges only linearly, and
 # a live frame cannot wait for it (the numpy backend pays about 2 ms a step)
 

@@ -91,15 +91,21 @@ def solve_batch(
     if poles is None and opts.method == "lm" and (comfort is None or np.all(np.asarray(comfort.weights) == 0)):
         # The pose nearest the comfort pose (the rest pose without one) is the answer, even at
         # zero comfort weight, unless a pole picks the bend (a rest pull would fight it).
-        angles = np.zeros(chain.n_dofs) if comfort is None else comfort.angles
-        comfort = ComfortPose(angles, rules.REST_WEIGHT)
+        if comfort is None:
+            comfort = chain.memo("rest_comfort", (), lambda: ComfortPose(np.zeros(chain.n_dofs), rules.REST_WEIGHT))
+        else:
+            comfort = ComfortPose(comfort.angles, rules.REST_WEIGHT)
     problem = make_problem(chain, targets, orientations=orientations, orientation_weight=opts.orientation_weight,
                            poles=poles, pole_weight=opts.pole_weight, comfort=comfort)
     count, dofs = problem.count, chain.n_dofs
     start = _initial_poses(chain, problem, initial, bend=opts.method == "lm")
     # Restarts perturb the comfort pose if there is one (the preferred posture), else each
     # target's own start pose, so a warm start (the previous frame) restarts nearby.
-    seed_poses = chain.clamp(problem.comfort[0])[None] if problem.comfort is not None else start
+    if problem.comfort is not None:
+        comfort_angles = problem.comfort[0]
+        seed_poses = chain.memo_of("seed_poses", (comfort_angles,), lambda: chain.clamp(comfort_angles)[None])
+    else:
+        seed_poses = start
     if use_compiled(problem, opts):
         unit, spread = restart_draws(dofs, opts)
         try:
@@ -154,8 +160,8 @@ def _near_turn(chain: Chain, q: FloatArray, around: FloatArray) -> FloatArray:
     The same rotations, so the same pose; but the same pose must give the same angles on every
     frame, or keys interpolate through an extra half or whole turn.
     """
-    unlimited = np.isinf(chain.lower) & np.isinf(chain.upper)
-    if not unlimited.any():
+    unlimited = chain.unlimited
+    if not chain.memo("any_unlimited", (), lambda: bool(unlimited.any())):
         return q
 
     def wrapped(angles: FloatArray) -> FloatArray:
@@ -212,6 +218,6 @@ def _initial_poses(chain: Chain, problem: Problem, initial: ArrayLike | None, *,
     if arr.ndim != 2 or arr.shape[1] != chain.n_dofs or arr.shape[0] not in (1, problem.count):
         raise IKInputError(f"initial poses must have shape ({problem.count}, {chain.n_dofs}) or "
                            f"({chain.n_dofs},), got {np.shape(initial)}")
-    if not np.all(np.isfinite(arr)):
+    if not np.isfinite(arr).all():
         raise IKInputError("initial pose contains NaN or infinite angles")
     return chain.clamp(arr)

@@ -24,7 +24,7 @@ from blender_ik_addon.core import (
     solve_batch,
 )
 from blender_ik_addon.core.compiled import numba_available, plan_of, posture_of, unsupported_reason, use_compiled
-from blender_ik_addon.core.examples import human_arm, tentacle, tutorial_arm
+from blender_ik_addon.core.examples import hinge_limb, human_arm, tentacle, tutorial_arm
 from blender_ik_addon.core.objectives import pole_alignment
 
 from .conftest import random_chain, reachable
@@ -114,10 +114,18 @@ def assert_backends_agree(compiled: SolveResult, numpy_result: SolveResult, *, s
     np.testing.assert_allclose(compiled.q[same], numpy_result.q[same], atol=1e-3, rtol=0)
 
 
+def _moved(chain: Chain) -> Chain:
+    """``chain`` with its root away from the world origin (an armature that is not at the origin)."""
+    base = np.eye(4)
+    base[:3, 3] = (2.0, 1.0, 0.5)
+    return chain.with_base(base)
+
+
 @needs_numba
 @pytest.mark.parametrize(("make", "same_pose"),
-                         [(tutorial_arm, True), (human_arm, True), (tentacle, True), (lambda: random_chain(2), False)],
-                         ids=["arm", "human", "tentacle", "mixed"])
+                         [(tutorial_arm, True), (human_arm, True), (tentacle, True), (lambda: random_chain(2), False),
+                          (lambda: _moved(human_arm()), True), (lambda: _moved(hinge_limb()), True)],
+                         ids=["arm", "human", "tentacle", "mixed", "human moved", "hinge limb moved"])
 def test_backends_give_the_same_answers(make, same_pose: bool) -> None:  # type: ignore[no-untyped-def]
     chain = make()
     targets, _ = reachable(chain, 120, seed=21)

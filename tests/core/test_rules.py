@@ -32,7 +32,7 @@ STATUS_NAMES = {"RUNNING", "CONVERGED", "STALLED", "MAX_ITER"}
 # What a home-made copy of a rule would be called (the names lm.py and kernel.py used before rules.py).
 RULE_LIKE = re.compile(r"^_?(STATUS_\w+|RUNNING|CONVERGED|STALLED|MAX_ITER|DAMPING\w*|RESTORE\w*|FRUITLESS\w*"
                        r"|RELAX\w*|LIMIT_EPS|REJECTIONS\w*|SECONDARY\w*|RESTART\w*|QUIET\w*|SETTLE\w*|FREEZE\w*"
-                       r"|SCALE_FLOOR|MAX_STEP|PRE_BEND|REST_WEIGHT|ITERATIONS\w*)$")
+                       r"|SCALE_FLOOR|MAX_STEP|PRE_BEND|REST_WEIGHT|ITERATIONS\w*|NEWTON\w*)$")
 # Numbers that are arithmetic, not rules: 0, 1, 2 (halves, squares), 3 (x, y, z) and the like.
 PLAIN_NUMBERS = {0.0, 0.5, 1.0, 2.0, 3.0}
 # Floors that keep a division or a solve finite (a length of 1e-12, a ridge on J J^T): numerics, not rules.
