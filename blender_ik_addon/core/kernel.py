@@ -302,13 +302,21 @@ def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: fl
     iterations = 0
     position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
     status = CONVERGED if _converged(position_error, orientation_error, rows, task) else RUNNING
+    trial_cost, trial_orientation_error, rejected = cost, orientation_error, False
     while status == RUNNING and iterations < max_iterations:
         _step(q, residual, jac, rows, lower, upper, damping, step, ws[10], ws[11], ws[12])
         _trust(step)
+        # A step clipped to MAX_STEP can come back unchanged after a rejection (the damping has not
+        # yet shrunk it below the clip): the same trial, so the same verdict, without evaluating it.
+        same = rejected
         for i in range(m):
-            trial_q[i] = min(max(q[i] + step[i], lower[i]), upper[i])
-        trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
+            value = min(max(q[i] + step[i], lower[i]), upper[i])
+            same = same and value == trial_q[i]
+            trial_q[i] = value
+        if not same:
+            trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
         iterations += 1
+        rejected = not trial_cost < cost
         if trial_cost < cost:
             negligible = cost - trial_cost <= QUIET_RELATIVE * max(cost, 1e-300) + 1e-30
             quiet = quiet + 1 if negligible else 0
@@ -387,12 +395,14 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
     best_error, best_orientation_error, iterations, best_status = _attempt(
         q_out, task, max_iterations, initial_damping, plan, ws)
     distance_rows = np.empty(3 * plan[3].shape[0])
-    best_distance = _comfort_distance(q_out, task, posture, plan, ws, distance_rows)
+    best_distance = np.inf  # measured once a restart is tried (most solves need none)
     fruitless = 0
     seed = ws[13]
     for k in range(unit.shape[0]):
         if k % RESTART_BLOCK == 0 and (best_status == CONVERGED or hopeless or fruitless >= FRUITLESS_RESTARTS):
             break
+        if k == 0:
+            best_distance = _comfort_distance(q_out, task, posture, plan, ws, distance_rows)
         _seed_pose(k, seed_base, unit, spread, lower, upper, seed)
         error, orientation_error, used, status = _attempt(seed, task, max_iterations, initial_damping, plan, ws)
         distance = _comfort_distance(seed, task, posture, plan, ws, distance_rows)
@@ -937,6 +947,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
     status = RUNNING
     if not can_relax and _converged(position_error, orientation_error, rows, task):
         status = CONVERGED
+    trial_cost, trial_orientation_error, rejected = cost, orientation_error, False
     while status == RUNNING and iterations < max_iterations:
         relax = can_relax and cost <= slack
         _step(q, residual, jac, rows, lower, upper, damping, step, work, small, vec)
@@ -944,13 +955,17 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
         if relax:
             gap = _secondary_step(q, jac, work, rows, pole_rows, sec[4], plan, relax_scale, step, small, vec, sws)
         _trust(step)
+        same = rejected and not relax  # _attempt: an unchanged tip step after a rejection is not evaluated again
         for i in range(m):
-            trial_q[i] = min(max(q[i] + step[i], lower[i]), upper[i])
-        trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
+            value = min(max(q[i] + step[i], lower[i]), upper[i])
+            same = same and value == trial_q[i]
+            trial_q[i] = value
+        if not same:
+            trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
         if relax:
             # lm._restore_tip: lightly damped Gauss-Newton steps back onto the tip's solution set.
             for r in range(RESTORE_STEPS):
-                if r > 0 and trial_cost <= RESTORE_CLOSE * slack:
+                if trial_cost <= RESTORE_CLOSE * slack:
                     break  # lm._restore_tip: close enough, a further step would not move it
                 _step(trial_q, trial_residual, trial_jac, rows, lower, upper, RESTORE_DAMPING, restore, work, small,
                       vec)
@@ -968,6 +983,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
             accept = trial_cost <= slack and trial_secondary_cost < secondary_cost
         else:
             accept = trial_cost < cost
+        rejected = not accept and not relax
         if accept:
             # Only the tip task's progress counts as quiet: the pull toward p settles by its own rule.
             negligible = cost - trial_cost <= QUIET_RELATIVE * max(cost, 1e-300) + 1e-30
@@ -1026,13 +1042,15 @@ def _solve_one_secondary(task: Task, sec: Task, flags: Flags, start: FloatArray,
         q_out, task, sec, flags, max_iterations, initial_damping, plan, ws, sws)
     restarts = unit.shape[0]
     best_alignment = _pole_alignment(q_out, task, sec, plan, ws, sws) if restarts > 0 else 1.0
-    best_distance = _secondary_distance(q_out, task, sec, plan, ws, sws) if restarts > 0 else 0.0
+    best_distance = np.inf  # measured once a restart is tried (most solves need none)
     fruitless = 0
     for k in range(restarts):
         if k % RESTART_BLOCK == 0:
             unfinished = best_status != CONVERGED and not hopeless and fruitless < FRUITLESS_RESTARTS
             if not (unfinished or best_alignment < 0):
                 break
+        if k == 0:
+            best_distance = _secondary_distance(q_out, task, sec, plan, ws, sws)
         _seed_pose(k, seed_base, unit, spread, lower, upper, seed)
         error, orientation_error, used, status = _attempt_secondary(
             seed, task, sec, flags, max_iterations, initial_damping, plan, ws, sws)

@@ -264,8 +264,7 @@ def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArra
     sub_q, sub_ev = q[index], _take(ev, index)
     for i in range(rules.RESTORE_STEPS):
         fix, _ = _step(sub, sub_q, sub_ev, np.full(index.size, rules.RESTORE_DAMPING), nothing_to_relax)
-        if i > 0:
-            fix[sub_ev.primary_cost <= rules.RESTORE_CLOSE * slack] = 0.0
+        fix[sub_ev.primary_cost <= rules.RESTORE_CLOSE * slack] = 0.0
         sub_q = problem.chain.clamp(sub_q + fix)
         # The secondary rows are only judged at the end (they are the costly part on numpy).
         sub_ev = evaluate(sub, sub_q, secondary_rows=i == rules.RESTORE_STEPS - 1)
