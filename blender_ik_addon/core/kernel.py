@@ -964,7 +964,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
             trial_cost, trial_orientation_error = _evaluate(trial_q, task, plan, trial_residual, trial_jac, ws)
         if relax:
             # lm._restore_tip: lightly damped Gauss-Newton steps back onto the tip's solution set.
-            for r in range(RESTORE_STEPS):
+            for _ in range(RESTORE_STEPS):
                 if trial_cost <= RESTORE_CLOSE * slack:
                     break  # lm._restore_tip: close enough, a further step would not move it
                 _step(trial_q, trial_residual, trial_jac, rows, lower, upper, RESTORE_DAMPING, restore, work, small,
