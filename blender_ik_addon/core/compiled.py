@@ -216,7 +216,7 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
         KernelError: numba could not compile or run the kernel here; it is not tried again in this
             session, and ``solve_batch`` falls back to numpy unless ``backend="numba"`` was asked for.
     """
-    kernel = kernel_module()
+    kernel = _kernel  # use_compiled() has just loaded it (and read IK_CHAINS_NUMBA) for this solve
     assert kernel is not None, "use_compiled() decides whether the kernel may be used"
     count, dofs = problem.count, problem.chain.n_dofs
     q = np.empty((count, dofs))
@@ -235,7 +235,7 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
     outputs = (q, error, orientation_error, iterations, status)
     budget = rules.iteration_budget(options.max_iterations, dofs)
     posture = posture_of(problem)
-    comfort_on = bool((posture[1] > 0).any())
+    comfort_on = problem.chain.memo_of("comfort on", (posture[1],), lambda: bool((posture[1] > 0).any()))
     # lm.lm_attempt's switches: reach-first tasks act only where the tip task leaves a null space.
     can_relax = problem.has_secondary and has_null_space(problem)
     try:

@@ -939,7 +939,8 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
     cost, orientation_error = _evaluate(q, task, plan, residual, jac, ws)
     posture_jac, trial_posture_jac = sws[12], sws[13]
     secondary_cost = _evaluate_secondary(q, target, sec, plan, secondary, secondary_jac, posture_jac, ws, sws)
-    if can_relax:
+    newton = can_relax and m <= NEWTON_MAX_ANGLES  # only Newton's step reads the kept kinematics
+    if newton:
         _keep_kinematics(ws, sws)
     position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
     damping, quiet, iterations = initial_damping, 0, 0
@@ -994,7 +995,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
             secondary[:] = trial_secondary
             secondary_jac[:, :] = trial_secondary_jac
             posture_jac[:, :] = trial_posture_jac
-            if can_relax:
+            if newton:
                 _keep_kinematics(ws, sws)
             cost, orientation_error, secondary_cost = trial_cost, trial_orientation_error, trial_secondary_cost
             position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)

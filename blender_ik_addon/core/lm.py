@@ -23,6 +23,7 @@ unfinished target at once:
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -509,5 +510,7 @@ def beyond_reach(problem: Problem, options: SolverOptions) -> AnyArray:
     sum of the link lengths (measured in world space, so a scaled base is accounted for).
     """
     centre, longest = problem.chain.reach_sphere
+    if problem.count == 1:  # a live frame's single solve: plain floats beat numpy's call overhead
+        return np.array([math.dist(problem.positions[0], centre) > longest + options.tolerance])
     offset = problem.positions - centre
     return np.asarray((offset * offset).sum(axis=1) > (longest + options.tolerance) ** 2)

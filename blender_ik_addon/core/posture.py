@@ -46,10 +46,13 @@ def posture_of(chain: Chain, angles: FloatArray, weights: FloatArray,
                reach: float) -> tuple[FloatArray, FloatArray, AnyArray]:
     """``(comfort rotations (n, 3, 3), scale per joint (n,), ball joints (n,))`` for a comfort pose,
     remembered on the chain (every live frame asks again for the same pose)."""
-    key = (angles.tobytes(), weights.tobytes(), float(reach))
+    def by_value() -> tuple[FloatArray, FloatArray, AnyArray]:
+        key = (angles.tobytes(), weights.tobytes(), float(reach))
+        return chain.memo("posture", key, lambda: (
+            comfort_rotations(chain, angles), joint_scales(chain, weights, reach), chain.ball_joints))
+
     # A resolved comfort pose hands out the same arrays every solve: look them up by identity first.
-    return chain.memo_of(f"posture {reach!r}", (angles, weights), lambda: chain.memo("posture", key, lambda: (
-        comfort_rotations(chain, angles), joint_scales(chain, weights, reach), chain.ball_joints)))
+    return chain.memo_of("posture of", (angles, weights), by_value, extra=(reach,))
 
 
 def inverse_left_jacobian(phi: FloatArray) -> FloatArray:

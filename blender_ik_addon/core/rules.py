@@ -36,10 +36,11 @@ MAX_STEP: Final = 0.5  # radians: no angle turns more than this in one step (cli
 
 # -- Settling on the nearest pose (the null-space step toward the preferred pose) ----------------
 RESTORE_DAMPING: Final = 1e-6  # damping of the steps back onto the tip's solution set
-RESTORE_STEPS: Final = 2  # Gauss-Newton converges quadratically: two steps undo a second-order drift
-RESTORE_CLOSE: Final = 1e-6  # ...but none is taken once the tip cost is under this share of the relax
-# slack (the tip within a thousandth of it): near the optimum the drift is tiny
-SETTLE_ANGLE: Final = 1e-4  # radians: settled when the full null-space step toward ``p`` is this small
+RESTORE_STEPS: Final = 4  # Gauss-Newton converges quadratically: a few steps undo a second-order drift
+# (with two, a long first step toward p was often refused, and the pull restarted at a quarter of it)
+RESTORE_CLOSE: Final = 1e-6  # ...and it stops once the tip cost is under this share of the relax slack
+# (the tip within a thousandth of it): near the optimum the drift is tiny and no step is taken
+SETTLE_ANGLE: Final = 1e-3  # radians (0.06 deg): settled when the full step toward ``p`` is this small
 FREEZE_PASSES: Final = 4  # at most this many times an angle on a limit is frozen and the step redone
 NEWTON_MAX_ANGLES: Final = 16  # Newton's step costs O(m^3) (about 3 us at 7 free angles, 30 us at 40): on
 # longer chains the gradient step's cheaper iterations win, and they take it
