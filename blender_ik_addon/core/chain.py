@@ -334,7 +334,8 @@ class Chain:
             table[key] = make()
         return table[key]  # type: ignore[no-any-return]
 
-    def memo_of(self, name: str, sources: tuple[object, ...], make: Callable[[], T], extra: tuple[object, ...] = ()) -> T:
+    def memo_of(self, name: str, sources: tuple[object, ...], make: Callable[[], T],
+                extra: tuple[object, ...] = ()) -> T:
         """:meth:`memo` keyed by the identity of ``sources`` (arrays the chain's memos hand out,
         such as a resolved comfort pose), which costs nothing to hash, and by the values ``extra``.
         The entry keeps the sources alive, so no other object can take their ids while it is
