@@ -194,12 +194,15 @@ def _newton_step(chain: Chain, q: FloatArray, jac2: FloatArray, free_jac: FloatA
     largest = np.einsum("fii->fi", system).max(axis=1)
     system += (rules.NEWTON_RIDGE * largest)[:, None, None] * np.eye(m)
     posed = np.ones(count, dtype=bool)
-    for f in range(count):
-        try:
-            np.linalg.cholesky(system[f])
-        except np.linalg.LinAlgError:
-            posed[f] = False
-            system[f] = np.eye(m)
+    try:
+        np.linalg.cholesky(system)  # all at once; only a failure needs the target-by-target look
+    except np.linalg.LinAlgError:
+        for f in range(count):
+            try:
+                np.linalg.cholesky(system[f])
+            except np.linalg.LinAlgError:
+                posed[f] = False
+                system[f] = np.eye(m)
     return np.linalg.solve(system, -projected[..., None])[..., 0], posed
 
 
