@@ -19,9 +19,11 @@ the kernel here, ``"auto"`` warns once and solves with numpy for the rest of the
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 import warnings
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -54,12 +56,36 @@ def kernel_module() -> ModuleType | None:
         return None
     if _kernel is None and _kernel_error is None:
         try:
+            forget_stale_kernel_cache(Path(__file__).with_name("__pycache__"))
             _kernel = importlib.import_module(f"{__package__}.kernel")
         except ImportError as err:  # numba missing, or built for another numpy
             _kernel_error = f"numba is not available ({err})"
         except Exception as err:  # e.g. numba finds no writable cache folder (RuntimeError at import)
             _kernel_error = f"numba could not load the kernel ({type(err).__name__}: {err})"
     return _kernel
+
+
+def forget_stale_kernel_cache(folder: Path) -> bool:
+    """Delete numba's cached kernel in ``folder`` if it was compiled against other rules; True if it did.
+
+    numba compiles the constants of ``rules.py`` into the kernel but decides whether its on-disk
+    cache is current from ``kernel.py`` alone, so a changed rule would keep running with its old
+    value. A stamp file holds a hash of the rules the cache was built with. Best effort: a
+    read-only install (no cache there either) or a cache elsewhere (``NUMBA_CACHE_DIR``) is left alone.
+    """
+    digest = hashlib.sha256(Path(__file__).with_name("rules.py").read_bytes()).hexdigest()[:16]
+    stamp = folder / "kernel.rules-stamp"
+    try:
+        if stamp.is_file() and stamp.read_text(encoding="ascii") == digest:
+            return False
+        stale = [*folder.glob("kernel.*.nbi"), *folder.glob("kernel.*.nbc")] if folder.is_dir() else []
+        for path in stale:
+            path.unlink()
+        folder.mkdir(exist_ok=True)  # before numba's first compile: the stamp then vouches for it
+        stamp.write_text(digest, encoding="ascii")
+        return bool(stale)
+    except OSError:
+        return False
 
 
 class KernelError(RuntimeError):

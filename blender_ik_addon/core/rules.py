@@ -38,8 +38,9 @@ MAX_STEP: Final = 0.5  # radians: no angle turns more than this in one step (cli
 RESTORE_DAMPING: Final = 1e-6  # damping of the steps back onto the tip's solution set
 RESTORE_STEPS: Final = 4  # Gauss-Newton converges quadratically: a few steps undo a second-order drift
 # (with two, a long first step toward p was often refused, and the pull restarted at a quarter of it)
-RESTORE_CLOSE: Final = 1e-6  # ...and it stops once the tip cost is under this share of the relax slack
-# (the tip within a thousandth of it): near the optimum the drift is tiny and no step is taken
+RESTORE_CLOSE: Final = 1e-2  # ...and it stops once the tip cost is under this share of the relax slack
+# (the tip within a tenth of it, 5 % of the tolerance): near the optimum the drift is that small and no
+# step is taken; the next iteration's tip step takes the rest back
 SETTLE_ANGLE: Final = 1e-3  # radians (0.06 deg): settled when the full step toward ``p`` is this small
 FREEZE_PASSES: Final = 4  # at most this many times an angle on a limit is frozen and the step redone
 NEWTON_MAX_ANGLES: Final = 16  # Newton's step costs O(m^3) (about 3 us at 7 free angles, 30 us at 40): on

@@ -243,6 +243,28 @@ def test_importing_the_core_does_not_import_numba() -> None:
     assert out.stdout.strip() == "False"
 
 
+def test_a_kernel_cache_built_with_other_rules_is_deleted(tmp_path: Path) -> None:
+    # numba judges its cache by kernel.py alone; rules.py's constants are compiled in.
+    from blender_ik_addon.core.compiled import forget_stale_kernel_cache
+
+    folder = tmp_path / "__pycache__"
+    folder.mkdir()
+    old = [folder / "kernel._attempt-284.py311.nbi", folder / "kernel._attempt-284.py311.1.nbc"]
+    other = folder / "chain.cpython-311.pyc"
+    for path in (*old, other):
+        path.write_bytes(b"x")
+    assert forget_stale_kernel_cache(folder)  # no stamp: built with unknown rules
+    assert not any(path.exists() for path in old) and other.exists()
+    fresh = folder / "kernel._attempt-284.py311.nbi"
+    fresh.write_bytes(b"y")  # numba compiles with today's rules
+    assert not forget_stale_kernel_cache(folder)
+    assert fresh.exists()
+    (folder / "kernel.rules-stamp").write_text("0" * 16, encoding="ascii")  # rules.py changed since
+    assert forget_stale_kernel_cache(folder)
+    assert not fresh.exists()
+    assert not forget_stale_kernel_cache(tmp_path / "absent" / "__pycache__")  # cannot create: left alone
+
+
 def test_disabling_numba_falls_back_to_numpy_and_says_why() -> None:
     code = (
         "from blender_ik_addon.core import SolverOptions, solve, IKInputError\n"
