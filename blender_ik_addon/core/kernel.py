@@ -738,7 +738,8 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
         if not pushing:
             break
     # Newton needs the projection of the final active set (not one the last pass just changed).
-    if m <= NEWTON_MAX_ANGLES and not pushing and _newton_step(work, rows, pole_rows, posture_on, plan, vec, sws):
+    newton_posed = m <= NEWTON_MAX_ANGLES and not pushing
+    if newton_posed and _newton_step(q, work, rows, pole_rows, posture_on, plan, vec, sws):
         newton, gap = sws[23], 0.0
         for i in range(m):
             gap = max(gap, abs(newton[i]))
@@ -769,20 +770,21 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
 
 
 @_jit
-def _newton_step(work: FloatArray, rows: int, pole_rows: int, posture_on: bool, plan: Plan, vec: FloatArray,
-                 sws: Workspace) -> bool:
+def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, posture_on: bool, plan: Plan,
+                 vec: FloatArray, sws: Workspace) -> bool:
     """``lm._newton_step``: Newton's step toward the nearest pose along the tip's solution set into
     ``sws[23]``, after :func:`_secondary_step`'s projection (``work``: the free angles' primary
     Jacobian; ``vec[:rows]``: ``(J J^T)^-1 J g``; ``sws[3]``: the projected gradient ``P g``;
     ``sws[11]``: the frozen angles). Returns False where it is not well posed (the system has no
-    Cholesky factor), leaving the gradient step in charge.
+    Cholesky factor, or the step pushes a free angle that sits on a limit outward), leaving the
+    gradient step in charge.
 
     ``P = D - W^T A`` with ``A = (W W^T)^-1 W`` (``D``: 1 on free angles) has rank ``rows`` off
     the identity, so ``P H P`` is built from ``(m, rows)`` products in ``O(m^2 rows)``, not the
     ``O(m^3)`` of two dense products.
     """
     m = work.shape[1]
-    base, rank, dof_joint = plan[9], plan[13], plan[11]
+    lower, upper, base, rank, dof_joint = plan[0], plan[1], plan[9], plan[13], plan[11]
     gradient, secondary_jac, frozen, posture_jac = sws[3], sws[8], sws[11], sws[12]
     axes, origins, tip = sws[14], sws[15], sws[16]
     hessian, system, inverse, part, twice, outer, newton = sws[17], sws[18], sws[19], sws[20], sws[21], sws[22], sws[23]
@@ -885,6 +887,10 @@ def _newton_step(work: FloatArray, rows: int, pole_rows: int, posture_on: bool, 
         for k in range(i + 1, m):
             total -= system[k, i] * newton[k]
         newton[i] = total / system[i, i]
+    for i in range(m):  # a free angle on a limit pushed outward: the clamp would bend the step
+        if not frozen[i] and ((q[i] <= lower[i] + LIMIT_EPS and newton[i] < 0)
+                              or (q[i] >= upper[i] - LIMIT_EPS and newton[i] > 0)):
+            return False
     return True
 
 

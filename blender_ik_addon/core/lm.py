@@ -183,8 +183,9 @@ def _newton_step(chain: Chain, q: FloatArray, jac2: FloatArray, free_jac: FloatA
     Lagrangian ``0.5 |r2|^2 + l . r1`` minimises the quadratic model with Hessian
     ``H = J2^T J2 + l . d2 r1`` (:func:`_curvature`) over the null space: ``P H P y + (I - P) y =
     -P g`` with ``P`` the projector onto the free angles' null space (frozen angles get ``y = 0``).
-    Well posed where that matrix is positive definite (a Cholesky factorisation exists); elsewhere
-    (the model has no minimum along the set) the caller keeps the gradient step.
+    Well posed where that matrix is positive definite (a Cholesky factorisation exists) and the
+    step does not push an angle that sits on a limit outward (the clamp would bend it out of the
+    null space, and no length of it might help); elsewhere the caller keeps the gradient step.
     """
     count, m = q.shape
     inverse_part = np.linalg.solve(gram, free_jac)  # (J J^T)^-1 J, (F, rows, m)
@@ -203,7 +204,10 @@ def _newton_step(chain: Chain, q: FloatArray, jac2: FloatArray, free_jac: FloatA
             except np.linalg.LinAlgError:
                 posed[f] = False
                 system[f] = np.eye(m)
-    return np.linalg.solve(system, -projected[..., None])[..., 0], posed
+    newton = np.linalg.solve(system, -projected[..., None])[..., 0]
+    outward = (((q <= chain.lower + rules.LIMIT_EPS) & (newton < 0))
+               | ((q >= chain.upper - rules.LIMIT_EPS) & (newton > 0)))
+    return newton, posed & ~(outward & ~frozen).any(axis=1)
 
 
 def _curvature(chain: Chain, q: FloatArray, multipliers: FloatArray) -> FloatArray:
