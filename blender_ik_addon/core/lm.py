@@ -9,10 +9,12 @@ unfinished target at once:
 2. Damped Gauss-Newton step on the primary task: ``(J^T J + lam D) dq = -J^T r`` with
    Marquardt scaling ``D = diag(J^T J)``, shortened so no angle turns more than
    ``rules.MAX_STEP`` (a trust region: from a straight start the chain bends gradually).
-3. Once the tip has arrived, the secondary tasks (the pull toward ``p``, and a pole) add ``s N z``
-   where ``z`` is the Gauss-Newton step on the secondary cost, ``N = I - J^T (J J^T)^-1 J``
-   projects it onto the null space of the tip task, and ``s`` (up to 1) grows after accepted steps
-   and shrinks after rejected ones. Two lightly damped steps then put the tip back.
+3. Once the tip has arrived, the secondary tasks (the pull toward ``p``, and a pole) add ``s z``,
+   a step along the tip's solution set: Newton's step on the Lagrangian, with the tip's second
+   derivatives (:func:`_newton_step`; chains up to ``rules.NEWTON_MAX_ANGLES`` free angles, where
+   it is well posed), else the secondary gradient projected by ``N = I - J^T (J J^T)^-1 J`` onto
+   the null space of the tip task, at its Gauss-Newton length. ``s`` (up to 1) grows after
+   accepted steps and shrinks after rejected ones. Lightly damped steps then put the tip back.
 4. The trial is projected onto the limits, evaluated, and accepted if it lowers the cost
    (lexicographically: primary first, secondary once the tip is well inside tolerance).
 5. An attempt ends when the tip is within tolerance and the full null-space step is under
