@@ -198,14 +198,12 @@ def _newton_step(chain: Chain, q: FloatArray, jac2: FloatArray, free_jac: FloatA
     system += (rules.NEWTON_RIDGE * largest)[:, None, None] * np.eye(m)
     posed = np.ones(count, dtype=bool)
     try:
-        np.linalg.cholesky(system)  # all at once; only a failure needs the target-by-target look
+        np.linalg.cholesky(system)  # all at once: the usual case
     except np.linalg.LinAlgError:
-        for f in range(count):
-            try:
-                np.linalg.cholesky(system[f])
-            except np.linalg.LinAlgError:
-                posed[f] = False
-                system[f] = np.eye(m)
+        # Which ones are not positive definite: by their eigenvalues, batched (a Cholesky per target
+        # costs a Python call each, every iteration of a ball-jointed chain, where Newton rarely holds).
+        posed = np.linalg.eigvalsh(system)[:, 0] > 0
+        system[~posed] = np.eye(m)
     newton = np.linalg.solve(system, -projected[..., None])[..., 0]
     outward = (((q <= chain.lower + rules.LIMIT_EPS) & (newton < 0))
                | ((q >= chain.upper - rules.LIMIT_EPS) & (newton > 0)))
