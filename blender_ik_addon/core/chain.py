@@ -366,6 +366,11 @@ class Chain:
         """``(m,)`` True for free angles with no limit either way (they may wrap by whole turns)."""
         return np.asarray(np.isinf(self.lower) & np.isinf(self.upper))
 
+    @cached_property
+    def any_unlimited(self) -> bool:
+        """Some free angle has no limit either way."""
+        return bool(self.unlimited.any())
+
     def compress(self, angles: ArrayLike) -> FloatArray:
         """Free angles ``(..., m)`` from per-joint angles ``(..., n, 3)``."""
         arr = np.asarray(angles, dtype=np.float64)

@@ -271,10 +271,8 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
                               float(options.orientation_tolerance), budget, float(options.initial_damping),
                               posture, plan_of(chain), *outputs)
         else:  # a pole (it also picks the branch, at any weight) or a reach-first pull in a null space
-            # No pole, no pole rows: a zero weight (the kernel would otherwise aim at its stand-in
-            # pole, the world origin).
-            pole_weight = float(problem.pole_weight) if problem.poles is not None else 0.0
-            sec_shared = (problem.poles is not None, pole_weight, posture, comfort_on, float(problem.reach))
+            sec_shared = (problem.poles is not None, float(problem.pole_weight), posture, comfort_on,
+                          float(problem.reach))
             flags = (can_relax, problem.has_secondary, relax_slack(options))
             settings = (float(orientation_scale), float(options.tolerance), float(options.orientation_tolerance),
                         budget, float(options.initial_damping))

@@ -738,8 +738,8 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
         if not pushing:
             break
     # Newton needs the projection of the final active set (not one the last pass just changed).
-    newton_posed = m <= NEWTON_MAX_ANGLES and not pushing
-    if newton_posed and _newton_step(q, work, rows, pole_rows, posture_on, plan, vec, sws):
+    newton_allowed = m <= NEWTON_MAX_ANGLES and not pushing
+    if newton_allowed and _newton_step(q, work, rows, pole_rows, posture_on, plan, vec, sws):
         newton, gap = sws[23], 0.0
         for i in range(m):
             gap = max(gap, abs(newton[i]))
@@ -1087,7 +1087,8 @@ def solve_many_secondary(targets: FloatArray, orientations: FloatArray, poles: F
     damping); ``flags`` as :func:`_attempt_secondary` takes them."""
     orientation_scale, tolerance, orientation_tolerance, max_iterations, initial_damping = settings
     has_pole, pole_weight, posture, has_comfort, reach = sec_shared
-    pole_weight = pole_weight if has_pole else 0.0  # no pole rows without a pole
+    # No pole, no pole rows: the stand-in pole (the world origin) must not pull the chain.
+    pole_weight = pole_weight if has_pole else 0.0
     m, n = q_out.shape[1], plan[3].shape[0]
     pole_rows = 3 * (n - 1) if pole_weight > 0 and n >= 2 else 0
     rows = pole_rows + (3 * n if has_comfort else 0)

@@ -160,9 +160,9 @@ def _near_turn(chain: Chain, q: FloatArray, around: FloatArray) -> FloatArray:
     The same rotations, so the same pose; but the same pose must give the same angles on every
     frame, or keys interpolate through an extra half or whole turn.
     """
-    unlimited = chain.unlimited
-    if not chain.memo("any_unlimited", (), lambda: bool(unlimited.any())):
+    if not chain.any_unlimited:
         return q
+    unlimited = chain.unlimited
 
     def wrapped(angles: FloatArray) -> FloatArray:
         return np.asarray(np.where(unlimited, around + np.remainder(angles - around + np.pi, 2.0 * np.pi) - np.pi,
