@@ -49,12 +49,13 @@ from .rules import (
     LIMIT_EPS,
     MAX_ITER,
     MAX_STEP,
+    NEWTON_LIMIT_BAND,
     NEWTON_MAX_ANGLES,
     NEWTON_RIDGE,
     QUIET_RELATIVE,
     QUIET_TO_STALL,
     RELAX_GROW,
-    RELAX_SCALE_MIN,
+    RELAX_RADIUS_MIN,
     RELAX_SHRINK,
     RELAX_STEPS,
     RESTART_BLOCK,
@@ -76,6 +77,10 @@ Task = tuple[Any, ...]  # (target (3,), orientation (3, 3), orientation scale, t
 Flags = tuple[Any, ...]  # (can relax, problem has secondary tasks, relax slack), see _attempt_secondary
 
 _jit = njit(cache=True, nogil=True, fastmath=False)
+# For small functions called every iteration with the workspace tuples: numba passes a tuple of
+# arrays by value (each array's reference count and fields, ~2.5 ns an array), so a call that
+# hands on ~60 arrays costs more than the few rows it computes. Inlined, it costs nothing.
+_jit_inline = njit(cache=True, nogil=True, fastmath=False, inline="always")
 
 
 @_jit
@@ -550,7 +555,7 @@ def _pole_rows(target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
     return int(3 * (n - 1))
 
 
-@_jit
+@_jit_inline
 def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: FloatArray, out_jac: FloatArray,
                   first: int, with_jacobian: bool) -> float:
     """The distance from the comfort pose (``posture.posture_terms``), after :func:`_evaluate` at
@@ -638,7 +643,7 @@ def _inverse_left_jacobian(px: float, py: float, pz: float, out: FloatArray) -> 
     out[2, 1] = -0.5 * px + coefficient * py * pz
 
 
-@_jit
+@_jit_inline
 def _evaluate_secondary(q: FloatArray, target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
                         secondary_jac: FloatArray, posture_jac: FloatArray, ws: Workspace, sws: Workspace) -> float:
     """The secondary rows of :func:`.objectives.evaluate` at ``q``, after :func:`_evaluate` at the
@@ -675,13 +680,14 @@ def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Worksp
 
 @_jit
 def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int, pole_rows: int, posture_on: bool,
-                    plan: Plan, relax_scale: float, step: FloatArray, small: FloatArray, vec: FloatArray,
-                    sws: Workspace) -> float:
-    """Add ``relax_scale`` times the full reach-first step to ``step`` (``lm._secondary_step``):
-    Newton's step along the tip's solution set where it is well posed (:func:`_newton_step`), else
-    the secondary gradient, kept off the limits, projected onto the null space of the primary
-    Jacobian ``jac`` (copied into the scratch ``work``, where frozen angles' columns are zeroed),
-    scaled by its Gauss-Newton length. Returns the full step's largest angle."""
+                    plan: Plan, relax_radius: float, step: FloatArray, small: FloatArray, vec: FloatArray,
+                    sws: Workspace) -> tuple[float, float]:
+    """Add the reach-first step, shortened to ``relax_radius``, to ``step`` (``lm._secondary_step``
+    and ``lm._step``): Newton's step along the tip's solution set where it is well posed
+    (:func:`_newton_step`; shortened to end on a limit it would cross), else the secondary
+    gradient, kept off the limits, projected onto the null space of the primary Jacobian ``jac``
+    (copied into the scratch ``work``, where frozen angles' columns are zeroed), scaled by its
+    Gauss-Newton length. Returns the full step's largest angle and the size of the part added."""
     m = q.shape[0]
     lower, upper, dof_joint = plan[0], plan[1], plan[11]
     gradient, secondary, secondary_jac, posture_jac = sws[3], sws[7], sws[8], sws[12]
@@ -700,6 +706,8 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
         at_lower, at_upper = q[i] <= lower[i] + LIMIT_EPS, q[i] >= upper[i] - LIMIT_EPS
         frozen[i] = 1.0 if (at_lower and g > 0) or (at_upper and g < 0) else 0.0
     length = 0.0
+    newton_allowed = m <= NEWTON_MAX_ANGLES
+    posed = False
     for _ in range(FREEZE_PASSES):
         # lm._secondary_step's active set: frozen angles drop out of the gradient and the Jacobian.
         for i in range(m):
@@ -735,16 +743,28 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
                                   or (q[i] >= upper[i] - LIMIT_EPS and gradient[i] < 0)):
                 frozen[i] = 1.0
                 pushing = True
-        if not pushing:
+        if pushing:
+            continue  # Newton needs the projection of the final active set
+        if not newton_allowed:
             break
-    # Newton needs the projection of the final active set (not one the last pass just changed).
-    newton_allowed = m <= NEWTON_MAX_ANGLES and not pushing
-    if newton_allowed and _newton_step(q, work, rows, pole_rows, posture_on, plan, vec, sws):
-        newton, gap = sws[23], 0.0
+        posed, refrozen = _newton_step(q, work, rows, pole_rows, posture_on, plan, vec, sws)
+        if not refrozen:
+            break  # else the angles it would carry across a near limit are frozen: project again
+        posed = False
+    if posed:
+        newton, gap, shortened = sws[23], 0.0, 1.0
         for i in range(m):
             gap = max(gap, abs(newton[i]))
-            step[i] += relax_scale * newton[i]
-        return gap
+            # lm._secondary_step: shortened to end on a limit it would cross farther away.
+            if newton[i] < 0:
+                shortened = min(shortened, (lower[i] - q[i]) / newton[i])
+            elif newton[i] > 0:
+                shortened = min(shortened, (upper[i] - q[i]) / newton[i])
+        taken = min(gap, relax_radius)
+        share = taken / max(gap, 1e-300) * shortened
+        for i in range(m):
+            step[i] += share * newton[i]
+        return gap, taken
     bend = 0.0  # |J2 projected|^2: the pole rows, then the comfort rows joint by joint
     for r in range(pole_rows):
         total = 0.0
@@ -764,20 +784,24 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
     full = length / (bend + 1e-300)
     gap = 0.0
     for i in range(m):
-        gap = max(gap, abs(full * gradient[i]))
-        step[i] -= relax_scale * full * gradient[i]
-    return gap
+        gap = max(gap, abs(-full * gradient[i]))
+    taken = min(gap, relax_radius)
+    share = taken / max(gap, 1e-300)
+    for i in range(m):
+        step[i] += share * (-full * gradient[i])
+    return gap, taken
 
 
 @_jit
 def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, posture_on: bool, plan: Plan,
-                 vec: FloatArray, sws: Workspace) -> bool:
+                 vec: FloatArray, sws: Workspace) -> tuple[bool, bool]:
     """``lm._newton_step``: Newton's step toward the nearest pose along the tip's solution set into
     ``sws[23]``, after :func:`_secondary_step`'s projection (``work``: the free angles' primary
     Jacobian; ``vec[:rows]``: ``(J J^T)^-1 J g``; ``sws[3]``: the projected gradient ``P g``;
-    ``sws[11]``: the frozen angles). Returns False where it is not well posed (the system has no
-    Cholesky factor, or the step pushes a free angle that sits on a limit outward), leaving the
-    gradient step in charge.
+    ``sws[11]``: the frozen angles). Returns ``(posed, refrozen)``: not posed where the system has
+    no Cholesky factor (the gradient step is left in charge); refrozen where the step would carry
+    a free angle that is nearer a limit than ``NEWTON_LIMIT_BAND`` across it (those angles are
+    frozen in ``sws[11]``, and the caller projects again).
 
     ``P = D - W^T A`` with ``A = (W W^T)^-1 W`` (``D``: 1 on free angles) has rank ``rows`` off
     the identity, so ``P H P`` is built from ``(m, rows)`` products in ``O(m^2 rows)``, not the
@@ -876,7 +900,7 @@ def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, pos
     for i in range(m):
         system[i, i] += NEWTON_RIDGE * largest
     if not _cholesky(system, m):
-        return False
+        return False, False
     for i in range(m):  # L z = -P g
         total = -gradient[i]
         for k in range(i):
@@ -887,11 +911,14 @@ def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, pos
         for k in range(i + 1, m):
             total -= system[k, i] * newton[k]
         newton[i] = total / system[i, i]
-    for i in range(m):  # a free angle on a limit pushed outward: the clamp would bend the step
-        if not frozen[i] and ((q[i] <= lower[i] + LIMIT_EPS and newton[i] < 0)
-                              or (q[i] >= upper[i] - LIMIT_EPS and newton[i] > 0)):
-            return False
-    return True
+    refrozen = False
+    for i in range(m):  # past a limit within the band: frozen there (the clamp would bend the step)
+        if not frozen[i] and ((newton[i] < 0 and q[i] + newton[i] < lower[i] and q[i] < lower[i] + NEWTON_LIMIT_BAND)
+                              or (newton[i] > 0 and q[i] + newton[i] > upper[i]
+                                  and q[i] > upper[i] - NEWTON_LIMIT_BAND)):
+            frozen[i] = 1.0
+            refrozen = True
+    return True, refrozen
 
 
 @_jit
@@ -928,9 +955,10 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
                        initial_damping: float, plan: Plan, ws: Workspace,
                        sws: Workspace) -> tuple[float, float, int, int]:
     """:func:`_attempt` with reach-first secondary tasks (``lm.lm_attempt`` in full): once the tip
-    is well inside tolerance, each step adds ``relax_scale`` times the null-space step and two
-    lightly damped steps restore the tip; acceptance is lexicographic (reach first, then the
-    secondary cost); the attempt settles when the full null-space step is under ``SETTLE_ANGLE``.
+    is well inside tolerance, each step adds the null-space step (within a trust radius that grows
+    after accepted steps and shrinks below refused ones) and up to ``RESTORE_STEPS`` lightly damped
+    steps restore the tip; acceptance is lexicographic (reach first, then the secondary cost); the
+    attempt settles when the full null-space step is under ``SETTLE_ANGLE``.
 
     ``flags``: (can relax: the tip task leaves a null space, problem has secondary tasks, relax slack).
     """
@@ -950,7 +978,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
         _keep_kinematics(ws, sws)
     position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
     damping, quiet, iterations = initial_damping, 0, 0
-    relax_scale, gap, relaxed = 1.0, np.inf, 0
+    relax_radius, gap, taken, relaxed = np.inf, np.inf, 0.0, 0  # the null-space step's trust radius
     status = RUNNING
     if not can_relax and _converged(position_error, orientation_error, rows, task):
         status = CONVERGED
@@ -960,7 +988,8 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
         _step(q, residual, jac, rows, lower, upper, damping, step, work, small, vec)
         gap = np.inf
         if relax:
-            gap = _secondary_step(q, jac, work, rows, pole_rows, sec[4], plan, relax_scale, step, small, vec, sws)
+            gap, taken = _secondary_step(q, jac, work, rows, pole_rows, sec[4], plan, relax_radius, step, small, vec,
+                                         sws)
         _trust(step)
         same = rejected and not relax  # _attempt: an unchanged tip step after a rejection is not evaluated again
         for i in range(m):
@@ -1007,14 +1036,14 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
             position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
             damping = max(damping / DAMPING_DOWN, DAMPING_MIN)
             if relax:
-                relax_scale = min(1.0, relax_scale * RELAX_GROW)
+                relax_radius *= RELAX_GROW
         else:
             damping *= DAMPING_UP
             if relax:
-                relax_scale *= RELAX_SHRINK
+                relax_radius = taken * RELAX_SHRINK
         reached = _converged(position_error, orientation_error, rows, task)
         # Reached, and (with a null space) the full step toward p is tiny or no such step helps.
-        settled = reached and (not can_relax or gap < SETTLE_ANGLE or relax_scale < RELAX_SCALE_MIN
+        settled = reached and (not can_relax or gap < SETTLE_ANGLE or relax_radius < RELAX_RADIUS_MIN
                                or relaxed >= RELAX_STEPS)
         if settled:
             status = CONVERGED

@@ -9,12 +9,13 @@ unfinished target at once:
 2. Damped Gauss-Newton step on the primary task: ``(J^T J + lam D) dq = -J^T r`` with
    Marquardt scaling ``D = diag(J^T J)``, shortened so no angle turns more than
    ``rules.MAX_STEP`` (a trust region: from a straight start the chain bends gradually).
-3. Once the tip has arrived, the secondary tasks (the pull toward ``p``, and a pole) add ``s z``,
+3. Once the tip has arrived, the secondary tasks (the pull toward ``p``, and a pole) add ``z``,
    a step along the tip's solution set: Newton's step on the Lagrangian, with the tip's second
    derivatives (:func:`_newton_step`; chains up to ``rules.NEWTON_MAX_ANGLES`` free angles, where
-   it is well posed), else the secondary gradient projected by ``N = I - J^T (J J^T)^-1 J`` onto
-   the null space of the tip task, at its Gauss-Newton length. ``s`` (up to 1) grows after
-   accepted steps and shrinks after rejected ones. Lightly damped steps then put the tip back.
+   it is well posed; shortened to end on a limit it would cross), else the secondary gradient
+   projected by ``N = I - J^T (J J^T)^-1 J`` onto the null space of the tip task, at its
+   Gauss-Newton length. ``z`` is shortened to a trust radius (radians) that grows after accepted
+   steps and drops below the size of a refused one. Lightly damped steps then put the tip back.
 4. The trial is projected onto the limits, evaluated, and accepted if it lowers the cost
    (lexicographically: primary first, secondary once the tip is well inside tolerance).
 5. An attempt ends when the tip is within tolerance and the full null-space step is under
@@ -93,11 +94,12 @@ def relax_slack(options: SolverOptions) -> float:
 
 
 def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
-          relax_scale: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """The projected LM step, and ``(F,)`` the size (largest angle, radians) of the full
-    null-space step toward the secondary optimum (``inf`` where ``relax_scale`` is 0: not relaxing).
+          relax_radius: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """The projected LM step; ``(F,)`` the size (largest angle, radians) of the full null-space
+    step toward the secondary optimum (``inf`` where ``relax_radius`` is 0: not relaxing); and
+    ``(F,)`` the size of the part of it taken.
 
-    ``relax_scale`` ``(F,)``: how much of the null-space step to add (0: none).
+    ``relax_radius`` ``(F,)``: the null-space step is shortened to this size (0: none taken).
     """
     chain = problem.chain
     full_jac = ev.primary_jacobian
@@ -114,13 +116,15 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
     rhs = -np.where(blocked, 0.0, gradient)[..., None]
     step = damped_solve(jac, damping_diag, rhs)[..., 0]
     gap = np.full(q.shape[0], np.inf)
-    relaxing = relax_scale > 0
+    taken = np.zeros(q.shape[0])
+    relaxing = relax_radius > 0
     if ev.secondary is not None and relaxing.any():
         # The full primary Jacobian: an angle the tip step froze may still move along the null space.
-        toward = _secondary_step(chain, q, full_jac, ev, at_lower, at_upper)
-        gap = np.where(relaxing, np.abs(toward).max(axis=1, initial=0.0), np.inf)
-        step = step + relax_scale[:, None] * toward
-    return _trust(step), gap
+        toward, size = _secondary_step(chain, q, full_jac, ev, at_lower, at_upper)
+        gap = np.where(relaxing, size, np.inf)
+        taken = np.where(relaxing, np.minimum(size, relax_radius), 0.0)
+        step = step + (taken / np.maximum(size, 1e-300))[:, None] * toward
+    return _trust(step), gap, taken
 
 
 def _trust(step: FloatArray) -> FloatArray:
@@ -133,61 +137,96 @@ def _trust(step: FloatArray) -> FloatArray:
 
 
 def _secondary_step(chain: Chain, q: FloatArray, jac: FloatArray, ev: Evaluation, at_lower: AnyArray,
-                    at_upper: AnyArray) -> FloatArray:
-    """The full reach-first step on the secondary cost, leaving the tip task alone to first order.
+                    at_upper: AnyArray) -> tuple[FloatArray, FloatArray]:
+    """The full reach-first step on the secondary cost, leaving the tip task alone to first order,
+    and ``(F,)`` its size (largest angle) for the settle test.
 
     A Newton step on the Lagrangian where it is well posed (:func:`_newton_step`), else the
     secondary gradient projected onto the null space of the primary Jacobian, ``N g`` with the
     orthogonal projector ``N = I - J^T (J J^T)^-1 J``, scaled by the Gauss-Newton step length
     ``|N g|^2 / |J2 N g|^2``. An orthogonal projector keeps ``-N g`` a descent direction of the
     secondary cost.
+
+    Active set: an angle on a limit that the projected gradient (or near a limit that Newton's
+    step) would push outward is frozen (its gradient and Jacobian column dropped) and the step
+    redone, as Blender's solver locks a violating DoF and solves again; each target takes up to
+    ``rules.FREEZE_PASSES`` passes of its own. Otherwise the clamp cuts the step out of the null
+    space, the tip drifts, and the pull stalls far from its optimum. A Newton step that would
+    carry an angle farther than ``rules.NEWTON_LIMIT_BAND`` away across its limit is shortened to
+    end on that limit (the size reported is the full step's).
     """
     jac2 = ev.secondary_jacobian
     assert jac2 is not None and ev.secondary is not None
     grad = np.einsum("fkm,fk->fm", jac2, ev.secondary)
-    # Active set for the step itself: an angle on a limit that the projected step would push
-    # outward is frozen (its gradient and Jacobian column dropped) and the projection redone, as
-    # Blender's solver locks a violating DoF and solves again. Otherwise the clamp cuts the step
-    # out of the null space, the tip drifts, and the pull stalls far from its optimum.
     frozen = (at_lower & (grad > 0)) | (at_upper & (grad < 0))
-    rows = jac.shape[1]
+    count, m = q.shape
+    newton_allowed = m <= rules.NEWTON_MAX_ANGLES
+    projected = np.zeros((count, m))
+    newton = np.zeros((count, m))
+    posed = np.zeros(count, dtype=bool)
+    open_ = np.ones(count, dtype=bool)  # targets whose active set is still changing
     for _ in range(rules.FREEZE_PASSES):
-        free_jac = jac * ~frozen[:, None, :]
-        free_grad = np.where(frozen, 0.0, grad)
-        gram = np.einsum("fkm,fjm->fkj", free_jac, free_jac)
-        ridge = 1e-12 * (np.einsum("fkk->f", gram) / rows + 1e-300)  # keeps J J^T invertible at singularities
-        gram[:, np.arange(rows), np.arange(rows)] += ridge[:, None]
+        index = np.flatnonzero(open_)
+        sub_jac, sub_frozen, sub_q = jac[index], frozen[index], q[index]
+        free_jac = sub_jac * ~sub_frozen[:, None, :]
+        free_grad = np.where(sub_frozen, 0.0, grad[index])
+        gram = _gram(free_jac)
         coefficients = np.linalg.solve(gram, np.einsum("fkm,fm->fk", free_jac, free_grad)[..., None])[..., 0]
-        projected = free_grad - np.einsum("fkm,fk->fm", free_jac, coefficients)
-        pushing = ((at_lower & (projected > 0)) | (at_upper & (projected < 0))) & ~frozen
-        if not pushing.any():
+        projected[index] = free_grad - np.einsum("fkm,fk->fm", free_jac, coefficients)
+        pushing = ((at_lower[index] & (projected[index] > 0))
+                   | (at_upper[index] & (projected[index] < 0))) & ~sub_frozen
+        settled = ~pushing.any(axis=1)
+        if newton_allowed and settled.any():
+            # The multipliers of the tip rows: the gradient's part the tip task balances, -(J J^T)^-1 J g.
+            ok = np.flatnonzero(settled)
+            step, well_posed, crossing = _newton_step(
+                chain, sub_q[ok], jac2[index[ok]], free_jac[ok], gram[ok], sub_frozen[ok], -coefficients[ok, :3],
+                projected[index[ok]])
+            newton[index[ok]] = step
+            posed[index[ok]] = well_posed & ~crossing.any(axis=1)
+            pushing[ok] |= crossing  # frozen for the next pass, Newton's step redone without them
+            settled[ok] = ~crossing.any(axis=1)
+        frozen[index] |= pushing
+        open_[index[settled]] = False
+        if not open_.any():
             break
-        frozen |= pushing
+    # Newton needs the projection of its final active set: a target still open has none.
+    posed &= ~open_
     curvature = np.einsum("fkm,fm->fk", jac2, projected)
     length = np.einsum("fm,fm->f", projected, projected) / (np.einsum("fk,fk->f", curvature, curvature) + 1e-300)
     descent = np.asarray(-length[:, None] * projected)
-    if chain.n_dofs > rules.NEWTON_MAX_ANGLES:
-        return descent
-    # The multipliers of the tip rows: the gradient's part that the tip task balances, -(J J^T)^-1 J g.
-    newton, posed = _newton_step(chain, q, jac2, free_jac, gram, frozen, -coefficients[:, :3], projected)
-    # Newton needs the projection of the final active set (not one the last pass just changed).
-    posed &= ~pushing.any(axis=1)
-    return np.asarray(np.where(posed[:, None], newton, descent))
+    full = np.where(posed[:, None], newton, descent)
+    gap = np.abs(full).max(axis=1, initial=0.0)
+    # Newton's step crossing a limit farther away: shortened to end on the nearest such limit.
+    room = np.where(newton < 0, chain.lower - q, chain.upper - q) / np.where(newton == 0, 1.0, newton)
+    shortened = np.minimum(1.0, np.where(newton == 0, np.inf, room).min(axis=1, initial=np.inf))
+    full = np.where(posed[:, None], shortened[:, None] * newton, descent)
+    return np.asarray(full), np.asarray(gap)
+
+
+def _gram(free_jac: FloatArray) -> FloatArray:
+    """``J J^T`` with a ridge of 1e-12 of its mean diagonal (keeps it invertible at singularities)."""
+    rows = free_jac.shape[1]
+    gram = np.einsum("fkm,fjm->fkj", free_jac, free_jac)
+    ridge = 1e-12 * (np.einsum("fkk->f", gram) / rows + 1e-300)
+    gram[:, np.arange(rows), np.arange(rows)] += ridge[:, None]
+    return np.asarray(gram)
 
 
 def _newton_step(chain: Chain, q: FloatArray, jac2: FloatArray, free_jac: FloatArray, gram: FloatArray,
-                 frozen: AnyArray, multipliers: FloatArray, projected: FloatArray) -> tuple[FloatArray, AnyArray]:
-    """Newton's step toward the nearest pose along the tip's solution set, and ``(F,)`` where it
-    is well posed.
+                 frozen: AnyArray, multipliers: FloatArray, projected: FloatArray
+                 ) -> tuple[FloatArray, AnyArray, AnyArray]:
+    """Newton's step toward the nearest pose along the tip's solution set, ``(F,)`` where it is
+    well posed, and ``(F, m)`` the free angles it would carry across a limit that is nearer than
+    ``rules.NEWTON_LIMIT_BAND`` (these are to be frozen and the step redone).
 
-    The gradient step above converges only linearly where the solution set curves (its rate is
-    set by the curvature times the multipliers: 0.6 per step on the KUKA). Newton's step on the
+    The gradient step converges only linearly where the solution set curves (its rate is set by
+    the curvature times the multipliers: 0.6 per step on the KUKA). Newton's step on the
     Lagrangian ``0.5 |r2|^2 + l . r1`` minimises the quadratic model with Hessian
     ``H = J2^T J2 + l . d2 r1`` (:func:`_curvature`) over the null space: ``P H P y + (I - P) y =
     -P g`` with ``P`` the projector onto the free angles' null space (frozen angles get ``y = 0``).
-    Well posed where that matrix is positive definite (a Cholesky factorisation exists) and the
-    step does not push an angle that sits on a limit outward (the clamp would bend it out of the
-    null space, and no length of it might help); elsewhere the caller keeps the gradient step.
+    Well posed where that matrix is positive definite (a Cholesky factorisation exists); elsewhere
+    the caller keeps the gradient step.
     """
     count, m = q.shape
     inverse_part = np.linalg.solve(gram, free_jac)  # (J J^T)^-1 J, (F, rows, m)
@@ -205,9 +244,11 @@ def _newton_step(chain: Chain, q: FloatArray, jac2: FloatArray, free_jac: FloatA
         posed = np.linalg.eigvalsh(system)[:, 0] > 0
         system[~posed] = np.eye(m)
     newton = np.linalg.solve(system, -projected[..., None])[..., 0]
-    outward = (((q <= chain.lower + rules.LIMIT_EPS) & (newton < 0))
-               | ((q >= chain.upper - rules.LIMIT_EPS) & (newton > 0)))
-    return newton, posed & ~(outward & ~frozen).any(axis=1)
+    # Past a limit within the band: frozen there (the clamp would bend the step out of the null space).
+    crossing = ((((newton < 0) & (q + newton < chain.lower) & (q < chain.lower + rules.NEWTON_LIMIT_BAND))
+                 | ((newton > 0) & (q + newton > chain.upper) & (q > chain.upper - rules.NEWTON_LIMIT_BAND)))
+                & ~frozen & posed[:, None])
+    return newton, posed, crossing
 
 
 def _curvature(chain: Chain, q: FloatArray, multipliers: FloatArray) -> FloatArray:
@@ -271,7 +312,7 @@ def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArra
     nothing_to_relax = np.zeros(index.size)
     sub_q, sub_ev = q[index], _take(ev, index)
     for i in range(rules.RESTORE_STEPS):
-        fix, _ = _step(sub, sub_q, sub_ev, np.full(index.size, rules.RESTORE_DAMPING), nothing_to_relax)
+        fix, _, _ = _step(sub, sub_q, sub_ev, np.full(index.size, rules.RESTORE_DAMPING), nothing_to_relax)
         fix[sub_ev.primary_cost <= rules.RESTORE_CLOSE * slack] = 0.0
         sub_q = problem.chain.clamp(sub_q + fix)
         # The secondary rows are only judged at the end (they are the costly part on numpy).
@@ -301,7 +342,8 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
     secondary_rows = can_relax or soft
     ev = evaluate(problem, q, secondary_rows=secondary_rows)
     damping = np.full(count, options.initial_damping)
-    relax_scale = np.ones(count)  # share of the null-space step taken (grows and shrinks)
+    relax_radius = np.full(count, np.inf)  # longest null-space step to take (a trust radius, radians)
+    taken = np.zeros(count)  # size of the null-space step in the last trial
     gap = np.full(count, np.inf)  # size of the last full null-space step: the distance from settling
     relaxed = np.zeros(count, dtype=np.int64)  # null-space steps taken
     status = np.full(count, STATUS_RUNNING)
@@ -318,7 +360,8 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         sub = problem if everyone else problem.take(active)
         sub_ev = ev if everyone else _take(ev, active)
         relax = (sub_ev.primary_cost <= slack) & can_relax
-        step, gap[active] = _step(sub, q[active], sub_ev, damping[active], np.where(relax, relax_scale[active], 0.0))
+        step, gap[active], taken[active] = _step(sub, q[active], sub_ev, damping[active],
+                                                 np.where(relax, relax_radius[active], 0.0))
         trial_q = problem.chain.clamp(q[active] + step)
         trial = evaluate(sub, trial_q, secondary_rows=secondary_rows)
         if relax.any():
@@ -337,8 +380,10 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         damping[took] = np.maximum(damping[took] / rules.DAMPING_DOWN, rules.DAMPING_MIN)
         refused = active[~accept]
         damping[refused] *= rules.DAMPING_UP
-        relax_scale[active] = np.where(relax, np.where(accept, np.minimum(1.0, relax_scale[active] * rules.RELAX_GROW),
-                                                       relax_scale[active] * rules.RELAX_SHRINK), relax_scale[active])
+        # The trust radius: longer after an accepted null-space step, shorter than the refused one.
+        radius = relax_radius[active]
+        relax_radius[active] = np.where(relax, np.where(accept, radius * rules.RELAX_GROW,
+                                                        taken[active] * rules.RELAX_SHRINK), radius)
 
         # Only the tip task's progress counts as quiet: the pull toward p settles by its own rule.
         progress = (old_cost - trial.primary_cost)[accept]
@@ -350,7 +395,7 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         stuck = ~reached & ((quiet[active] >= rules.QUIET_TO_STALL) | (damping[active] >= rules.DAMPING_MAX))
         if can_relax:
             # Reached, and the full step toward p is tiny (or no step along the solution set helps).
-            settled = reached & ((gap[active] < rules.SETTLE_ANGLE) | (relax_scale[active] < rules.RELAX_SCALE_MIN)
+            settled = reached & ((gap[active] < rules.SETTLE_ANGLE) | (relax_radius[active] < rules.RELAX_RADIUS_MIN)
                                  | (relaxed[active] >= rules.RELAX_STEPS))
         elif soft:
             # A soft pull trades tip error for comfort: its optimum need not reach; stop when it settles.

@@ -22,7 +22,7 @@ from typing import Final
 DAMPING_MIN: Final = 1e-12
 DAMPING_MAX: Final = 1e6  # relative to diag(J^T J): steps are a millionth of Gauss-Newton's by then
 DAMPING_DOWN: Final = 3.0  # an accepted step divides the damping by this
-DAMPING_UP: Final = 4.0  # a rejected step multiplies it by this
+DAMPING_UP: Final = 10.0  # a rejected step multiplies it by this
 SCALE_FLOOR: Final = 1e-9  # Marquardt scaling floor, relative to the largest diagonal of J^T J
 LIMIT_EPS: Final = 1e-12  # an angle this close to a limit sits on it
 
@@ -49,9 +49,16 @@ NEWTON_RIDGE: Final = 1e-8  # added to the diagonal of Newton's system, relative
 # so a direction the cost does not see (the aligned axes of an Euler joint at its gimbal lock) gets no
 # step. A system that is still not positive definite (the set curves the wrong way): the gradient step.
 # (Larger shifts were tried: they steer the hinge limb into its gimbal lock, 4.6 rad^2 from the nearest.)
-RELAX_GROW: Final = 2.0  # an accepted null-space step lets the next one be this much longer (up to full)
-RELAX_SHRINK: Final = 0.25  # a rejected one shortens the next by this factor
-RELAX_SCALE_MIN: Final = 1e-6  # below this scale no null-space step helps: settled (at a limit corner)
+NEWTON_LIMIT_BAND: Final = 1e-3  # radians: a Newton step that carries an angle this close to a limit
+# across it freezes the angle there (and is redone); one from farther away is shortened to end on it.
+# (Clamped instead, the step left the null space, was refused, and the pull crawled back up from a
+# thousandth of its length: 20 more iterations on the human arm.)
+# The null-space step's trust radius (radians, the largest angle it turns; unlimited at first):
+RELAX_GROW: Final = 2.0  # an accepted null-space step lets the next one be this much longer
+RELAX_SHRINK: Final = 0.25  # a refused one limits the next to this share of its own size (the size,
+# not the radius: a refused Newton step of 0.3 rad after steps of 0.003 is retried at 0.075 rad, not
+# at a quarter of a radius nothing has tested, and the steps after it are not held back for long)
+RELAX_RADIUS_MIN: Final = 1e-7  # radians: below this no null-space step helps: settled (at a limit corner)
 RELAX_STEPS: Final = 32  # at most this many null-space steps per attempt, then the pose counts as settled:
 # near a gimbal lock or on a strongly curved solution set the slide converges only linearly, and
 # a live frame cannot wait for it (the numpy backend pays about 2 ms a step)

@@ -352,10 +352,12 @@ def test_an_attempt_stops_at_the_iteration_budget(backend: str) -> None:
     targets = tip_positions(chain, np.random.default_rng(3).uniform(chain.lower, chain.upper, (20, chain.n_dofs)))
     result = solve_batch(chain, targets, options=SolverOptions(max_iterations=1, restarts=0, backend=backend))
     budget = rules.iteration_budget(1, chain.n_dofs)
-    capped = result.status == "max_iterations"
+    # Some attempts are cut off at the budget (their tip has arrived or not: converged or
+    # max_iterations), the others stop earlier by their own rule; none goes past it.
+    capped = result.iterations == budget
     assert capped.any() and (~capped).any()
-    assert np.all(result.iterations[capped] == budget)
-    assert np.all(result.iterations[~capped] <= budget)
+    assert result.iterations.max() <= budget
+    assert set(result.status[capped]) <= {"converged", "max_iterations"}
 
 
 # -- find_switches ----------------------------------------------------------------------------------
