@@ -27,6 +27,7 @@ from .types import AnyArray, FloatArray
 
 _AXES = "XYZ"
 _MEMO_SIZE = 8  # entries per name kept by Chain.memo
+_MISSING = object()  # Chain.memo: no entry (None may be a remembered value)
 T = TypeVar("T")
 
 
@@ -327,12 +328,13 @@ class Chain:
         """``make()``, remembered on the chain under ``(name, key)`` (the last few per name): for
         data derived from the chain and a few per-solve settings, e.g. the comfort pose's rotations,
         which every solve of a frame handler asks for again."""
-        table: dict[tuple[object, ...], Any] = self.__dict__.setdefault("_memo", {}).setdefault(name, {})
-        if key not in table:
+        table = self._memo_table(name)
+        value = table.get(key, _MISSING)
+        if value is _MISSING:
             if len(table) >= _MEMO_SIZE:
                 table.pop(next(iter(table)))
-            table[key] = make()
-        return table[key]  # type: ignore[no-any-return]
+            value = table[key] = make()
+        return value  # type: ignore[no-any-return]
 
     def memo_of(self, name: str, sources: tuple[object, ...], make: Callable[[], T],
                 extra: tuple[object, ...] = ()) -> T:
@@ -340,8 +342,22 @@ class Chain:
         such as a resolved comfort pose), which costs nothing to hash, and by the values ``extra``.
         The entry keeps the sources alive, so no other object can take their ids while it is
         remembered."""
-        entry = self.memo(name, (*(id(source) for source in sources), *extra), lambda: (sources, make()))
+        # A single solve asks about a dozen of these: the hit path is kept to two dict lookups.
+        table = self._memo_table(name)
+        key = (*map(id, sources), *extra)
+        entry = table.get(key)
+        if entry is None:
+            entry = self.memo(name, key, lambda: (sources, make()))
         return entry[1]
+
+    def _memo_table(self, name: str) -> dict[tuple[object, ...], Any]:
+        memos: dict[str, dict[tuple[object, ...], Any]] | None = self.__dict__.get("_memo")
+        if memos is None:
+            memos = self.__dict__["_memo"] = {}  # derived data, kept outside the frozen fields
+        table = memos.get(name)
+        if table is None:
+            table = memos[name] = {}
+        return table
 
     def dof_names(self) -> list[str]:
         """``"joint.X"``-style names of the free angles, in solver order."""

@@ -9,8 +9,8 @@ there first. It is :func:`.lm.lm_solve`, rule for rule, for every problem but a 
 * The step as in ``lm._step``: active set (a free angle on a limit whose gradient pushes outward is
   frozen), Marquardt scaling with a floor, the dual (Woodbury) form when there are fewer rows (3
   or 6) than angles, projection onto the limits.
-* Acceptance, damping (``DAMPING_DOWN`` on success, ``DAMPING_UP`` on failure, capped), "quiet" progress and the stop rules
-  as in ``lm.lm_attempt``.
+* Acceptance, damping (``DAMPING_DOWN`` on success, ``DAMPING_UP`` on failure, capped), "quiet"
+  progress and the stop rules as in ``lm.lm_attempt``.
 * Restarts as in ``lm.lm_solve``: the same seeds (the caller passes the same uniform draws), tried
   in order, the first converging one wins, at most ``_FRUITLESS_RESTARTS`` in a row that gain
   nothing, none for targets beyond reach.
