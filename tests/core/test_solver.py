@@ -317,3 +317,35 @@ def test_warm_started_path_on_a_redundant_chain_does_not_flip() -> None:
         largest_jump = max(largest_jump, float(np.abs(result.q - pose).max()))
         pose = result.q
     assert np.degrees(largest_jump) < 20.0
+
+
+@pytest.mark.parametrize("above_limit", [0.05, 1e-4], ids=["far from the limit", "within the band"])
+def test_slide_toward_the_rest_pose_stops_on_a_limit_it_would_cross(above_limit: float) -> None:
+    # Human arm, tip on its target, the wrist's Z angle just above its lower limit; Newton's step
+    # toward the rest pose wants to carry it far below. Clamped, the step would leave the set of
+    # reaching poses (the trial refused, the slide crawling back up from a thousandth of its length).
+    # Instead it ends on the limit (from farther away), or the angle is frozen where it is (from
+    # within rules.NEWTON_LIMIT_BAND) while the others take the step.
+    from blender_ik_addon.core import lm, rules
+    from blender_ik_addon.core.objectives import evaluate, make_problem
+
+    chain = human_arm()
+    wrist_z = 5
+    q = np.array([[-0.186, 1.176, 0.153, 2.529, 0.641, chain.lower[wrist_z] + above_limit]])
+    problem = make_problem(chain, tip_positions(chain, q), comfort=ComfortPose(np.zeros(6), rules.REST_WEIGHT))
+    ev = evaluate(problem, q)
+    assert ev.primary_cost[0] < 1e-20  # on the target: the step is the slide alone
+    step, gap, taken = lm._step(problem, q, ev, np.array([rules.RESTORE_DAMPING]), np.array([np.inf]))
+    assert gap[0] > rules.SETTLE_ANGLE and taken[0] == gap[0]  # not settled; the whole step taken
+    trial = q + step
+    assert chain.limit_violation(trial)[0] < 1e-12  # nothing for the clamp to cut
+    if above_limit > rules.NEWTON_LIMIT_BAND:
+        assert trial[0, wrist_z] == pytest.approx(chain.lower[wrist_z], abs=1e-12)  # ends on the limit
+    else:
+        assert trial[0, wrist_z] == pytest.approx(q[0, wrist_z], abs=1e-9)  # frozen where it is
+        assert np.abs(step).max() > 10 * rules.SETTLE_ANGLE  # the others still slide
+    # Along the set of reaching poses: the tip moves only to second order in the step.
+    drift = np.linalg.norm(tip_positions(chain, trial) - problem.positions)
+    assert drift < np.abs(step).max() ** 2 * chain.length
+    # And it is a step toward the rest pose (the comfort cost is the sum of squared angles here).
+    assert np.sum(trial**2) < np.sum(q**2)
