@@ -784,11 +784,11 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
     full = length / (bend + 1e-300)
     gap = 0.0
     for i in range(m):
-        gap = max(gap, abs(-full * gradient[i]))
+        gap = max(gap, abs(full * gradient[i]))
     taken = min(gap, relax_radius)
     share = taken / max(gap, 1e-300)
     for i in range(m):
-        step[i] += share * (-full * gradient[i])
+        step[i] -= share * full * gradient[i]
     return gap, taken
 
 

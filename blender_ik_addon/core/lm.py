@@ -183,7 +183,7 @@ def _secondary_step(chain: Chain, q: FloatArray, jac: FloatArray, ev: Evaluation
                 chain, sub_q[ok], jac2[index[ok]], free_jac[ok], gram[ok], sub_frozen[ok], -coefficients[ok, :3],
                 projected[index[ok]])
             newton[index[ok]] = step
-            posed[index[ok]] = well_posed & ~crossing.any(axis=1)
+            posed[index[ok]] = well_posed  # a target that refreezes stays open: redone next pass
             pushing[ok] |= crossing  # frozen for the next pass, Newton's step redone without them
             settled[ok] = ~crossing.any(axis=1)
         frozen[index] |= pushing
@@ -195,13 +195,11 @@ def _secondary_step(chain: Chain, q: FloatArray, jac: FloatArray, ev: Evaluation
     curvature = np.einsum("fkm,fm->fk", jac2, projected)
     length = np.einsum("fm,fm->f", projected, projected) / (np.einsum("fk,fk->f", curvature, curvature) + 1e-300)
     descent = np.asarray(-length[:, None] * projected)
-    full = np.where(posed[:, None], newton, descent)
-    gap = np.abs(full).max(axis=1, initial=0.0)
+    gap = np.abs(np.where(posed[:, None], newton, descent)).max(axis=1, initial=0.0)
     # Newton's step crossing a limit farther away: shortened to end on the nearest such limit.
     room = np.where(newton < 0, chain.lower - q, chain.upper - q) / np.where(newton == 0, 1.0, newton)
     shortened = np.minimum(1.0, np.where(newton == 0, np.inf, room).min(axis=1, initial=np.inf))
-    full = np.where(posed[:, None], shortened[:, None] * newton, descent)
-    return np.asarray(full), np.asarray(gap)
+    return np.asarray(np.where(posed[:, None], shortened[:, None] * newton, descent)), np.asarray(gap)
 
 
 def _gram(free_jac: FloatArray) -> FloatArray:
