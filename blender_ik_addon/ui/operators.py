@@ -2,6 +2,8 @@
 
 Every operator polls for an armature (with a poll message), is undoable, and catches only
 :class:`IKError` (setup problems, reported as errors); anything else is a bug and propagates.
+That is written once, in the unregistered bases :class:`_RigOperator` and :class:`_ChainOperator`
+(which also asks for an active chain); an operator's body is its ``run``.
 """
 
 from __future__ import annotations
@@ -29,23 +31,6 @@ CHAIN_CHOICE = (
 )
 
 
-def _poll_rig(cls: Any, context: Any, *, need_chain: bool = False) -> bool:
-    obj = context.object
-    if obj is None or obj.type != "ARMATURE":
-        cls.poll_message_set("Active object is not an armature")
-        return False
-    if obj.library is not None:  # edits to linked data are lost on save
-        cls.poll_message_set("Active armature is linked from a library (read-only); make a library override")
-        return False
-    if context.mode not in ("OBJECT", "POSE"):
-        cls.poll_message_set("Switch to Object or Pose mode")
-        return False
-    if need_chain and checked_rig_settings(obj).active_chain is None:
-        cls.poll_message_set("Add a chain first")
-        return False
-    return True
-
-
 def _chosen(obj: Any, which: str) -> list[str]:
     if which == "ACTIVE":
         return [checked_active_chain(obj).name]
@@ -61,18 +46,58 @@ def _unique_name(existing: set[str], wanted: str) -> str:
     return f"{wanted}.{index:03d}"
 
 
-class IKCHAINS_OT_chain_add(Operator):
-    """Add an IK chain ending at the active bone"""
+class _RigOperator(Operator):
+    """Base of the operators (never registered itself): polls for an editable armature, is undoable,
+    and runs :meth:`run`, turning an :class:`IKError` into an error report and ``CANCELLED``."""
 
-    bl_idname = "ikchains.chain_add"
-    bl_label = "Add IK Chain"
     bl_options = UNDOABLE
 
     @classmethod
     def poll(cls, context: Any) -> bool:
-        return _poll_rig(cls, context)
+        obj = context.object
+        if obj is None or obj.type != "ARMATURE":
+            cls.poll_message_set("Active object is not an armature")
+            return False
+        if obj.library is not None:  # edits to linked data are lost on save
+            cls.poll_message_set("Active armature is linked from a library (read-only); make a library override")
+            return False
+        if context.mode not in ("OBJECT", "POSE"):
+            cls.poll_message_set("Switch to Object or Pose mode")
+            return False
+        return True
 
     def execute(self, context: Any) -> set[OperatorReturnItems]:
+        try:
+            return self.run(context)
+        except IKError as err:
+            self.report({"ERROR"}, str(err))
+            return {"CANCELLED"}
+
+    def run(self, context: Any) -> set[OperatorReturnItems]:
+        """The operator's body; an :class:`IKError` it raises is reported by :meth:`execute`."""
+        raise NotImplementedError
+
+
+class _ChainOperator(_RigOperator):
+    """Base of the operators that work on the active chain: the poll also asks for one."""
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if not super().poll(context):
+            return False
+        if checked_rig_settings(context.object).active_chain is None:
+            cls.poll_message_set("Add a chain first")
+            return False
+        return True
+
+
+class IKCHAINS_OT_chain_add(_RigOperator):
+    """Add an IK chain ending at the active bone"""
+
+    bl_idname = "ikchains.chain_add"
+    bl_label = "Add IK Chain"
+
+    def run(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
         settings = checked_rig_settings(obj)
         bone = context.active_pose_bone or (obj.data.bones.active and obj.pose.bones.get(obj.data.bones.active.name))
@@ -84,18 +109,13 @@ class IKCHAINS_OT_chain_add(Operator):
         return {"FINISHED"}
 
 
-class IKCHAINS_OT_chain_remove(Operator):
+class IKCHAINS_OT_chain_remove(_ChainOperator):
     """Remove the active IK chain (its keys stay)"""
 
     bl_idname = "ikchains.chain_remove"
     bl_label = "Remove IK Chain"
-    bl_options = UNDOABLE
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _poll_rig(cls, context, need_chain=True)
-
-    def execute(self, context: Any) -> set[OperatorReturnItems]:
+    def run(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
         settings = checked_rig_settings(obj)
         status.clear_status(obj.name, checked_active_chain(obj).name)
@@ -115,26 +135,17 @@ def _capture(obj: Any, chain: IKCHAINS_PG_chain) -> int:
     return len(names)
 
 
-class IKCHAINS_OT_create_target(Operator):
+class IKCHAINS_OT_create_target(_ChainOperator):
     """Add an Empty at the chain's tip, oriented like the tip bone, and use it as the target. Without a
     comfort pose yet, the current pose becomes it, so the chain does not jump to another solution"""
 
     bl_idname = "ikchains.create_target"
     bl_label = "Create Target at Tip"
-    bl_options = UNDOABLE
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _poll_rig(cls, context, need_chain=True)
-
-    def execute(self, context: Any) -> set[OperatorReturnItems]:
+    def run(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
         chain = checked_active_chain(obj)
-        try:
-            read.chain_bone_names(obj, chain.tip_bone, chain.chain_length)
-        except IKError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+        read.chain_bone_names(obj, chain.tip_bone, chain.chain_length)  # a setup error before the Empty exists
         obj_eval = obj.evaluated_get(context.evaluated_depsgraph_get())
         tip = obj_eval.pose.bones[chain.tip_bone]
         matrix = obj_eval.matrix_world @ tip.matrix
@@ -154,59 +165,40 @@ class IKCHAINS_OT_create_target(Operator):
         return {"FINISHED"}
 
 
-class IKCHAINS_OT_capture_comfort(Operator):
+class IKCHAINS_OT_capture_comfort(_ChainOperator):
     """Store the chain's current pose as its comfort pose"""
 
     bl_idname = "ikchains.capture_comfort"
     bl_label = "Capture from Current Pose"
-    bl_options = UNDOABLE
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _poll_rig(cls, context, need_chain=True)
-
-    def execute(self, context: Any) -> set[OperatorReturnItems]:
+    def run(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
         chain = checked_active_chain(obj)
-        try:
-            count = _capture(obj, chain)
-        except IKError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
+        count = _capture(obj, chain)
         self.report({"INFO"}, f"Captured the comfort pose of {count} bone(s)")
         return {"FINISHED"}
 
 
-class IKCHAINS_OT_clear_comfort(Operator):
+class IKCHAINS_OT_clear_comfort(_ChainOperator):
     """Forget the comfort pose (the rest pose is used instead)"""
 
     bl_idname = "ikchains.clear_comfort"
     bl_label = "Clear Comfort Pose"
-    bl_options = UNDOABLE
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _poll_rig(cls, context, need_chain=True)
-
-    def execute(self, context: Any) -> set[OperatorReturnItems]:
+    def run(self, context: Any) -> set[OperatorReturnItems]:
         checked_active_chain(context.object).comfort_bones.clear()
         return {"FINISHED"}
 
 
-class IKCHAINS_OT_key_frame(Operator):
+class IKCHAINS_OT_key_frame(_ChainOperator):
     """Solve the chain(s) at the current frame and key their rotations"""
 
     bl_idname = "ikchains.key_frame"
     bl_label = "Key Current Frame"
-    bl_options = UNDOABLE
 
     chains: EnumProperty(items=CHAIN_CHOICE, name="Chains", default="ACTIVE")  # type: ignore[valid-type]
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _poll_rig(cls, context, need_chain=True)
-
-    def execute(self, context: Any) -> set[OperatorReturnItems]:
+    def run(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
         statuses = bake.key_chains(obj, _chosen(obj, self.chains), scene=context.scene)
         failed = {name: st for name, st in statuses.items() if not st.solved}
@@ -222,12 +214,11 @@ class IKCHAINS_OT_key_frame(Operator):
         return {"FINISHED"}
 
 
-class IKCHAINS_OT_bake(Operator):
+class IKCHAINS_OT_bake(_ChainOperator):
     """Solve the chain(s) over a frame range and write rotation keys (replacing keys inside the range)"""
 
     bl_idname = "ikchains.bake"
     bl_label = "Bake Range"
-    bl_options = UNDOABLE
 
     frame_start: IntProperty(name="Start Frame", default=1, min=-1048574, max=1048574)  # type: ignore[valid-type]
     frame_end: IntProperty(name="End Frame", default=250, min=-1048574, max=1048574)  # type: ignore[valid-type]
@@ -242,16 +233,12 @@ class IKCHAINS_OT_bake(Operator):
                     "where the nearest pose would switch to another solution (the first frame is solved as "
                     "usual). A range split into chunks can then differ after a chunk boundary")
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        return _poll_rig(cls, context, need_chain=True)
-
     def invoke(self, context: Any, event: Any) -> set[OperatorReturnItems]:
         self.frame_start, self.frame_end = context.scene.frame_start, context.scene.frame_end
         result: set[OperatorReturnItems] = context.window_manager.invoke_props_dialog(self)
         return result
 
-    def execute(self, context: Any) -> set[OperatorReturnItems]:
+    def run(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
         wm = context.window_manager
         total = max(self.frame_end - self.frame_start + 1, 1)
@@ -262,9 +249,6 @@ class IKCHAINS_OT_bake(Operator):
                 obj, _chosen(obj, self.chains), self.frame_start, self.frame_end, self.step,
                 disable_live=self.disable_live, continuous=self.continuous, scene=context.scene,
                 progress=(lambda fraction: wm.progress_update(int(fraction * total))) if wm is not None else None)
-        except IKError as err:
-            self.report({"ERROR"}, str(err))
-            return {"CANCELLED"}
         finally:
             if wm is not None:
                 wm.progress_end()

@@ -8,6 +8,8 @@ import pytest
 from blender_rigs import add_chain, empty, straight_chain, world_tail
 
 from blender_ik_addon.blender.keys import iter_fcurves
+from blender_ik_addon.core import IKError
+from blender_ik_addon.ui import operators
 
 
 @pytest.fixture
@@ -74,3 +76,51 @@ def test_bake_operator_reports_errors_without_writing(rig: bpy.types.Object) -> 
     with pytest.raises(RuntimeError, match="no bone 'missing'"):
         bpy.ops.ikchains.bake(frame_start=1, frame_end=10)
     assert not iter_fcurves(rig)
+
+
+def test_every_operator_is_registered_undoable(rig: bpy.types.Object, monkeypatch: pytest.MonkeyPatch) -> None:
+    add_chain(rig, "b2", 3, None, name="arm")
+    flags: dict[str, set[str]] = {}
+
+    def spy(self: bpy.types.Operator, context: bpy.types.Context) -> set[str]:
+        flags[type(self).__name__] = set(self.bl_options)  # the flags Blender registered
+        return {"FINISHED"}
+
+    for cls in operators.classes:
+        monkeypatch.setattr(cls, "run", spy)
+        assert getattr(bpy.ops.ikchains, cls.bl_idname.split(".")[1])() == {"FINISHED"}
+    assert flags == {cls.__name__: {"REGISTER", "UNDO"} for cls in operators.classes}
+
+
+def test_setup_errors_in_a_body_become_error_reports(rig: bpy.types.Object) -> None:
+    add_chain(rig, "missing", 3, None, name="arm")
+    for op in (bpy.ops.ikchains.create_target, bpy.ops.ikchains.capture_comfort):
+        with pytest.raises(RuntimeError, match=r"^Error: .*no bone 'missing'"):  # ERROR reports raise in scripts
+            op()
+    assert [o.name for o in bpy.data.objects] == [rig.name]  # no Empty made before the error
+    assert not rig.ik_chains.chains["arm"].comfort_bones
+
+
+class _Reports:
+    """Stands in for an operator instance: records reports, runs the given body."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.reports: list[tuple[set[str], str]] = []
+
+    def run(self, context: object) -> set[str]:
+        raise self.error
+
+    def report(self, kind: set[str], message: str) -> None:
+        self.reports.append((kind, message))
+
+
+def test_execute_turns_only_ik_errors_into_cancelled() -> None:
+    execute = operators.IKCHAINS_OT_capture_comfort.execute
+    op = _Reports(IKError("chain 'arm' is broken"))
+    assert execute(op, bpy.context) == {"CANCELLED"}
+    assert op.reports == [({"ERROR"}, "chain 'arm' is broken")]
+    op = _Reports(ValueError("a bug"))
+    with pytest.raises(ValueError, match="a bug"):  # anything else propagates
+        execute(op, bpy.context)
+    assert op.reports == []
