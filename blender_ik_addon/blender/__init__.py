@@ -5,10 +5,20 @@ and so can headless scripts (no UI context needed):
     report = bake_chains(bpy.data.objects["Armature"], ["arm.L"], 1, 250)
     print(report.summary())
 
-Modules: :mod:`.read` (armature -> core chain), :mod:`.write` (angles -> pose channels),
-:mod:`.keys` (bulk F-curve keys, 4.2 and 4.4+ actions), :mod:`.sampling` (per-frame targets),
-:mod:`.solving` (chain-space batch solve), :mod:`.live` (solve at the current frame),
-:mod:`.bake` (range bake), :mod:`.status` (per-chain runtime status), :mod:`.spec` (settings).
+Modules (docs/architecture.md has the map):
+
+* reading the rig: :mod:`.read` (armature -> core chain), :mod:`.limits` (limits, locks, Euler
+  orders), :mod:`.structure` (a chain read once, read again on a real change), :mod:`.settings`
+  (the add-on's settings, the one place that reads them), :mod:`.spec` (a chain's settings as
+  values), :mod:`.scene_checks` (setup checks and their messages), :mod:`.sampling` (targets and
+  bases over frames);
+* solving: :mod:`.solving` (chain-space solve of ``F`` frames, shared by live and bake),
+  :mod:`.stacking` (chains hanging below chains);
+* writing: :mod:`.write` (angles -> pose channels), :mod:`.keys` (bulk F-curve keys, 4.2 and 4.4+
+  actions);
+* passes: :mod:`.live` (every chain of a rig at the current frame), :mod:`.bake` (a frame range);
+* runtime: :mod:`.events` (what Blender's events do; ``handlers.py`` wires them), :mod:`.guard`
+  (the one re-entrancy guard), :mod:`.status` (per-chain status for the panel), :mod:`.errors`.
 """
 
 from .bake import BakeReport, ChainBakeResult, bake_chains, key_chains

@@ -27,21 +27,14 @@ import numpy as np
 
 from ..core.types import FloatArray
 from .errors import RigSetupError
+from .guard import suspended
 from .keys import kept_neighbours, require_keyable, write_channel_keys
-from .live import chain_specs, rig_settings, solve_rig, suspended
+from .live import solve_rig
 from .read import require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
-from .solving import (
-    FrameSolution,
-    PreparedChain,
-    find_conflicts,
-    find_frame_switches,
-    prepare,
-    require_objects,
-    require_usable,
-    solve_follow,
-    solve_frames,
-)
+from .scene_checks import find_conflicts, require_objects, require_usable
+from .settings import chain_specs, disable_chains
+from .solving import FrameSolution, PreparedChain, find_frame_switches, prepare, solve_follow, solve_frames
 from .spec import ChainSpec
 from .stacking import Solved, joint_world, links, restack, upper_first
 from .status import BakeFindings, ChainStatus, set_findings, set_status
@@ -186,13 +179,9 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
                    ChainStatus(True, bool(solution.converged.all()), residual, f"baked {start}-{end}{how}", float(end)))
         set_findings(obj.name, item.spec.name, findings)
         report(0.5 + 0.5 * (index + 1) / len(prepared))
-    settings = rig_settings(obj)
-    if disable_live and settings is not None:
+    if disable_live:
         with suspended():  # each switch would re-solve every chain still live: N^2 solves for N chains
-            for item in prepared.values():
-                stored = settings.chains.get(item.spec.name)
-                if stored is not None:
-                    stored.enabled = False
+            disable_chains(obj, list(prepared))
     scene.frame_set(scene.frame_current, subframe=scene.frame_subframe)  # show the keys (or the live pose)
     return BakeReport(len(frames), tuple(results), int(worst.sum()), max(r.worst_error for r in results),
                       samples.path, samples.reason, time.perf_counter() - started, continuous)

@@ -1,184 +1,374 @@
-"""Solve chains at the current frame and write (optionally key) the pose: used by the handlers and
-the "Key current frame" operator.
+"""The live pass: a rig's chains solved at the current frame, written in bulk, keyed on request.
 
-Everything is read through the depsgraph passed in (the render depsgraph during renders), and
-errors of one chain become that chain's status without stopping the others.
+Used by the handlers (through :mod:`.events`), the "Key current frame" operator and scripts. One
+pass over a rig does each thing once::
+
+    solve_rig(obj, depsgraph)
+      _layout(...)                       conflicts and upper-first order, kept while the chains stay
+      per chain, upper chains first:
+        _frame_of(...)                   scene checks, the chain (structure cache), base, target, pole
+        still? -> _skip(...)             same inputs, same pose written: no solve, no write
+      per level of stacked chains:
+        batched.solve_jobs([...])        every moving chain of the level in one kernel call
+        solving.finish_job(...)          fallback, blend, world-space residuals
+      _RigPose.write()                   one foreach_set per rotation channel kind, one update_tag
+      write.key_pose(...)                only when keying was asked for
+
+Everything is read through the depsgraph passed in (the render depsgraph during renders); each
+chain's errors become its status without stopping the others. A chain's solve is a pure function
+of its inputs (deterministic), except in follow mode, so a still chain is skipped: it costs a
+few matrix reads and comparisons.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from ..core import IKError
-from ..core.types import FloatArray
+from ..core import IKError, SolverOptions
+from ..core.batched import ChainJob, solve_jobs
+from ..core.types import AnyArray, FloatArray
+from . import structure
 from .errors import RigSetupError
+from .guard import suspended
+from .keys import require_local
 from .read import ChainBinding, chain_base, chain_bone_names, require_armature
 from .sampling import world_matrix
-from .solving import current_pose, find_conflicts, prepare, require_objects, solve_follow, solve_frames
-from .spec import ChainSpec, spec_from_settings
+from .scene_checks import find_conflicts, refuse_drivers, require_objects, require_usable
+from .settings import chain_specs
+from .solving import (
+    FrameSolution,
+    PreparedChain,
+    _Problem,
+    current_pose,
+    finish_job,
+    frame_problem,
+    live_job,
+    prepare,
+    set_job_target,
+    solve_follow,
+)
+from .spec import ChainSpec
 from .stacking import Solved, ancestors_of, links, stacked_base, upper_first
 from .status import ChainStatus, set_status
-from .write import key_pose, read_channel, write_pose
+from .write import NOOP_TOLERANCE, angles_to_channels, channel, key_pose
 
 log = logging.getLogger(__name__)
 FOLLOW_NOTE = "follow mode: history-dependent"
 
 
-def rig_settings(obj: Any) -> Any | None:
-    """The add-on's settings of an object (``obj.ik_chains``), or None if it has none."""
-    return getattr(obj, "ik_chains", None)
+@dataclass
+class _LiveChain:
+    """What the live pass keeps of one chain between frames (keyed by object and chain name)."""
+
+    spec: ChainSpec
+    prepared: PreparedChain
+    jobs: dict[tuple[SolverOptions, bool, bool], ChainJob] = field(default_factory=dict)
+    inputs: tuple[FloatArray, FloatArray, FloatArray | None] | None = None  # base, target, pole last solved
+    written: FloatArray | None = None  # the chain's channel values right after the last solve (float32 values)
+    status: ChainStatus | None = None
+    angles: FloatArray | None = None  # (1, n, 3) the last solution, for chains stacked on this one
+
+    def job(self, problem: _Problem) -> ChainJob:
+        key = (problem.options, problem.orientations is not None, problem.poles is not None)
+        job = self.jobs.get(key)
+        if job is None:
+            self.jobs.clear()  # a chain has one set of settings at a time
+            job = self.jobs[key] = live_job(problem)
+        return job
 
 
-def chain_specs(obj: Any, names: set[str] | None = None, *, enabled_only: bool = False) -> list[ChainSpec]:
-    """Specs of ``obj``'s chains (all, or those named), optionally only the live ones."""
-    settings = rig_settings(obj)
-    if settings is None:
-        return []
-    return [spec_from_settings(c) for c in settings.chains
-            if (names is None or c.name in names) and (c.enabled or not enabled_only)]
+_CHAINS: dict[tuple[str, str], _LiveChain] = {}
+_LAYOUTS: dict[str, tuple[tuple[Any, ...], int, dict[str, str], list[str], dict[str, tuple[str, int]]]] = {}
 
 
-def has_live_chain(obj: Any) -> bool:
-    """True if ``obj`` is an armature with at least one enabled chain (cheap)."""
-    if obj.type != "ARMATURE":
-        return False
-    settings = rig_settings(obj)
-    return settings is not None and any(c.enabled for c in settings.chains)
+def forget() -> None:
+    """Drop everything the live pass keeps (file load, unregister)."""
+    _CHAINS.clear()
+    _LAYOUTS.clear()
+    structure.clear()
+
+
+@dataclass
+class _Frame:
+    """One chain at this frame: its inputs, and once solved its outcome."""
+
+    spec: ChainSpec
+    state: _LiveChain
+    base: FloatArray
+    target: FloatArray
+    pole: FloatArray | None
+    problem: _Problem | None = None
+    scales: FloatArray | None = None
+    job: ChainJob | None = None
+    solution: FrameSolution | None = None
+    outcome: tuple[ChainStatus, bool] | None = None
+
+
+_CHANNEL_SIZES = {"rotation_euler": 3, "rotation_quaternion": 4, "rotation_axis_angle": 4}
+
+
+class _RigPose:
+    """The rig's rotation channels, read with one ``foreach_get`` per channel kind and written back
+    with one ``foreach_set`` per kind that changed (then one ``update_tag``: ``foreach_set`` does
+    not tag the object). Values are float32, as Blender stores them, so bones we do not solve are
+    written back bit for bit."""
+
+    def __init__(self, obj: Any, index: dict[str, int]) -> None:
+        self.obj, self.index = obj, index
+        self._values: dict[str, AnyArray] = {}
+        self._dirty: set[str] = set()
+
+    def _array(self, path: str) -> AnyArray:
+        values = self._values.get(path)
+        if values is None:
+            values = np.empty(len(self.index) * _CHANNEL_SIZES[path], dtype=np.float32)
+            self.obj.pose.bones.foreach_get(path, values)
+            self._values[path] = values.reshape(len(self.index), _CHANNEL_SIZES[path])
+            values = self._values[path]
+        return values
+
+    def current(self, binding: ChainBinding) -> FloatArray:
+        """The chain's channel values, bone after bone (float64 of the stored float32)."""
+        return np.concatenate([self._array(channel(b.rotation_mode)[0])[self.index[b.name]] for b in binding.bones],
+                              dtype=np.float64)
+
+    def bone(self, name: str, mode: str) -> FloatArray:
+        return np.asarray(self._array(channel(mode)[0])[self.index[name]], dtype=np.float64)
+
+    def set(self, name: str, mode: str, values: FloatArray) -> None:
+        path = channel(mode)[0]
+        self._array(path)[self.index[name]] = values
+        self._dirty.add(path)
+
+    def write(self) -> bool:
+        """Write the changed channel kinds back; True if any."""
+        for path in self._dirty:
+            self.obj.pose.bones.foreach_set(path, self._values[path].ravel())
+        if self._dirty:
+            self.obj.update_tag()
+        return bool(self._dirty)
+
+
+def _bone_index(obj: Any) -> dict[str, int]:
+    """Pose bone name -> its place in ``obj.pose.bones`` (the order ``foreach_get`` uses)."""
+    return {pbone.name: i for i, pbone in enumerate(obj.pose.bones)}
 
 
 def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float | None = None,
-                autokey: bool = False, solved: Solved | None = None) -> tuple[ChainStatus, bool]:
-    """Solve one chain at the depsgraph's frame and write its pose.
-
-    Args:
-        obj: The armature object (original, not evaluated).
-        spec: The chain.
-        depsgraph: An evaluated depsgraph at the frame to solve.
-        key_frame: Also key the chain's rotation channels at this frame.
-        autokey: Key only if the pose changed (Auto Keying while a target is dragged).
-        solved: Chains solved before this one in the same pass (see :mod:`.stacking`); this
-            chain's solution is added to it.
-
-    Returns:
-        ``(status, changed)``; ``changed`` is False when the pose was already in place.
+                autokey: bool = False) -> tuple[ChainStatus, bool]:
+    """Solve one chain at the depsgraph's frame and write its pose (see :func:`solve_rig`).
 
     Raises:
         IKError: Setup problems (missing bone or target, unsupported constraint...).
     """
-    require_armature(obj)
-    scene = depsgraph.scene
-    target, pole = require_objects(spec, scene, obj)
-    obj_eval = obj.evaluated_get(depsgraph)  # read what this depsgraph evaluated (renders too)
-    prepared = prepare(obj_eval, spec, cached=True)
-    base = chain_base(obj_eval, prepared.binding)[None]
-    if solved:
-        base = stacked_base(obj_eval, prepared.binding, base, solved)
-    target_m = world_matrix(target, depsgraph)[None]
-    pole_m = None if pole is None else world_matrix(pole, depsgraph)[None]
-    frame = float(scene.frame_current)
-    inputs = _Inputs(spec, prepared.binding, base, target_m, pole_m)
-    memo = _MEMO.get((obj.name, spec.name))
-    pose = _pose(obj, inputs)
-    # A render depsgraph applies the keys to its own copy and does not copy them back: the pose it
-    # evaluated may differ from the one written here even when nothing needs writing again.
-    stale = _pose(obj_eval, inputs) != pose
-    if memo is not None and not spec.follow_mode and memo.inputs.same(inputs) and memo.pose == pose:
-        status, changed = replace(memo.status, frame=frame), False  # same inputs, same answer: skip the solve
-    else:
-        if spec.follow_mode:
-            solution = solve_follow(prepared, base, target_m, pole_m, current_pose(obj_eval, prepared.binding))
-        else:
-            solution = solve_frames(prepared, base, target_m, pole_m)
-        changed = write_pose(obj, prepared.binding, solution.angles[0])
-        status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
-                             FOLLOW_NOTE if spec.follow_mode else "", frame)
-        _MEMO[(obj.name, spec.name)] = _Memo(inputs, _pose(obj, inputs), status, solution.angles)
-    if stale and not changed:
-        obj.update_tag()  # re-evaluate from the pose written (a write would have tagged it)
-    if key_frame is not None and (changed or not autokey):
-        key_pose(obj, prepared.binding, key_frame)
-    if solved is not None:
-        solved[spec.name] = (prepared.binding, base, _MEMO[(obj.name, spec.name)].angles)
-    return status, changed
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    """Everything a live solve depends on (the solve is a pure function of these)."""
-
-    spec: ChainSpec
-    binding: ChainBinding  # the cache returns the same object while the chain is unchanged
-    base: FloatArray
-    target: FloatArray
-    pole: FloatArray | None
-
-    def same(self, other: _Inputs) -> bool:
-        poles_equal = (self.pole is None and other.pole is None) or (
-            self.pole is not None and other.pole is not None and np.array_equal(self.pole, other.pole))
-        return (self.binding is other.binding and self.spec == other.spec and np.array_equal(self.base, other.base)
-                and np.array_equal(self.target, other.target) and poles_equal)
-
-
-@dataclass(frozen=True)
-class _Memo:
-    inputs: _Inputs
-    pose: tuple[float, ...]  # the chain's rotation channels right after the write
-    status: ChainStatus
-    angles: FloatArray  # (1, n, 3) the solution, for chains stacked on this one
-
-
-_MEMO: dict[tuple[str, str], _Memo] = {}
-
-
-def _pose(obj: Any, inputs: _Inputs) -> tuple[float, ...]:
-    return tuple(v for b in inputs.binding.bones for v in read_channel(obj.pose.bones[b.name]))
-
-
-def forget() -> None:
-    """Drop remembered solves (file load, unregister)."""
-    _MEMO.clear()
+    outcome = solve_rig(obj, depsgraph, names={spec.name}, enabled_only=False, key_frame=key_frame,
+                        autokey=autokey, catch_all=False, specs=[spec])[spec.name]
+    if not outcome[0].solved:
+        raise RigSetupError(outcome[0].message)
+    return outcome
 
 
 def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enabled_only: bool = True,
-              key_frame: float | None = None, autokey: bool = False,
-              catch_all: bool = True) -> dict[str, tuple[ChainStatus, bool]]:
-    """Solve (and write) ``obj``'s chains; each chain's outcome is also stored as its status.
+              key_frame: float | None = None, autokey: bool = False, catch_all: bool = True,
+              trust_edits: bool = False, specs: list[ChainSpec] | None = None) -> dict[str, tuple[ChainStatus, bool]]:
+    """Solve (and write) ``obj``'s chains at the depsgraph's frame; each outcome is also stored as
+    the chain's status.
 
-    Chains that share bones with another chain being solved are refused with a status message.
-    With ``catch_all`` (the handlers), any exception becomes the chain's status; otherwise only
-    :class:`IKError` does and other exceptions propagate.
+    Args:
+        obj: The armature object (original, not evaluated).
+        depsgraph: An evaluated depsgraph at the frame to solve (the render one during renders).
+        names: Only these chains (default all).
+        enabled_only: Only live chains.
+        key_frame: Also key the chains' rotation channels at this frame.
+        autokey: Key only chains whose pose changed (Auto Keying while a target is dragged).
+        catch_all: Any exception becomes the chain's status (the handlers); otherwise only
+            :class:`IKError` does and other exceptions propagate.
+        trust_edits: The handlers report armature edits to :mod:`.structure` (see there).
+        specs: Solve these chains instead of the ones stored on ``obj``.
+
+    Returns:
+        Chain name -> ``(status, changed)``; ``changed`` is False when the pose was already in place.
+        Chains that share bones with another live chain are refused with a status message.
     """
-    specs = chain_specs(obj, names, enabled_only=enabled_only)
-    pool = {s.name: s for s in chain_specs(obj, enabled_only=True)}  # live chains would fight these
-    pool.update({s.name: s for s in specs})
-    conflicts = find_conflicts(obj, list(pool.values()))
-    frame = float(depsgraph.scene.frame_current)
+    require_armature(obj)
+    if specs is None:
+        specs = chain_specs(obj, names, enabled_only=enabled_only)
+        pool = specs if enabled_only else [*specs, *(s for s in chain_specs(obj, enabled_only=True)
+                                                     if s.name not in {p.name for p in specs})]
+    else:
+        pool = specs
+    scene = depsgraph.scene
+    frame = float(scene.frame_current)
+    conflicts, order, uppers, index = _layout(obj, specs, pool, trust_edits)
+    by_name = {s.name: s for s in specs}
+    obj_eval = obj.evaluated_get(depsgraph)
+    pose = _RigPose(obj, index)
+    frames: dict[str, _Frame] = {}
     out: dict[str, tuple[ChainStatus, bool]] = {}
     solved: Solved = {}
-    for spec in _upper_first(obj, specs):
-        if spec.name in conflicts:
-            outcome = (ChainStatus.error(conflicts[spec.name], frame), False)
-        else:
+    levels: dict[str, int] = {}
+    pending: list[list[ChainSpec]] = []  # chains by level: a level hangs from chains of the levels before
+
+    def fail(spec: ChainSpec, err: Exception) -> None:
+        if not isinstance(err, IKError):
+            if not catch_all:
+                raise err
+            log.error("IK chain %r of %r failed", spec.name, obj.name, exc_info=err)
+        message = str(err) if isinstance(err, IKError) else f"{type(err).__name__}: {err}"
+        out[spec.name] = (ChainStatus.error(message, frame), False)
+
+    for name in order:
+        if name in conflicts:
+            out[name] = (ChainStatus.error(conflicts[name], frame), False)
+            continue
+        upper = uppers.get(name)
+        level = levels[upper[0]] + 1 if upper is not None and upper[0] in levels else 0
+        while len(pending) <= level:
+            pending.append([])
+        pending[level].append(by_name[name])
+        levels[name] = level
+    for level_specs in pending:
+        batch: list[_Frame] = []
+        for spec in level_specs:
             try:
-                outcome = solve_chain(obj, spec, depsgraph, key_frame=key_frame, autokey=autokey, solved=solved)
-            except IKError as err:
-                outcome = (ChainStatus.error(str(err), frame), False)
+                item = _frame_of(obj, obj_eval, spec, depsgraph, solved, trust_edits)
+                frames[spec.name] = item
+                still = _still_status(item, pose)
+                if still is not None:
+                    item.outcome = (replace(still, frame=frame), False)
+                elif spec.follow_mode:
+                    item.solution = solve_follow(item.state.prepared, item.base, item.target, item.pole,
+                                                 current_pose(obj_eval, item.state.prepared.binding))
+                else:
+                    require_usable(item.state.prepared, item.base, item.target, item.pole)
+                    item.problem, item.scales = frame_problem(item.state.prepared, item.base, item.target, item.pole)
+                    item.job = item.state.job(item.problem)
+                    set_job_target(item.job, item.problem)
+                    batch.append(item)
+            except Exception as err:  # fail() re-raises what the caller wants raised
+                frames.pop(spec.name, None)
+                fail(spec, err)
+        if batch:
+            try:
+                results = solve_jobs([item.job for item in batch])  # type: ignore[misc]
+                for item, result in zip(batch, results, strict=True):
+                    item.solution = finish_job(item.problem, result, item.base, item.target,  # type: ignore[arg-type]
+                                               item.scales)  # type: ignore[arg-type]
             except Exception as err:
-                if not catch_all:
-                    raise
-                log.exception("IK chain %r of %r failed", spec.name, obj.name)
-                outcome = (ChainStatus.error(f"{type(err).__name__}: {err}", frame), False)
-        set_status(obj.name, spec.name, outcome[0])
-        out[spec.name] = outcome
-    return out
+                for item in batch:
+                    frames.pop(item.spec.name, None)
+                    fail(item.spec, err)
+        for spec in level_specs:
+            taken = frames.get(spec.name)
+            if taken is None:
+                continue
+            try:
+                if taken.outcome is None:
+                    taken.outcome = _take(obj, taken, pose, frame)
+                if taken.state.angles is not None:
+                    solved[spec.name] = (taken.state.prepared.binding, taken.base, taken.state.angles)
+            except Exception as err:
+                frames.pop(spec.name, None)
+                fail(spec, err)
+    wrote = pose.write()
+    if not wrote and any(item.outcome is not None and not item.outcome[1] for item in frames.values()):
+        _retag_if_stale(obj, obj_eval, frames.values(), pose)
+    for name in order:
+        done = frames.get(name)
+        if done is not None and done.outcome is not None:
+            out[name] = done.outcome
+            if key_frame is not None and (done.outcome[1] or not autokey):
+                try:
+                    key_pose(obj, done.state.prepared.binding, key_frame)
+                except Exception as err:
+                    fail(done.spec, err)
+    for name, outcome in out.items():
+        set_status(obj.name, name, outcome[0])
+    return {name: out[name] for name in order if name in out}
 
 
-def _upper_first(obj: Any, specs: list[ChainSpec]) -> list[ChainSpec]:
-    """Chains hanging below another chain's bones come after it (see :mod:`.stacking`)."""
+def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, solved: Solved, trust: bool) -> _Frame:
+    """One chain's inputs at this frame (the chain read or taken from the cache)."""
+    target, pole = require_objects(spec, depsgraph.scene, obj)
+    binding = structure.chain_binding(obj_eval, spec.tip_bone, spec.length, trust_edits=trust)
+    key = (obj.name, spec.name)
+    state = _CHAINS.get(key)
+    if state is None or state.spec != spec or state.prepared.binding is not binding:
+        state = _CHAINS[key] = _LiveChain(spec, prepare(obj_eval, spec, binding))
+    else:
+        refuse_drivers(obj, binding)  # drivers come and go without an edit of the armature
+    base = chain_base(obj_eval, binding)[None]
+    if solved:
+        base = stacked_base(obj_eval, binding, base, solved)
+    target_m = world_matrix(target, depsgraph)[None]
+    pole_m = None if pole is None else world_matrix(pole, depsgraph)[None]
+    return _Frame(spec, state, base, target_m, pole_m)
+
+
+def _still_status(item: _Frame, pose: _RigPose) -> ChainStatus | None:
+    """The last solve's status if its answer holds (same inputs, and the pose it wrote still in
+    place), else None."""
+    state = item.state
+    if state.inputs is None or state.written is None or state.status is None or item.spec.follow_mode:
+        return None
+    base, target, pole = state.inputs
+    same_pole = (pole is None and item.pole is None) or (
+        pole is not None and item.pole is not None and np.array_equal(pole, item.pole))
+    same = (same_pole and np.array_equal(base, item.base) and np.array_equal(target, item.target)
+            and np.array_equal(pose.current(state.prepared.binding), state.written))
+    return state.status if same else None
+
+
+def _take(obj: Any, item: _Frame, pose: _RigPose, frame: float) -> tuple[ChainStatus, bool]:
+    """Put a solved chain's channels into the rig's pose (continuous with the current values;
+    bones that would change by less than ``NOOP_TOLERANCE`` are left alone) and remember it."""
+    require_local(obj)
+    solution, state, spec = item.solution, item.state, item.spec
+    assert solution is not None
+    binding = state.prepared.binding
+    changed = False
+    for bone, joint, joint_angles in zip(binding.bones, binding.chain.joints, solution.angles[0], strict=True):
+        previous = pose.bone(bone.name, bone.rotation_mode)
+        values = angles_to_channels(bone, joint, np.asarray(joint_angles)[None], previous)[0]
+        if np.max(np.abs(values - previous)) < NOOP_TOLERANCE:
+            continue
+        pose.set(bone.name, bone.rotation_mode, values)
+        changed = True
+    status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
+                         FOLLOW_NOTE if spec.follow_mode else "", frame)
+    state.inputs = (item.base, item.target, item.pole)
+    state.written = pose.current(binding)
+    state.status, state.angles = status, solution.angles
+    return status, changed
+
+
+def _retag_if_stale(obj: Any, obj_eval: Any, frames: Any, pose: _RigPose) -> None:
+    """A render depsgraph applies the keys to its own copy and does not copy them back: the pose it
+    evaluated may differ from the one in place even when nothing needed writing. Re-evaluate then."""
+    if obj_eval is obj:
+        return
+    evaluated = _RigPose(obj_eval, pose.index)
+    for item in frames:
+        binding = item.state.prepared.binding
+        if not np.array_equal(evaluated.current(binding), pose.current(binding)):
+            obj.update_tag()
+            return
+
+
+def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool
+            ) -> tuple[dict[str, str], list[str], dict[str, tuple[str, int]], dict[str, int]]:
+    """``(conflicts, upper-first order, uppers, bone index)`` of the chains: kept per rig while the
+    same chains are asked for and (with ``trust``) the armature was not edited."""
+    key = (tuple((s.name, s.tip_bone, s.length) for s in specs), tuple((s.name, s.tip_bone, s.length) for s in pool))
+    generation = structure.generation(obj)
+    kept = _LAYOUTS.get(obj.name)
+    if trust and kept is not None and kept[0] == key and kept[1] == generation:
+        return kept[2], kept[3], kept[4], kept[5]  # type: ignore[misc]
+    conflicts = find_conflicts(obj, pool)
     chains = {}
     for spec in specs:
         try:
@@ -186,25 +376,11 @@ def _upper_first(obj: Any, specs: list[ChainSpec]) -> list[ChainSpec]:
         except RigSetupError:
             continue  # reported when it is solved
         chains[spec.name] = (bones, ancestors_of(obj, bones))
-    by_name = {s.name: s for s in specs}
-    return [by_name[n] for n in upper_first(by_name, links(chains))]
+    uppers = links(chains)
+    order = upper_first([s.name for s in specs], uppers)
+    index = _bone_index(obj)
+    _LAYOUTS[obj.name] = (key, generation, conflicts, order, uppers, index)  # type: ignore[assignment]
+    return conflicts, order, uppers, index
 
 
-_suspended = 0  # > 0 while a bake steps frames: the handlers must not solve then
-
-
-class suspended:  # noqa: N801  (used like a function: `with suspended():`)
-    """Context manager: the live handlers do nothing inside it (nestable)."""
-
-    def __enter__(self) -> None:
-        global _suspended
-        _suspended += 1
-
-    def __exit__(self, *exc: object) -> None:
-        global _suspended
-        _suspended -= 1
-
-
-def is_suspended() -> bool:
-    """True while live solving is suspended (see :class:`suspended`)."""
-    return _suspended > 0
+__all__ = ["FOLLOW_NOTE", "forget", "solve_chain", "solve_rig", "suspended"]

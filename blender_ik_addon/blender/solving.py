@@ -22,12 +22,12 @@ import numpy as np
 from mathutils import Quaternion
 
 from ..core import ComfortPose, SolveResult, SolverOptions, forward, solve_batch
+from ..core.batched import ChainJob
 from ..core.motion import find_switches, solve_path
 from ..core.rotations import orthonormalize, rotation_vector
 from ..core.types import BoolArray, FloatArray
-from .cache import read_chain_cached
-from .errors import RigSetupError
-from .read import ChainBinding, chain_bone_names, current_angles, read_chain
+from .read import ChainBinding, current_angles, read_chain
+from .scene_checks import refuse_drivers, require_usable
 from .spec import ChainSpec
 
 _ORIENTATION_TOLERANCE = SolverOptions().orientation_tolerance
@@ -66,13 +66,12 @@ class FrameSolution:
     converged: BoolArray
 
 
-def prepare(obj: Any, spec: ChainSpec, *, cached: bool = False) -> PreparedChain:
-    """Read the chain of ``spec`` from ``obj`` (preferably evaluated). Raises :class:`RigSetupError`.
-
-    With ``cached`` a chain read on an earlier call is re-used while its inputs are unchanged.
-    """
-    binding = (read_chain_cached if cached else read_chain)(obj, spec.tip_bone, spec.length)
-    _refuse_drivers(obj, binding)
+def prepare(obj: Any, spec: ChainSpec, binding: ChainBinding | None = None) -> PreparedChain:
+    """Read the chain of ``spec`` from ``obj`` (preferably evaluated), or take the ``binding``
+    already read (the live pass's :mod:`.structure` cache). Raises :class:`RigSetupError`."""
+    if binding is None:
+        binding = read_chain(obj, spec.tip_bone, spec.length)
+    refuse_drivers(obj, binding)
     chain = binding.chain
     comfort = np.zeros((chain.n_joints, 3))
     for j, bone in enumerate(binding.bones):
@@ -81,118 +80,6 @@ def prepare(obj: Any, spec: ChainSpec, *, cached: bool = False) -> PreparedChain
             comfort[j] = Quaternion(quat).normalized().to_euler(bone.order)
     comfort = chain.expand(chain.clamp(chain.compress(comfort)))
     return PreparedChain(spec, binding, comfort)
-
-
-def _refuse_drivers(obj: Any, binding: ChainBinding) -> None:
-    """A driver on a chain bone's rotation overrides whatever is written or keyed there."""
-    anim = obj.animation_data
-    if anim is None or not len(anim.drivers):
-        return
-    prefixes = {_bone_path(b.name): b.name for b in binding.bones}
-    for fcurve in anim.drivers:
-        path = fcurve.data_path
-        if fcurve.mute or not fcurve.driver.is_valid or ".rotation_" not in path:
-            continue
-        for prefix, bone in prefixes.items():
-            if path.startswith(prefix) and path[len(prefix):].startswith("rotation_"):
-                raise RigSetupError(f"bone {bone!r}: a driver sets {path[len(prefix):]}[{fcurve.array_index}], so the "
-                                    "solved pose would be overridden; remove or mute the driver")
-
-
-def _bone_path(name: str) -> str:
-    """``pose.bones["<name>"].`` with the name escaped as Blender writes data paths."""
-    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'pose.bones["{escaped}"].'
-
-
-def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, Any | None]:
-    """The chain's target and pole objects, checked to exist in ``scene`` and not to hang below ``rig``
-    (an object parented to the armature would move with the chain that chases it)."""
-    if not spec.target:
-        raise RigSetupError(f"chain {spec.name!r} has no target object (set one; was it deleted?)")
-    found: list[Any] = []
-    for role, name in (("target", spec.target), ("pole", spec.pole)):
-        if name is None:
-            found.append(None)
-            continue
-        obj = scene.objects.get(name)
-        if obj is None:
-            raise RigSetupError(f"chain {spec.name!r}: {role} object {name!r} is not in scene {scene.name!r}")
-        if rig is not None:
-            _refuse_feedback(spec, role, obj, rig)
-        found.append(obj)
-    return found[0], found[1]
-
-
-def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
-    """Refuse a target or pole that is the armature or that the chain's own pose moves.
-
-    The pose moves the chain's bones and every bone below them, and with them anything parented
-    to such a bone, deformed by the armature, or constrained to such a bone (the chain would chase
-    an object its own pose moves). An object merely parented to the armature *object*, or to a
-    bone outside the chain, moves with the character, not with the chain: that is allowed.
-    """
-    if obj.name == rig.name:
-        raise RigSetupError(f"chain {spec.name!r}: its {role} is the armature {rig.name!r} itself, which the chain "
-                            "moves; pick another object")
-    moved = _bones_moved_by(rig, spec)
-    walker = obj
-    while walker is not None:
-        for con in walker.constraints:
-            source = getattr(con, "target", None)
-            if source is None or source.name != rig.name or con.mute or con.influence <= 0:
-                continue
-            bone = getattr(con, "subtarget", "")
-            if moved is None or bone in moved:
-                owner = "its" if walker is obj else f"{walker.name!r}'s"
-                raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} follows the armature {rig.name!r} "
-                                    f"through {owner} constraint {con.name!r} and would move with the chain that "
-                                    "follows it; remove that constraint")
-        parent = walker.parent
-        if parent is not None and parent.name == rig.name:
-            posed = walker.parent_type == "ARMATURE" or (
-                walker.parent_type == "BONE" and (moved is None or walker.parent_bone in moved))
-            if posed:
-                raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} is parented to the armature "
-                                    f"{rig.name!r} and would move with the chain that follows it; unparent it")
-        walker = parent
-
-
-def _bones_moved_by(rig: Any, spec: ChainSpec) -> set[str] | None:
-    """Names of the chain's bones and all bones below them; None when the chain cannot be read
-    (then every dependency on the armature's bones is treated as moved: the caller refuses)."""
-    try:
-        chain = set(chain_bone_names(rig, spec.tip_bone, spec.length))
-    except RigSetupError:
-        return None
-    moved = set(chain)
-    for bone in rig.data.bones:
-        if any(parent.name in chain for parent in bone.parent_recursive):
-            moved.add(bone.name)
-    return moved
-
-
-def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:
-    """Chains that share bones with another chain of ``specs``: chain name -> message.
-
-    Shared bones would make the chains overwrite each other, so both are refused.
-    """
-    bones: dict[str, set[str]] = {}
-    for spec in specs:
-        try:
-            bones[spec.name] = set(chain_bone_names(obj, spec.tip_bone, spec.length))
-        except RigSetupError:
-            continue  # reported when that chain is solved
-    out: dict[str, str] = {}
-    names = list(bones)
-    for i, first in enumerate(names):
-        for second in names[i + 1:]:
-            shared = sorted(bones[first] & bones[second])
-            if shared:
-                for me, other in ((first, second), (second, first)):
-                    out.setdefault(me, f"chain {me!r} shares bone(s) {', '.join(map(repr, shared))} with chain "
-                                       f"{other!r}; chains that share bones are not solved")
-    return out
 
 
 def to_chain_space(bases: FloatArray, matrices: FloatArray, *, rotations: bool = True
@@ -232,8 +119,20 @@ def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray
             pose: the motion stays continuous where the nearest pose would switch solutions.
             Deterministic for given frames, but frame ``k`` depends on the frames before it.
     """
-    spec, chain = prepared.spec, prepared.binding.chain
     require_usable(prepared, bases, targets, poles)
+    problem, scales = frame_problem(prepared, bases, targets, poles)
+    if continuous:
+        result = None
+        q = _continuous(problem, initial)
+    else:
+        result, q = _nearest(problem, initial)
+    return finish_frames(problem, result, q, bases, targets, scales)
+
+
+def frame_problem(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None
+                  ) -> tuple[_Problem, FloatArray]:
+    """The frames in chain space, ready for the core solver, and ``(F,)`` each base's mean scale."""
+    spec = prepared.spec
     positions, rotations = to_chain_space(bases, targets, rotations=spec.follow_orientation)
     pole_positions = None if poles is None else to_chain_space(bases, poles, rotations=False)[0]
     scales = np.cbrt(np.abs(np.linalg.det(bases[:, :3, :3])))
@@ -242,13 +141,15 @@ def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray
     # The solver returns the reaching pose nearest the comfort pose (the rest pose when none was
     # captured); the weight only matters for a soft pull. Zero weight still names the pose.
     comfort = ComfortPose(prepared.comfort_angles, max(spec.comfort_weight, 0.0))
-    start = initial  # None: the solver's cold start, the comfort pose (angles on a limit nudged off it)
-    problem = _Problem(prepared, positions, orientations, pole_positions, comfort, options)
-    if continuous:
-        result = None
-        q = _continuous(problem, start)
-    else:
-        result, q = _nearest(problem, start)
+    return _Problem(prepared, positions, orientations, pole_positions, comfort, options), scales
+
+
+def finish_frames(problem: _Problem, result: SolveResult | None, q: FloatArray, bases: FloatArray,
+                  targets: FloatArray, scales: FloatArray) -> FrameSolution:
+    """The solved free angles ``q`` ``(F, m)`` blended toward the comfort pose and measured in world
+    units (``result``: the solver's, when ``q`` is its answer unchanged)."""
+    prepared, orientations = problem.prepared, problem.orientations
+    spec, chain = prepared.spec, prepared.binding.chain
     blend = float(np.clip(spec.comfort_blend, 0.0, 1.0))
     if blend > 0:
         q = (1.0 - blend) * q + blend * chain.compress(prepared.comfort_angles)
@@ -260,6 +161,29 @@ def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray
             converged &= result.orientation_error <= _ORIENTATION_TOLERANCE
         return FrameSolution(result.angles, error, result.orientation_error, converged)
     return _measure(prepared, q, bases, targets, orientations)
+
+
+def live_job(problem: _Problem) -> ChainJob:
+    """A :class:`ChainJob` solving one frame of ``problem``'s chain as :func:`_nearest` does (the
+    live pass keeps it while the chain and its settings stay the same)."""
+    return ChainJob(problem.prepared.binding.chain, problem.comfort, problem.options,
+                    orientation=problem.orientations is not None, pole=problem.poles is not None)
+
+
+def set_job_target(job: ChainJob, problem: _Problem) -> None:
+    """Give ``job`` the one frame of ``problem``."""
+    job.set_target(problem.positions[0], None if problem.orientations is None else problem.orientations[0],
+                   None if problem.poles is None else problem.poles[0])
+
+
+def finish_job(problem: _Problem, result: SolveResult, bases: FloatArray, targets: FloatArray,
+               scales: FloatArray) -> FrameSolution:
+    """:func:`finish_frames` for a frame a :class:`ChainJob` solved: what :func:`solve_frames` returns."""
+    q = result.q
+    if problem.comfort is not None and not result.converged.all():
+        q = _reach_first_fallback(problem.prepared, result, problem.positions, problem.orientations, problem.poles,
+                                  None, problem.options)
+    return finish_frames(problem, result, q, bases, targets, scales)
 
 
 @dataclass(frozen=True)
@@ -336,26 +260,6 @@ def find_frame_switches(prepared: PreparedChain, bases: FloatArray, targets: Flo
     for begin, end in zip(edges[0::2], edges[1::2], strict=True):  # [begin, end): converged runs
         flagged[begin:end] = find_switches(q[begin:end], motion[begin:end])
     return flagged
-
-
-_FAR = 1e15  # world units: a target farther than this is a typo or a clamped infinity, not a goal
-
-
-def require_usable(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None) -> None:
-    """Refuse NaN, infinite or absurdly far targets and poles, and chain bases of zero scale."""
-    spec = prepared.spec
-    for role, name, matrices in (("target", spec.target, targets), ("pole", spec.pole, poles)):
-        if matrices is None:
-            continue
-        where = matrices[:, :3, 3]
-        bad = ~np.all(np.isfinite(matrices), axis=(1, 2)) | np.any(np.abs(where) > _FAR, axis=1)
-        if bad.any():
-            shown = ", ".join(f"{v:.6g}" for v in where[int(np.argmax(bad))])
-            raise RigSetupError(f"chain {spec.name!r}: {role} {name!r} is at ({shown}), which is not a usable "
-                                f"location (NaN, infinite or farther than {_FAR:g}); move it")
-    if not np.all(np.isfinite(bases)) or np.any(np.abs(np.linalg.det(bases[:, :3, :3])) < 1e-12):
-        raise RigSetupError(f"chain {spec.name!r}: armature {prepared.binding.object_name!r} (or a bone above the "
-                            "chain) has a zero scale, so the chain has no size to solve; give it a non-zero scale")
 
 
 def _uniform_scale(bases: FloatArray) -> bool:

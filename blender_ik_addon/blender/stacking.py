@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.rotations import euler_to_matrix
+from ..core.fk import joint_poses
 from ..core.types import FloatArray
 from .read import ChainBinding
 
@@ -84,11 +84,7 @@ def joint_world(binding: ChainBinding, bases: FloatArray, angles: FloatArray, jo
     ``scale`` is that bone's pose scale (only a chain's tip bone may have one).
     """
     chain = binding.chain
-    frames = np.broadcast_to(np.eye(4), (len(angles), 4, 4)).copy()
-    for k in range(joint + 1):
-        turn = np.broadcast_to(np.eye(4), (len(angles), 4, 4)).copy()
-        turn[:, :3, :3] = euler_to_matrix(angles[:, k], chain.joints[k].order)
-        frames = frames @ chain.rest[k] @ turn
+    frames = joint_poses(chain, chain.compress(angles))[:, joint]
     frames[:, :3, :3] *= np.asarray(tuple(scale), dtype=np.float64)
     return np.asarray(bases @ frames)
 

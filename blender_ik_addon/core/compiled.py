@@ -92,7 +92,7 @@ class KernelError(RuntimeError):
     """The kernel could not be compiled or run in this Python (not a solver outcome)."""
 
 
-def _give_up(err: BaseException) -> None:
+def give_up(err: BaseException) -> None:
     """Stop using the kernel for the rest of the session, keeping the reason for the panel."""
     global _kernel, _kernel_error
     _kernel, _kernel_error = None, f"numba could not run the kernel ({type(err).__name__}: {err})"
@@ -280,6 +280,6 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
             kernel.solve_many_secondary(*shared, poles, sec_shared, flags, *per_target, settings, plan_of(chain),
                                         *outputs)
     except Exception as err:  # e.g. numba cannot compile here (no writable cache, no executable memory)
-        _give_up(err)
+        give_up(err)
         raise KernelError(_kernel_error) from err
     return Attempt(q, error, orientation_error, iterations, status)

@@ -97,6 +97,18 @@ def cross(a: FloatArray, b: FloatArray) -> FloatArray:
     return out
 
 
+def joint_poses(chain: Chain, q: FloatArray) -> FloatArray:
+    """``(F, n, 4, 4)`` each joint's frame after it turns, in chain space (the base not applied):
+    for a bone chain, each bone's pose matrix relative to the chain's base."""
+    kin = forward(chain, q, with_axes=False)
+    count, n = kin.origins.shape[:2]
+    out = np.zeros((count, n, 4, 4))
+    out[:, :, :3, :3] = kin.frames @ kin.joint_rotations
+    out[:, :, :3, 3] = kin.origins
+    out[:, :, 3, 3] = 1.0
+    return out
+
+
 def tip_positions(chain: Chain, q: FloatArray) -> FloatArray:
     """World tip positions ``(F, 3)`` for free angles ``(F, m)``."""
     return forward(chain, q, with_axes=False).tip

@@ -1134,3 +1134,37 @@ def solve_many_secondary(targets: FloatArray, orientations: FloatArray, poles: F
             q_out[f], seed, ws, sws)
         error_out[f], orientation_error_out[f], iterations_out[f], status_out[f] = (
             error, orientation_error, iterations, status)
+
+
+# -- Several chains in one call -------------------------------------------------------------------
+# The live pass solves every moving chain of a frame in one call: a numba typed List of jobs, one a
+# chain, built once and kept while the chains do not change (see ``batched``). A job carries what
+# ``compiled.lm_solve_compiled`` passes to either path above, and its own input and output arrays:
+#
+# (secondary path?, active?, targets, orientations, poles, sec_shared, flags, starts, seed_bases, hopeless,
+#  unit, spread, settings, plan, q_out, error_out, orientation_error_out, iterations_out, status_out)
+#
+# ``active`` is a (1,) bool array the caller sets per call: a still chain stays in the list, skipped.
+
+
+@_jit
+def solve_jobs(jobs: Any) -> None:
+    """:func:`solve_many` or :func:`solve_many_secondary` for each active job of ``jobs``."""
+    for index in range(len(jobs)):
+        job = jobs[index]
+        if not job[1][0]:
+            continue
+        targets, orientations, poles, sec_shared, flags = job[2], job[3], job[4], job[5], job[6]
+        starts, seed_bases, hopeless, unit, spread, settings, plan = job[7], job[8], job[9], job[10], job[11], \
+            job[12], job[13]
+        q_out, error_out, orientation_error_out, iterations_out, status_out = job[14], job[15], job[16], job[17], \
+            job[18]
+        if job[0]:
+            solve_many_secondary(targets, orientations, poles, sec_shared, flags, starts, seed_bases, hopeless, unit,
+                                 spread, settings, plan, q_out, error_out, orientation_error_out, iterations_out,
+                                 status_out)
+        else:
+            orientation_scale, tolerance, orientation_tolerance, max_iterations, initial_damping = settings
+            solve_many(targets, orientations, orientation_scale, starts, seed_bases, hopeless, unit, spread, tolerance,
+                       orientation_tolerance, max_iterations, initial_damping, sec_shared[2], plan, q_out, error_out,
+                       orientation_error_out, iterations_out, status_out)

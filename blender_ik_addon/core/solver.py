@@ -88,24 +88,11 @@ def solve_batch(
         IKInputError: Shapes do not match, or a value is NaN or infinite.
     """
     opts = options or SolverOptions()
-    if poles is None and opts.method == "lm" and (comfort is None or np.all(np.asarray(comfort.weights) == 0)):
-        # The pose nearest the comfort pose (the rest pose without one) is the answer, even at
-        # zero comfort weight, unless a pole picks the bend (a rest pull would fight it).
-        if comfort is None:
-            comfort = chain.memo("rest_comfort", (), lambda: ComfortPose(np.zeros(chain.n_dofs), rules.REST_WEIGHT))
-        else:
-            comfort = ComfortPose(comfort.angles, rules.REST_WEIGHT)
+    comfort = nearest_comfort(chain, comfort, opts, has_pole=poles is not None)
     problem = make_problem(chain, targets, orientations=orientations, orientation_weight=opts.orientation_weight,
                            poles=poles, pole_weight=opts.pole_weight, comfort=comfort)
     count, dofs = problem.count, chain.n_dofs
-    start = _initial_poses(chain, problem, initial, bend=opts.method == "lm")
-    # Restarts perturb the comfort pose if there is one (the preferred posture), else each
-    # target's own start pose, so a warm start (the previous frame) restarts nearby.
-    if problem.comfort is not None:
-        comfort_angles = problem.comfort[0]
-        seed_poses = chain.memo_of("seed_poses", (comfort_angles,), lambda: chain.clamp(comfort_angles)[None])
-    else:
-        seed_poses = start
+    start, seed_poses = start_poses(chain, problem, initial, bend=opts.method == "lm")
     if use_compiled(problem, opts):
         unit, spread = restart_draws(dofs, opts)
         try:
@@ -138,12 +125,44 @@ def solve_batch(
                                            out["status"]))
 
 
+def nearest_comfort(chain: Chain, comfort: ComfortPose | None, options: SolverOptions, *,
+                    has_pole: bool) -> ComfortPose | None:
+    """The comfort pose a solve uses: the pose nearest the comfort pose (the rest pose without one)
+    is the answer, even at zero comfort weight, unless a pole picks the bend (a rest pull would
+    fight it) or the method is the tutorial's."""
+    if has_pole or options.method != "lm" or (comfort is not None and not np.all(np.asarray(comfort.weights) == 0)):
+        return comfort
+    if comfort is None:
+        return chain.memo("rest_comfort", (), lambda: ComfortPose(np.zeros(chain.n_dofs), rules.REST_WEIGHT))
+    return ComfortPose(comfort.angles, rules.REST_WEIGHT)
+
+
+def start_poses(chain: Chain, problem: Problem, initial: ArrayLike | None = None, *,
+                bend: bool = True) -> tuple[FloatArray, FloatArray]:
+    """``(start poses, seed poses)``, each ``(F, m)`` or ``(1, m)``: where attempts begin (see
+    :func:`_initial_poses`), and what restarts perturb: the comfort pose if there is one (the
+    preferred posture), else each target's own start pose, so a warm start (the previous frame)
+    restarts nearby."""
+    start = _initial_poses(chain, problem, initial, bend=bend)
+    if problem.comfort is None:
+        return start, start
+    comfort_angles = problem.comfort[0]
+    return start, chain.memo_of("seed_poses", (comfort_angles,), lambda: chain.clamp(comfort_angles)[None])
+
+
 _STATUS_NAMES = np.asarray(STATUSES, dtype=object)
 
 
 def _result(chain: Chain, problem: Problem, attempt: Attempt) -> SolveResult:
+    return finish_result(chain, problem.comfort[0] if problem.comfort is not None else np.zeros(chain.n_dofs),
+                         attempt)
+
+
+def finish_result(chain: Chain, comfort_angles: FloatArray, attempt: Attempt) -> SolveResult:
+    """The :class:`SolveResult` of an attempt: angles turned near the comfort pose (see
+    :func:`_near_turn`), statuses named."""
     status = attempt.status
-    q = _near_turn(chain, attempt.q, problem.comfort[0] if problem.comfort is not None else np.zeros(chain.n_dofs))
+    q = _near_turn(chain, attempt.q, comfort_angles)
     return SolveResult(
         q=q, angles=chain.expand(q), error=attempt.position_error,
         orientation_error=attempt.orientation_error, iterations=attempt.iterations,
@@ -169,9 +188,7 @@ def _near_turn(chain: Chain, q: FloatArray, around: FloatArray) -> FloatArray:
                                    angles))
 
     out = wrapped(q)
-    for j in np.flatnonzero(chain.ball_joints):
-        order = order_indices(chain.joints[j].order)  # axes in application order: first, middle, last
-        dofs = [int(np.flatnonzero((chain.free_joint == j) & (chain.free_axis == axis))[0]) for axis in order]
+    for dofs in chain.memo("ball_dofs", (), lambda: _ball_dofs(chain)):
         alias = out.copy()
         alias[..., dofs[0]] += np.pi
         alias[..., dofs[1]] = np.pi - alias[..., dofs[1]]
@@ -180,6 +197,15 @@ def _near_turn(chain: Chain, q: FloatArray, around: FloatArray) -> FloatArray:
         nearer = (np.sum((alias[..., dofs] - around[dofs]) ** 2, axis=-1)
                   < np.sum((out[..., dofs] - around[dofs]) ** 2, axis=-1))
         out[..., dofs] = np.where(nearer[..., None], alias[..., dofs], out[..., dofs])
+    return out
+
+
+def _ball_dofs(chain: Chain) -> list[list[int]]:
+    """Per ball joint, its free angles' indices in application order: first, middle, last axis."""
+    out = []
+    for j in np.flatnonzero(chain.ball_joints):
+        order = order_indices(chain.joints[j].order)
+        out.append([int(np.flatnonzero((chain.free_joint == j) & (chain.free_axis == axis))[0]) for axis in order])
     return out
 
 

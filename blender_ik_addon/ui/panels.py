@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bpy.types import Context, Panel, UILayout, UIList
 
+from ..blender.events import lock_interface_warning
 from ..blender.spec import spec_from_settings
 from ..blender.status import get_findings, get_status
-from ..handlers import lock_interface_warning
 from .properties import checked_active_chain, checked_rig_settings, get_rig_settings
 
 if TYPE_CHECKING:

@@ -21,6 +21,8 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
+from ..blender.events import solve_object_now
+from ..blender.settings import rig_settings
 from ..core.options import DEFAULTS
 
 # Library overrides keep only overridable properties: without these flags, chain settings edited on an
@@ -42,8 +44,6 @@ def _not_owner(self: Any, obj: Any) -> bool:
 
 def _resolve_now(self: Any, context: Any) -> None:
     """Re-solve the owner's live chains when a setting changes, so the viewport follows at once."""
-    from ..handlers import solve_object_now  # late import: handlers imports the adapter
-
     solve_object_now(self.id_data)
 
 
@@ -132,7 +132,7 @@ def get_rig_settings(obj: Any) -> IKCHAINS_PG_rig | None:
     """The armature object's ``IKCHAINS_PG_rig``, or None for other objects."""
     if obj is None or obj.type != "ARMATURE":
         return None
-    settings: IKCHAINS_PG_rig | None = getattr(obj, "ik_chains", None)  # registered at run time
+    settings: IKCHAINS_PG_rig | None = rig_settings(obj)  # registered at run time
     return settings
 
 

@@ -8,6 +8,7 @@ import numpy as np
 from blender_rigs import add_chain, empty, straight_chain, world_tail
 
 from blender_ik_addon import handlers
+from blender_ik_addon.blender import settings
 from blender_ik_addon.blender.keys import iter_fcurves
 from blender_ik_addon.blender.status import get_status
 
@@ -111,14 +112,14 @@ def test_an_unexpected_exception_becomes_a_status_not_a_traceback(monkeypatch) -
     rig, good, _ = two_chain_rig()
     from blender_ik_addon.blender import live
 
-    original = live.solve_chain
+    original = live._frame_of
 
-    def flaky(obj, spec, depsgraph, **kwargs):
+    def flaky(obj, obj_eval, spec, *args, **kwargs):
         if spec.name == "bad":
             raise ZeroDivisionError("boom")
-        return original(obj, spec, depsgraph, **kwargs)
+        return original(obj, obj_eval, spec, *args, **kwargs)
 
-    monkeypatch.setattr(live, "solve_chain", flaky)
+    monkeypatch.setattr(live, "_frame_of", flaky)
     good.location.x += 0.2
     assert_frame_set_still_works(rig, good)
     assert get_status(rig.name, "bad").message == "ZeroDivisionError: boom"
@@ -149,7 +150,7 @@ def test_no_live_chain_means_the_handler_touches_nothing() -> None:
     target = empty(location=(1.0, 1.5, 0.5))
     add_chain(rig, "b2", 3, target, name="arm", enabled=False)
     before = [tuple(p.rotation_quaternion) for p in rig.pose.bones]
-    assert handlers.live_rigs(bpy.context.scene) == []
+    assert settings.live_rigs(bpy.context.scene) == []
     bpy.context.scene.frame_set(5)
     assert [tuple(p.rotation_quaternion) for p in rig.pose.bones] == before
     assert get_status(rig.name, "arm") is None
@@ -191,8 +192,8 @@ def test_unchanged_inputs_skip_the_solve_and_a_moved_parent_bone_re_solves(monke
     target = empty(location=(1.0, 1.5, 1.5))
     add_chain(rig, "b2", 3, target, name="arm")
     calls = []
-    original = live.solve_frames
-    monkeypatch.setattr(live, "solve_frames", lambda *a, **k: calls.append(1) or original(*a, **k))
+    original = live.solve_jobs
+    monkeypatch.setattr(live, "solve_jobs", lambda jobs: calls.extend(jobs) or original(jobs))
     for frame in range(2, 12):
         bpy.context.scene.frame_set(frame)
     assert calls == []  # nothing moved: every frame re-used the last answer
@@ -239,17 +240,17 @@ def test_an_animation_render_solves_every_frame_through_the_render_depsgraph(tmp
     target.keyframe_insert("location", frame=3)
     add_chain(rig, "b2", 3, target, name="arm")
     seen = []
-    original = live.solve_chain
+    original = live.solve_rig
 
-    def spy(obj, spec, depsgraph, **kwargs):
-        outcome = original(obj, spec, depsgraph, **kwargs)
-        binding = read_chain(obj, spec.tip_bone, spec.length)
+    def spy(obj, depsgraph, **kwargs):
+        outcome = original(obj, depsgraph, **kwargs)
+        binding = read_chain(obj, "b2", 3)
         tip = tip_positions(binding.chain, binding.chain.compress(current_pose(obj, binding))[None])[0]
         goal = [fc.evaluate(depsgraph.scene.frame_current) for fc in iter_fcurves(target)]
         seen.append((depsgraph.mode, depsgraph.scene.frame_current, float(np.linalg.norm(tip - goal))))
         return outcome
 
-    monkeypatch.setattr(live, "solve_chain", spy)
+    monkeypatch.setattr(live, "solve_rig", spy)
     camera = bpy.data.objects.new("Camera", bpy.data.cameras.new("Camera"))
     scene.collection.objects.link(camera)
     scene.camera = camera

@@ -24,7 +24,7 @@ from fault_helpers import (
     user_sees,
 )
 
-from blender_ik_addon import handlers
+from blender_ik_addon.blender import events
 from blender_ik_addon.ui.panels import VIEW3D_PT_ikchains_main
 
 FRAMES = (1, 6)
@@ -163,17 +163,17 @@ def test_lock_interface_warning_when_live_chains_would_solve_in_renders() -> Non
     scene = bystander_rig()
     render = bpy.context.scene.render
     render.use_lock_interface = False
-    message = handlers.lock_interface_warning(bpy.context.scene)
+    message = events.lock_interface_warning(bpy.context.scene)
     assert message == "Live chains solve during renders: turn on Lock Interface"
     assert ("label", message) in drawn_panel(scene.rig)
     assert ("prop", "use_lock_interface") in drawn_panel(scene.rig)  # the fix, one click away
     render.use_lock_interface = True
-    assert handlers.lock_interface_warning(bpy.context.scene) == ""
+    assert events.lock_interface_warning(bpy.context.scene) == ""
     assert ("label", message) not in drawn_panel(scene.rig)
     render.use_lock_interface = False
     for chain in scene.rig.ik_chains.chains:
         chain.enabled = False
-    assert handlers.lock_interface_warning(bpy.context.scene) == ""  # nothing live: nothing to lock
+    assert events.lock_interface_warning(bpy.context.scene) == ""  # nothing live: nothing to lock
     user_sees("lock-interface", given="Live chains in the scene and Render > Lock Interface off",
               where="panel: this warning above the Lock Interface checkbox", message=message,
               preserved="nothing is changed behind the user's back; the checkbox is one click away")

@@ -1,0 +1,156 @@
+"""Checks of a chain's setup against the scene, with the messages users see.
+
+Each raises :class:`.errors.RigSetupError` naming the chain, bone or object at fault:
+
+* :func:`require_objects`: the target and pole exist in the scene and do not move with the chain
+  that follows them (feedback);
+* :func:`find_conflicts`: chains that share bones;
+* :func:`refuse_drivers`: a driver that would override the solved rotation;
+* :func:`require_usable`: targets at NaN, infinite or absurd places, chain bases of zero scale.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core.types import FloatArray
+from .errors import RigSetupError
+from .read import ChainBinding, chain_bone_names
+from .spec import ChainSpec
+
+if TYPE_CHECKING:
+    from .solving import PreparedChain
+
+
+def refuse_drivers(obj: Any, binding: ChainBinding) -> None:
+    """A driver on a chain bone's rotation overrides whatever is written or keyed there."""
+    anim = obj.animation_data
+    if anim is None or not len(anim.drivers):
+        return
+    prefixes = {_bone_path(b.name): b.name for b in binding.bones}
+    for fcurve in anim.drivers:
+        path = fcurve.data_path
+        if fcurve.mute or not fcurve.driver.is_valid or ".rotation_" not in path:
+            continue
+        for prefix, bone in prefixes.items():
+            if path.startswith(prefix) and path[len(prefix):].startswith("rotation_"):
+                raise RigSetupError(f"bone {bone!r}: a driver sets {path[len(prefix):]}[{fcurve.array_index}], so the "
+                                    "solved pose would be overridden; remove or mute the driver")
+
+
+def _bone_path(name: str) -> str:
+    """``pose.bones["<name>"].`` with the name escaped as Blender writes data paths."""
+    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'pose.bones["{escaped}"].'
+
+
+def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, Any | None]:
+    """The chain's target and pole objects, checked to exist in ``scene`` and not to hang below ``rig``
+    (an object parented to the armature would move with the chain that chases it)."""
+    if not spec.target:
+        raise RigSetupError(f"chain {spec.name!r} has no target object (set one; was it deleted?)")
+    found: list[Any] = []
+    for role, name in (("target", spec.target), ("pole", spec.pole)):
+        if name is None:
+            found.append(None)
+            continue
+        obj = scene.objects.get(name)
+        if obj is None:
+            raise RigSetupError(f"chain {spec.name!r}: {role} object {name!r} is not in scene {scene.name!r}")
+        if rig is not None:
+            _refuse_feedback(spec, role, obj, rig)
+        found.append(obj)
+    return found[0], found[1]
+
+
+def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
+    """Refuse a target or pole that is the armature or that the chain's own pose moves.
+
+    The pose moves the chain's bones and every bone below them, and with them anything parented
+    to such a bone, deformed by the armature, or constrained to such a bone (the chain would chase
+    an object its own pose moves). An object merely parented to the armature *object*, or to a
+    bone outside the chain, moves with the character, not with the chain: that is allowed.
+    """
+    if obj.name == rig.name:
+        raise RigSetupError(f"chain {spec.name!r}: its {role} is the armature {rig.name!r} itself, which the chain "
+                            "moves; pick another object")
+    moved = _bones_moved_by(rig, spec)
+    walker = obj
+    while walker is not None:
+        for con in walker.constraints:
+            source = getattr(con, "target", None)
+            if source is None or source.name != rig.name or con.mute or con.influence <= 0:
+                continue
+            bone = getattr(con, "subtarget", "")
+            if moved is None or bone in moved:
+                owner = "its" if walker is obj else f"{walker.name!r}'s"
+                raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} follows the armature {rig.name!r} "
+                                    f"through {owner} constraint {con.name!r} and would move with the chain that "
+                                    "follows it; remove that constraint")
+        parent = walker.parent
+        if parent is not None and parent.name == rig.name:
+            posed = walker.parent_type == "ARMATURE" or (
+                walker.parent_type == "BONE" and (moved is None or walker.parent_bone in moved))
+            if posed:
+                raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} is parented to the armature "
+                                    f"{rig.name!r} and would move with the chain that follows it; unparent it")
+        walker = parent
+
+
+def _bones_moved_by(rig: Any, spec: ChainSpec) -> set[str] | None:
+    """Names of the chain's bones and all bones below them; None when the chain cannot be read
+    (then every dependency on the armature's bones is treated as moved: the caller refuses)."""
+    try:
+        chain = set(chain_bone_names(rig, spec.tip_bone, spec.length))
+    except RigSetupError:
+        return None
+    moved = set(chain)
+    for bone in rig.data.bones:
+        if any(parent.name in chain for parent in bone.parent_recursive):
+            moved.add(bone.name)
+    return moved
+
+
+def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:
+    """Chains that share bones with another chain of ``specs``: chain name -> message.
+
+    Shared bones would make the chains overwrite each other, so both are refused.
+    """
+    bones: dict[str, set[str]] = {}
+    for spec in specs:
+        try:
+            bones[spec.name] = set(chain_bone_names(obj, spec.tip_bone, spec.length))
+        except RigSetupError:
+            continue  # reported when that chain is solved
+    out: dict[str, str] = {}
+    names = list(bones)
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            shared = sorted(bones[first] & bones[second])
+            if shared:
+                for me, other in ((first, second), (second, first)):
+                    out.setdefault(me, f"chain {me!r} shares bone(s) {', '.join(map(repr, shared))} with chain "
+                                       f"{other!r}; chains that share bones are not solved")
+    return out
+
+
+_FAR = 1e15  # world units: a target farther than this is a typo or a clamped infinity, not a goal
+
+
+def require_usable(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None) -> None:
+    """Refuse NaN, infinite or absurdly far targets and poles, and chain bases of zero scale."""
+    spec = prepared.spec
+    for role, name, matrices in (("target", spec.target, targets), ("pole", spec.pole, poles)):
+        if matrices is None:
+            continue
+        where = matrices[:, :3, 3]
+        bad = ~np.all(np.isfinite(matrices), axis=(1, 2)) | np.any(np.abs(where) > _FAR, axis=1)
+        if bad.any():
+            shown = ", ".join(f"{v:.6g}" for v in where[int(np.argmax(bad))])
+            raise RigSetupError(f"chain {spec.name!r}: {role} {name!r} is at ({shown}), which is not a usable "
+                                f"location (NaN, infinite or farther than {_FAR:g}); move it")
+    if not np.all(np.isfinite(bases)) or np.any(np.abs(np.linalg.det(bases[:, :3, :3])) < 1e-12):
+        raise RigSetupError(f"chain {spec.name!r}: armature {prepared.binding.object_name!r} (or a bone above the "
+                            "chain) has a zero scale, so the chain has no size to solve; give it a non-zero scale")
