@@ -71,6 +71,15 @@ class _LiveChain:
     written: FloatArray | None = None  # the chain's channel values right after the last solve (float32 values)
     status: ChainStatus | None = None
     angles: FloatArray | None = None  # (1, n, 3) the last solution, for chains stacked on this one
+    options_by_scale: dict[float, SolverOptions] = field(default_factory=dict)
+
+    def options(self, tolerance_scale: float) -> SolverOptions:
+        """The spec's solver options for a tolerance scale, made once per scale."""
+        options = self.options_by_scale.get(tolerance_scale)
+        if options is None:
+            self.options_by_scale.clear()
+            options = self.options_by_scale[tolerance_scale] = self.spec.solver_options(tolerance_scale)
+        return options
 
     def job(self, problem: _Problem) -> ChainJob:
         key = (problem.options, problem.orientations is not None, problem.poles is not None)
@@ -245,7 +254,8 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                                                  current_pose(obj_eval, item.state.prepared.binding))
                 else:
                     require_usable(item.state.prepared, item.base, item.target, item.pole)
-                    item.problem, item.scales = frame_problem(item.state.prepared, item.base, item.target, item.pole)
+                    item.problem, item.scales = frame_problem(item.state.prepared, item.base, item.target, item.pole,
+                                                              item.state.options)
                     item.job = item.state.job(item.problem)
                     set_job_target(item.job, item.problem)
                     batch.append(item)
@@ -333,8 +343,8 @@ def _take(obj: Any, item: _Frame, pose: _RigPose, frame: float) -> tuple[ChainSt
     changed = False
     for bone, joint, joint_angles in zip(binding.bones, binding.chain.joints, solution.angles[0], strict=True):
         previous = pose.bone(bone.name, bone.rotation_mode)
-        values = angles_to_channels(bone, joint, np.asarray(joint_angles)[None], previous)[0]
-        if np.max(np.abs(values - previous)) < NOOP_TOLERANCE:
+        values = angles_to_channels(bone, joint, joint_angles[None], previous)[0]
+        if max(abs(a - b) for a, b in zip(values.tolist(), previous.tolist(), strict=True)) < NOOP_TOLERANCE:
             continue
         pose.set(bone.name, bone.rotation_mode, values)
         changed = True

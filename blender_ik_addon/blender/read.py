@@ -148,13 +148,12 @@ def chain_base(obj_eval: Any, binding: ChainBinding) -> FloatArray:
     """
     base = np.array(obj_eval.matrix_world, dtype=np.float64)
     root = obj_eval.pose.bones[binding.bones[0].name]
+    shift: FloatArray | None = None
     if not binding.root_connected and any(root.location):
         rest = np.array(root.bone.matrix_local, dtype=np.float64)
-        shift: FloatArray = rest @ np.array(Matrix.Translation(root.location), dtype=np.float64) @ np.linalg.inv(rest)
-    else:
-        shift = np.eye(4)
+        shift = rest @ np.array(Matrix.Translation(root.location), dtype=np.float64) @ np.linalg.inv(rest)
     if binding.root_parent is None:
-        return base @ shift
+        return base if shift is None else base @ shift
     parent = obj_eval.pose.bones[binding.root_parent]
     local = np.array(parent.matrix, dtype=np.float64) @ np.linalg.inv(np.array(parent.bone.matrix_local))
     scale = np.linalg.norm(local[:3, :3], axis=0)
@@ -164,7 +163,7 @@ def chain_base(obj_eval: Any, binding: ChainBinding) -> FloatArray:
             if bone.inherit_scale != "FULL":
                 raise RigSetupError(f"bone {name!r}: inherit scale {bone.inherit_scale!r} under a scaled parent "
                                     f"{binding.root_parent!r} is not supported in a chain; use 'Full'")
-    return base @ local @ shift
+    return base @ local if shift is None else base @ local @ shift
 
 
 def check_locations(obj_eval: Any, binding: ChainBinding) -> None:

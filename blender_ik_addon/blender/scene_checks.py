@@ -76,7 +76,15 @@ def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
     if obj.name == rig.name:
         raise RigSetupError(f"chain {spec.name!r}: its {role} is the armature {rig.name!r} itself, which the chain "
                             "moves; pick another object")
-    moved = _bones_moved_by(rig, spec)
+    moved: set[str] | None = set()  # computed when first needed (it walks every bone of the rig)
+    known = False
+
+    def moved_bones() -> set[str] | None:
+        nonlocal moved, known
+        if not known:
+            moved, known = _bones_moved_by(rig, spec), True
+        return moved
+
     walker = obj
     while walker is not None:
         for con in walker.constraints:
@@ -84,15 +92,17 @@ def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
             if source is None or source.name != rig.name or con.mute or con.influence <= 0:
                 continue
             bone = getattr(con, "subtarget", "")
-            if moved is None or bone in moved:
+            bones = moved_bones()
+            if bones is None or bone in bones:
                 owner = "its" if walker is obj else f"{walker.name!r}'s"
                 raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} follows the armature {rig.name!r} "
                                     f"through {owner} constraint {con.name!r} and would move with the chain that "
                                     "follows it; remove that constraint")
         parent = walker.parent
         if parent is not None and parent.name == rig.name:
+            bones = moved_bones() if walker.parent_type == "BONE" else None
             posed = walker.parent_type == "ARMATURE" or (
-                walker.parent_type == "BONE" and (moved is None or walker.parent_bone in moved))
+                walker.parent_type == "BONE" and (bones is None or walker.parent_bone in bones))
             if posed:
                 raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} is parented to the armature "
                                     f"{rig.name!r} and would move with the chain that follows it; unparent it")
@@ -145,12 +155,13 @@ def require_usable(prepared: PreparedChain, bases: FloatArray, targets: FloatArr
     for role, name, matrices in (("target", spec.target, targets), ("pole", spec.pole, poles)):
         if matrices is None:
             continue
+        if np.isfinite(matrices).all() and float(np.abs(matrices[:, :3, 3]).max()) <= _FAR:
+            continue  # the usual case, in two numpy calls
         where = matrices[:, :3, 3]
         bad = ~np.all(np.isfinite(matrices), axis=(1, 2)) | np.any(np.abs(where) > _FAR, axis=1)
-        if bad.any():
-            shown = ", ".join(f"{v:.6g}" for v in where[int(np.argmax(bad))])
-            raise RigSetupError(f"chain {spec.name!r}: {role} {name!r} is at ({shown}), which is not a usable "
-                                f"location (NaN, infinite or farther than {_FAR:g}); move it")
-    if not np.all(np.isfinite(bases)) or np.any(np.abs(np.linalg.det(bases[:, :3, :3])) < 1e-12):
+        shown = ", ".join(f"{v:.6g}" for v in where[int(np.argmax(bad))])
+        raise RigSetupError(f"chain {spec.name!r}: {role} {name!r} is at ({shown}), which is not a usable "
+                            f"location (NaN, infinite or farther than {_FAR:g}); move it")
+    if not np.isfinite(bases).all() or float(np.abs(np.linalg.det(bases[:, :3, :3])).min()) < 1e-12:
         raise RigSetupError(f"chain {spec.name!r}: armature {prepared.binding.object_name!r} (or a bone above the "
                             "chain) has a zero scale, so the chain has no size to solve; give it a non-zero scale")

@@ -15,6 +15,7 @@ Live solving (``F = 1``) and baking share this code, so a baked key equals the l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -129,14 +130,21 @@ def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray
     return finish_frames(problem, result, q, bases, targets, scales)
 
 
-def frame_problem(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None
-                  ) -> tuple[_Problem, FloatArray]:
-    """The frames in chain space, ready for the core solver, and ``(F,)`` each base's mean scale."""
+def frame_problem(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None,
+                  options_of: Callable[[float], SolverOptions] | None = None) -> tuple[_Problem, FloatArray]:
+    """The frames in chain space, ready for the core solver, and ``(F,)`` each base's mean scale.
+
+    ``options_of`` makes the solver options for a tolerance scale (default the spec's
+    ``solver_options``; the live pass passes one that remembers them).
+    """
     spec = prepared.spec
     positions, rotations = to_chain_space(bases, targets, rotations=spec.follow_orientation)
     pole_positions = None if poles is None else to_chain_space(bases, poles, rotations=False)[0]
     scales = np.cbrt(np.abs(np.linalg.det(bases[:, :3, :3])))
-    options = spec.solver_options(tolerance_scale=1.0 / float(scales.max()))
+    # Rounded: a scale that wobbles in float32 noise (a base turned by a solved upper chain) must not
+    # make new options, and with them a new live job, every frame.
+    tolerance_scale = 1.0 / float(f"{float(scales.max()):.5g}")
+    options = (options_of or (lambda scale: spec.solver_options(tolerance_scale=scale)))(tolerance_scale)
     orientations = rotations if spec.follow_orientation else None
     # The solver returns the reaching pose nearest the comfort pose (the rest pose when none was
     # captured); the weight only matters for a soft pull. Zero weight still names the pose.
@@ -150,7 +158,7 @@ def finish_frames(problem: _Problem, result: SolveResult | None, q: FloatArray, 
     units (``result``: the solver's, when ``q`` is its answer unchanged)."""
     prepared, orientations = problem.prepared, problem.orientations
     spec, chain = prepared.spec, prepared.binding.chain
-    blend = float(np.clip(spec.comfort_blend, 0.0, 1.0))
+    blend = min(max(float(spec.comfort_blend), 0.0), 1.0)
     if blend > 0:
         q = (1.0 - blend) * q + blend * chain.compress(prepared.comfort_angles)
     elif result is not None and q is result.q and _uniform_scale(bases):
@@ -263,9 +271,19 @@ def find_frame_switches(prepared: PreparedChain, bases: FloatArray, targets: Flo
 
 
 def _uniform_scale(bases: FloatArray) -> bool:
+    """True if every base scales alike along every axis (``np.allclose(gram, s * I)``, written out:
+    ``allclose`` costs more than the rest of a live frame's bookkeeping)."""
     linear = bases[:1, :3, :3] if _all_same(bases) else bases[:, :3, :3]
     gram = np.swapaxes(linear, -1, -2) @ linear
-    return bool(np.allclose(gram, gram[:, :1, :1] * np.eye(3), rtol=1e-6, atol=1e-9))
+    if len(gram) == 1:  # a live frame: nine floats compare faster in Python than in numpy
+        (a, b, c), (d, e, f), (g, h, i) = gram[0].tolist()
+        diagonal = 1e-9 + 1e-6 * abs(a)
+        return all(abs(v) <= 1e-9 for v in (b, c, d, f, g, h)) and abs(e - a) <= diagonal and abs(i - a) <= diagonal
+    uniform = gram[:, :1, :1] * _EYE3
+    return bool((np.abs(gram - uniform) <= 1e-9 + 1e-6 * np.abs(uniform)).all())
+
+
+_EYE3 = np.eye(3)
 
 
 def _reach_first_fallback(prepared: PreparedChain, result: SolveResult, positions: FloatArray,

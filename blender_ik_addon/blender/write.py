@@ -20,7 +20,7 @@ from mathutils import Euler, Matrix, Quaternion
 
 from ..core import Joint
 from ..core.rotations import euler_to_matrix, matrix_to_quaternion
-from ..core.types import FloatArray
+from ..core.types import AnyArray, FloatArray
 from .keys import require_keyable, require_local
 from .limits import is_euler_order
 from .read import BoneBinding, ChainBinding
@@ -81,13 +81,29 @@ def _single(bone: BoneBinding, angles: FloatArray, previous: FloatArray) -> Floa
 
 def _unwrap_unlimited(joint: Joint, angles: FloatArray, previous: FloatArray) -> FloatArray:
     out = np.array(angles, dtype=np.float64)
-    unlimited = np.array(joint.free) & np.isinf(joint.lower) & np.isinf(joint.upper)
-    if unlimited.any():
+    unlimited = _unlimited_axes(joint)
+    if unlimited is not None:
         # Whole turns that bring each value within half a turn of the one before (np.unwrap, lean).
         series = np.concatenate([previous[None, unlimited], out[:, unlimited]], axis=0)
         turns = np.cumsum(np.round(np.diff(series, axis=0) / (2 * np.pi)), axis=0)
         out[:, unlimited] -= 2 * np.pi * turns
     return out
+
+
+_UNLIMITED: dict[int, tuple[Joint, AnyArray | None]] = {}
+
+
+def _unlimited_axes(joint: Joint) -> AnyArray | None:
+    """``(3,)`` True for the joint's free axes without limits, or None if it has none (remembered
+    per joint: the live pass asks every frame)."""
+    kept = _UNLIMITED.get(id(joint))
+    if kept is not None and kept[0] is joint:
+        return kept[1]
+    unlimited = np.array(joint.free) & np.isinf(joint.lower) & np.isinf(joint.upper)
+    if len(_UNLIMITED) > 4096:
+        _UNLIMITED.clear()
+    _UNLIMITED[id(joint)] = (joint, unlimited if unlimited.any() else None)
+    return _UNLIMITED[id(joint)][1]
 
 
 def _previous_quaternion(mode: str, previous: FloatArray) -> FloatArray:

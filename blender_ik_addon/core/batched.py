@@ -66,7 +66,8 @@ class ChainJob:
         self.hopeless = np.zeros(1, dtype=np.bool_)
         self.starts, self.seed_poses = start_poses(chain, template)
         self._comfort_angles = template.comfort[0] if template.comfort is not None else np.zeros(chain.n_dofs)
-        self._centre, self._longest = chain.reach_sphere
+        centre, self._longest = chain.reach_sphere
+        self._centre = tuple(float(v) for v in centre)
         self._base_rotation = orthonormalize(chain.base[:3, :3])
         self.compiled = compiled.use_compiled(template, options)
         self.job: tuple[Any, ...] | None = self._kernel_job(template) if self.compiled else None
@@ -112,7 +113,7 @@ class ChainJob:
                 raise IKInputError("pole position is missing, NaN or infinite")
             self.poles[0] = pole
         # lm.beyond_reach for one target
-        self.hopeless[0] = math.dist(self.positions[0], self._centre) > self._longest + self.options.tolerance
+        self.hopeless[0] = math.dist((x, y, z), self._centre) > self._longest + self.options.tolerance
 
     def solve_alone(self) -> SolveResult:
         """The target set last, solved by :func:`.solver.solve_batch` (not batched)."""
@@ -128,7 +129,10 @@ class ChainJob:
         return finish_result(self.chain, self._comfort_angles, attempt)
 
 
-_last_list: tuple[tuple[ChainJob, ...], Any] | None = None
+_LISTS: dict[tuple[int, ...], tuple[tuple[ChainJob, ...], Any]] = {}
+"""Typed Lists built so far, by the ids of their jobs (they hold the jobs, so the ids stay theirs).
+A live pass with stacked chains solves level after level: one list a level, each kept."""
+_MAX_LISTS = 16
 
 
 def solve_jobs(jobs: Sequence[ChainJob]) -> list[SolveResult]:
@@ -137,39 +141,46 @@ def solve_jobs(jobs: Sequence[ChainJob]) -> list[SolveResult]:
     Returns:
         Each job's :class:`SolveResult` (one target), in the order given.
     """
-    global _last_list
     kernel_jobs = tuple(job for job in jobs if job.compiled and job.job is not None)
     kernel = compiled.kernel_module() if kernel_jobs else None
     if kernel is None:
         return [job.solve_alone() for job in jobs]
-    chosen = {id(job) for job in kernel_jobs}
-    # The kept list serves while it holds every job asked for (by identity; a still chain's job stays
-    # in it, inactive). Building a typed List costs far more than a solve.
-    if _last_list is None or not chosen <= {id(job) for job in _last_list[0]}:
+    chosen = tuple(id(job) for job in kernel_jobs)
+    kept = _LISTS.get(chosen) or _kept_list_holding(set(chosen))
+    if kept is None:  # building a typed List costs far more than a solve: once per set of jobs
         from numba.typed import List  # numba is importable: the kernel is loaded
 
         typed = List()
         for job in kernel_jobs:
             typed.append(job.job)
-        _last_list = (kernel_jobs, typed)
+        if len(_LISTS) >= _MAX_LISTS:
+            _LISTS.clear()
+        kept = _LISTS[chosen] = (kernel_jobs, typed)
     for job in kernel_jobs:
         job.active[0] = True
     try:
-        kernel.solve_jobs(_last_list[1])
+        kernel.solve_jobs(kept[1])
     except Exception as err:  # as compiled.lm_solve_compiled: stop using the kernel, solve with numpy
         compiled.give_up(err)
-        _last_list = None
+        _LISTS.clear()
         if any(job.options.backend == "numba" for job in kernel_jobs):
             raise KernelError(str(err)) from err
         return [job.solve_alone() for job in jobs]
     finally:
-        if _last_list is not None:
-            for job in _last_list[0]:
-                job.active[0] = False
-    return [job.result() if id(job) in chosen else job.solve_alone() for job in jobs]
+        for job in kernel_jobs:
+            job.active[0] = False
+    chosen_ids = set(chosen)
+    return [job.result() if id(job) in chosen_ids else job.solve_alone() for job in jobs]
+
+
+def _kept_list_holding(wanted: set[int]) -> tuple[tuple[ChainJob, ...], Any] | None:
+    """A kept list that holds every wanted job (the others in it stay inactive), or None."""
+    for jobs, typed in _LISTS.values():
+        if wanted <= {id(job) for job in jobs}:
+            return jobs, typed
+    return None
 
 
 def forget() -> None:
-    """Drop the kept typed List (and with it the jobs it holds)."""
-    global _last_list
-    _last_list = None
+    """Drop the kept typed Lists (and with them the jobs they hold)."""
+    _LISTS.clear()
