@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import bpy
 
-from .blender import events, live
+from .blender import events
 
 if TYPE_CHECKING:
     _Handler = TypeVar("_Handler", bound=Callable[..., None])
@@ -83,7 +83,7 @@ def register() -> None:
 
 def unregister() -> None:
     """Remove exactly the handlers :func:`register` appended (and drop runtime state)."""
-    live.forget()
+    events.shutdown()
     for event, function in HANDLERS:
         handlers = getattr(bpy.app.handlers, event)
         while function in handlers:

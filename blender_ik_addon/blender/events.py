@@ -20,7 +20,7 @@ from typing import Any
 import bpy
 
 from . import guard, live, status, structure
-from .settings import has_live_chain, live_rigs
+from .settings import has_live_chain, live_rigs, rig_settings
 
 log = logging.getLogger(__name__)
 _rendering = False  # between render_init and render_complete/cancel
@@ -67,7 +67,10 @@ def depsgraph_updated(scene: Any, depsgraph: Any) -> None:
         return
     chains: dict[str, set[str]] = {}
     for obj in rigs:
-        names = {c.name for c in obj.ik_chains.chains if c.enabled and (
+        settings = rig_settings(obj)
+        if settings is None:
+            continue
+        names = {c.name for c in settings.chains if c.enabled and (
             obj.name in moved or (c.target is not None and c.target.name in moved)
             or (c.pole is not None and c.pole.name in moved))}
         if names:
@@ -99,6 +102,11 @@ def file_loading() -> None:
     guard.reset()
     status.clear_status()
     live.forget()
+
+
+def shutdown() -> None:
+    """The add-on is unregistered: drop every piece of runtime state."""
+    file_loading()
 
 
 LOCK_INTERFACE_WARNING = "Live chains solve during renders: turn on Lock Interface"

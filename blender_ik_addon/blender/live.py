@@ -7,7 +7,7 @@ pass over a rig does each thing once::
       _layout(...)                       conflicts and upper-first order, kept while the chains stay
       per chain, upper chains first:
         _frame_of(...)                   scene checks, the chain (structure cache), base, target, pole
-        still? -> _skip(...)             same inputs, same pose written: no solve, no write
+        _still_status(...)               same inputs, same pose written: no solve, no write
       per level of stacked chains:
         batched.solve_jobs([...])        every moving chain of the level in one kernel call
         solving.finish_job(...)          fallback, blend, world-space residuals
@@ -28,21 +28,20 @@ from typing import Any
 
 import numpy as np
 
-from ..core import IKError, SolverOptions
+from ..core import IKError, SolverOptions, batched
 from ..core.batched import ChainJob, solve_jobs
 from ..core.types import AnyArray, FloatArray
 from . import structure
 from .errors import RigSetupError
-from .guard import suspended
 from .keys import require_local
 from .read import ChainBinding, chain_base, chain_bone_names, require_armature
 from .sampling import world_matrix
 from .scene_checks import find_conflicts, refuse_drivers, require_objects, require_usable
 from .settings import chain_specs
 from .solving import (
+    FrameProblem,
     FrameSolution,
     PreparedChain,
-    _Problem,
     current_pose,
     finish_job,
     frame_problem,
@@ -54,7 +53,7 @@ from .solving import (
 from .spec import ChainSpec
 from .stacking import Solved, ancestors_of, links, stacked_base, upper_first
 from .status import ChainStatus, set_status
-from .write import NOOP_TOLERANCE, angles_to_channels, channel, key_pose
+from .write import NOOP_TOLERANCE, angles_to_channels, channel, forget_write_caches, key_pose
 
 log = logging.getLogger(__name__)
 FOLLOW_NOTE = "follow mode: history-dependent"
@@ -81,7 +80,7 @@ class _LiveChain:
             options = self.options_by_scale[tolerance_scale] = self.spec.solver_options(tolerance_scale)
         return options
 
-    def job(self, problem: _Problem) -> ChainJob:
+    def job(self, problem: FrameProblem) -> ChainJob:
         key = (problem.options, problem.orientations is not None, problem.poles is not None)
         job = self.jobs.get(key)
         if job is None:
@@ -91,14 +90,19 @@ class _LiveChain:
 
 
 _CHAINS: dict[tuple[str, str], _LiveChain] = {}
-_LAYOUTS: dict[str, tuple[tuple[Any, ...], int, dict[str, str], list[str], dict[str, tuple[str, int]]]] = {}
+_Layout = tuple[dict[str, str], list[str], dict[str, tuple[str, int]], dict[str, int]]
+"""Conflicts (chain -> message), upper-first order, uppers (chain -> (upper chain, joint)), bone index."""
+_LAYOUTS: dict[str, tuple[tuple[Any, ...], int, _Layout]] = {}  # rig -> (chains asked for, edit generation, layout)
 
 
 def forget() -> None:
-    """Drop everything the live pass keeps (file load, unregister)."""
+    """Drop everything the live pass keeps (file load, unregister): its chains and layouts, the
+    structure cache, the kernel's kept job lists."""
     _CHAINS.clear()
     _LAYOUTS.clear()
     structure.clear()
+    batched.forget()
+    forget_write_caches()
 
 
 @dataclass
@@ -110,7 +114,7 @@ class _Frame:
     base: FloatArray
     target: FloatArray
     pole: FloatArray | None
-    problem: _Problem | None = None
+    problem: FrameProblem | None = None
     scales: FloatArray | None = None
     job: ChainJob | None = None
     solution: FrameSolution | None = None
@@ -369,15 +373,14 @@ def _retag_if_stale(obj: Any, obj_eval: Any, frames: Any, pose: _RigPose) -> Non
             return
 
 
-def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool
-            ) -> tuple[dict[str, str], list[str], dict[str, tuple[str, int]], dict[str, int]]:
+def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool) -> _Layout:
     """``(conflicts, upper-first order, uppers, bone index)`` of the chains: kept per rig while the
     same chains are asked for and (with ``trust``) the armature was not edited."""
     key = (tuple((s.name, s.tip_bone, s.length) for s in specs), tuple((s.name, s.tip_bone, s.length) for s in pool))
     generation = structure.generation(obj)
     kept = _LAYOUTS.get(obj.name)
     if trust and kept is not None and kept[0] == key and kept[1] == generation:
-        return kept[2], kept[3], kept[4], kept[5]  # type: ignore[misc]
+        return kept[2]
     conflicts = find_conflicts(obj, pool)
     chains = {}
     for spec in specs:
@@ -389,8 +392,9 @@ def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool
     uppers = links(chains)
     order = upper_first([s.name for s in specs], uppers)
     index = _bone_index(obj)
-    _LAYOUTS[obj.name] = (key, generation, conflicts, order, uppers, index)  # type: ignore[assignment]
-    return conflicts, order, uppers, index
+    layout = (conflicts, order, uppers, index)
+    _LAYOUTS[obj.name] = (key, generation, layout)
+    return layout
 
 
-__all__ = ["FOLLOW_NOTE", "forget", "solve_chain", "solve_rig", "suspended"]
+__all__ = ["FOLLOW_NOTE", "forget", "solve_chain", "solve_rig"]

@@ -89,8 +89,8 @@ def to_chain_space(bases: FloatArray, matrices: FloatArray, *, rotations: bool =
 
     Rotations are skipped (None) unless asked for: they cost an SVD per frame.
     """
-    if _all_same(bases):  # the usual bake: one base for every frame
-        inverse = np.linalg.inv(bases[0])
+    if _all_same(bases):  # the usual bake, and a live chain whose armature stands still: one base
+        inverse = _inverse_of(bases[0])
         positions = matrices[:, :3, 3] @ inverse[:3, :3].T + inverse[:3, 3]
     else:
         inverse = np.linalg.inv(bases)
@@ -98,6 +98,21 @@ def to_chain_space(bases: FloatArray, matrices: FloatArray, *, rotations: bool =
     if not rotations:
         return positions, None
     return positions, np.swapaxes(orthonormalize(bases[:, :3, :3]), -1, -2) @ orthonormalize(matrices[:, :3, :3])
+
+
+_INVERSES: dict[bytes, FloatArray] = {}
+
+
+def _inverse_of(base: FloatArray) -> FloatArray:
+    """``np.linalg.inv(base)``, remembered for the last few bases: a live chain's base is the same
+    frame after frame unless its armature moves (the same LAPACK result, so live and bake agree)."""
+    key = base.tobytes()
+    inverse = _INVERSES.get(key)
+    if inverse is None:
+        if len(_INVERSES) >= 64:
+            _INVERSES.clear()
+        inverse = _INVERSES[key] = np.linalg.inv(base)
+    return inverse
 
 
 def _all_same(bases: FloatArray) -> bool:
@@ -131,7 +146,7 @@ def solve_frames(prepared: PreparedChain, bases: FloatArray, targets: FloatArray
 
 
 def frame_problem(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None,
-                  options_of: Callable[[float], SolverOptions] | None = None) -> tuple[_Problem, FloatArray]:
+                  options_of: Callable[[float], SolverOptions] | None = None) -> tuple[FrameProblem, FloatArray]:
     """The frames in chain space, ready for the core solver, and ``(F,)`` each base's mean scale.
 
     ``options_of`` makes the solver options for a tolerance scale (default the spec's
@@ -149,10 +164,10 @@ def frame_problem(prepared: PreparedChain, bases: FloatArray, targets: FloatArra
     # The solver returns the reaching pose nearest the comfort pose (the rest pose when none was
     # captured); the weight only matters for a soft pull. Zero weight still names the pose.
     comfort = ComfortPose(prepared.comfort_angles, max(spec.comfort_weight, 0.0))
-    return _Problem(prepared, positions, orientations, pole_positions, comfort, options), scales
+    return FrameProblem(prepared, positions, orientations, pole_positions, comfort, options), scales
 
 
-def finish_frames(problem: _Problem, result: SolveResult | None, q: FloatArray, bases: FloatArray,
+def finish_frames(problem: FrameProblem, result: SolveResult | None, q: FloatArray, bases: FloatArray,
                   targets: FloatArray, scales: FloatArray) -> FrameSolution:
     """The solved free angles ``q`` ``(F, m)`` blended toward the comfort pose and measured in world
     units (``result``: the solver's, when ``q`` is its answer unchanged)."""
@@ -171,20 +186,20 @@ def finish_frames(problem: _Problem, result: SolveResult | None, q: FloatArray, 
     return _measure(prepared, q, bases, targets, orientations)
 
 
-def live_job(problem: _Problem) -> ChainJob:
+def live_job(problem: FrameProblem) -> ChainJob:
     """A :class:`ChainJob` solving one frame of ``problem``'s chain as :func:`_nearest` does (the
     live pass keeps it while the chain and its settings stay the same)."""
     return ChainJob(problem.prepared.binding.chain, problem.comfort, problem.options,
                     orientation=problem.orientations is not None, pole=problem.poles is not None)
 
 
-def set_job_target(job: ChainJob, problem: _Problem) -> None:
+def set_job_target(job: ChainJob, problem: FrameProblem) -> None:
     """Give ``job`` the one frame of ``problem``."""
     job.set_target(problem.positions[0], None if problem.orientations is None else problem.orientations[0],
                    None if problem.poles is None else problem.poles[0])
 
 
-def finish_job(problem: _Problem, result: SolveResult, bases: FloatArray, targets: FloatArray,
+def finish_job(problem: FrameProblem, result: SolveResult, bases: FloatArray, targets: FloatArray,
                scales: FloatArray) -> FrameSolution:
     """:func:`finish_frames` for a frame a :class:`ChainJob` solved: what :func:`solve_frames` returns."""
     q = result.q
@@ -195,7 +210,7 @@ def finish_job(problem: _Problem, result: SolveResult, bases: FloatArray, target
 
 
 @dataclass(frozen=True)
-class _Problem:
+class FrameProblem:
     """One chain's frames in chain space, ready for the core solver."""
 
     prepared: PreparedChain
@@ -205,14 +220,14 @@ class _Problem:
     comfort: ComfortPose | None
     options: SolverOptions
 
-    def frames(self, index: slice) -> _Problem:
+    def frames(self, index: slice) -> FrameProblem:
         """The sub-problem of some frames."""
         return replace(self, positions=self.positions[index],
                        orientations=None if self.orientations is None else self.orientations[index],
                        poles=None if self.poles is None else self.poles[index])
 
 
-def _nearest(problem: _Problem, start: FloatArray | None) -> tuple[SolveResult, FloatArray]:
+def _nearest(problem: FrameProblem, start: FloatArray | None) -> tuple[SolveResult, FloatArray]:
     """Every frame on its own, from ``start``: the result, and its ``(F, m)`` free angles."""
     result = solve_batch(problem.prepared.binding.chain, problem.positions, orientations=problem.orientations,
                          poles=problem.poles, comfort=problem.comfort, initial=start, options=problem.options)
@@ -227,7 +242,7 @@ CONTINUITY_WEIGHT = 1.0
 """Weight of the pull toward the previous frame's pose (``core.motion``'s continuous mode uses 1)."""
 
 
-def _continuous(problem: _Problem, start: FloatArray | None) -> FloatArray:
+def _continuous(problem: FrameProblem, start: FloatArray | None) -> FloatArray:
     """``(F, m)`` free angles: frame 0 as :func:`_nearest` solves it, so a range's first frame gets
     the pose any bake gives it (the comfort pose is the start pose at any comfort weight); then
     ``core.motion.solve_path(mode="continuous")`` over the other frames, anchored on frame 0's

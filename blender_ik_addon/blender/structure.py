@@ -83,12 +83,6 @@ def generation(obj: Any) -> int:
     return _GENERATION.get(obj.data.name, 0)
 
 
-def note_edit(obj: Any) -> None:
-    """Count an edit of ``obj``'s armature that no depsgraph reported (e.g. a setting of ours)."""
-    name = obj.data.name
-    _GENERATION[name] = _GENERATION.get(name, 0) + 1
-
-
 def chain_binding(obj: Any, tip_bone: str, length: int, *, trust_edits: bool = False) -> ChainBinding:
     """:func:`.read.read_chain`, re-using the last result while nothing it depends on changed.
 

@@ -106,6 +106,11 @@ def _unlimited_axes(joint: Joint) -> AnyArray | None:
     return _UNLIMITED[id(joint)][1]
 
 
+def forget_write_caches() -> None:
+    """Drop what this module remembers of joints (file load, unregister)."""
+    _UNLIMITED.clear()
+
+
 def _previous_quaternion(mode: str, previous: FloatArray) -> FloatArray:
     if mode == "QUATERNION":
         return previous

@@ -148,11 +148,7 @@ def solve_jobs(jobs: Sequence[ChainJob]) -> list[SolveResult]:
     chosen = tuple(id(job) for job in kernel_jobs)
     kept = _LISTS.get(chosen) or _kept_list_holding(set(chosen))
     if kept is None:  # building a typed List costs far more than a solve: once per set of jobs
-        from numba.typed import List  # numba is importable: the kernel is loaded
-
-        typed = List()
-        for job in kernel_jobs:
-            typed.append(job.job)
+        typed = compiled.typed_list([job.job for job in kernel_jobs])
         if len(_LISTS) >= _MAX_LISTS:
             _LISTS.clear()
         kept = _LISTS[chosen] = (kernel_jobs, typed)

@@ -12,7 +12,7 @@ Setting the environment variable ``IK_CHAINS_NUMBA=0`` makes numba count as not 
 example to compare the two, or on a farm node where its JIT cache directory is not writable). It is
 read at every solve.
 
-The first compiled solve in a fresh environment compiles the kernel (about 10 s); numba caches the
+The first compiled solve in a fresh environment compiles the kernel (about 75 s on a 2-core machine); numba caches the
 result on disk, so later processes load it in a fraction of a second. If numba cannot load or run
 the kernel here, ``"auto"`` warns once and solves with numpy for the rest of the session.
 """
@@ -121,6 +121,17 @@ def warm_up() -> None:
 
 def _warm_up_chain() -> Chain:
     return Chain((Joint("hinge", free=(True, False, False)),), tip_offset=np.array([0.0, 1.0, 0.0]))
+
+
+def typed_list(items: list[Any]) -> Any:
+    """A numba typed List of ``items`` (tuples of one type), for kernel functions that loop over
+    many problems (see :mod:`.batched`). Only called once :func:`kernel_module` has loaded."""
+    from numba.typed import List
+
+    out = List()
+    for item in items:
+        out.append(item)
+    return out
 
 
 def numba_available() -> bool:

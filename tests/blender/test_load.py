@@ -19,7 +19,7 @@ import pytest
 from blender_rigs import BoneDef, add_chain, make_armature, straight_chain, world_tail
 from fault_helpers import keyed_empty, keyed_location, measured
 
-from blender_ik_addon.blender import bake_chains, get_status, live
+from blender_ik_addon.blender import bake_chains, get_status, guard
 from blender_ik_addon.blender.keys import iter_fcurves
 from blender_ik_addon.core.compiled import numba_available
 
@@ -40,7 +40,7 @@ LIVE_BOUND = 5.0 if numba_available() else 20.0  # seconds
 @contextmanager
 def quiet() -> Iterator[None]:
     """Build a rig without the live handler solving after every chain added."""
-    with live.suspended():
+    with guard.suspended():
         yield
 
 
