@@ -11,6 +11,7 @@ Each raises :class:`.errors.RigSetupError` naming the chain, bone or object at f
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -152,6 +153,8 @@ _FAR = 1e15  # world units: a target farther than this is a typo or a clamped in
 def require_usable(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None) -> None:
     """Refuse NaN, infinite or absurdly far targets and poles, and chain bases of zero scale."""
     spec = prepared.spec
+    if len(targets) == 1 and _usable_frame(bases[0], targets[0], None if poles is None else poles[0]):
+        return  # a live frame: sixteen floats checked in Python cost less than the numpy calls
     for role, name, matrices in (("target", spec.target, targets), ("pole", spec.pole, poles)):
         if matrices is None:
             continue
@@ -165,3 +168,18 @@ def require_usable(prepared: PreparedChain, bases: FloatArray, targets: FloatArr
     if not np.isfinite(bases).all() or float(np.abs(np.linalg.det(bases[:, :3, :3])).min()) < 1e-12:
         raise RigSetupError(f"chain {spec.name!r}: armature {prepared.binding.object_name!r} (or a bone above the "
                             "chain) has a zero scale, so the chain has no size to solve; give it a non-zero scale")
+
+
+def _usable_frame(base: FloatArray, target: FloatArray, pole: FloatArray | None) -> bool:
+    """True if one frame passes :func:`require_usable` (False: let it find and name the fault)."""
+    for matrix in (target, pole):
+        if matrix is None:
+            continue
+        values = matrix.ravel().tolist()
+        if not all(map(math.isfinite, values)) or max(abs(values[3]), abs(values[7]), abs(values[11])) > _FAR:
+            return False
+    values = base.ravel().tolist()
+    if not all(map(math.isfinite, values)):
+        return False
+    a, b, c, _, d, e, f, _, g, h, i = values[:11]
+    return abs(a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)) >= 1e-12
