@@ -1,21 +1,26 @@
-"""The add-on's own figures inside Blender: the live handler's cost per frame, and the bake's against
-Blender's own IK constraint baked by ``bpy.ops.nla.bake(visual_keying=True)``.
+"""The add-on's own figures inside Blender: the live handler's cost per frame beside Blender's IK
+constraint on the same rigs, and the bake's against Blender's own IK constraint baked by
+``bpy.ops.nla.bake(visual_keying=True)``.
 
 Everything runs headless in the benchmark's own process, after the chains (the Blender peer leaves
-an empty file behind), on rigs built here: chains of 3 connected 1-unit bones along +Y, rotation
-mode quaternion, solved with the add-on's default chain settings (LM, tolerance 1e-4). Targets are
-Empties keyed every ``KEY_STEP`` frames (Bezier) on a smooth path inside the chain's reach.
+an empty file behind).
 
-* Live handler: the median time of ``scene.frame_set(f)`` over ``settings.addon_frames`` frames
-  (``settings.addon_runs`` passes, each with the chains live and then disabled, interleaved), for
-  1 chain, 8 chains on one armature and 8 armatures with one chain each; with moving targets and
-  with still ones (whose chains the add-on skips: same inputs, same pose). The overhead is the
-  difference of the two medians. With numba installed the chains solve in the compiled kernel;
-  1 and 8 moving chains are measured once more with the numpy backend (``IK_CHAINS_NUMBA=0``),
-  which is what a Blender without numba runs.
-* Bake: ``bake_chains`` over ``settings.bake_frames`` frames (F-curve path, and the frame-stepping
-  path forced by parenting the target to an Empty at the origin; the F-curve path once more with
-  the numpy backend) against ``nla.bake`` of an IK
+* Live handler, on the realistic rigs of :mod:`.live_rigs` (1 arm, 8 arms, 1 tentacle, 8
+  tentacles, a character with 5 chains; Euler bones limited by their IK settings; targets keyed
+  every ``KEY_STEP`` frames on smooth paths inside reach): the median time of ``scene.frame_set(f)``
+  over ``settings.addon_frames`` frames with (a) nothing solving, (b) Blender's IK constraints,
+  (c) the add-on's live chains, ``settings.addon_runs`` passes, each running (a), (b) and (c) in
+  turn on the same file. Overhead = (b) - (a) and (c) - (a); the goal compares ours with
+  Blender's (``LIVE_GOALS``). Every pass starts from the rest pose. The same once more with the
+  numpy backend (``IK_CHAINS_NUMBA=0``, what a Blender without numba runs) over at most
+  ``NUMPY_FRAMES`` frames, and with still targets (``STILL_RIGS``), whose chains the add-on
+  skips: our overhead per still chain (goal ``STILL_GOAL_MS``). After the timing, the tip's
+  distance to its target at 3 frames for both solvers, so that the overheads measure real solves.
+* Bake: rigs of 3 connected 1-unit bones along +Y, rotation mode quaternion, solved with the
+  add-on's default chain settings (LM, tolerance 1e-4), targets keyed every ``KEY_STEP`` frames
+  (Bezier) on a smooth path inside the chain's reach. ``bake_chains`` over ``settings.bake_frames``
+  frames (F-curve path, and the frame-stepping path forced by parenting the target to an Empty at
+  the origin; the F-curve path once more with the numpy backend) against ``nla.bake`` of an IK
   constraint (chain_count 3) on an identical rig and target; best of ``settings.addon_runs`` runs,
   each on a freshly built file. Every baked frame is then played with the solvers off (chain
   disabled, IK constraint muted) and the tip's distance to the target measured.
@@ -38,24 +43,25 @@ from typing import Any
 
 import numpy as np
 
+from . import live_rigs
 from .blender_peer import _import_bpy
+from .live_rigs import KEY_STEP, Solver
 from .peer import PeerUnavailableError
 from .runner import Settings, log
 
 SKIPPED = "skipped (--addon-frames 0)"
-BONES = 3  # bones per chain, each 1 unit long along +Y
+BONES = 3  # bones per bake chain, each 1 unit long along +Y
 CHAIN_SPACING = 4.0  # x distance between chain roots (longer than a chain's reach)
-KEY_STEP = 10  # frames between the targets' keys
 BAKE_GOAL = 0.5  # issue 3: our bake takes at most half of Blender's time per frame
-# case: (armature objects, chains per armature)
-LIVE_CASES = {"1_chain": (1, 1), "8_chains": (1, 8), "8_armatures": (8, 1)}
-LIVE_LAYOUT = {"1_chain": "1 armature, 1 chain", "8_chains": "1 armature with 8 chains",
-               "8_armatures": "8 armatures, 1 chain each"}
+# Live rigs (live_rigs.RIGS) and the goal of each: our overhead / Blender IK's overhead <= goal.
+LIVE_GOALS = {"arm": 2.0, "8_arms": 1.0, "tentacle": 2.0, "8_tentacles": 1.0, "character": 1.0}
+STILL_RIGS = ("arm", "8_arms", "tentacle")  # measured once more with still targets
+STILL_GOAL_MS = 0.02  # our overhead per still chain, ms per frame
+NUMPY_FRAMES = 20  # frames per pass with the numpy backend (about 10x slower than numba, or worse)
+SOLVERS: tuple[Solver, ...] = ("none", "blender", "ours")
+ACTING: tuple[Solver, ...] = ("blender", "ours")
 HANDLER_EVENTS = ("frame_change_pre", "frame_change_post", "depsgraph_update_pre", "depsgraph_update_post",
                   "load_pre", "load_post", "render_init", "render_complete", "render_cancel")
-
-
-NUMPY_LIVE_CASES = ("1_chain", "8_chains")  # moving targets, solved by the numpy backend
 
 
 @contextmanager
@@ -76,11 +82,15 @@ def measure_addon_in_blender(settings: Settings) -> dict[str, Any]:
     """The add-on's cost inside Blender, reported in its own section of the benchmark.
 
     Returns:
-        ``{"status": "ok", ...figures}``: the headline figures under the stub's keys
-        (``live_handler_ms_per_frame`` {"1_chain", "8_chains"}: the handler's overhead with moving
-        targets; ``bake_ms_per_frame``; ``nla_bake_visual_keying_ms_per_frame``), the bake ratio
-        and its goal, and the details under ``live_handler`` and ``bake``. Any other status
-        ("skipped ...", "unavailable: ...", "error: ...") comes with every headline figure None.
+        ``{"status": "ok", ...figures}``: the headline figures (per live rig, moving targets:
+        ``live_handler_ms_per_frame`` our live chains' overhead, ``blender_ik_ms_per_frame``
+        Blender IK's, ``live_vs_blender_ik`` their ratio and its goal, ``live_numpy_ms_per_frame``
+        ours with the numpy backend; ``live_still_ms_per_chain`` per still rig with its goal;
+        ``character_fps`` {"none", "blender", "ours"}; ``live_tip_error_max`` {"blender",
+        "ours"}, metres; ``bake_ms_per_frame``; ``nla_bake_visual_keying_ms_per_frame``), the
+        bake ratio and its goal, and the details under ``live_handler`` and ``bake``. Any other
+        status ("skipped ...", "unavailable: ...", "error: ...") comes with every headline figure
+        None.
     """
     if settings.addon_frames <= 0:
         return _empty(SKIPPED)
@@ -98,7 +108,13 @@ def measure_addon_in_blender(settings: Settings) -> dict[str, Any]:
 def _empty(status: str) -> dict[str, Any]:
     return {
         "status": status,
-        "live_handler_ms_per_frame": {"1_chain": None, "8_chains": None},
+        "live_handler_ms_per_frame": dict.fromkeys(LIVE_GOALS),
+        "blender_ik_ms_per_frame": dict.fromkeys(LIVE_GOALS),
+        "live_vs_blender_ik": dict.fromkeys(LIVE_GOALS),
+        "live_numpy_ms_per_frame": dict.fromkeys(LIVE_GOALS),
+        "live_still_ms_per_chain": dict.fromkeys(STILL_RIGS),
+        "character_fps": None,
+        "live_tip_error_max": None,
         "bake_ms_per_frame": None,
         "nla_bake_visual_keying_ms_per_frame": None,
         "bake_vs_nla_bake": None,
@@ -109,20 +125,7 @@ def _measure(bpy: Any, settings: Settings) -> dict[str, Any]:
     before = _handler_lists(bpy)
     runs = max(1, settings.addon_runs)
     with _addon_registered(bpy) as registration:
-        live: dict[str, Any] = {"frames": settings.addon_frames, "passes": runs,
-                                "layouts": LIVE_LAYOUT, "moving_targets": {}, "still_targets": {}}
-        for moving in (True, False):
-            for case, (armatures, per_armature) in LIVE_CASES.items():
-                log(f"[addon] live handler: {case}, {'moving' if moving else 'still'} targets ...")
-                kind = "moving_targets" if moving else "still_targets"
-                live[kind][case] = _measure_live(bpy, armatures, per_armature, settings.addon_frames, runs, moving)
-        live["numpy_backend"] = {}
-        with numpy_backend():
-            for case in NUMPY_LIVE_CASES:
-                log(f"[addon] live handler: {case}, moving targets, numpy backend ...")
-                armatures, per_armature = LIVE_CASES[case]
-                live["numpy_backend"][case] = _measure_live(bpy, armatures, per_armature, settings.addon_frames,
-                                                            runs, True)
+        live = _measure_live_section(bpy, settings.addon_frames, runs)
         log(f"[addon] bake of {settings.bake_frames} frames, best of {runs} ...")
         bake = _measure_bakes(bpy, settings.bake_frames, runs)
     restored = _handler_lists(bpy) == before
@@ -130,10 +133,18 @@ def _measure(bpy: Any, settings: Settings) -> dict[str, Any]:
         log("[addon] warning: the handler lists differ from before the add-on section")
     ours, nla = bake["ours"]["ms_per_frame"], bake["nla_bake_visual_keying"]["ms_per_frame"]
     ratio = ours / nla
+    moving, still, numpy = live["moving_targets"], live["still_targets"], live["numpy_backend"]
+    character = moving["character"]["ms"]
     return {
         "status": "ok",
-        "live_handler_ms_per_frame": {case: live["moving_targets"][case]["overhead_ms"] for case in ("1_chain",
-                                                                                                    "8_chains")},
+        "live_handler_ms_per_frame": {rig: moving[rig]["overhead_ms"]["ours"] for rig in LIVE_GOALS},
+        "blender_ik_ms_per_frame": {rig: moving[rig]["overhead_ms"]["blender"] for rig in LIVE_GOALS},
+        "live_vs_blender_ik": {rig: moving[rig]["goal"] for rig in LIVE_GOALS},
+        "live_numpy_ms_per_frame": {rig: numpy[rig]["overhead_ms"]["ours"] for rig in LIVE_GOALS},
+        "live_still_ms_per_chain": {rig: still[rig]["goal"] for rig in STILL_RIGS},
+        "character_fps": {solver: 1e3 / character[solver] for solver in SOLVERS},
+        "live_tip_error_max": {solver: max(figures["tip_error"][solver]["max"] for kind in (moving, still, numpy)
+                                           for figures in kind.values()) for solver in ACTING},
         "bake_ms_per_frame": ours,
         "nla_bake_visual_keying_ms_per_frame": nla,
         "bake_vs_nla_bake": {"value": ratio, "goal": f"<= {BAKE_GOAL:g}", "met": ratio <= BAKE_GOAL},
@@ -174,9 +185,6 @@ def target_path(frame: float, phase: float = 0.0) -> tuple[float, float, float]:
     return 1.2 * np.sin(s), 1.2 + 0.6 * np.cos(0.7 * s), 0.8 * np.sin(1.3 * s)
 
 
-STILL_TARGET = (1.0, 1.5, 0.5)
-
-
 @dataclass(frozen=True)
 class _Chain:
     """One chain of a built scene, by name (references to Blender data do not survive a new file)."""
@@ -212,13 +220,10 @@ def _armature(bpy: Any, name: str, chains: int, x: float) -> Any:
     return obj
 
 
-def _target(bpy: Any, name: str, root_x: float, frames: int | None, phase: float = 0.0) -> Any:
-    """An Empty keyed along :func:`target_path` over frames 1..``frames`` (None: still)."""
+def _target(bpy: Any, name: str, root_x: float, frames: int, phase: float = 0.0) -> Any:
+    """An Empty keyed along :func:`target_path` over frames 1..``frames``."""
     obj = bpy.data.objects.new(name, None)
     bpy.context.scene.collection.objects.link(obj)
-    if frames is None:
-        obj.location = (root_x + STILL_TARGET[0], *STILL_TARGET[1:])
-        return obj
     for frame in [*range(1, frames, KEY_STEP), frames]:
         x, y, z = target_path(frame, phase)
         obj.location = (root_x + x, y, z)
@@ -226,8 +231,8 @@ def _target(bpy: Any, name: str, root_x: float, frames: int | None, phase: float
     return obj
 
 
-def _rig(bpy: Any, armatures: int, per_armature: int, frames: int | None) -> list[_Chain]:
-    """Armatures with chains and one target per chain (None frames: still targets)."""
+def _rig(bpy: Any, armatures: int, per_armature: int, frames: int) -> list[_Chain]:
+    """Armatures with chains and one target per chain."""
     chains: list[_Chain] = []
     for a in range(armatures):
         x = a * per_armature * CHAIN_SPACING
@@ -245,12 +250,6 @@ def _add_chain(bpy: Any, chain: _Chain, enabled: bool) -> None:
     item.name, item.enabled, item.tip_bone, item.chain_length = chain.tip, False, chain.tip, BONES
     item.target = bpy.data.objects[chain.target]
     item.enabled = enabled
-
-
-def _set_enabled(bpy: Any, chains: list[_Chain], enabled: bool) -> None:
-    # By name each time: a collection's items move in memory when it grows.
-    for chain in chains:
-        bpy.data.objects[chain.armature].ik_chains.chains[chain.tip].enabled = enabled
 
 
 def _tip_errors(bpy: Any, chains: list[_Chain], frames: list[int]) -> list[float]:
@@ -275,30 +274,68 @@ def _error_summary(errors: list[float], frames: int) -> dict[str, Any]:
 
 
 # -- live handler ------------------------------------------------------------------------------
-def _measure_live(bpy: Any, armatures: int, per_armature: int, frames: int, runs: int,
-                  moving: bool) -> dict[str, Any]:
-    """Median ms per ``frame_set`` with the chains live and with them disabled."""
+def _measure_live_section(bpy: Any, frames: int, runs: int) -> dict[str, Any]:
+    """Every live rig with moving targets, with the numpy backend, and with still targets."""
+    numpy_frames = min(frames, NUMPY_FRAMES)
+    live: dict[str, Any] = {"frames": frames, "passes": runs, "numpy_frames": numpy_frames,
+                            "moving_targets": {}, "numpy_backend": {}, "still_targets": {}}
+    for rig in LIVE_GOALS:
+        log(f"[addon] live handler: {rig}, moving targets ...")
+        figures = _measure_live(bpy, rig, frames, runs, moving=True)
+        ratio = figures["ratio"]
+        figures["goal"] = {"value": ratio, "goal": f"<= {LIVE_GOALS[rig]:g}",
+                           "met": None if ratio is None else ratio <= LIVE_GOALS[rig]}
+        live["moving_targets"][rig] = figures
+    with numpy_backend():
+        for rig in LIVE_GOALS:
+            log(f"[addon] live handler: {rig}, moving targets, numpy backend ...")
+            live["numpy_backend"][rig] = _measure_live(bpy, rig, numpy_frames, runs, moving=True)
+    for rig in STILL_RIGS:
+        log(f"[addon] live handler: {rig}, still targets ...")
+        figures = _measure_live(bpy, rig, frames, runs, moving=False)
+        per_chain = figures["overhead_ms"]["ours"] / figures["chains"]
+        figures["goal"] = {"value": per_chain, "goal": f"<= {STILL_GOAL_MS:g} ms per chain",
+                           "met": per_chain <= STILL_GOAL_MS}
+        live["still_targets"][rig] = figures
+    return live
+
+
+def _measure_live(bpy: Any, rig: str, frames: int, runs: int, *, moving: bool) -> dict[str, Any]:
+    """Median ms per ``frame_set`` with each of :data:`SOLVERS` acting on ``rig``, passes
+    interleaved; then each solver's tip errors at 3 frames."""
     _new_file(bpy)
-    chains = _rig(bpy, armatures, per_armature, frames if moving else None)
-    for chain in chains:
-        _add_chain(bpy, chain, enabled=False)
+    chains = live_rigs.build(bpy, rig, frames if moving else None)
     scene = bpy.context.scene
-    seconds: dict[bool, list[float]] = {False: [], True: []}
+    seconds: dict[Solver, list[float]] = {solver: [] for solver in SOLVERS}
     for _ in range(runs):
-        for enabled in (False, True):
-            _set_enabled(bpy, chains, enabled)
+        for solver in SOLVERS:
+            live_rigs.use(bpy, chains, solver)
             scene.frame_set(0)  # untimed: the first timed frame moves the targets too
             for frame in range(1, frames + 1):
                 began = time.perf_counter()
                 scene.frame_set(frame)
-                seconds[enabled].append(time.perf_counter() - began)
-    # Still live: the live pose must reach the targets, or the overhead would measure nothing.
+                seconds[solver].append(time.perf_counter() - began)
+    ms = {solver: 1e3 * statistics.median(seconds[solver]) for solver in SOLVERS}
+    overhead = {solver: ms[solver] - ms["none"] for solver in ACTING}
+    # Both solvers must reach the targets, or the overheads would measure something else than solving.
     checked = sorted({1, (frames + 1) // 2, frames})
-    errors = _tip_errors(bpy, chains, checked)
-    on, off = (1e3 * statistics.median(seconds[state]) for state in (True, False))
-    return {"chains": len(chains), "enabled_ms": on, "disabled_ms": off, "overhead_ms": on - off,
-            "overhead_per_chain_ms": (on - off) / len(chains),
-            "tip_error": {**_error_summary(errors, len(checked)), "frames": checked}}
+    reaches = [live_rigs.reach(bpy, chain) for chain in chains]
+    errors: dict[str, Any] = {}
+    for solver in ACTING:
+        live_rigs.use(bpy, chains, solver)
+        errors[solver] = _live_errors(live_rigs.tip_errors(bpy, chains, checked), reaches, checked)
+    live_rigs.use(bpy, chains, "none")
+    return {"chains": len(chains), "bones": sum(chain.length for chain in chains),
+            "chain_lengths": sorted({chain.length for chain in chains}),
+            "frames": frames, "passes": runs, "ms": ms, "overhead_ms": overhead,
+            "ratio": overhead["ours"] / overhead["blender"] if overhead["blender"] > 0 else None,
+            "tip_error": errors}
+
+
+def _live_errors(errors: list[float], reaches: list[float], frames: list[int]) -> dict[str, Any]:
+    """Tip errors (metres, chain after chain at each frame) and the largest as a fraction of its chain's reach."""
+    relative = [error / reaches[i % len(reaches)] for i, error in enumerate(errors)]
+    return {**_error_summary(errors, len(frames)), "frames": frames, "max_relative": max(relative)}
 
 
 # -- bake --------------------------------------------------------------------------------------
