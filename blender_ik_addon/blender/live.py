@@ -223,6 +223,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
     frames: dict[str, _Frame] = {}
     out: dict[str, tuple[ChainStatus, bool]] = {}
     solved: Solved = {}
+    moves: dict[str, FloatArray] = {}  # stacking: how each upper bone moved in this pass
     levels: dict[str, int] = {}
     pending: list[list[ChainSpec]] = []  # chains by level: a level hangs from chains of the levels before
 
@@ -248,7 +249,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
         batch: list[_Frame] = []
         for spec in level_specs:
             try:
-                item = _frame_of(obj, obj_eval, spec, depsgraph, solved, trust_edits)
+                item = _frame_of(obj, obj_eval, spec, depsgraph, solved, trust_edits, moves)
                 frames[spec.name] = item
                 still = _still_status(item, pose)
                 if still is not None:
@@ -305,7 +306,8 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
     return {name: out[name] for name in order if name in out}
 
 
-def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, solved: Solved, trust: bool) -> _Frame:
+def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, solved: Solved, trust: bool,
+              moves: dict[str, FloatArray]) -> _Frame:
     """One chain's inputs at this frame (the chain read or taken from the cache)."""
     target, pole = require_objects(spec, depsgraph.scene, obj)
     binding = structure.chain_binding(obj_eval, spec.tip_bone, spec.length, trust_edits=trust)
@@ -317,7 +319,7 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, solved: 
         refuse_drivers(obj, binding)  # drivers come and go without an edit of the armature
     base = chain_base(obj_eval, binding)[None]
     if solved:
-        base = stacked_base(obj_eval, binding, base, solved)
+        base = stacked_base(obj_eval, binding, base, solved, moves)
     target_m = world_matrix(target, depsgraph)[None]
     pole_m = None if pole is None else world_matrix(pole, depsgraph)[None]
     return _Frame(spec, state, base, target_m, pole_m)

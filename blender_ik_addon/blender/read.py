@@ -155,15 +155,32 @@ def chain_base(obj_eval: Any, binding: ChainBinding) -> FloatArray:
     if binding.root_parent is None:
         return base if shift is None else base @ shift
     parent = obj_eval.pose.bones[binding.root_parent]
-    local = np.array(parent.matrix, dtype=np.float64) @ np.linalg.inv(np.array(parent.bone.matrix_local))
-    scale = np.linalg.norm(local[:3, :3], axis=0)
-    if not np.allclose(scale, 1.0, atol=1e-5):
+    local = np.array(parent.matrix, dtype=np.float64) @ inverse_of(np.array(parent.bone.matrix_local, dtype=np.float64))
+    (a, b, c, _), (d, e, f, _), (g, h, i, _), _ = local.tolist()
+    scale = (math.sqrt(a * a + d * d + g * g), math.sqrt(b * b + e * e + h * h), math.sqrt(c * c + f * f + i * i))
+    if not all(abs(s - 1.0) <= 2e-5 for s in scale):  # np.allclose(scale, 1, atol=1e-5), in floats
         for name in binding.bone_names:
             bone = obj_eval.data.bones[name]
             if bone.inherit_scale != "FULL":
                 raise RigSetupError(f"bone {name!r}: inherit scale {bone.inherit_scale!r} under a scaled parent "
                                     f"{binding.root_parent!r} is not supported in a chain; use 'Full'")
     return base @ local if shift is None else base @ local @ shift
+
+
+_INVERSES: dict[bytes, FloatArray] = {}
+
+
+def inverse_of(matrix: FloatArray) -> FloatArray:
+    """``np.linalg.inv(matrix)``, remembered for the last few matrices: rest matrices, and the base
+    of a chain whose armature stands still, are the same frame after frame (the same LAPACK
+    result, so a live frame and a bake agree)."""
+    key = matrix.tobytes()
+    inverse = _INVERSES.get(key)
+    if inverse is None:
+        if len(_INVERSES) >= 256:
+            _INVERSES.clear()
+        inverse = _INVERSES[key] = np.linalg.inv(matrix)
+    return inverse
 
 
 def check_locations(obj_eval: Any, binding: ChainBinding) -> None:

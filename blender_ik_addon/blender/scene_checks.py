@@ -182,4 +182,4 @@ def _usable_frame(base: FloatArray, target: FloatArray, pole: FloatArray | None)
     if not all(map(math.isfinite, values)):
         return False
     a, b, c, _, d, e, f, _, g, h, i = values[:11]
-    return abs(a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)) >= 1e-12
+    return bool(abs(a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)) >= 1e-12)

@@ -27,7 +27,7 @@ from ..core.batched import ChainJob
 from ..core.motion import find_switches, solve_path
 from ..core.rotations import orthonormalize, rotation_vector
 from ..core.types import BoolArray, FloatArray
-from .read import ChainBinding, current_angles, read_chain
+from .read import ChainBinding, current_angles, inverse_of, read_chain
 from .scene_checks import refuse_drivers, require_usable
 from .spec import ChainSpec
 
@@ -90,7 +90,7 @@ def to_chain_space(bases: FloatArray, matrices: FloatArray, *, rotations: bool =
     Rotations are skipped (None) unless asked for: they cost an SVD per frame.
     """
     if _all_same(bases):  # the usual bake, and a live chain whose armature stands still: one base
-        inverse = _inverse_of(bases[0])
+        inverse = inverse_of(bases[0])
         positions = matrices[:, :3, 3] @ inverse[:3, :3].T + inverse[:3, 3]
     else:
         inverse = np.linalg.inv(bases)
@@ -98,21 +98,6 @@ def to_chain_space(bases: FloatArray, matrices: FloatArray, *, rotations: bool =
     if not rotations:
         return positions, None
     return positions, np.swapaxes(orthonormalize(bases[:, :3, :3]), -1, -2) @ orthonormalize(matrices[:, :3, :3])
-
-
-_INVERSES: dict[bytes, FloatArray] = {}
-
-
-def _inverse_of(base: FloatArray) -> FloatArray:
-    """``np.linalg.inv(base)``, remembered for the last few bases: a live chain's base is the same
-    frame after frame unless its armature moves (the same LAPACK result, so live and bake agree)."""
-    key = base.tobytes()
-    inverse = _INVERSES.get(key)
-    if inverse is None:
-        if len(_INVERSES) >= 64:
-            _INVERSES.clear()
-        inverse = _INVERSES[key] = np.linalg.inv(base)
-    return inverse
 
 
 def _all_same(bases: FloatArray) -> bool:
@@ -286,16 +271,17 @@ def find_frame_switches(prepared: PreparedChain, bases: FloatArray, targets: Flo
 
 
 def _uniform_scale(bases: FloatArray) -> bool:
-    """True if every base scales alike along every axis (``np.allclose(gram, s * I)``, written out:
-    ``allclose`` costs more than the rest of a live frame's bookkeeping)."""
+    """True if every base scales alike along every axis: its Gram matrix is ``s * I`` within 1e-6 of
+    ``s`` (float32 bone matrices, multiplied, are off by about 1e-8). Written out: ``np.allclose``
+    costs more than the rest of a live frame's bookkeeping."""
     linear = bases[:1, :3, :3] if _all_same(bases) else bases[:, :3, :3]
     gram = np.swapaxes(linear, -1, -2) @ linear
     if len(gram) == 1:  # a live frame: nine floats compare faster in Python than in numpy
         (a, b, c), (d, e, f), (g, h, i) = gram[0].tolist()
-        diagonal = 1e-9 + 1e-6 * abs(a)
-        return all(abs(v) <= 1e-9 for v in (b, c, d, f, g, h)) and abs(e - a) <= diagonal and abs(i - a) <= diagonal
+        tolerance = 1e-9 + 1e-6 * abs(a)
+        return all(abs(v) <= tolerance for v in (b, c, d, f, g, h, e - a, i - a))
     uniform = gram[:, :1, :1] * _EYE3
-    return bool((np.abs(gram - uniform) <= 1e-9 + 1e-6 * np.abs(uniform)).all())
+    return bool((np.abs(gram - uniform) <= 1e-9 + 1e-6 * np.abs(gram[:, :1, :1])).all())
 
 
 _EYE3 = np.eye(3)

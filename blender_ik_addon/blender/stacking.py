@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..core.fk import joint_poses
+from ..core.fk import joint_pose
 from ..core.types import FloatArray
 from .read import ChainBinding
 
@@ -84,22 +84,33 @@ def joint_world(binding: ChainBinding, bases: FloatArray, angles: FloatArray, jo
     ``scale`` is that bone's pose scale (only a chain's tip bone may have one).
     """
     chain = binding.chain
-    frames = joint_poses(chain, chain.compress(angles))[:, joint]
+    frames = joint_pose(chain, chain.compress(angles), joint)
     frames[:, :3, :3] *= np.asarray(tuple(scale), dtype=np.float64)
     return np.asarray(bases @ frames)
 
 
 def restack(bases_eval: FloatArray, upper_eval: FloatArray, upper_new: FloatArray) -> FloatArray:
     """Move the lower chain's evaluated bases ``(F, 4, 4)`` with its upper bone (see module doc)."""
-    return np.asarray(upper_new @ np.linalg.inv(upper_eval) @ bases_eval)
+    return np.asarray(upper_new @ np.linalg.inv(upper_eval) @ bases_eval)  # (F, 4, 4) each
 
 
-def stacked_base(obj_eval: Any, binding: ChainBinding, bases_eval: FloatArray, solved: Solved) -> FloatArray:
-    """The live base ``(1, 4, 4)`` of a chain, moved with a chain solved before it in this pass."""
+def stacked_base(obj_eval: Any, binding: ChainBinding, bases_eval: FloatArray, solved: Solved,
+                 moves: dict[str, FloatArray] | None = None) -> FloatArray:
+    """The live base ``(1, 4, 4)`` of a chain, moved with a chain solved before it in this pass.
+
+    ``moves`` remembers, per upper bone, ``W_new @ W_eval^-1`` for the other chains of the pass
+    that hang from the same bone (two arms from the chest).
+    """
     for ancestor in binding.ancestors:
         for upper_binding, upper_bases, upper_angles in solved.values():
             if ancestor in upper_binding.bone_names:
-                joint = upper_binding.bone_names.index(ancestor)
-                new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj_eval.pose.bones[ancestor].scale)
-                return restack(bases_eval, bone_world(obj_eval, ancestor)[None], new)
+                move = None if moves is None else moves.get(ancestor)
+                if move is None:
+                    joint = upper_binding.bone_names.index(ancestor)
+                    new = joint_world(upper_binding, upper_bases, upper_angles, joint,
+                                      obj_eval.pose.bones[ancestor].scale)
+                    move = new @ np.linalg.inv(bone_world(obj_eval, ancestor)[None])
+                    if moves is not None:
+                        moves[ancestor] = move
+                return np.asarray(move @ bases_eval)
     return bases_eval

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .chain import Chain
-from .rotations import single_axis_rotations
+from .rotations import euler_to_matrix, single_axis_rotations
 from .types import FloatArray
 
 
@@ -97,15 +97,17 @@ def cross(a: FloatArray, b: FloatArray) -> FloatArray:
     return out
 
 
-def joint_poses(chain: Chain, q: FloatArray) -> FloatArray:
-    """``(F, n, 4, 4)`` each joint's frame after it turns, in chain space (the base not applied):
-    for a bone chain, each bone's pose matrix relative to the chain's base."""
-    kin = forward(chain, q, with_axes=False)
-    count, n = kin.origins.shape[:2]
-    out = np.zeros((count, n, 4, 4))
-    out[:, :, :3, :3] = kin.frames @ kin.joint_rotations
-    out[:, :, :3, 3] = kin.origins
-    out[:, :, 3, 3] = 1.0
+def joint_pose(chain: Chain, q: FloatArray, joint: int) -> FloatArray:
+    """``(F, 4, 4)`` joint ``joint``'s frame after it turns, in chain space (the base not applied):
+    for a bone chain, that bone's pose matrix relative to the chain's base. The joints past it are
+    not computed (a chain stacked on another needs one bone of it, every live frame)."""
+    angles = chain.expand(q)
+    count = angles.shape[0]
+    out = np.broadcast_to(np.eye(4), (count, 4, 4)).copy()
+    turn = np.broadcast_to(np.eye(4), (count, 4, 4)).copy()
+    for j in range(joint + 1):
+        turn[:, :3, :3] = euler_to_matrix(angles[:, j], chain.joints[j].order)
+        out = out @ chain.rest[j] @ turn
     return out
 
 
