@@ -27,14 +27,14 @@ _rendering = False  # between render_init and render_complete/cancel
 
 
 def _solve(objects: list[Any], depsgraph: Any, chains: dict[str, set[str]] | None = None,
-           autokey: bool = False) -> None:
+           autokey: bool = False, updated: frozenset[str] | None = None) -> None:
     with guard.suspended():
         try:
             frame = float(depsgraph.scene.frame_current)
             for obj in objects:
                 names = None if chains is None else chains[obj.name]
                 live.solve_rig(obj, depsgraph, names=names, key_frame=frame if autokey else None, autokey=autokey,
-                               trust_edits=True)
+                               trust_edits=True, updated=updated)
         except Exception:  # never break playback or a render; per-chain errors are already statuses
             log.exception("IK Chains handler failed")
 
@@ -44,17 +44,18 @@ def frame_changed(scene: Any, depsgraph: Any | None) -> None:
     if guard.is_suspended() or not bpy.data.armatures:  # the cheapest exit: a file without rigs
         return
     depsgraph = depsgraph or bpy.context.evaluated_depsgraph_get()
-    structure.note_updates(depsgraph)
+    updated = structure.note_updates(depsgraph)
     rigs = live_rigs(scene)
     if rigs:
-        _solve(rigs, depsgraph)
+        _solve(rigs, depsgraph, updated=updated)
 
 
 def depsgraph_updated(scene: Any, depsgraph: Any) -> None:
     """Re-solve chains whose target, pole or armature moved (not during playback or renders)."""
     if not bpy.data.armatures or guard.is_suspended():
         return
-    structure.note_updates(depsgraph)  # even when nothing is solved now: the next frame must see the edit
+    # Even when nothing is solved now, the next frame must know what changed here.
+    live.forget_still(structure.note_updates(depsgraph))
     if _rendering or _is_playing():
         return
     rigs = live_rigs(scene)

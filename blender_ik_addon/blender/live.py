@@ -35,9 +35,9 @@ from . import structure
 from .errors import RigSetupError
 from .keys import require_local
 from .read import ChainBinding, chain_base, chain_bone_names, require_armature
-from .sampling import world_matrix
+from .sampling import world_matrix_of
 from .scene_checks import find_conflicts, refuse_drivers, require_objects, require_usable
-from .settings import chain_specs
+from .settings import chain_specs, rig_settings
 from .solving import (
     FrameProblem,
     FrameSolution,
@@ -53,7 +53,7 @@ from .solving import (
 from .spec import ChainSpec
 from .stacking import Solved, ancestors_of, links, stacked_base, upper_first
 from .status import ChainStatus, set_status
-from .write import NOOP_TOLERANCE, angles_to_channels, channel, forget_write_caches, key_pose
+from .write import NOOP_TOLERANCE, angles_to_channels, channel, forget_write_caches, key_pose, unlimited_axes
 
 log = logging.getLogger(__name__)
 FOLLOW_NOTE = "follow mode: history-dependent"
@@ -90,6 +90,20 @@ class _LiveChain:
 
 
 _CHAINS: dict[tuple[str, str], _LiveChain] = {}
+
+
+@dataclass(frozen=True)
+class _StillRig:
+    """A rig whose last frame pass solved every live chain (see :func:`_still_rig`)."""
+
+    depsgraph: int  # the depsgraph's pointer: a render's is another one
+    chains: tuple[tuple[str, str | None, str | None, bytes], ...]  # see _live_chain_names
+    watched: frozenset[str]  # the names whose update means "solve again": rig, its armature, targets, poles
+    statuses: dict[str, ChainStatus]
+    specs: list[ChainSpec]  # the chains as that pass read them
+
+
+_STILL_RIGS: dict[str, _StillRig] = {}
 _Layout = tuple[dict[str, str], list[str], dict[str, tuple[str, int]], dict[str, int]]
 """Conflicts (chain -> message), upper-first order, uppers (chain -> (upper chain, joint)), bone index."""
 _LAYOUTS: dict[str, tuple[tuple[Any, ...], int, _Layout]] = {}  # rig -> (chains asked for, edit generation, layout)
@@ -99,6 +113,8 @@ def forget() -> None:
     """Drop everything the live pass keeps (file load, unregister): its chains and layouts, the
     structure cache, the kernel's kept job lists."""
     _CHAINS.clear()
+    _STILL_RIGS.clear()
+    _EULER_ROWS.clear()
     _LAYOUTS.clear()
     structure.clear()
     batched.forget()
@@ -114,6 +130,7 @@ class _Frame:
     base: FloatArray
     target: FloatArray
     pole: FloatArray | None
+    evaluated: bool  # Blender evaluates the target and pole (see sampling.world_matrix)
     problem: FrameProblem | None = None
     scales: FloatArray | None = None
     job: ChainJob | None = None
@@ -121,6 +138,7 @@ class _Frame:
     outcome: tuple[ChainStatus, bool] | None = None
 
 
+_EULER_ROWS: dict[tuple[int, int], tuple[ChainBinding, dict[str, int], AnyArray | None]] = {}
 _CHANNEL_SIZES = {"rotation_euler": 3, "rotation_quaternion": 4, "rotation_axis_angle": 4}
 
 
@@ -146,8 +164,37 @@ class _RigPose:
 
     def current(self, binding: ChainBinding) -> FloatArray:
         """The chain's channel values, bone after bone (float64 of the stored float32)."""
+        rows = self.euler_rows(binding)
+        if rows is not None:
+            return np.asarray(self._array("rotation_euler")[rows], dtype=np.float64).ravel()
         return np.concatenate([self._array(channel(b.rotation_mode)[0])[self.index[b.name]] for b in binding.bones],
                               dtype=np.float64)
+
+    def euler_rows(self, binding: ChainBinding) -> AnyArray | None:
+        """``(n,)`` the chain's bones' rows in the rig's arrays when every bone is in Euler mode in
+        its joint's own order with no unlimited axis, so its channels are the solved angles as they
+        are (the usual bone); else None."""
+        key = (id(binding), id(self.index))
+        kept = _EULER_ROWS.get(key)
+        if kept is None or kept[0] is not binding or kept[1] is not self.index:
+            simple = all(b.rotation_mode == b.order and unlimited_axes(j) is None
+                         for b, j in zip(binding.bones, binding.chain.joints, strict=True))
+            rows = np.array([self.index[b.name] for b in binding.bones], dtype=np.int64) if simple else None
+            if len(_EULER_ROWS) > 1024:
+                _EULER_ROWS.clear()
+            kept = _EULER_ROWS[key] = (binding, self.index, rows)
+        return kept[2]
+
+    def put_euler(self, rows: AnyArray, angles: FloatArray) -> bool:
+        """Write Euler angles ``(n, 3)`` into ``rows``, bones that move by less than
+        ``NOOP_TOLERANCE`` left alone; True if any moved."""
+        euler = self._array("rotation_euler")
+        moved = np.abs(angles - euler[rows]).max(axis=1) >= NOOP_TOLERANCE
+        if not moved.any():
+            return False
+        euler[rows[moved]] = angles[moved]
+        self._dirty.add("rotation_euler")
+        return True
 
     def bone(self, name: str, mode: str) -> FloatArray:
         return np.asarray(self._array(channel(mode)[0])[self.index[name]], dtype=np.float64)
@@ -164,6 +211,49 @@ class _RigPose:
         if self._dirty:
             self.obj.update_tag()
         return bool(self._dirty)
+
+
+def forget_still(updated: frozenset[str]) -> None:
+    """Forget that rigs stood still when ``updated`` (a depsgraph's updated IDs, an evaluation no
+    frame pass saw) touches them: their next frame is solved in full."""
+    for name, still in list(_STILL_RIGS.items()):
+        if not still.watched.isdisjoint(updated):
+            del _STILL_RIGS[name]
+
+
+def _still_rig(obj: Any, depsgraph: Any, updated: frozenset[str]) -> _StillRig | None:
+    """The rig's last frame pass, if nothing it solved from has changed since.
+
+    Every change to a chain's inputs is an update of an ID the depsgraph reports: the armature
+    object (its pose, placement, parents, our settings), its Armature (bones, constraints, limits),
+    a target or pole (moved, by keys, drivers, parents or constraints). The handlers see every
+    evaluation's updates: a frame pass here, any other evaluation through :func:`forget_still`. So
+    when none of those IDs was updated and the same chains are live, every chain is where its last
+    solve put it. Targets Blender does not evaluate (hidden, excluded) never count as still.
+    """
+    kept = _STILL_RIGS.get(obj.name)
+    if kept is None or not kept.watched.isdisjoint(updated) or kept.depsgraph != depsgraph.as_pointer():
+        return None
+    settings = rig_settings(obj)
+    if settings is None or _live_chain_names(settings) != kept.chains:
+        return None
+    return kept
+
+
+def _live_chain_names(settings: Any) -> tuple[tuple[str, str | None, str | None, bytes], ...]:
+    """The live chains' names, targets, poles and comfort poses: what a settings edit can change
+    without tagging the object (comfort bones added, cleared or rotated from Python)."""
+    return tuple((c.name, c.target.name if c.target is not None else None, c.pole.name if c.pole is not None else None,
+                  _comfort_fingerprint(c.comfort_bones)) for c in settings.chains if c.enabled)
+
+
+def _comfort_fingerprint(bones: Any) -> bytes:
+    count = len(bones)
+    if not count:
+        return b""
+    rotations = np.empty(4 * count, dtype=np.float32)
+    bones.foreach_get("rotation", rotations)
+    return rotations.tobytes() + "|".join(b.name for b in bones).encode()
 
 
 def _bone_index(obj: Any) -> dict[str, int]:
@@ -187,7 +277,8 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
 
 def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enabled_only: bool = True,
               key_frame: float | None = None, autokey: bool = False, catch_all: bool = True,
-              trust_edits: bool = False, specs: list[ChainSpec] | None = None) -> dict[str, tuple[ChainStatus, bool]]:
+              trust_edits: bool = False, specs: list[ChainSpec] | None = None,
+              updated: frozenset[str] | None = None) -> dict[str, tuple[ChainStatus, bool]]:
     """Solve (and write) ``obj``'s chains at the depsgraph's frame; each outcome is also stored as
     the chain's status.
 
@@ -202,12 +293,28 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
             :class:`IKError` does and other exceptions propagate.
         trust_edits: The handlers report armature edits to :mod:`.structure` (see there).
         specs: Solve these chains instead of the ones stored on ``obj``.
+        updated: The frame handler's: names of the IDs this frame's evaluation updated. When none
+            that the rig's chains depend on is among them, the last frame's answers stand
+            (:func:`_still_rig`); the statuses only take the new frame.
 
     Returns:
         Chain name -> ``(status, changed)``; ``changed`` is False when the pose was already in place.
         Chains that share bones with another live chain are refused with a status message.
     """
     require_armature(obj)
+    frame_pass = (updated is not None and trust_edits and names is None and specs is None and enabled_only
+                  and key_frame is None)
+    if frame_pass:
+        unchanged = _still_rig(obj, depsgraph, updated)  # type: ignore[arg-type]
+        if unchanged is not None:
+            frame = float(depsgraph.scene.frame_current)
+            outcomes = {}
+            for name, kept in unchanged.statuses.items():
+                status = ChainStatus(kept.solved, kept.converged, kept.residual, kept.message, frame)
+                set_status(obj.name, name, status)
+                outcomes[name] = (status, False)
+            return outcomes
+    last = _STILL_RIGS.pop(obj.name, None)  # any other pass may change what a still rig relied on
     if specs is None:
         specs = chain_specs(obj, names, enabled_only=enabled_only)
         pool = specs if enabled_only else [*specs, *(s for s in chain_specs(obj, enabled_only=True)
@@ -303,7 +410,29 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                     fail(done.spec, err)
     for name, outcome in out.items():
         set_status(obj.name, name, outcome[0])
+    if frame_pass:
+        _remember_still(obj, depsgraph, specs, frames, out, last)
     return {name: out[name] for name in order if name in out}
+
+
+def _remember_still(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: dict[str, _Frame],
+                    out: dict[str, tuple[ChainStatus, bool]], last: _StillRig | None) -> None:
+    """Remember a frame pass that solved every live chain, for :func:`_still_rig`: not when a chain
+    failed, follows the tutorial's history-dependent mode, or reads a target Blender does not
+    evaluate (its keys are read instead, and they move without an update)."""
+    if any(s.follow_mode or s.name not in frames or not frames[s.name].evaluated or not out[s.name][0].solved
+           for s in specs):
+        return
+    statuses = {s.name: out[s.name][0] for s in specs}
+    if last is not None and last.specs == specs:  # the same chains as the last pass: what it read still holds
+        _STILL_RIGS[obj.name] = replace(last, depsgraph=depsgraph.as_pointer(), statuses=statuses)
+        return
+    settings = rig_settings(obj)
+    if settings is None:
+        return
+    watched = {obj.name, obj.data.name, *(n for s in specs for n in (s.target, s.pole) if n is not None)}
+    _STILL_RIGS[obj.name] = _StillRig(depsgraph.as_pointer(), _live_chain_names(settings), frozenset(watched),
+                                      statuses, specs)
 
 
 def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, solved: Solved, trust: bool,
@@ -320,9 +449,12 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, solved: 
     base = chain_base(obj_eval, binding)[None]
     if solved:
         base = stacked_base(obj_eval, binding, base, solved, moves)
-    target_m = world_matrix(target, depsgraph)[None]
-    pole_m = None if pole is None else world_matrix(pole, depsgraph)[None]
-    return _Frame(spec, state, base, target_m, pole_m)
+    target_m, evaluated = world_matrix_of(target, depsgraph)
+    pole_m = None
+    if pole is not None:
+        pole_m, pole_evaluated = world_matrix_of(pole, depsgraph)
+        evaluated = evaluated and pole_evaluated
+    return _Frame(spec, state, base, target_m[None], None if pole_m is None else pole_m[None], evaluated)
 
 
 def _still_status(item: _Frame, pose: _RigPose) -> ChainStatus | None:
@@ -346,20 +478,30 @@ def _take(obj: Any, item: _Frame, pose: _RigPose, frame: float) -> tuple[ChainSt
     solution, state, spec = item.solution, item.state, item.spec
     assert solution is not None
     binding = state.prepared.binding
-    changed = False
-    for bone, joint, joint_angles in zip(binding.bones, binding.chain.joints, solution.angles[0], strict=True):
-        previous = pose.bone(bone.name, bone.rotation_mode)
-        values = angles_to_channels(bone, joint, joint_angles[None], previous)[0]
-        if max(abs(a - b) for a, b in zip(values.tolist(), previous.tolist(), strict=True)) < NOOP_TOLERANCE:
-            continue
-        pose.set(bone.name, bone.rotation_mode, values)
-        changed = True
+    rows = pose.euler_rows(binding)
+    if rows is not None:  # the usual chain: the solved angles are the channel values
+        changed = pose.put_euler(rows, solution.angles[0])
+    else:
+        changed = _put_bone_by_bone(binding, solution.angles[0], pose)
     status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
                          FOLLOW_NOTE if spec.follow_mode else "", frame)
     state.inputs = (item.base, item.target, item.pole)
     state.written = pose.current(binding)
     state.status, state.angles = status, solution.angles
     return status, changed
+
+
+def _put_bone_by_bone(binding: ChainBinding, angles: FloatArray, pose: _RigPose) -> bool:
+    """:func:`.write.angles_to_channels` bone by bone (other rotation modes, unlimited axes)."""
+    changed = False
+    for bone, joint, joint_angles in zip(binding.bones, binding.chain.joints, angles, strict=True):
+        previous = pose.bone(bone.name, bone.rotation_mode)
+        values = angles_to_channels(bone, joint, joint_angles[None], previous)[0]
+        if max(abs(a - b) for a, b in zip(values.tolist(), previous.tolist(), strict=True)) < NOOP_TOLERANCE:
+            continue
+        pose.set(bone.name, bone.rotation_mode, values)
+        changed = True
+    return changed
 
 
 def _retag_if_stale(obj: Any, obj_eval: Any, frames: Any, pose: _RigPose) -> None:

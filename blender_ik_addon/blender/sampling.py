@@ -52,15 +52,23 @@ class Samples:
 
 
 def world_matrix(obj: Any, depsgraph: Any) -> FloatArray:
+    """``(4, 4)`` world matrix of ``obj`` as evaluated by ``depsgraph`` (see :func:`world_matrix_of`)."""
+    return world_matrix_of(obj, depsgraph)[0]
+
+
+def world_matrix_of(obj: Any, depsgraph: Any) -> tuple[FloatArray, bool]:
     """``(4, 4)`` world matrix of ``obj`` as evaluated by ``depsgraph`` (works for render depsgraphs).
 
     Blender does not evaluate objects disabled in viewports (or renders) or in excluded collections:
     their matrix there is stale. Such an object moved only by its own F-curves is read from them
     (as a bake's F-curve path does); any other raises :class:`RigSetupError` naming it.
+
+    Returns:
+        ``(matrix, evaluated)``: ``evaluated`` is False when it was read from the F-curves.
     """
     hidden = unevaluated_reason(obj, depsgraph)
     if not hidden:
-        return np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64)
+        return np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64), True
     scene = depsgraph.scene
     if _object_blocker(obj) or scene.render.frame_map_old != scene.render.frame_map_new:
         advice = "enable it in renders" if depsgraph.mode == "RENDER" else \
@@ -69,7 +77,7 @@ def world_matrix(obj: Any, depsgraph: Any) -> FloatArray:
                             f"cannot see where it is; {advice}")
     frame = np.array([scene.frame_current + scene.frame_subframe], dtype=np.float64)
     matrix: FloatArray = object_matrices(obj, frame)[0]
-    return matrix
+    return matrix, False
 
 
 def unevaluated_reason(obj: Any, depsgraph: Any) -> str:

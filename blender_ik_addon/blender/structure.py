@@ -69,13 +69,17 @@ def clear() -> None:
     _GENERATION.clear()
 
 
-def note_updates(depsgraph: Any) -> None:
-    """Count the edits of armatures in ``depsgraph.updates`` (see the module docstring)."""
+def note_updates(depsgraph: Any) -> frozenset[str]:
+    """Count the edits of armatures in ``depsgraph.updates`` (see the module docstring); returns the
+    names of every ID the depsgraph updated."""
+    names = set()
     for update in depsgraph.updates:
         data = update.id
+        name = getattr(data, "original", data).name
+        names.add(name)
         if getattr(data, "bl_rna", None) is not None and data.bl_rna.identifier == "Armature":
-            name = getattr(data, "original", data).name
             _GENERATION[name] = _GENERATION.get(name, 0) + 1
+    return frozenset(names)
 
 
 def generation(obj: Any) -> int:

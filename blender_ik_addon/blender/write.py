@@ -81,7 +81,7 @@ def _single(bone: BoneBinding, angles: FloatArray, previous: FloatArray) -> Floa
 
 def _unwrap_unlimited(joint: Joint, angles: FloatArray, previous: FloatArray) -> FloatArray:
     out = np.array(angles, dtype=np.float64)
-    unlimited = _unlimited_axes(joint)
+    unlimited = unlimited_axes(joint)
     if unlimited is not None:
         # Whole turns that bring each value within half a turn of the one before (np.unwrap, lean).
         series = np.concatenate([previous[None, unlimited], out[:, unlimited]], axis=0)
@@ -93,7 +93,7 @@ def _unwrap_unlimited(joint: Joint, angles: FloatArray, previous: FloatArray) ->
 _UNLIMITED: dict[int, tuple[Joint, AnyArray | None]] = {}
 
 
-def _unlimited_axes(joint: Joint) -> AnyArray | None:
+def unlimited_axes(joint: Joint) -> AnyArray | None:
     """``(3,)`` True for the joint's free axes without limits, or None if it has none (remembered
     per joint: the live pass asks every frame)."""
     kept = _UNLIMITED.get(id(joint))

@@ -1,0 +1,94 @@
+"""Still rigs: a frame whose evaluation updated nothing a rig's chains depend on re-uses their last
+answers without reading or solving anything, and any such update (seen by either handler) solves
+them again."""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+import pytest
+from blender_rigs import add_chain, empty, straight_chain, world_tail
+
+from blender_ik_addon.blender import events, live
+from blender_ik_addon.blender.keys import iter_fcurves
+from blender_ik_addon.blender.status import get_status
+
+
+@pytest.fixture
+def frames_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every chain the live pass reads inputs for (``live._frame_of``), by chain name."""
+    seen: list[str] = []
+    original = live._frame_of
+
+    def spy(obj, obj_eval, spec, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(spec.name)
+        return original(obj, obj_eval, spec, *args, **kwargs)
+
+    monkeypatch.setattr(live, "_frame_of", spy)
+    return seen
+
+
+def _rig() -> tuple[bpy.types.Object, bpy.types.Object]:
+    rig = straight_chain(3)
+    target = empty(location=(1.0, 1.5, 0.5))
+    add_chain(rig, "b2", 3, target, name="arm")
+    bpy.context.scene.frame_set(1)
+    return rig, target
+
+
+def test_a_still_rig_is_not_read_again_and_its_status_follows_the_frame(frames_read: list[str]) -> None:
+    rig, target = _rig()
+    frames_read.clear()
+    for frame in range(2, 12):
+        bpy.context.scene.frame_set(frame)
+        assert get_status(rig.name, "arm").frame == frame
+    assert frames_read == []
+    np.testing.assert_allclose(world_tail(rig, "b2"), target.location, atol=1e-4)
+
+
+def test_a_moved_target_solves_again(frames_read: list[str]) -> None:
+    rig, target = _rig()
+    frames_read.clear()
+    target.location = (-0.5, 1.2, 1.0)  # as a script does: no evaluation before the frame change
+    bpy.context.scene.frame_set(2)
+    assert frames_read == ["arm"]
+    np.testing.assert_allclose(world_tail(rig, "b2"), target.location, atol=1e-4)
+
+
+def test_a_comfort_pose_edited_from_python_solves_again(frames_read: list[str]) -> None:
+    rig, _ = _rig()
+    frames_read.clear()
+    chain = rig.ik_chains.chains["arm"]
+    item = chain.comfort_bones.add()
+    item.name = "b1"
+    bpy.context.scene.frame_set(2)
+    item.rotation = (0.9, 0.3, 0.0, 0.0)
+    bpy.context.scene.frame_set(3)
+    assert frames_read == ["arm", "arm"]
+
+
+def test_an_edit_evaluated_while_nothing_solves_is_not_missed(frames_read: list[str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """During playback or a render the depsgraph handler solves nothing; the edits it sees must
+    still make the next frame solve."""
+    rig, target = _rig()
+    monkeypatch.setattr(events, "_rendering", True)
+    frames_read.clear()
+    target.location = (-0.5, 1.2, 1.0)
+    bpy.context.view_layer.update()  # evaluated here: the next frame's depsgraph reports nothing
+    bpy.context.scene.frame_set(2)
+    assert frames_read == ["arm"]
+    np.testing.assert_allclose(world_tail(rig, "b2"), target.location, atol=1e-4)
+
+
+def test_a_target_blender_does_not_evaluate_is_never_taken_as_still(frames_read: list[str]) -> None:
+    rig, target = _rig()
+    for frame, location in ((1, (1.0, 1.5, 0.5)), (20, (-0.5, 1.2, 1.0))):
+        target.location = location
+        target.keyframe_insert("location", frame=frame)
+    target.hide_viewport = True  # not evaluated: its keys are read, and they move without an update
+    for frame in range(2, 6):
+        bpy.context.scene.frame_set(frame)
+    assert frames_read.count("arm") >= 4
+    goal = [fc.evaluate(5) for fc in sorted(iter_fcurves(target), key=lambda fc: fc.array_index)]
+    np.testing.assert_allclose(world_tail(rig, "b2"), goal, atol=1e-4)
