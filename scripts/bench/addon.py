@@ -252,23 +252,6 @@ def _add_chain(bpy: Any, chain: _Chain, enabled: bool) -> None:
     item.enabled = enabled
 
 
-def _tip_errors(bpy: Any, chains: list[_Chain], frames: list[int]) -> list[float]:
-    """The distance from each chain's evaluated tip (its tip bone's tail) to its target's evaluated
-    location, at each frame (whatever moves the bones then: keys, live chains, constraints)."""
-    scene, view_layer = bpy.context.scene, bpy.context.view_layer
-    errors = []
-    for frame in frames:
-        scene.frame_set(frame)
-        view_layer.update()
-        depsgraph = bpy.context.evaluated_depsgraph_get()
-        for chain in chains:
-            rig = bpy.data.objects[chain.armature].evaluated_get(depsgraph)
-            tip = np.array(rig.matrix_world @ rig.pose.bones[chain.tip].tail)
-            goal = np.array(bpy.data.objects[chain.target].evaluated_get(depsgraph).matrix_world.translation)
-            errors.append(float(np.linalg.norm(tip - goal)))
-    return errors
-
-
 def _error_summary(errors: list[float], frames: int) -> dict[str, Any]:
     return {"frames_checked": frames, "max": max(errors), "median": statistics.median(errors)}
 
@@ -406,7 +389,7 @@ def _bake_ours(bpy: Any, frames: int, check: bool, *, frame_path: bool, numpy: b
         if keys["rotation_fcurves"] != 4 * BONES or keys["keys_per_rotation_fcurve"] != [frames]:
             raise RuntimeError(f"bake_chains left unexpected keys: {keys}")
         figures["keys"] = keys
-        figures["tip_error"] = _error_summary(_tip_errors(bpy, [chain], list(range(1, frames + 1))), frames)
+        figures["tip_error"] = _error_summary(live_rigs.tip_errors(bpy, [chain], list(range(1, frames + 1))), frames)
     return figures
 
 
@@ -441,5 +424,5 @@ def _bake_nla(bpy: Any, frames: int, check: bool, *, rotation_only: bool) -> dic
             raise RuntimeError(f"nla.bake left unexpected keys: {keys}")
         figures["keys"] = keys
         obj.pose.bones[chain.tip].constraints[0].mute = True  # the keys alone move the bones
-        figures["tip_error"] = _error_summary(_tip_errors(bpy, [chain], list(range(1, frames + 1))), frames)
+        figures["tip_error"] = _error_summary(live_rigs.tip_errors(bpy, [chain], list(range(1, frames + 1))), frames)
     return figures

@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -331,7 +331,18 @@ def use(bpy: Any, chains: list[LiveChain], solver: Solver) -> None:
             bpy.data.objects[chain.armature].ik_chains.chains[chain.tip].enabled = True
 
 
-def tip_errors(bpy: Any, chains: list[LiveChain], frames: list[int]) -> list[float]:
+class TipChain(Protocol):
+    """A chain of a built scene, by name: its armature, tip bone and target object."""
+
+    @property
+    def armature(self) -> str: ...
+    @property
+    def tip(self) -> str: ...
+    @property
+    def target(self) -> str: ...
+
+
+def tip_errors(bpy: Any, chains: Sequence[TipChain], frames: list[int]) -> list[float]:
     """The distance from each chain's evaluated tip (its tip bone's tail) to its target's evaluated
     location at each frame, whatever moves the bones (live chains, constraints)."""
     scene, view_layer = bpy.context.scene, bpy.context.view_layer
