@@ -111,6 +111,15 @@ def fcurve_collection(id_data: Any, *, create: bool) -> Any | None:
     return bag.fcurves if bag is not None else None
 
 
+def action_paths(action: Any) -> set[str]:
+    """The data paths of every F-curve of ``action``: all its slots (4.4+), not only the one an ID
+    plays (the NLA plays strips of other actions and slots)."""
+    if not _LAYERED:
+        return {f.data_path for f in action.fcurves}
+    return {f.data_path for layer in action.layers for strip in layer.strips for bag in strip.channelbags
+            for f in bag.fcurves}
+
+
 def iter_fcurves(id_data: Any) -> list[Any]:
     """F-curves of the action (and slot) assigned to ``id_data``; empty if none."""
     fcurves = fcurve_collection(id_data, create=False)

@@ -26,6 +26,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import bpy
 import numpy as np
 
 from ..core import IKError, SolverOptions, batched
@@ -106,7 +107,8 @@ class _StillRig:
 _STILL_RIGS: dict[str, _StillRig] = {}
 _Layout = tuple[dict[str, str], list[str], dict[str, tuple[str, int]], dict[str, int]]
 """Conflicts (chain -> message), upper-first order, uppers (chain -> (upper chain, joint)), bone index."""
-_LAYOUTS: dict[str, tuple[tuple[Any, ...], int, _Layout]] = {}  # rig -> (chains asked for, edit generation, layout)
+# rig -> (chains asked for, (armature, its edit generation), layout)
+_LAYOUTS: dict[str, tuple[tuple[Any, ...], tuple[int, int], _Layout]] = {}
 
 
 def forget() -> None:
@@ -229,10 +231,15 @@ def _still_rig(obj: Any, depsgraph: Any, updated: frozenset[str]) -> _StillRig |
     a target or pole (moved, by keys, drivers, parents or constraints). The handlers see every
     evaluation's updates: a frame pass here, any other evaluation through :func:`forget_still`. So
     when none of those IDs was updated and the same chains are live, every chain is where its last
-    solve put it. Targets Blender does not evaluate (hidden, excluded) never count as still.
+    solve put it. Targets Blender does not evaluate (hidden, excluded) never count as still, nor does
+    anything while another ``frame_change_post`` handler is registered: what it changes is evaluated
+    after the handlers, in an evaluation whose updates nobody is told of.
     """
     kept = _STILL_RIGS.get(obj.name)
     if kept is None or not kept.watched.isdisjoint(updated) or kept.depsgraph != depsgraph.as_pointer():
+        return None
+    if len(bpy.app.handlers.frame_change_post) != 1:
+        # Another frame handler may move a target or bone after ours, in an evaluation no handler sees.
         return None
     settings = rig_settings(obj)
     if settings is None or _live_chain_names(settings) != kept.chains:
@@ -254,6 +261,11 @@ def _comfort_fingerprint(bones: Any) -> bytes:
     rotations = np.empty(4 * count, dtype=np.float32)
     bones.foreach_get("rotation", rotations)
     return rotations.tobytes() + "|".join(b.name for b in bones).encode()
+
+
+def _scene_frame(scene: Any) -> float:
+    """The frame being solved, subframe included (what the statuses show)."""
+    return float(scene.frame_current) + float(scene.frame_subframe)
 
 
 def _bone_index(obj: Any) -> dict[str, int]:
@@ -307,7 +319,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
     if frame_pass:
         unchanged = _still_rig(obj, depsgraph, updated)  # type: ignore[arg-type]
         if unchanged is not None:
-            frame = float(depsgraph.scene.frame_current)
+            frame = _scene_frame(depsgraph.scene)
             outcomes = {}
             for name, kept in unchanged.statuses.items():
                 status = ChainStatus(kept.solved, kept.converged, kept.residual, kept.message, frame)
@@ -321,8 +333,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                                                      if s.name not in {p.name for p in specs})]
     else:
         pool = specs
-    scene = depsgraph.scene
-    frame = float(scene.frame_current)
+    frame = _scene_frame(depsgraph.scene)
     conflicts, order, uppers, index = _layout(obj, specs, pool, trust_edits)
     by_name = {s.name: s for s in specs}
     obj_eval = obj.evaluated_get(depsgraph)
@@ -417,11 +428,13 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
 
 def _remember_still(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: dict[str, _Frame],
                     out: dict[str, tuple[ChainStatus, bool]], last: _StillRig | None) -> None:
-    """Remember a frame pass that solved every live chain, for :func:`_still_rig`: not when a chain
+    """Remember a frame pass that solved every live chain, for :func:`_still_rig`: only when it found
+    every chain in place (it wrote nothing: what a write moves, a target parented to a solved bone
+    say, is evaluated after the handlers, where no update reaches them), and not when a chain
     failed, follows the tutorial's history-dependent mode, or reads a target Blender does not
     evaluate (its keys are read instead, and they move without an update)."""
     if any(s.follow_mode or s.name not in frames or not frames[s.name].evaluated or not out[s.name][0].solved
-           for s in specs):
+           or out[s.name][1] for s in specs):
         return
     statuses = {s.name: out[s.name][0] for s in specs}
     if last is not None and last.specs == specs:  # the same chains as the last pass: what it read still holds
@@ -521,7 +534,7 @@ def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool
     """``(conflicts, upper-first order, uppers, bone index)`` of the chains: kept per rig while the
     same chains are asked for and (with ``trust``) the armature was not edited."""
     key = (tuple((s.name, s.tip_bone, s.length) for s in specs), tuple((s.name, s.tip_bone, s.length) for s in pool))
-    generation = structure.generation(obj)
+    generation = structure.generation_of(obj)
     kept = _LAYOUTS.get(obj.name)
     if trust and kept is not None and kept[0] == key and kept[1] == generation:
         return kept[2]

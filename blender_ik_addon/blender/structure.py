@@ -36,7 +36,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .keys import iter_fcurves
+from .keys import action_paths
 from .read import ChainBinding, chain_bone_names, current_angles, read_chain, subtree
 
 _MAX_ENTRIES = 512
@@ -54,7 +54,8 @@ keeps the chain as read."""
 class _Entry:
     binding: ChainBinding
     signature: tuple[Any, ...]
-    generation: int  # the armature's edit generation when the entry was last checked
+    armature: int  # the Armature datablock's pointer (an object can be given other armature data)
+    generation: int  # that armature's edit generation when the entry was last checked
     animation: tuple[Any, ...]  # which animation data the rig had then (see _animation_key)
     animated: bool  # an F-curve or driver animates a signature value of this chain: check every frame
 
@@ -82,9 +83,10 @@ def note_updates(depsgraph: Any) -> frozenset[str]:
     return frozenset(names)
 
 
-def generation(obj: Any) -> int:
-    """How many edits of ``obj``'s armature the handlers have seen."""
-    return _GENERATION.get(obj.data.name, 0)
+def generation_of(obj: Any) -> tuple[int, int]:
+    """``obj``'s Armature datablock (its pointer) and how many of its edits the handlers have seen."""
+    data = obj.data
+    return data.as_pointer(), _GENERATION.get(data.name, 0)
 
 
 def chain_binding(obj: Any, tip_bone: str, length: int, *, trust_edits: bool = False) -> ChainBinding:
@@ -99,22 +101,25 @@ def chain_binding(obj: Any, tip_bone: str, length: int, *, trust_edits: bool = F
     """
     key = (obj.name, tip_bone, length)
     entry = _CACHE.get(key)
-    generation = _GENERATION.get(obj.data.name, 0)
+    armature, generation = generation_of(obj)
     animation = _animation_key(obj)
-    if (entry is not None and trust_edits and entry.generation == generation and entry.animation == animation
-            and not entry.animated):
+    if (entry is not None and trust_edits and entry.armature == armature and entry.generation == generation
+            and entry.animation == animation and not entry.animated):
         if animation and not _locked_values_hold(obj, entry.binding):
-            return _read(obj, key, tip_bone, length, generation, animation)
+            return _read(obj, key, tip_bone, length, (armature, generation), animation)
         return entry.binding
     names = chain_bone_names(obj, tip_bone, length)
     signature = _signature(obj, names)
-    if entry is not None and entry.signature == signature and _locked_values_hold(obj, entry.binding):
+    if (entry is not None and entry.armature == armature and entry.signature == signature
+            and _locked_values_hold(obj, entry.binding)):
+        # Still the chain as read; what is animated may have changed with the edit (a key inserted).
         entry.generation, entry.animation = generation, animation
+        entry.animated = _animates_signature(obj, names)
         return entry.binding
-    return _read(obj, key, tip_bone, length, generation, animation, names, signature)
+    return _read(obj, key, tip_bone, length, (armature, generation), animation, names, signature)
 
 
-def _read(obj: Any, key: tuple[str, str, int], tip_bone: str, length: int, generation: int,
+def _read(obj: Any, key: tuple[str, str, int], tip_bone: str, length: int, generation: tuple[int, int],
           animation: tuple[Any, ...], names: list[str] | None = None,
           signature: tuple[Any, ...] | None = None) -> ChainBinding:
     names = names if names is not None else chain_bone_names(obj, tip_bone, length)
@@ -122,7 +127,7 @@ def _read(obj: Any, key: tuple[str, str, int], tip_bone: str, length: int, gener
     binding = read_chain(obj, tip_bone, length)
     if len(_CACHE) >= _MAX_ENTRIES:
         _CACHE.clear()
-    _CACHE[key] = _Entry(binding, signature, generation, animation, _animates_signature(obj, names))
+    _CACHE[key] = _Entry(binding, signature, *generation, animation, _animates_signature(obj, names))
     return binding
 
 
@@ -147,13 +152,15 @@ def _locked_values_hold(obj: Any, binding: ChainBinding) -> bool:
 
 
 def _animation_key(obj: Any) -> tuple[Any, ...]:
-    """Which animation data ``obj`` has (empty without any): a new action, NLA track or driver
+    """Which animation data ``obj`` has (empty without any): another action, NLA strip or driver
     makes the cache look again at what is animated."""
     anim = obj.animation_data
     if anim is None:
         return ()
     action = anim.action
-    return (action.name_full if action is not None else None, len(anim.nla_tracks), len(anim.drivers))
+    strips = tuple(strip.action.name_full if strip.action is not None else None
+                   for track in anim.nla_tracks for strip in track.strips)
+    return (action.name_full if action is not None else None, strips, len(anim.drivers))
 
 
 def _animates_signature(obj: Any, names: list[str]) -> bool:
@@ -163,7 +170,9 @@ def _animates_signature(obj: Any, names: list[str]) -> bool:
     anim = obj.animation_data
     if anim is None:
         return False
-    paths = [f.data_path for f in iter_fcurves(obj)] + [f.data_path for f in anim.drivers]
+    actions = [anim.action, *(strip.action for track in anim.nla_tracks for strip in track.strips)]
+    paths = [path for action in actions if action is not None for path in action_paths(action)]
+    paths += [f.data_path for f in anim.drivers]
     watched = {pbone.name for pbone in subtree(obj, names[0])}
     chain = set(names)
     for path in paths:

@@ -92,3 +92,28 @@ def test_a_target_blender_does_not_evaluate_is_never_taken_as_still(frames_read:
     assert frames_read.count("arm") >= 4
     goal = [fc.evaluate(5) for fc in sorted(iter_fcurves(target), key=lambda fc: fc.array_index)]
     np.testing.assert_allclose(world_tail(rig, "b2"), goal, atol=1e-4)
+
+
+def test_while_another_frame_handler_is_registered_no_rig_is_taken_as_still(frames_read: list[str]) -> None:
+    """A script's ``frame_change_post`` handler that moves a target changes it after ours, in an
+    evaluation no handler is told of: the chain follows one frame later, and keeps following."""
+    rig, target = _rig()
+
+    def mover(scene, _depsgraph=None):  # type: ignore[no-untyped-def]
+        target.location = (-0.5 + 0.05 * scene.frame_current, 1.2, 1.0)
+
+    bpy.app.handlers.frame_change_post.append(mover)
+    try:
+        for frame in range(2, 6):
+            bpy.context.scene.frame_set(frame)
+    finally:
+        bpy.app.handlers.frame_change_post.remove(mover)
+    for frame in range(6, 9):  # the handler is gone and the target stands still: caught up, then still
+        bpy.context.scene.frame_set(frame)
+    np.testing.assert_allclose(world_tail(rig, "b2"), target.location, atol=1e-4)
+
+
+def test_the_status_names_the_subframe() -> None:
+    rig, _ = _rig()
+    bpy.context.scene.frame_set(5, subframe=0.5)
+    assert get_status(rig.name, "arm").frame == 5.5

@@ -167,3 +167,57 @@ def test_callers_outside_the_handlers_compare_the_whole_chain() -> None:
     assert structure.chain_binding(rig, "b2", 3, trust_edits=True) is first  # the handlers wait for the tag
     again = structure.chain_binding(rig, "b2", 3, trust_edits=False)
     assert again is not first and again.chain.joints[1].upper[0] == pytest.approx(0.5)
+
+
+def _limited_elbow_rig() -> tuple[bpy.types.Object, bpy.types.Object, bpy.types.Constraint]:
+    """Target placed so that reaching it needs the elbow (b1) bent about X past 20 degrees."""
+    rig = straight_chain(3)
+    for pbone in rig.pose.bones:
+        pbone.rotation_mode = "XYZ"
+    target = empty(location=(0.0, 1.2, 1.4))
+    limit = limit_rotation(rig, "b1", x=(-80.0, 80.0))
+    return rig, target, limit
+
+
+def _elbow_within_its_limit(rig: bpy.types.Object, limit: bpy.types.Constraint) -> bool:
+    return rig.pose.bones["b1"].rotation_euler[0] <= limit.max_x + 1e-6
+
+
+def test_a_limit_keyed_after_the_chain_was_read_holds_on_every_frame() -> None:
+    rig, target, limit = _limited_elbow_rig()
+    rig.keyframe_insert("location", frame=1)  # the rig already plays an action
+    add_chain(rig, "b2", 3, target, name="arm")
+    scene = bpy.context.scene
+    scene.frame_set(3)
+    limit.keyframe_insert("max_x", frame=3)  # keyed the usual way: a value, a key, another frame
+    scene.frame_set(10)
+    limit.max_x = math.radians(20.0)
+    limit.keyframe_insert("max_x", frame=10)
+    for frame in range(3, 12):
+        scene.frame_set(frame)
+        assert _elbow_within_its_limit(rig, limit), frame
+
+
+def test_a_limit_animated_by_an_nla_strip_holds_on_every_frame() -> None:
+    rig, target, limit = _limited_elbow_rig()
+    limit.keyframe_insert("max_x", frame=1)
+    limit.max_x = math.radians(20.0)
+    limit.keyframe_insert("max_x", frame=10)
+    anim = rig.animation_data
+    anim.nla_tracks.new().strips.new("limits", 1, anim.action)  # "Push Down"
+    anim.action = None
+    add_chain(rig, "b2", 3, target, name="arm")
+    for frame in range(1, 12):
+        bpy.context.scene.frame_set(frame)
+        assert _elbow_within_its_limit(rig, limit), frame
+
+
+def test_other_armature_data_is_read_even_with_the_same_edit_count() -> None:
+    rig, _ = _arm()
+    _play(range(1, 4))
+    first = structure.chain_binding(rig, "b2", 3, trust_edits=True)
+    short = straight_chain(3, link=0.6, name="Short").data  # the same bone names, shorter bones
+    structure._GENERATION[short.name] = structure._GENERATION.get(rig.data.name, 0)  # counts can coincide
+    rig.data = short
+    again = structure.chain_binding(rig, "b2", 3, trust_edits=True)
+    assert again is not first and again.chain.length == pytest.approx(1.8, abs=1e-5)
