@@ -89,9 +89,14 @@ def joint_world(binding: ChainBinding, bases: FloatArray, angles: FloatArray, jo
     return np.asarray(bases @ frames)
 
 
+def upper_move(upper_eval: FloatArray, upper_new: FloatArray) -> FloatArray:
+    """``W_new @ W_eval^-1`` ``(F, 4, 4)``: how the upper bone moved (see module doc)."""
+    return np.asarray(upper_new @ np.linalg.inv(upper_eval))
+
+
 def restack(bases_eval: FloatArray, upper_eval: FloatArray, upper_new: FloatArray) -> FloatArray:
     """Move the lower chain's evaluated bases ``(F, 4, 4)`` with its upper bone (see module doc)."""
-    return np.asarray(upper_new @ np.linalg.inv(upper_eval) @ bases_eval)  # (F, 4, 4) each
+    return np.asarray(upper_move(upper_eval, upper_new) @ bases_eval)
 
 
 def stacked_base(obj_eval: Any, binding: ChainBinding, bases_eval: FloatArray, solved: Solved,
@@ -109,7 +114,7 @@ def stacked_base(obj_eval: Any, binding: ChainBinding, bases_eval: FloatArray, s
                     joint = upper_binding.bone_names.index(ancestor)
                     new = joint_world(upper_binding, upper_bases, upper_angles, joint,
                                       obj_eval.pose.bones[ancestor].scale)
-                    move = new @ np.linalg.inv(bone_world(obj_eval, ancestor)[None])
+                    move = upper_move(bone_world(obj_eval, ancestor)[None], new)
                     if moves is not None:
                         moves[ancestor] = move
                 return np.asarray(move @ bases_eval)
