@@ -108,6 +108,32 @@ def parse_frames(text: str) -> tuple[int, int]:
     return start, end
 
 
+VALUE_OPTIONS = ("--frames", "--step")
+"""Options whose value may start with ``-``: argparse reads ``--frames -10--1`` as an option named
+``-10--1`` ("expected one argument"), so such a value is joined to its option first."""
+
+
+def join_dashed_values(args: list[str]) -> list[str]:
+    """``["--frames", "-10--1"]`` -> ``["--frames=-10--1"]`` (only for :data:`VALUE_OPTIONS` and a value
+    that starts with ``-`` and a digit: a real option after ``--frames`` is left for argparse to name)."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        if args[i] in VALUE_OPTIONS and i + 1 < len(args) and re.match(r"-\d", args[i + 1]):
+            out.append(f"{args[i]}={args[i + 1]}")
+            i += 2
+            continue
+        out.append(args[i])
+        i += 1
+    return out
+
+
+def parse_arguments(args: list[str]) -> argparse.Namespace:
+    """The script's arguments (as :func:`script_arguments` returns them) parsed; exits with code 2
+    and a message saying what was expected on bad ones."""
+    return build_parser().parse_args(join_dashed_values(args))
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1 (for ``--step``)."""
     if not text.isdigit() or int(text) < 1:
@@ -123,7 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--armature", required=True, help="name of the armature object holding the chains")
     parser.add_argument("--chains", default="all", help="'all' or comma-separated chain names (default: all)")
     parser.add_argument("--frames", type=parse_frames, default=None,
-                        help="inclusive range START-END or one FRAME (default: the scene's range)")
+                        help="inclusive range START-END or one FRAME, negative frames too: -10--1 "
+                             "(default: the scene's range)")
     parser.add_argument("--step", type=positive_int, default=1, help="key every N frames (default 1)")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--output", type=Path, default=None, help="output .blend (default: <input>_baked.blend)")
@@ -315,7 +342,7 @@ def prepare(args: argparse.Namespace) -> BakeRequest:
 
 def main(argv: list[str] | None = None) -> int:
     """Bake and save; see the module docstring for exit codes."""
-    args = build_parser().parse_args(script_arguments(sys.argv if argv is None else ["bake.py", *argv]))
+    args = parse_arguments(script_arguments(sys.argv if argv is None else ["bake.py", *argv]))
     try:
         package = addon_package()
         request = prepare(args)

@@ -98,6 +98,53 @@ def test_missing_input_and_bad_frames_exit_2(tmp_path: Path) -> None:
     assert code == 2 and "end 1 is before start 24" in err
 
 
+def load_bake_script() -> Any:
+    """``scripts/bake.py`` imported as a module (its argument parsing needs no Blender)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("bake_script", BAKE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("given", "frames"), [
+    (["--frames", "-10--1"], (-10, -1)),  # the pre-roll case: argparse alone reads "-10--1" as an option
+    (["--frames=-10--1"], (-10, -1)),
+    (["--frames", "-5"], (-5, -5)),
+    (["--frames", "-3-4"], (-3, 4)),
+    (["--frames", "1-250"], (1, 250)),
+])
+def test_frame_ranges_parse_with_negative_frames(given: list[str], frames: tuple[int, int]) -> None:
+    args = load_bake_script().parse_arguments(["shot.blend", "--armature", "Rig", *given])
+    assert args.frames == frames and args.armature == "Rig"
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (["--frames", "1-"], "expected START-END or FRAME, e.g. 1-250"),
+    (["--frames", "24-1"], "end 1 is before start 24"),
+    (["--step", "0"], "expected an integer >= 1, got '0'"),
+    (["--step", "-2"], "expected an integer >= 1, got '-2'"),
+    (["--frames"], "expected one argument"),
+])
+def test_argument_errors_say_what_was_expected(given: list[str], expected: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        load_bake_script().parse_arguments(["shot.blend", "--armature", "Rig", *given])
+    assert exit_info.value.code == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_pre_roll_bakes_negative_frames(scene_copy: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pre_roll.blend"
+    code, stdout, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--frames", "-3--1", "--output", out)
+    assert code == 0, err
+    assert "frames -3--1" in stdout and out.is_file()
+
+
 def test_refuses_to_write_over_the_input_without_overwrite(scene_copy: Path, tmp_path: Path) -> None:
     before = scene_copy.read_bytes()
     code, out, err = bake(tmp_path, scene_copy, "--armature", "Rig", "--output", scene_copy)
