@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import bpy
 import numpy as np
 
-from ..core.types import FloatArray
+from ..core.types import BoolArray, FloatArray
+from .action_time import action_time, action_times
 from .errors import RigSetupError
 from .guard import suspended
 from .keys import kept_neighbours, require_keyable, write_channel_keys
 from .live import solve_rig
-from .read import require_armature
+from .outputs import require_playable
+from .read import chain_bone_names, require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
 from .scene_checks import find_conflicts, require_objects, require_usable
 from .settings import chain_specs, disable_chains
@@ -38,6 +40,7 @@ from .solving import FrameSolution, PreparedChain, find_frame_switches, prepare,
 from .spec import ChainSpec
 from .stacking import Solved, joint_world, links, restack, upper_first
 from .status import BakeFindings, ChainStatus, set_findings, set_status
+from .verify import Played, PlayedChain, diagnose, played_errors, verify_frames
 from .write import angles_to_channels, channel, read_channel
 
 Progress = Callable[[float], None]
@@ -148,16 +151,20 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         raise RigSetupError(f"bad frame range {start}..{end} step {step}: need start <= end and step >= 1")
     prepared = _prepare_all(obj, chain_names, scene, specs)
     frames = np.arange(start, end + 1, step, dtype=np.float64)
+    times = action_times(obj, scene, frames)  # where the keys play: refused here, before any work
+    key_range = (action_time(obj, scene, start), action_time(obj, scene, end))
+    for name, item in prepared.items():  # keys that would not play as written: refused before any is written
+        require_playable(obj, name, item.binding.bones)
     report: Progress = progress or (lambda _fraction: None)
     stacked = links({n: (p.binding.bone_names, p.binding.ancestors) for n, p in prepared.items()})
     hangers = sorted({prepared[upper].binding.bone_names[j] for upper, j in stacked.values()})
-    samples = _sample(scene, obj, prepared, frames, report, hangers)
+    objects = {name: require_objects(item.spec, scene) for name, item in prepared.items()}
+    samples = _sample(scene, obj, prepared, objects, frames, report, hangers)
     for name, item in prepared.items():  # refuse unusable targets before any key is written
-        pole = samples.objects[item.spec.pole] if item.spec.pole else None
-        require_usable(item, samples.bases[name], samples.objects[item.spec.target], pole)  # type: ignore[index]
-    results = []
-    worst = np.zeros(len(frames), dtype=bool)
+        require_usable(item, samples.bases[name], *_targets(samples, objects[name]))
     solved: Solved = {}
+    solutions: dict[str, tuple[FloatArray, FrameSolution]] = {}
+    keyed: dict[str, dict[str, tuple[str, FloatArray]]] = {}
     for index, name in enumerate(upper_first(prepared, stacked)):
         item = prepared[name]
         bases = samples.bases[name]
@@ -167,18 +174,31 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
             bone = upper_binding.bone_names[joint]
             new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale)
             bases = restack(bases, samples.bones[bone], new)
-        solution = _solve(item, samples, bases, continuous=continuous)
+        solution = _solve(item, *_targets(samples, objects[name]), bases, continuous=continuous)
         solved[name] = (item.binding, bases, solution.angles)
-        _write_keys(obj, item, solution, frames, start, end)
-        worst |= ~solution.converged
-        residual = float(solution.error.max())
-        findings = _findings(item, samples, bases, solution, frames, start, end, continuous)
-        results.append(ChainBakeResult(item.spec.name, int((~solution.converged).sum()), residual, findings))
+        solutions[name] = (bases, solution)
+        keyed[name] = _write_keys(obj, item, solution, times, key_range)
+        report(0.5 + 0.4 * (index + 1) / len(prepared))
+    played = _play_back(scene, obj, prepared, objects, frames)
+    report(1.0)
+    results = []
+    worst = np.zeros(len(frames), dtype=bool)
+    for name in upper_first(prepared, stacked):
+        item = prepared[name]
+        bases, solution = solutions[name]
+        targets, poles = _targets(samples, objects[name])
+        findings = _findings(item, targets, poles, bases, solution, frames, start, end, continuous)
+        converged, findings = _with_playback(scene, obj, item, objects[name][0], targets, solution, frames,
+                                             played[name], keyed[name], findings)
+        worst |= ~converged
+        residual = max(float(solution.error.max()), float(played[name].distance.max(initial=0.0)))
+        results.append(ChainBakeResult(item.spec.name, int((~converged).sum()), residual, findings))
         how = " (continuous)" if findings.continuous else ""
-        set_status(obj.name, item.spec.name,
-                   ChainStatus(True, bool(solution.converged.all()), residual, f"baked {start}-{end}{how}", float(end)))
+        note = f"baked {start}-{end}{how}"
+        if findings.played_misses:
+            note += f"; {findings.playback_note()}"
+        set_status(obj.name, item.spec.name, ChainStatus(True, bool(converged.all()), residual, note, float(end)))
         set_findings(obj.name, item.spec.name, findings)
-        report(0.5 + 0.5 * (index + 1) / len(prepared))
     if disable_live:
         with suspended():  # each switch would re-solve every chain still live: N^2 solves for N chains
             disable_chains(obj, list(prepared))
@@ -208,44 +228,47 @@ def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
     return {spec.name: prepare(obj_eval, spec) for spec in specs}
 
 
-def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], frames: FloatArray,
-            report: Progress, bones: list[str]) -> Samples:
+ChainObjects = tuple[Any, Any | None]
+"""A chain's target and pole objects (the objects themselves: never looked up by name again)."""
+
+
+def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], chain_objects: dict[str, ChainObjects],
+            frames: FloatArray, report: Progress, bones: list[str]) -> Samples:
     bindings = {name: item.binding for name, item in prepared.items()}
-    objects = {o.name: o for item in prepared.values() for o in require_objects(item.spec, scene) if o is not None}
-    blocker = fast_path_blocker(scene, obj, bindings.values(), objects.values())
+    objects = list({o.as_pointer(): o for pair in chain_objects.values() for o in pair if o is not None}.values())
+    blocker = fast_path_blocker(scene, obj, bindings.values(), objects)
     if not blocker:
-        samples = sample_fcurves(scene, obj, bindings, list(objects.values()), frames, bones)
+        samples = sample_fcurves(scene, obj, bindings, objects, frames, bones)
         report(0.5)
         return samples
     original = (scene.frame_current, scene.frame_subframe)
     with suspended():
         try:
-            return sample_frames(scene, obj, bindings, list(objects.values()), frames,
+            return sample_frames(scene, obj, bindings, objects, frames,
                                  lambda i: report(0.5 * (i + 1) / len(frames)), blocker, bones)
         finally:
             scene.frame_set(original[0], subframe=original[1])
 
 
-def _targets(item: PreparedChain, samples: Samples) -> tuple[FloatArray, FloatArray | None]:
-    """The chain's ``(F, 4, 4)`` target matrices and pole matrices (or None)."""
-    targets = samples.objects[item.spec.target]  # type: ignore[index]  # checked by require_objects
-    return targets, samples.objects[item.spec.pole] if item.spec.pole else None
+def _targets(samples: Samples, objects: ChainObjects) -> tuple[FloatArray, FloatArray | None]:
+    """A chain's ``(F, 4, 4)`` target matrices and pole matrices (or None)."""
+    target, pole = objects
+    return samples.objects[target.as_pointer()], None if pole is None else samples.objects[pole.as_pointer()]
 
 
-def _solve(item: PreparedChain, samples: Samples, bases: FloatArray, *, continuous: bool) -> FrameSolution:
-    targets, poles = _targets(item, samples)
+def _solve(item: PreparedChain, targets: FloatArray, poles: FloatArray | None, bases: FloatArray, *,
+           continuous: bool) -> FrameSolution:
     if item.spec.follow_mode:
         return solve_follow(item, bases, targets, poles, item.comfort_angles)
     return solve_frames(item, bases, targets, poles, continuous=continuous)
 
 
-def _findings(item: PreparedChain, samples: Samples, bases: FloatArray, solution: FrameSolution,
-              frames: FloatArray, start: int, end: int, continuous: bool) -> BakeFindings:
+def _findings(item: PreparedChain, targets: FloatArray, poles: FloatArray | None, bases: FloatArray,
+              solution: FrameSolution, frames: FloatArray, start: int, end: int, continuous: bool) -> BakeFindings:
     """Where the baked pose jumps; for a continuous bake also where the nearest pose (a chunk's
     first frame) switches and where the bake leaves it (one more batch solve)."""
     if item.spec.follow_mode:  # the tutorial's per-frame look lags on purpose: not checked
         return BakeFindings(start, end)
-    targets, poles = _targets(item, samples)
     scene_frames = frames.astype(np.int64)
 
     def flagged(of: FrameSolution) -> tuple[int, ...]:
@@ -262,17 +285,65 @@ def _findings(item: PreparedChain, samples: Samples, bases: FloatArray, solution
     return BakeFindings(start, end, True, switches, flagged(nearest), limit)
 
 
-def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, frames: FloatArray, start: float,
-                end: float) -> None:
+def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, times: FloatArray,
+                key_range: tuple[float, float]) -> dict[str, tuple[str, FloatArray]]:
+    """Key the solved frames at their action ``times`` (ascending in time, whatever order the scene
+    frames map to: a reversed strip), replacing the keys inside ``key_range`` (action times).
+
+    Returns:
+        Bone name -> ``(data path, (F, k) values)`` keyed, in scene-frame order (for :mod:`.verify`).
+    """
+    start, end = min(key_range), max(key_range)
+    order = np.argsort(times, kind="stable")
+    keyed_times = np.ascontiguousarray(times[order])
+    keyed: dict[str, tuple[str, FloatArray]] = {}
     for j, (bone, joint) in enumerate(zip(item.binding.bones, item.binding.chain.joints, strict=False)):
         path = channel(bone.rotation_mode)[0]
         reference, at_end = _join_reference(obj, bone.name, path, read_channel(obj.pose.bones[bone.name]), start, end)
-        angles = solution.angles[:, j]
+        angles = solution.angles[order, j]
         if at_end:  # made continuous from the last frame backwards, so the last key joins the kept one
             values = np.ascontiguousarray(angles_to_channels(bone, joint, angles[::-1], reference)[::-1])
         else:
             values = angles_to_channels(bone, joint, angles, reference)
-        write_channel_keys(obj, bone.name, path, frames, values, start, end)
+        write_channel_keys(obj, bone.name, path, keyed_times, values, start, end)
+        in_frame_order = np.empty_like(values)
+        in_frame_order[order] = values
+        keyed[bone.name] = (path, in_frame_order)
+    return keyed
+
+
+def _play_back(scene: Any, obj: Any, prepared: dict[str, PreparedChain], objects: dict[str, ChainObjects],
+               frames: FloatArray) -> dict[str, Played]:
+    """Every chain's keys played back (live solving suspended) on :func:`.verify.verify_frames`."""
+    chains = [_played_chain(item, objects[name][0]) for name, item in prepared.items()]
+    return played_errors(scene, obj, chains, verify_frames(frames))
+
+
+def _played_chain(item: PreparedChain, target: Any) -> PlayedChain:
+    binding, spec = item.binding, item.spec
+    return PlayedChain(spec.name, binding.bone_names[-1], len(binding.bone_names), target, spec.tolerance,
+                       spec.follow_orientation)
+
+
+def _with_playback(scene: Any, obj: Any, item: PreparedChain, target: Any, targets: FloatArray,
+                   solution: FrameSolution, frames: FloatArray, played: Played,
+                   keyed: dict[str, tuple[str, FloatArray]], findings: BakeFindings) -> tuple[BoolArray, BakeFindings]:
+    """Which frames count as converged (the solve reached the target, and so does playback where
+    verified), and the findings with what playback showed."""
+    at = np.searchsorted(frames, played.frames)
+    converged = solution.converged.copy()
+    converged[at] &= played.ok
+    missed = at[solution.converged[at] & ~played.ok]  # the solve reached it, playback does not
+    cause = ""
+    if missed.size:
+        first = int(missed[0])
+        bone_values = {bone: (path, values[first]) for bone, (path, values) in keyed.items()}
+        cause = diagnose(scene, obj, _played_chain(item, target), float(frames[first]), targets[first, :3, 3],
+                         bone_values)
+    findings = replace(findings, verified=len(played.frames),
+                       played_misses=tuple(int(f) for f in frames[missed]),
+                       played_worst=float(played.distance.max(initial=0.0)), played_cause=cause)
+    return converged, findings
 
 
 def _join_reference(obj: Any, bone: str, path: str, pose: FloatArray, start: float,
@@ -316,4 +387,32 @@ def key_chains(obj: Any, chain_names: list[str] | None = None, scene: Any = None
     key_frame = float(scene.frame_current)
     names = set(chain_names) if chain_names is not None else None
     outcomes = solve_rig(obj, depsgraph, names=names, enabled_only=False, key_frame=key_frame, catch_all=False)
-    return {name: status for name, (status, _changed) in outcomes.items()}
+    statuses = {name: status for name, (status, _changed) in outcomes.items()}
+    return _keys_played(scene, obj, chain_specs(obj, names), statuses, key_frame)
+
+
+def _keys_played(scene: Any, obj: Any, specs: list[ChainSpec], statuses: dict[str, ChainStatus],
+                 frame: float) -> dict[str, ChainStatus]:
+    """The statuses of keyed chains, converged only where the keys play the tip onto the target
+    (:mod:`.verify`); a chain that misses says by how much and why, where known."""
+    keyed = [s for s in specs if s.name in statuses and statuses[s.name].solved]
+    if not keyed:
+        return statuses
+    objects = {s.name: require_objects(s, scene)[0] for s in keyed}
+    bones = {s.name: chain_bone_names(obj, s.tip_bone, s.length) for s in keyed}
+    chains = [PlayedChain(s.name, bones[s.name][-1], len(bones[s.name]), objects[s.name], s.tolerance,
+                          s.follow_orientation) for s in keyed]
+    keyed_values = {s.name: {b: (channel(obj.pose.bones[b].rotation_mode)[0], read_channel(obj.pose.bones[b]))
+                             for b in bones[s.name]} for s in keyed}  # as keyed, before playback moves them
+    played = played_errors(scene, obj, chains, np.array([frame], dtype=np.float64))
+    out = dict(statuses)
+    for chain in chains:
+        status = statuses[chain.name]
+        result = played[chain.name]
+        if not status.converged or bool(result.ok[0]):
+            continue
+        cause = diagnose(scene, obj, chain, frame, None, keyed_values[chain.name])
+        message = f"keyed, but plays back {result.distance[0]:.3g} off the target: {cause}"
+        out[chain.name] = ChainStatus(True, False, float(result.distance[0]), message, status.frame)
+        set_status(obj.name, chain.name, out[chain.name])
+    return out

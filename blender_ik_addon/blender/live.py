@@ -33,8 +33,10 @@ from ..core import IKError, SolverOptions, batched
 from ..core.batched import ChainJob, solve_jobs
 from ..core.types import AnyArray, FloatArray
 from . import structure
+from .action_time import action_time
 from .errors import RigSetupError
 from .keys import require_local
+from .outputs import require_playable
 from .read import ChainBinding, chain_base, chain_bone_names, require_armature
 from .sampling import world_matrix_of
 from .scene_checks import find_conflicts, refuse_drivers, require_objects, require_usable
@@ -410,13 +412,22 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
     wrote = pose.write()
     if not wrote and any(item.outcome is not None and not item.outcome[1] for item in frames.values()):
         _retag_if_stale(obj, obj_eval, frames.values(), pose)
+    key_time: float | Exception | None = None
+    if key_frame is not None:
+        try:
+            key_time = action_time(obj, depsgraph.scene, key_frame)
+        except RigSetupError as err:
+            key_time = err
     for name in order:
         done = frames.get(name)
         if done is not None and done.outcome is not None:
             out[name] = done.outcome
-            if key_frame is not None and (done.outcome[1] or not autokey):
+            if key_time is not None and (done.outcome[1] or not autokey):
                 try:
-                    key_pose(obj, done.state.prepared.binding, key_frame)
+                    if isinstance(key_time, Exception):
+                        raise key_time
+                    require_playable(obj, name, done.state.prepared.binding.bones)
+                    key_pose(obj, done.state.prepared.binding, key_time)
                 except Exception as err:
                     fail(done.spec, err)
     for name, outcome in out.items():

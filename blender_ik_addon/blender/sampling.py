@@ -38,14 +38,15 @@ class Samples:
 
     Attributes:
         bases: Chain name -> ``(F, 4, 4)`` chain base.
-        objects: Object name -> ``(F, 4, 4)`` world matrix (targets and poles).
+        objects: Object (``as_pointer()``, not its name: a linked library may bring another object
+            of the same name) -> ``(F, 4, 4)`` world matrix (targets and poles).
         path: ``"fcurves"`` or ``"frames"``: how they were obtained.
         reason: Why the frame path was needed (empty on the F-curve path).
         bones: Bone name -> ``(F, 4, 4)`` evaluated world pose (bones that chains hang from).
     """
 
     bases: dict[str, FloatArray]
-    objects: dict[str, FloatArray]
+    objects: dict[int, FloatArray]
     path: str
     reason: str = ""
     bones: dict[str, FloatArray] = field(default_factory=dict)
@@ -103,11 +104,23 @@ def fast_path_blocker(scene: Any, rig: Any, bindings: Iterable[ChainBinding], ob
     """Why the F-curve path cannot be used ("" if it can)."""
     if scene.render.frame_map_old != scene.render.frame_map_new:
         return "the scene remaps time"
+    foreign = _foreign_frame_handlers()
+    if foreign:  # a script's handler may move a target on every frame: only stepping frames sees that
+        return f"a frame-change handler of another add-on or script ({foreign}) may move objects"
     for obj in objects:
         reason = _object_blocker(obj)
         if reason:
             return f"{obj.name!r}: {reason}"
     return _rig_blocker(rig, list(bindings))
+
+
+def _foreign_frame_handlers() -> str:
+    """Names of the frame-change handlers that are not the add-on's own ("" if none)."""
+    ours = __name__.rsplit(".", 2)[0]  # the add-on's package, whatever it is installed as
+    names = [getattr(h, "__name__", repr(h)) for event in (bpy.app.handlers.frame_change_pre,
+                                                           bpy.app.handlers.frame_change_post)
+             for h in event if not getattr(h, "__module__", "").startswith(ours)]
+    return ", ".join(names)
 
 
 def _active(constraints: Any) -> bool:
@@ -185,7 +198,7 @@ def sample_fcurves(scene: Any, rig: Any, bindings: dict[str, ChainBinding], obje
     count = len(frames)
     bases = {name: np.broadcast_to(chain_base(rig_eval, b), (count, 4, 4)) for name, b in bindings.items()}
     worlds = {bone: np.broadcast_to(bone_world(rig_eval, bone), (count, 4, 4)) for bone in bones}
-    return Samples(bases, {obj.name: object_matrices(obj, frames) for obj in objects}, "fcurves", "", worlds)
+    return Samples(bases, {obj.as_pointer(): object_matrices(obj, frames) for obj in objects}, "fcurves", "", worlds)
 
 
 def object_matrices(obj: Any, frames: FloatArray) -> FloatArray:
@@ -229,7 +242,7 @@ def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objec
     """The frame path: evaluate every frame with ``scene.frame_set``. Leaves the scene on the last frame."""
     count = len(frames)
     bases = {name: np.empty((count, 4, 4)) for name in bindings}
-    matrices = {obj.name: np.empty((count, 4, 4)) for obj in objects}
+    matrices = {obj.as_pointer(): np.empty((count, 4, 4)) for obj in objects}
     worlds = {bone: np.empty((count, 4, 4)) for bone in bones}
     for i, frame in enumerate(frames):
         whole = int(np.floor(frame))
@@ -240,7 +253,7 @@ def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objec
             check_locations(rig_eval, binding)
             bases[name][i] = chain_base(rig_eval, binding)
         for obj in objects:
-            matrices[obj.name][i] = world_matrix(obj, depsgraph)
+            matrices[obj.as_pointer()][i] = world_matrix(obj, depsgraph)
         for bone in bones:
             worlds[bone][i] = bone_world(rig_eval, bone)
         if progress is not None:

@@ -2,6 +2,9 @@
 
 The adapter works on :class:`ChainSpec` so scripts can solve or bake without the UI, and so no
 Blender data reference outlives one call (holding references across undo or file load crashes).
+A spec read from the settings carries its target and pole objects themselves for that call
+(``target_object``/``pole_object``): a linked file can bring another object of the same name, so
+an object is never looked up again by its name when the setting points at it.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ class ChainSpec:
         comfort_blend: 0 = pure IK, 1 = the comfort pose; interpolates the solved angles.
         follow_mode: The tutorial's look: one gradient sweep per frame from the current pose.
             History-dependent (the pose depends on the frames visited before).
+        target_object: The target object itself, when the spec was read from the settings (a
+            script's spec may give only the name: it is then looked up in the scene).
+        pole_object: The pole object itself, likewise.
     """
 
     name: str
@@ -66,6 +72,8 @@ class ChainSpec:
     comfort_weight: float = 0.0
     comfort_blend: float = 0.0
     follow_mode: bool = False
+    target_object: Any = field(default=None, compare=False, repr=False)
+    pole_object: Any = field(default=None, compare=False, repr=False)
 
     def solver_options(self, tolerance_scale: float = 1.0) -> SolverOptions:
         """Core options; ``tolerance_scale`` converts the world tolerance into chain units."""
@@ -113,4 +121,6 @@ def spec_from_settings(settings: Any) -> ChainSpec:
         comfort_weight=float(settings.comfort_weight),
         comfort_blend=float(settings.comfort_blend),
         follow_mode=bool(settings.follow_mode),
+        target_object=settings.target,
+        pole_object=settings.pole,
     )

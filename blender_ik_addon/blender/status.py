@@ -95,6 +95,12 @@ class BakeFindings:
             its own, or a chunk's first frame, gives) switches.
         chunk_limit: Continuous bakes: the first frame where this bake's pose leaves the nearest
             pose, so a chunk starting there (or later) would not match it; None when it never does.
+        verified: How many frames were played back and measured after the keys were written
+            (:mod:`.verify`; all of them up to ``VERIFY_LIMIT``).
+        played_misses: Verified frames where the solve reached the target but the played-back tip
+            does not.
+        played_worst: Largest played-back tip distance to the target over the verified frames.
+        played_cause: Why playback differs from the solve, where known ("" if it does not).
     """
 
     frame_start: int
@@ -103,6 +109,20 @@ class BakeFindings:
     switches: tuple[int, ...] = ()
     nearest_switches: tuple[int, ...] = ()
     chunk_limit: int | None = None
+    verified: int = 0
+    played_misses: tuple[int, ...] = ()
+    played_worst: float = 0.0
+    played_cause: str = ""
+
+    def playback_note(self) -> str:
+        """``"plays back off target at frames 10-40 (worst 0.27): <cause>"``, or "" when playback
+        matches the solve on every verified frame."""
+        if not self.played_misses:
+            return ""
+        shown = frames_phrase(self.played_misses)
+        cause = f": {self.played_cause}" if self.played_cause else ""
+        return (f"plays back off target at {shown} of {self.verified} verified (worst {self.played_worst:.3g})"
+                f"{cause}")
 
     def switch_note(self) -> str:
         """``"pose switches at frames 37, 112: add a pole ..."``, or "" when the pose never jumps."""
@@ -131,8 +151,8 @@ class BakeFindings:
                 f"frames before {self.chunk_limit}, or bake the range in one job")
 
     def notes(self) -> list[str]:
-        """The non-empty notes: the switches, then the chunk boundaries."""
-        return [note for note in (self.switch_note(), self.chunk_note()) if note]
+        """The non-empty notes: playback that misses, the switches, then the chunk boundaries."""
+        return [note for note in (self.playback_note(), self.switch_note(), self.chunk_note()) if note]
 
 
 def set_status(object_name: str, chain_name: str, status: ChainStatus) -> None:

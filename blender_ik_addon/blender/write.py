@@ -21,7 +21,7 @@ from mathutils import Euler, Matrix, Quaternion
 from ..core import Joint
 from ..core.rotations import euler_to_matrix, matrix_to_quaternion
 from ..core.types import AnyArray, FloatArray
-from .keys import require_keyable, require_local
+from .keys import ensure_fcurve, fcurve_collection, require_keyable, require_local
 from .limits import is_euler_order
 from .read import BoneBinding, ChainBinding
 
@@ -167,13 +167,22 @@ def write_pose(obj: Any, binding: ChainBinding, angles: FloatArray) -> bool:
     return changed
 
 
-def key_pose(obj: Any, binding: ChainBinding, frame: float) -> None:
-    """Insert keys for the chain's rotation channels at ``frame`` (single-frame keying).
+def key_pose(obj: Any, binding: ChainBinding, time: float) -> None:
+    """Key the chain's rotation channels, as they stand in the pose, at action time ``time``
+    (:func:`.action_time.action_time` of the scene frame: the key plays at that frame).
+
+    The keys go straight into the F-curves: ``keyframe_insert`` would remap an NLA-tweaked action's
+    time a second time. An existing key at that time is replaced; new keys take the user's default
+    interpolation, as Blender's own keying does.
 
     Raises :class:`.errors.RigSetupError` when the keys would be lost or land on another object too
     (:func:`.keys.require_keyable`).
     """
     require_keyable(obj)
+    fcurves = fcurve_collection(obj, create=True)
     for bone in binding.bones:
         pbone = obj.pose.bones[bone.name]
-        pbone.keyframe_insert(channel(bone.rotation_mode)[0], frame=frame, group=bone.name)
+        path = channel(bone.rotation_mode)[0]
+        full_path = pbone.path_from_id(path)
+        for index, value in enumerate(getattr(pbone, path)):
+            ensure_fcurve(fcurves, full_path, index, bone.name).keyframe_points.insert(time, value)
