@@ -11,11 +11,13 @@ Modules (docs/architecture.md has the map):
   orders), :mod:`.structure` (a chain read once, read again on a real change), :mod:`.settings`
   (the add-on's settings, the one place that reads them), :mod:`.spec` (a chain's settings as
   values), :mod:`.scene_checks` (setup checks and their messages), :mod:`.sampling` (targets and
-  bases over frames);
+  bases over frames), :mod:`.dependencies` (what moves an object: every route to armature bones);
 * solving: :mod:`.solving` (chain-space solve of ``F`` frames, shared by live and bake),
-  :mod:`.stacking` (chains hanging below chains);
+  :mod:`.stacking` (chains hanging below chains), :mod:`.order` (chains that follow chains: order,
+  cycles, carrying followers live);
 * writing: :mod:`.write` (angles -> pose channels), :mod:`.keys` (bulk F-curve keys, 4.2 and 4.4+
-  actions);
+  actions), :mod:`.action_time` (scene frames -> the action times keys play at), :mod:`.outputs`
+  (will the keys play as written), :mod:`.verify` (the keys played back and measured);
 * passes: :mod:`.live` (every chain of a rig at the current frame), :mod:`.bake` (a frame range);
 * runtime: :mod:`.events` (what Blender's events do; ``handlers.py`` wires them), :mod:`.guard`
   (the one re-entrancy guard), :mod:`.status` (per-chain status for the panel), :mod:`.errors`.

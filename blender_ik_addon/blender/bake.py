@@ -31,6 +31,7 @@ from .errors import RigSetupError
 from .guard import suspended
 from .keys import kept_neighbours, require_keyable, write_channel_keys
 from .live import solve_rig
+from .order import plan_pass
 from .outputs import require_playable
 from .read import chain_bone_names, require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
@@ -156,37 +157,50 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     for name, item in prepared.items():  # keys that would not play as written: refused before any is written
         require_playable(obj, name, item.binding.bones)
     report: Progress = progress or (lambda _fraction: None)
-    stacked = links({n: (p.binding.bone_names, p.binding.ancestors) for n, p in prepared.items()})
-    hangers = sorted({prepared[upper].binding.bone_names[j] for upper, j in stacked.values()})
     objects = {name: require_objects(item.spec, scene) for name, item in prepared.items()}
-    samples = _sample(scene, obj, prepared, objects, frames, report, hangers)
-    for name, item in prepared.items():  # refuse unusable targets before any key is written
-        require_usable(item, samples.bases[name], *_targets(samples, objects[name]))
-    solved: Solved = {}
+    stages = _stages(obj, prepared, scene)
+    inputs: dict[str, tuple[FloatArray, FloatArray | None]] = {}  # chain -> sampled (targets, poles)
     solutions: dict[str, tuple[FloatArray, FrameSolution]] = {}
     keyed: dict[str, dict[str, tuple[str, FloatArray]]] = {}
-    for index, name in enumerate(upper_first(prepared, stacked)):
-        item = prepared[name]
-        bases = samples.bases[name]
-        if name in stacked:  # hangs below a chain solved just before: move the base with it
-            upper, joint = stacked[name]
-            upper_binding, upper_bases, upper_angles = solved[upper]
-            bone = upper_binding.bone_names[joint]
-            new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale)
-            bases = restack(bases, samples.bones[bone], new)
-        solution = _solve(item, *_targets(samples, objects[name]), bases, continuous=continuous)
-        solved[name] = (item.binding, bases, solution.angles)
-        solutions[name] = (bases, solution)
-        keyed[name] = _write_keys(obj, item, solution, times, key_range)
-        report(0.5 + 0.4 * (index + 1) / len(prepared))
+    paths: list[tuple[str, str]] = []
+    for number, stage in enumerate(stages):
+        # A stage is sampled after the stages before it were keyed: what follows their chains (a
+        # target parented to a bone they solve) is read where their keys put it.
+        part = {name: prepared[name] for name in stage}
+
+        def stage_report(fraction: float, number: int = number) -> None:
+            report(0.9 * (number + fraction) / len(stages))
+
+        stacked = links({n: (p.binding.bone_names, p.binding.ancestors) for n, p in part.items()})
+        hangers = sorted({part[upper].binding.bone_names[j] for upper, j in stacked.values()})
+        samples = _sample(scene, obj, part, {n: objects[n] for n in part}, frames, stage_report, hangers)
+        paths.append((samples.path, samples.reason))
+        for name, item in part.items():  # refuse unusable targets before this stage's keys are written
+            inputs[name] = _targets(samples, objects[name])
+            require_usable(item, samples.bases[name], *inputs[name])
+        solved: Solved = {}
+        for index, name in enumerate(upper_first(part, stacked)):
+            item = part[name]
+            bases = samples.bases[name]
+            if name in stacked:  # hangs below a chain solved just before: move the base with it
+                upper, joint = stacked[name]
+                upper_binding, upper_bases, upper_angles = solved[upper]
+                bone = upper_binding.bone_names[joint]
+                new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale)
+                bases = restack(bases, samples.bones[bone], new)
+            solution = _solve(item, *inputs[name], bases, continuous=continuous)
+            solved[name] = (item.binding, bases, solution.angles)
+            solutions[name] = (bases, solution)
+            keyed[name] = _write_keys(obj, item, solution, times, key_range)
+            stage_report(0.5 + 0.5 * (index + 1) / len(part))
     played = _play_back(scene, obj, prepared, objects, frames)
     report(1.0)
     results = []
     worst = np.zeros(len(frames), dtype=bool)
-    for name in upper_first(prepared, stacked):
+    for name in (name for stage in stages for name in stage):
         item = prepared[name]
         bases, solution = solutions[name]
-        targets, poles = _targets(samples, objects[name])
+        targets, poles = inputs[name]
         findings = _findings(item, targets, poles, bases, solution, frames, start, end, continuous)
         converged, findings = _with_playback(scene, obj, item, objects[name][0], targets, solution, frames,
                                              played[name], keyed[name], findings)
@@ -203,8 +217,21 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         with suspended():  # each switch would re-solve every chain still live: N^2 solves for N chains
             disable_chains(obj, list(prepared))
     scene.frame_set(scene.frame_current, subframe=scene.frame_subframe)  # show the keys (or the live pose)
+    path, reason = next((p for p in paths if p[0] == "frames"), paths[0])
     return BakeReport(len(frames), tuple(results), int(worst.sum()), max(r.worst_error for r in results),
-                      samples.path, samples.reason, time.perf_counter() - started, continuous)
+                      path, reason, time.perf_counter() - started, continuous)
+
+
+def _stages(obj: Any, prepared: dict[str, PreparedChain], scene: Any) -> list[list[str]]:
+    """The chains in stages: each after the stages of every chain it follows (:mod:`.order`), the
+    chains that hang below others after them within a stage. Chains following each other in a
+    circle are refused."""
+    specs = [item.spec for item in prepared.values()]
+    plan = plan_pass([obj], {obj.as_pointer(): specs}, scene)
+    for message in plan.cycles.values():
+        raise RigSetupError(message)
+    levels = {name: plan.levels.get((obj.as_pointer(), name), 0) for name in prepared}
+    return [[name for name in prepared if levels[name] == level] for level in sorted(set(levels.values()))]
 
 
 def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
@@ -386,9 +413,22 @@ def key_chains(obj: Any, chain_names: list[str] | None = None, scene: Any = None
     depsgraph = bpy.context.evaluated_depsgraph_get()
     key_frame = float(scene.frame_current)
     names = set(chain_names) if chain_names is not None else None
-    outcomes = solve_rig(obj, depsgraph, names=names, enabled_only=False, key_frame=key_frame, catch_all=False)
-    statuses = {name: status for name, (status, _changed) in outcomes.items()}
-    return _keys_played(scene, obj, chain_specs(obj, names), statuses, key_frame)
+    specs = chain_specs(obj, names)
+    plan = plan_pass([obj], {obj.as_pointer(): specs}, scene)
+    levels = sorted({plan.levels.get((obj.as_pointer(), s.name), 0) for s in specs}) or [0]
+    statuses: dict[str, ChainStatus] = {}
+    for level in levels:
+        # Chains that follow chains keyed before them are solved once Blender evaluated those (an
+        # update outside any handler is allowed), so every route is read exactly.
+        stage = {s.name for s in specs if plan.levels.get((obj.as_pointer(), s.name), 0) == level}
+        if level != levels[0]:
+            with suspended():
+                depsgraph.update()  # outside a handler this is allowed (inside one it crashes Blender)
+            depsgraph = bpy.context.evaluated_depsgraph_get()
+        outcomes = solve_rig(obj, depsgraph, names=stage if len(levels) > 1 else names, enabled_only=False,
+                             key_frame=key_frame, catch_all=False, plan=plan)
+        statuses.update((name, status) for name, (status, _changed) in outcomes.items())
+    return _keys_played(scene, obj, specs, statuses, key_frame)
 
 
 def _keys_played(scene: Any, obj: Any, specs: list[ChainSpec], statuses: dict[str, ChainStatus],

@@ -20,7 +20,8 @@ from typing import Any
 import bpy
 
 from . import guard, live, status, structure
-from .settings import has_live_chain, live_rigs, rig_settings
+from .order import PassMotion, plan_pass
+from .settings import chain_specs, has_live_chain, live_rigs, rig_settings
 
 log = logging.getLogger(__name__)
 _rendering = False  # between render_init and render_complete/cancel
@@ -31,10 +32,15 @@ def _solve(objects: list[Any], depsgraph: Any, chains: dict[str, set[str]] | Non
     with guard.suspended():
         try:
             frame = float(depsgraph.scene.frame_current)
-            for obj in objects:
+            specs = {obj.as_pointer(): chain_specs(obj, None if chains is None else chains[obj.name],
+                                                   enabled_only=True) for obj in objects}
+            plan = plan_pass(objects, specs, depsgraph.scene)
+            motion = PassMotion()  # shared: a rig may follow another rig's chains (solved first)
+            for obj in plan.rigs:
                 names = None if chains is None else chains[obj.name]
                 live.solve_rig(obj, depsgraph, names=names, key_frame=frame if autokey else None, autokey=autokey,
-                               trust_edits=True, updated=updated)
+                               trust_edits=True, updated=updated, specs=list(specs[obj.as_pointer()]), plan=plan,
+                               motion=motion)
         except Exception:  # never break playback or a render; per-chain errors are already statuses
             log.exception("IK Chains handler failed")
 

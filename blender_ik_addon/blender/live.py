@@ -36,6 +36,7 @@ from . import structure
 from .action_time import action_time
 from .errors import RigSetupError
 from .keys import require_local
+from .order import Follows, PassMotion, PassPlan, plan_pass
 from .outputs import require_playable
 from .read import ChainBinding, chain_base, chain_bone_names, require_armature
 from .sampling import world_matrix_of
@@ -54,7 +55,7 @@ from .solving import (
     solve_follow,
 )
 from .spec import ChainSpec
-from .stacking import Solved, ancestors_of, links, stacked_base, upper_first
+from .stacking import ancestors_of, links, upper_first
 from .status import ChainStatus, set_status
 from .write import NOOP_TOLERANCE, angles_to_channels, channel, forget_write_caches, key_pose, unlimited_axes
 
@@ -135,6 +136,7 @@ class _Frame:
     target: FloatArray
     pole: FloatArray | None
     evaluated: bool  # Blender evaluates the target and pole (see sampling.world_matrix)
+    follows: list[Follows] = field(default_factory=list)  # chains of the pass this one follows
     problem: FrameProblem | None = None
     scales: FloatArray | None = None
     job: ChainJob | None = None
@@ -292,7 +294,8 @@ def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float |
 def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enabled_only: bool = True,
               key_frame: float | None = None, autokey: bool = False, catch_all: bool = True,
               trust_edits: bool = False, specs: list[ChainSpec] | None = None,
-              updated: frozenset[str] | None = None) -> dict[str, tuple[ChainStatus, bool]]:
+              updated: frozenset[str] | None = None, plan: PassPlan | None = None,
+              motion: PassMotion | None = None) -> dict[str, tuple[ChainStatus, bool]]:
     """Solve (and write) ``obj``'s chains at the depsgraph's frame; each outcome is also stored as
     the chain's status.
 
@@ -306,18 +309,23 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
         catch_all: Any exception becomes the chain's status (the handlers); otherwise only
             :class:`IKError` does and other exceptions propagate.
         trust_edits: The handlers report armature edits to :mod:`.structure` (see there).
-        specs: Solve these chains instead of the ones stored on ``obj``.
+        specs: Solve these chains instead of the ones stored on ``obj`` (the handlers pass the
+            stored live ones they planned the pass with).
         updated: The frame handler's: names of the IDs this frame's evaluation updated. When none
             that the rig's chains depend on is among them, the last frame's answers stand
             (:func:`_still_rig`); the statuses only take the new frame.
+        plan: Who follows whom in a pass over several rigs (:func:`.order.plan_pass`); default:
+            planned for this rig's chains alone.
+        motion: The bones solved earlier in that pass, which this rig's chains may hang from or
+            follow; this rig's solves are added to it.
 
     Returns:
         Chain name -> ``(status, changed)``; ``changed`` is False when the pose was already in place.
         Chains that share bones with another live chain are refused with a status message.
     """
     require_armature(obj)
-    frame_pass = (updated is not None and trust_edits and names is None and specs is None and enabled_only
-                  and key_frame is None)
+    # A frame pass: the handlers' (only they pass ``updated``), over the stored live chains.
+    frame_pass = updated is not None and trust_edits and names is None and enabled_only and key_frame is None
     if frame_pass:
         unchanged = _still_rig(obj, depsgraph, updated)  # type: ignore[arg-type]
         if unchanged is not None:
@@ -342,10 +350,11 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
     pose = _RigPose(obj, index)
     frames: dict[str, _Frame] = {}
     out: dict[str, tuple[ChainStatus, bool]] = {}
-    solved: Solved = {}
-    moves: dict[str, FloatArray] = {}  # stacking: how each upper bone moved in this pass
-    levels: dict[str, int] = {}
-    pending: list[list[ChainSpec]] = []  # chains by level: a level hangs from chains of the levels before
+    if plan is None:
+        plan = plan_pass([obj], {obj.as_pointer(): specs}, depsgraph.scene)
+    motion = PassMotion() if motion is None else motion
+    me = obj.as_pointer()
+    pending: list[list[ChainSpec]] = []  # by level: a level hangs from or follows chains of the levels before
 
     def fail(spec: ChainSpec, err: Exception) -> None:
         if not isinstance(err, IKError):
@@ -355,21 +364,21 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
         message = str(err) if isinstance(err, IKError) else f"{type(err).__name__}: {err}"
         out[spec.name] = (ChainStatus.error(message, frame), False)
 
+    refused = {name: conflicts.get(name) or plan.cycles.get((me, name)) for name in order}
+    levels = _levels(order, uppers, {n: [f.upper[1] for f in plan.same_rig((me, n))] for n in order}, refused)
     for name in order:
-        if name in conflicts:
-            out[name] = (ChainStatus.error(conflicts[name], frame), False)
+        message = refused[name]
+        if message is not None:
+            out[name] = (ChainStatus.error(message, frame), False)
             continue
-        upper = uppers.get(name)
-        level = levels[upper[0]] + 1 if upper is not None and upper[0] in levels else 0
-        while len(pending) <= level:
+        while len(pending) <= levels[name]:
             pending.append([])
-        pending[level].append(by_name[name])
-        levels[name] = level
+        pending[levels[name]].append(by_name[name])
     for level_specs in pending:
         batch: list[_Frame] = []
         for spec in level_specs:
             try:
-                item = _frame_of(obj, obj_eval, spec, depsgraph, solved, trust_edits, moves)
+                item = _frame_of(obj, obj_eval, spec, depsgraph, trust_edits, motion, plan.follows.get((me, spec.name)))
                 frames[spec.name] = item
                 still = _still_status(item, pose)
                 if still is not None:
@@ -405,7 +414,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                 if taken.outcome is None:
                     taken.outcome = _take(obj, taken, pose, frame)
                 if taken.state.angles is not None:
-                    solved[spec.name] = (taken.state.prepared.binding, taken.base, taken.state.angles)
+                    motion.add(obj_eval, taken.state.prepared.binding, taken.base, taken.state.angles)
             except Exception as err:
                 frames.pop(spec.name, None)
                 fail(spec, err)
@@ -418,6 +427,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
             key_time = action_time(obj, depsgraph.scene, key_frame)
         except RigSetupError as err:
             key_time = err
+    _note_lags(me, frames, plan)
     for name in order:
         done = frames.get(name)
         if done is not None and done.outcome is not None:
@@ -459,9 +469,10 @@ def _remember_still(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: di
                                       statuses, specs)
 
 
-def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, solved: Solved, trust: bool,
-              moves: dict[str, FloatArray]) -> _Frame:
-    """One chain's inputs at this frame (the chain read or taken from the cache)."""
+def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, trust: bool, motion: PassMotion,
+              follows: list[Follows] | None) -> _Frame:
+    """One chain's inputs at this frame (the chain read or taken from the cache), carried along with
+    the chains solved before it in this pass (:class:`.order.PassMotion`)."""
     target, pole = require_objects(spec, depsgraph.scene, obj)
     binding = structure.chain_binding(obj_eval, spec.tip_bone, spec.length, trust_edits=trust)
     key = (obj.name, spec.name)
@@ -471,14 +482,27 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, solved: 
     else:
         refuse_drivers(obj, binding)  # drivers come and go without an edit of the armature
     base = chain_base(obj_eval, binding)[None]
-    if solved:
-        base = stacked_base(obj_eval, binding, base, solved, moves)
     target_m, evaluated = world_matrix_of(target, depsgraph)
     pole_m = None
     if pole is not None:
         pole_m, pole_evaluated = world_matrix_of(pole, depsgraph)
         evaluated = evaluated and pole_evaluated
-    return _Frame(spec, state, base, target_m[None], None if pole_m is None else pole_m[None], evaluated)
+    target_m, pole_m = target_m[None], None if pole_m is None else pole_m[None]
+    if motion:
+        if binding.ancestors:  # a chain hanging below a chain solved before it (stacking)
+            move = motion.move_of(obj, binding.ancestors[0])
+            if move is not None:
+                base = np.asarray(move @ base)
+        for follow in follows or ():
+            if not follow.carried:
+                continue  # it lags (see _note_lags)
+            if follow.role == "armature":
+                base = motion.carry(obj, base)
+            elif follow.role == "target":
+                target_m = motion.carry(target, target_m)
+            elif pole_m is not None:
+                pole_m = motion.carry(pole, pole_m)
+    return _Frame(spec, state, base, target_m, pole_m, evaluated, follows or [])
 
 
 def _still_status(item: _Frame, pose: _RigPose) -> ChainStatus | None:
@@ -526,6 +550,50 @@ def _put_bone_by_bone(binding: ChainBinding, angles: FloatArray, pose: _RigPose)
         pose.set(bone.name, bone.rotation_mode, values)
         changed = True
     return changed
+
+
+def _levels(order: list[str], uppers: dict[str, tuple[str, int]], followed: dict[str, list[str]],
+            refused: dict[str, str | None]) -> dict[str, int]:
+    """Each chain's level: above every chain of this rig it hangs below (stacking) or follows
+    (:mod:`.order`). A circle through both relations leaves its chains at level 0 (the cycle check
+    refuses circles of following alone)."""
+    levels: dict[str, int] = {}
+    visiting: set[str] = set()
+
+    def level(name: str) -> int:
+        if name in levels:
+            return levels[name]
+        if name in visiting:
+            return 0
+        visiting.add(name)
+        above = [uppers[name][0]] if name in uppers else []
+        above += followed.get(name, [])
+        levels[name] = max((level(a) + 1 for a in above if a in refused and refused[a] is None), default=0)
+        visiting.discard(name)
+        return levels[name]
+
+    for name in order:
+        level(name)
+    return levels
+
+
+def _note_lags(me: int, frames: dict[str, _Frame], plan: PassPlan) -> None:
+    """A chain that follows a chain of this rig through a route the live pass cannot carry (see
+    :mod:`.order`) solved against where the target was before that chain moved: when it did move,
+    the chain is not counted converged, and its status says why."""
+    for item in frames.values():
+        if item.outcome is None:
+            continue
+        for follow in item.follows:
+            upper = frames.get(follow.upper[1]) if follow.upper[0] == me else None
+            if follow.carried or upper is None or upper.outcome is None or not upper.outcome[1]:
+                continue
+            status, changed = item.outcome
+            note = (f"lags a frame behind live: {follow.describe(follow.upper[1])}, a route the live pass cannot "
+                    "carry within a frame; Key Current Frame and Bake solve it exactly")
+            item.outcome = (replace(status, converged=False,
+                                    message=f"{status.message}; {note}" if status.message else note), changed)
+            break
 
 
 def _retag_if_stale(obj: Any, obj_eval: Any, frames: Any, pose: _RigPose) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.types import FloatArray
+from .dependencies import moves_with
 from .errors import RigSetupError
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
@@ -69,59 +70,46 @@ def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, 
 def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
     """Refuse a target or pole that is the armature or that the chain's own pose moves.
 
-    The pose moves the chain's bones and every bone below them, and with them anything parented
-    to such a bone, deformed by the armature, or constrained to such a bone (the chain would chase
-    an object its own pose moves). An object merely parented to the armature *object*, or to a
-    bone outside the chain, moves with the character, not with the chain: that is allowed.
+    The pose moves the chain's bones and every bone below them, and with them anything that
+    depends on such a bone by any route (:func:`.dependencies.moves_with`: a parent, a constraint,
+    an Armature constraint's bone list, a helper object in between, a vertex parent on a deformed
+    mesh, a driver reading the bone, a bone outside the chain constrained to it...): the chain would
+    chase an object its own pose moves. An object parented to the armature *object*, or to a bone
+    the chain does not move (above it or beside it), moves with the character, not with the chain:
+    that is allowed. A chain that cannot be read is not checked here: reading it reports why.
     """
-    if obj.name == rig.name:
+    if obj.as_pointer() == rig.as_pointer():
         raise RigSetupError(f"chain {spec.name!r}: its {role} is the armature {rig.name!r} itself, which the chain "
                             "moves; pick another object")
-    moved: set[str] | None = set()  # computed when first needed (it walks every bone of the rig)
-    known = False
-
-    def moved_bones() -> set[str] | None:
-        nonlocal moved, known
-        if not known:
-            moved, known = _bones_moved_by(rig, spec), True
-        return moved
-
-    walker = obj
-    while walker is not None:
-        for con in walker.constraints:
-            source = getattr(con, "target", None)
-            if source is None or source.name != rig.name or con.mute or con.influence <= 0:
-                continue
-            bone = getattr(con, "subtarget", "")
-            bones = moved_bones()
-            if bones is None or bone in bones:
-                owner = "its" if walker is obj else f"{walker.name!r}'s"
-                raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} follows the armature {rig.name!r} "
-                                    f"through {owner} constraint {con.name!r} and would move with the chain that "
-                                    "follows it; remove that constraint")
-        parent = walker.parent
-        if parent is not None and parent.name == rig.name:
-            bones = moved_bones() if walker.parent_type == "BONE" else None
-            posed = walker.parent_type == "ARMATURE" or (
-                walker.parent_type == "BONE" and (bones is None or walker.parent_bone in bones))
-            if posed:
-                raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} is parented to the armature "
-                                    f"{rig.name!r} and would move with the chain that follows it; unparent it")
-        walker = parent
-
-
-def _bones_moved_by(rig: Any, spec: ChainSpec) -> set[str] | None:
-    """Names of the chain's bones and all bones below them; None when the chain cannot be read
-    (then every dependency on the armature's bones is treated as moved: the caller refuses)."""
+    if obj.parent is None and obj.animation_data is None and not len(obj.constraints):
+        return  # the usual target: nothing but its own keys moves it
     try:
         chain = set(chain_bone_names(rig, spec.tip_bone, spec.length))
     except RigSetupError:
-        return None
-    moved = set(chain)
-    for bone in rig.data.bones:
-        if any(parent.name in chain for parent in bone.parent_recursive):
-            moved.add(bone.name)
-    return moved
+        return
+    link = moves_with(obj, rig, chain)
+    if link is None:
+        return
+    if obj.parent is not None and obj.parent.as_pointer() == rig.as_pointer() and obj.parent_type == "BONE" \
+            and _moved(rig, obj.parent_bone, chain):
+        raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} is parented to the armature "
+                            f"{rig.name!r} and would move with the chain that follows it; unparent it")
+    for con in obj.constraints:  # the direct case: a constraint of its own targets a moved bone
+        source = getattr(con, "target", None)
+        if con.type != "ARMATURE" and not con.mute and con.is_valid and source is not None \
+                and source.as_pointer() == rig.as_pointer() and _moved(rig, getattr(con, "subtarget", ""), chain):
+            raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} follows the armature {rig.name!r} "
+                                f"through its constraint {con.name!r} and would move with the chain that follows "
+                                "it; remove that constraint")
+    what = f"bone {link.bone!r} of the chain" if link.bone is not None else f"the pose of armature {rig.name!r}"
+    raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} moves with {what} through {link.describe()}, "
+                        "so the chain would chase its own pose; remove that link")
+
+
+def _moved(rig: Any, name: str, chain: set[str]) -> bool:
+    """Bone ``name`` of ``rig`` is one of the ``chain`` bones or below one."""
+    bone = rig.data.bones.get(name) if name else None
+    return bone is not None and (name in chain or any(up.name in chain for up in bone.parent_recursive))
 
 
 def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:

@@ -97,25 +97,3 @@ def upper_move(upper_eval: FloatArray, upper_new: FloatArray) -> FloatArray:
 def restack(bases_eval: FloatArray, upper_eval: FloatArray, upper_new: FloatArray) -> FloatArray:
     """Move the lower chain's evaluated bases ``(F, 4, 4)`` with its upper bone (see module doc)."""
     return np.asarray(upper_move(upper_eval, upper_new) @ bases_eval)
-
-
-def stacked_base(obj_eval: Any, binding: ChainBinding, bases_eval: FloatArray, solved: Solved,
-                 moves: dict[str, FloatArray] | None = None) -> FloatArray:
-    """The live base ``(1, 4, 4)`` of a chain, moved with a chain solved before it in this pass.
-
-    ``moves`` remembers, per upper bone, ``W_new @ W_eval^-1`` for the other chains of the pass
-    that hang from the same bone (two arms from the chest).
-    """
-    for ancestor in binding.ancestors:
-        for upper_binding, upper_bases, upper_angles in solved.values():
-            if ancestor in upper_binding.bone_names:
-                move = None if moves is None else moves.get(ancestor)
-                if move is None:
-                    joint = upper_binding.bone_names.index(ancestor)
-                    new = joint_world(upper_binding, upper_bases, upper_angles, joint,
-                                      obj_eval.pose.bones[ancestor].scale)
-                    move = upper_move(bone_world(obj_eval, ancestor)[None], new)
-                    if moves is not None:
-                        moves[ancestor] = move
-                return np.asarray(move @ bases_eval)
-    return bases_eval

@@ -259,8 +259,9 @@ def test_bake_refuses_an_action_blended_below_full_influence() -> None:
     anim.nla_tracks.new().strips.new("Below", 1, below)
     anim.action = bpy.data.actions.new("Top")
     anim.action_influence = 0.5
-    with pytest.raises(RigSetupError, match=r"chain 'arm': .*plays at influence 0.5 over NLA track 'NlaTrack', so "
-                                            r"keys on .* would play blended with them; set the action's influence to 1"):
+    with pytest.raises(RigSetupError, match=r"chain 'arm': .*plays at influence 0.5 over NLA track 'NlaTrack', "
+                                            r"so keys on .* would play blended with them; set the action's "
+                                            r"influence to 1"):
         bake_chains(rig, ["arm"], 1, 10)
     anim.action_influence = 1.0  # Replace at full influence plays what is written, strips below or not
     report = bake_chains(rig, ["arm"], 1, 10)

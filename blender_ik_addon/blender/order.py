@@ -1,0 +1,314 @@
+"""Chains that follow other chains, in one rule: who moves with whose bones, and in which order to solve.
+
+A chain *follows* another when its target, its pole or its whole armature moves with that chain's
+bones, by any route Blender offers (:func:`.dependencies.bone_links`): a hand target parented to the
+chest bone that a spine chain solves, a prop rig parented to a hand, a Child Of to such a bone, an
+Armature constraint, a driver... (A chain whose *root* hangs below another chain's bone is the
+stacking case, :mod:`.stacking`; a chain that follows its own bones is refused as a cycle by
+:func:`.scene_checks.require_objects`.)
+
+The rule: a chain is solved after every chain it follows, and reads its target, pole and base as
+they are once those chains are written.
+
+* The bake (:mod:`.bake`) and Key Current Frame solve in *stages*: each stage is sampled or keyed
+  after the stages before it were written and Blender evaluated them, so every route is exact.
+* The live pass cannot ask Blender to evaluate again inside a frame handler (``Depsgraph.update``
+  and ``ViewLayer.update`` crash Blender 4.2-5.0 there), so it *carries* what follows a solved chain
+  along with the bone it hangs from: ``M = W_new @ W_eval^-1`` of that bone, exactly as a stacked
+  chain's base is carried (:class:`PassMotion`). That is exact when the object moves rigidly with
+  one bone (:func:`carrier`: parents, a bone parent, a full Child Of); other routes (Copy Location,
+  an Armature constraint blending bones, a driver) cannot be carried, and the chain's status says
+  it lags a frame behind the chain it follows.
+
+Chains that follow each other in a circle are refused, naming both routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..core.types import FloatArray
+from .dependencies import BoneLink, bone_links
+from .errors import RigSetupError
+from .read import ChainBinding, chain_bone_names
+from .spec import ChainSpec
+from .stacking import bone_world, joint_world, upper_move
+
+ChainKey = tuple[int, str]
+"""A chain in a pass: ``(its armature's as_pointer(), chain name)``."""
+
+
+@dataclass(frozen=True)
+class Follows:
+    """One chain followed by another chain's target, pole or armature.
+
+    Attributes:
+        role: ``"target"``, ``"pole"`` or ``"armature"``.
+        thing: The object that moves (the target, the pole, or the armature object).
+        upper: The chain followed: ``(armature pointer, chain name)``.
+        link: How ``thing`` reaches that chain's bones.
+        carried: ``thing`` moves rigidly with one bone (:func:`carrier`), so the live pass can carry
+            it along; False: it cannot, and lags a frame behind live.
+    """
+
+    role: str
+    thing: Any
+    upper: ChainKey
+    link: BoneLink
+    carried: bool
+
+    def describe(self, upper_name: str) -> str:
+        """``"target 'T' moves with chain 'spine' ('T' -> parent bone 'chest' of 'Rig')"``."""
+        return f"{self.role} {self.thing.name!r} moves with chain {upper_name!r} ({self.link.describe()})"
+
+
+def carrier(obj: Any) -> tuple[Any, str] | None:
+    """``(armature, bone)`` that ``obj`` moves rigidly with, if it does: ``obj``'s world matrix is
+    ``W(bone) @ F`` with ``F`` fixed by anything a chain solves. Followed: plain object parents
+    (helpers in between), a bone parent, a Child Of constraint at full influence on every channel.
+    Anything else on the way (another constraint, a driver, a vertex or deform parent) returns None.
+    """
+    walker = obj
+    while walker is not None:
+        constraints = [c for c in walker.constraints if not c.mute and c.influence > 0 and c.is_valid]
+        anim = walker.animation_data
+        if anim is not None and any(not d.mute for d in anim.drivers):
+            return None
+        if constraints:
+            con = constraints[0]
+            full = (con.type == "CHILD_OF" and len(constraints) == 1 and con.influence >= 1.0 - 1e-6
+                    and all(getattr(con, f"use_{kind}_{axis}") for kind in ("location", "rotation", "scale")
+                            for axis in "xyz"))
+            target = getattr(con, "target", None)
+            if full and target is not None and target.type == "ARMATURE" and con.subtarget:
+                return target, con.subtarget
+            return None
+        parent = walker.parent
+        if parent is None:
+            return None
+        if walker.parent_type == "BONE" and parent.type == "ARMATURE" and walker.parent_bone:
+            return parent, walker.parent_bone
+        if walker.parent_type != "OBJECT":
+            return None
+        walker = parent
+    return None
+
+
+def chain_follows(rig: Any, spec: ChainSpec, things: Sequence[tuple[str, Any]],
+                  pass_bones: Mapping[ChainKey, frozenset[str]]) -> list[Follows]:
+    """The chains of the pass that ``spec`` (a chain of ``rig``) follows, through ``things``:
+    ``(role, object)`` pairs, its target and pole objects and its armature.
+
+    Args:
+        pass_bones: Every chain of the pass (this one included) -> its bones.
+    """
+    me = (rig.as_pointer(), spec.name)
+    out: list[Follows] = []
+    seen: set[ChainKey] = set()
+    for role, thing in things:
+        if thing is None:
+            continue
+        links = bone_links(thing)
+        if not links:
+            continue
+        rigid = carrier(thing)
+        for link in links:
+            owner = link.rig.as_pointer()
+            if role == "armature" and owner == me[0]:
+                continue  # an armature's own bones are the stacking case
+            for key, bones in pass_bones.items():
+                if key[0] != owner or key == me or key in seen or (link.bone is not None and link.bone not in bones):
+                    continue
+                seen.add(key)
+                carried = rigid is not None and rigid[0].as_pointer() == owner
+                out.append(Follows(role, thing, key, link, carried))
+    return out
+
+
+def solve_levels(keys: Iterable[ChainKey], follows: Mapping[ChainKey, Sequence[Follows]],
+                 names: Mapping[ChainKey, str]) -> tuple[dict[ChainKey, int], dict[ChainKey, str]]:
+    """Levels (a chain after every chain it follows) and the chains refused as a cycle.
+
+    Returns:
+        ``(level by chain, message by chain in a cycle)``; level 0 follows nothing in the pass.
+    """
+    wanted = set(keys)
+    level: dict[ChainKey, int] = {}
+    cycles: dict[ChainKey, str] = {}
+    visiting: list[ChainKey] = []
+
+    def visit(key: ChainKey) -> int:
+        if key in level:
+            return level[key]
+        if key in visiting:  # a circle: every chain on it is refused
+            circle = visiting[visiting.index(key):]
+            steps = "; ".join(_step(k, circle, follows, names) for k in circle)
+            for k in circle:
+                cycles[k] = (f"chain {names[k]!r} is part of a cycle of chains following each other ({steps}), "
+                             "so none of them can be solved first; break one of these links")
+            return 0
+        visiting.append(key)
+        deepest = -1
+        for follow in follows.get(key, ()):
+            if follow.upper in wanted:
+                deepest = max(deepest, visit(follow.upper))
+        visiting.pop()
+        level[key] = deepest + 1
+        return level[key]
+
+    for key in wanted:
+        visit(key)
+    return level, cycles
+
+
+def _step(key: ChainKey, circle: list[ChainKey], follows: Mapping[ChainKey, Sequence[Follows]],
+          names: Mapping[ChainKey, str]) -> str:
+    after = circle[(circle.index(key) + 1) % len(circle)]
+    found = next(f for f in follows[key] if f.upper == after)
+    return f"chain {names[key]!r}: {found.describe(names[after])}"
+
+
+class PassMotion:
+    """How the bones solved so far in one pass moved, for whatever hangs from or follows them.
+
+    A chain solved in the pass is added with its solved angles; :meth:`move_of` then gives, for any
+    bone at or below one of its bones, ``W_new @ W_eval^-1`` of the nearest solved bone above it
+    (:func:`.stacking.upper_move`): an object carried by that bone moves by it. Shared by every rig
+    of a frame pass, so a prop rig parented to another rig's hand moves with it.
+    """
+
+    def __init__(self) -> None:
+        self._solved: dict[tuple[int, str], tuple[Any, ChainBinding, FloatArray, FloatArray, int]] = {}
+        self._moves: dict[tuple[int, str], FloatArray] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._solved)
+
+    def add(self, obj_eval: Any, binding: ChainBinding, bases: FloatArray, angles: FloatArray) -> None:
+        """A chain of the evaluated armature ``obj_eval`` solved to ``angles`` ``(F, n, 3)`` from ``bases``."""
+        owner = obj_eval.original.as_pointer()
+        for joint, bone in enumerate(binding.bone_names):
+            self._solved[(owner, bone)] = (obj_eval, binding, bases, angles, joint)
+            self._moves.pop((owner, bone), None)
+
+    def move_of(self, rig: Any, bone: str | None) -> FloatArray | None:
+        """``(F, 4, 4)`` how ``bone`` of armature ``rig`` (original) was moved by this pass's solves,
+        or None if no solved bone is at or above it."""
+        if bone is None or not self._solved:
+            return None
+        owner = rig.as_pointer()
+        walker = rig.data.bones.get(bone)
+        while walker is not None:
+            key = (owner, walker.name)
+            if key in self._solved:
+                move = self._moves.get(key)
+                if move is None:
+                    obj_eval, binding, bases, angles, joint = self._solved[key]
+                    new = joint_world(binding, bases, angles, joint, obj_eval.pose.bones[walker.name].scale)
+                    move = self._moves[key] = upper_move(bone_world(obj_eval, walker.name)[None], new)
+                return move
+            walker = walker.parent
+        return None
+
+    def carry(self, obj: Any, matrix: FloatArray) -> FloatArray:
+        """``matrix`` ``(F, 4, 4)`` of ``obj`` as evaluated, moved with the bone that carries it
+        (:func:`carrier`), if a solve of this pass moved that bone."""
+        held = carrier(obj)
+        if held is None:
+            return matrix
+        move = self.move_of(held[0], held[1])
+        return matrix if move is None else np.asarray(move @ matrix)
+
+
+@dataclass
+class PassPlan:
+    """Who follows whom among the chains of one pass (several rigs), and in which order to solve.
+
+    Attributes:
+        follows: Chain -> the chains it follows (empty for most).
+        levels: Chain -> its level: every chain it follows has a lower one.
+        cycles: Chain -> the message refusing it (chains following each other in a circle).
+        rigs: The pass's armatures, each after the armatures whose chains its chains follow (as far
+            as a circle between armatures allows).
+    """
+
+    follows: dict[ChainKey, list[Follows]]
+    levels: dict[ChainKey, int]
+    cycles: dict[ChainKey, str]
+    rigs: list[Any]
+
+    def same_rig(self, key: ChainKey) -> list[Follows]:
+        """The chains of its own armature that ``key`` follows."""
+        return [f for f in self.follows.get(key, ()) if f.upper[0] == key[0]]
+
+
+def plan_pass(rigs: Sequence[Any], specs_of: Mapping[int, Sequence[ChainSpec]], scene: Any) -> PassPlan:
+    """The plan of a pass solving ``specs_of[rig.as_pointer()]`` of each rig of ``rigs``.
+
+    Cheap when nothing follows anything (targets and poles are plain objects, armatures unparented):
+    one :func:`.dependencies.bone_links` walk per target, pole and armature, each a few attribute
+    reads; the chains' bones are read only when some walk reaches an armature.
+    """
+    things: dict[ChainKey, list[tuple[str, Any]]] = {}
+    linked = False
+    walks: dict[int, bool] = {}
+    for rig in rigs:
+        for spec in specs_of.get(rig.as_pointer(), ()):
+            items = [("target", _object(spec.target_object, spec.target, scene)),
+                     ("pole", _object(spec.pole_object, spec.pole, scene)), ("armature", rig)]
+            things[(rig.as_pointer(), spec.name)] = items
+            for _role, thing in items:
+                if thing is not None and thing.as_pointer() not in walks:
+                    walks[thing.as_pointer()] = bool(bone_links(thing))
+                linked = linked or (thing is not None and walks[thing.as_pointer()])
+    if not linked:
+        return PassPlan({}, dict.fromkeys(things, 0), {}, list(rigs))
+    pass_bones: dict[ChainKey, frozenset[str]] = {}
+    names: dict[ChainKey, str] = {}
+    by_pointer = {rig.as_pointer(): rig for rig in rigs}
+    for rig in rigs:
+        for spec in specs_of.get(rig.as_pointer(), ()):
+            key = (rig.as_pointer(), spec.name)
+            names[key] = spec.name
+            try:
+                pass_bones[key] = frozenset(chain_bone_names(rig, spec.tip_bone, spec.length))
+            except RigSetupError:
+                continue  # refused when it is solved
+    follows = {key: chain_follows(by_pointer[key[0]], _spec(specs_of, key), things[key], pass_bones)
+               for key in things}
+    levels, cycles = solve_levels(things, follows, names)
+    return PassPlan(follows, levels, cycles, _rig_order(rigs, follows))
+
+
+def _object(obj: Any, name: str | None, scene: Any) -> Any | None:
+    if obj is not None:
+        return obj
+    return scene.objects.get(name) if name else None
+
+
+def _spec(specs_of: Mapping[int, Sequence[ChainSpec]], key: ChainKey) -> ChainSpec:
+    return next(s for s in specs_of[key[0]] if s.name == key[1])
+
+
+def _rig_order(rigs: Sequence[Any], follows: Mapping[ChainKey, Sequence[Follows]]) -> list[Any]:
+    """Armatures after the armatures they follow (a circle keeps the given order)."""
+    after: dict[int, set[int]] = {rig.as_pointer(): set() for rig in rigs}
+    for key, found in follows.items():
+        for follow in found:
+            if follow.upper[0] != key[0] and follow.upper[0] in after:
+                after[key[0]].add(follow.upper[0])
+    order: list[Any] = []
+    placed: set[int] = set()
+    by_pointer = {rig.as_pointer(): rig for rig in rigs}
+    while len(order) < len(rigs):
+        ready = [p for p in after if p not in placed and after[p] <= placed]
+        if not ready:  # a circle between armatures: the rest in the given order
+            ready = [p for p in after if p not in placed]
+        for pointer in ready:
+            placed.add(pointer)
+            order.append(by_pointer[pointer])
+    return order

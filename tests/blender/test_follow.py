@@ -1,0 +1,165 @@
+"""Chains that follow other chains: a target parented to (or Child Of) a bone another chain solves, a
+prop rig parented to a hand, and the cycles between chains. Live, Key Current Frame and Bake must
+solve them in dependency order, so the tip is on the target at the frame shown (no frame of lag),
+and say so only when it is.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import bpy
+import numpy as np
+import pytest
+from blender_rigs import BoneDef, add_chain, empty, make_armature, world_tail
+from mathutils import Matrix
+
+from blender_ik_addon.blender import RigSetupError, bake_chains, get_status, key_chains
+
+TOLERANCE = 1e-4
+PLAYED = 2e-4  # the tolerance plus float32 rounding
+
+
+def torso() -> bpy.types.Object:
+    """Hips, a spine of three bones up +Z ending in the chest, and an arm of three bones hanging from
+    the hips (not from the chest: the arm's *target* follows the spine, not its root)."""
+    return make_armature([
+        BoneDef("hips", (0, 0, 0), (0, 0, 0.5)),
+        BoneDef("spine", (0, 0, 0.5), (0, 0, 1.0), parent="hips", connect=True),
+        BoneDef("spine.1", (0, 0, 1.0), (0, 0, 1.5), parent="spine", connect=True),
+        BoneDef("chest", (0, 0, 1.5), (0, 0, 2.0), parent="spine.1", connect=True),
+        BoneDef("arm", (0.5, 0, 0.5), (1.0, 0, 0.5), parent="hips"),
+        BoneDef("forearm", (1.0, 0, 0.5), (1.5, 0, 0.5), parent="arm", connect=True),
+        BoneDef("hand", (1.5, 0, 0.5), (1.7, 0, 0.5), parent="forearm", connect=True),
+    ], "Body")
+
+
+def swaying_target(name: str, frames: int = 10) -> bpy.types.Object:
+    """The spine's target: it sways left and right over ``frames``."""
+    target = empty(name)
+    for frame, x in ((1, -0.3), (frames // 2, 0.3), (frames, -0.15)):
+        target.location = (x, 0.2, 1.9)
+        target.keyframe_insert("location", frame=frame)
+    return target
+
+
+def hand_target_on_chest(rig: bpy.types.Object, how: str) -> bpy.types.Object:
+    """A hand target that rides on the chest: parented to the bone, or through a Child Of, or a Copy
+    Location (a route the live pass cannot carry)."""
+    target = empty("HandTarget", (0.9, 0.3, 1.0))  # within the arm's reach of 1.2 from (0.5, 0, 0.5)
+    if how == "parent":
+        target.parent, target.parent_type, target.parent_bone = rig, "BONE", "chest"
+        bpy.context.view_layer.update()
+        target.matrix_world = Matrix.Translation((0.9, 0.3, 1.0))  # kept where it was, as Ctrl+P does
+    elif how == "child_of":
+        con = target.constraints.new("CHILD_OF")
+        con.target, con.subtarget = rig, "chest"
+        con.set_inverse_pending = True
+    else:
+        con = target.constraints.new("COPY_LOCATION")
+        con.target, con.subtarget = rig, "chest"
+        con.use_offset = True  # the chest's head (0, 0, 1.5) plus its own location
+        target.location = (0.9, 0.3, -0.5)
+    return target
+
+
+def body(how: str) -> tuple[bpy.types.Object, bpy.types.Object]:
+    rig = torso()
+    add_chain(rig, "chest", 3, swaying_target("SpineTarget"), name="spine")
+    hand = hand_target_on_chest(rig, how)
+    add_chain(rig, "hand", 3, hand, name="arm")
+    return rig, hand
+
+
+def tip_error(rig: bpy.types.Object, target: bpy.types.Object, tip: str = "hand") -> float:
+    return float(np.linalg.norm(world_tail(rig, tip) - np.array(target.matrix_world.translation)))
+
+
+@pytest.mark.parametrize("how", ["parent", "child_of"])
+def test_live_target_riding_a_solved_chain_is_reached_on_the_frame_shown(how: str) -> None:
+    rig, hand = body(how)
+    scene = bpy.context.scene
+    chest_moves = []
+    for frame in range(1, 11):
+        scene.frame_set(frame)
+        chest_moves.append(np.array(hand.matrix_world.translation))
+        assert tip_error(rig, hand) < PLAYED, frame  # before: a frame behind the chest
+        status = get_status("Body", "arm")
+        assert status is not None and status.converged, status
+    assert max(np.linalg.norm(a - b) for a, b in itertools.pairwise(chest_moves)) > 0.05
+
+
+def test_live_route_that_cannot_be_carried_says_it_lags() -> None:
+    body("copy_location")
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    scene.frame_set(3)
+    status = get_status("Body", "arm")
+    assert status is not None and not status.converged
+    assert ("lags a frame behind live: target 'HandTarget' moves with chain 'spine' ('HandTarget' -> Copy Location "
+            "constraint") in status.message
+    assert "Key Current Frame and Bake solve it exactly" in status.message
+
+
+@pytest.mark.parametrize("how", ["parent", "copy_location"])
+def test_key_current_frame_solves_the_follower_after_what_it_follows(how: str) -> None:
+    rig, hand = body(how)
+    scene = bpy.context.scene
+    scene.frame_set(4)
+    statuses = key_chains(rig)
+    assert statuses["spine"].converged and statuses["arm"].converged, statuses
+    for chain in rig.ik_chains.chains:
+        chain.enabled = False
+    scene.frame_set(4)  # the keys alone
+    assert tip_error(rig, hand) < PLAYED
+
+
+@pytest.mark.parametrize("how", ["parent", "copy_location"])
+def test_bake_keys_the_follower_where_the_followed_keys_put_its_target(how: str) -> None:
+    rig, hand = body(how)
+    report = bake_chains(rig, None, 1, 10, disable_live=True)
+    assert report.not_converged == 0, report.summary()
+    scene = bpy.context.scene
+    for frame in range(1, 11):
+        scene.frame_set(frame)
+        assert tip_error(rig, hand) < PLAYED, frame
+
+
+def test_prop_rig_parented_to_a_hand_moves_with_it_live() -> None:
+    """A second armature (a prop with a 2-bone chain) parented to the first rig's hand bone: its chain's
+    base moves with the hand the first rig's chain solves, on the same frame."""
+    rig = torso()
+    reach = empty("ReachTarget", (1.2, 0.3, 0.8))
+    for frame, z in ((1, 0.8), (7, 0.4)):
+        reach.location.z = z
+        reach.keyframe_insert("location", index=2, frame=frame)
+    add_chain(rig, "hand", 3, reach, name="arm")
+    prop = make_armature([BoneDef("p0", (0, 0, 0), (0, 0.3, 0)),
+                          BoneDef("p1", (0, 0.3, 0), (0, 0.6, 0), parent="p0", connect=True)], "Prop")
+    prop.parent, prop.parent_type, prop.parent_bone = rig, "BONE", "hand"
+    grip = empty("Grip", (1.6, 0.2, 0.6))
+    add_chain(prop, "p1", 2, grip, name="grip")
+    scene = bpy.context.scene
+    for frame in range(1, 8):
+        scene.frame_set(frame)
+        assert tip_error(prop, grip, "p1") < PLAYED, frame
+        status = get_status("Prop", "grip")
+        assert status is not None and status.converged, status
+
+
+def test_chains_following_each_other_are_refused_as_a_cycle() -> None:
+    """The arm's target rides the chest; the spine's target rides the hand: neither can go first."""
+    rig = torso()
+    hand_target = hand_target_on_chest(rig, "parent")
+    spine_target = empty("SpineTarget", (0.3, 0.2, 1.8))
+    spine_target.parent, spine_target.parent_type, spine_target.parent_bone = rig, "BONE", "hand"
+    add_chain(rig, "chest", 3, spine_target, name="spine")
+    add_chain(rig, "hand", 3, hand_target, name="arm")
+    bpy.context.scene.frame_set(2)
+    for name in ("spine", "arm"):
+        status = get_status("Body", name)
+        assert status is not None and not status.solved
+        assert status.message.startswith(f"chain {name!r} is part of a cycle of chains following each other (")
+        assert "break one of these links" in status.message
+    with pytest.raises(RigSetupError, match="is part of a cycle of chains following each other"):
+        bake_chains(rig, None, 1, 5)
