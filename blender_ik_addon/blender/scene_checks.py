@@ -49,22 +49,38 @@ def _bone_path(name: str) -> str:
 
 
 def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, Any | None]:
-    """The chain's target and pole objects, checked to exist in ``scene`` and not to hang below ``rig``
-    (an object parented to the armature would move with the chain that chases it)."""
+    """The chain's target and pole objects, checked to be in ``scene`` and not to move with the chain
+    that follows them (:func:`_refuse_feedback`, when ``rig`` is given).
+
+    A spec read from the settings carries the objects themselves (``target_object``/``pole_object``):
+    they are used as they are, never looked up again by name (a linked library may bring another
+    object of the same name). A script's spec that gives only names is looked up in the scene.
+    """
     if not spec.target:
         raise RigSetupError(f"chain {spec.name!r} has no target object (set one; was it deleted?)")
     found: list[Any] = []
-    for role, name in (("target", spec.target), ("pole", spec.pole)):
+    for role, name, held in (("target", spec.target, spec.target_object), ("pole", spec.pole, spec.pole_object)):
         if name is None:
             found.append(None)
             continue
-        obj = scene.objects.get(name)
-        if obj is None:
+        obj = held if held is not None else scene.objects.get(name)
+        if obj is None or not _in_scene(obj, scene):
             raise RigSetupError(f"chain {spec.name!r}: {role} object {name!r} is not in scene {scene.name!r}")
         if rig is not None:
             _refuse_feedback(spec, role, obj, rig)
         found.append(obj)
     return found[0], found[1]
+
+
+def _in_scene(obj: Any, scene: Any) -> bool:
+    """``obj`` (the object itself, not its name) is in ``scene``. The name lookup answers at once in
+    the usual case; only when another object holds that name (a linked one) are the scene's objects
+    compared one by one."""
+    named = scene.objects.get(obj.name)
+    if named is not None and named.as_pointer() == obj.as_pointer():
+        return True
+    pointer = obj.as_pointer()
+    return any(o.as_pointer() == pointer for o in scene.objects)
 
 
 def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:

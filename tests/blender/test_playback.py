@@ -7,6 +7,8 @@ itself with the chain switched off (the keys alone) and measures the tip against
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 import numpy as np
 import pytest
@@ -267,3 +269,32 @@ def test_bake_refuses_an_action_blended_below_full_influence() -> None:
     report = bake_chains(rig, ["arm"], 1, 10)
     assert report.not_converged == 0, report.summary()
     assert misses(rig, target, range(1, 11)) == {}
+
+
+# --------------------------------------------------------------------------- objects held by reference
+
+
+@pytest.mark.parametrize("followed", ["linked", "local"])
+def test_a_target_named_like_a_linked_object_is_followed_itself(tmp_path: Path, followed: str) -> None:
+    """A linked file brings an Empty named "Target" beside a local "Target": the chain follows the
+    one it points at, live, keyed and baked, never the other one found by name."""
+    library = tmp_path / "props.blend"
+    empty("Target", (1.2, 1.6, 0.5))
+    bpy.ops.wm.save_as_mainfile(filepath=str(library))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    local = empty("Target", (-1.0, 2.0, 0.4))
+    with bpy.data.libraries.load(str(library), link=True) as (_source, linked_data):
+        linked_data.objects = ["Target"]
+    linked = linked_data.objects[0]
+    bpy.context.scene.collection.objects.link(linked)
+    assert linked.library is not None and linked.name == local.name == "Target"
+    target, other = (linked, local) if followed == "linked" else (local, linked)
+    rig = chain_rig(target)
+    scene = bpy.context.scene
+    scene.frame_set(2)
+    assert np.linalg.norm(world_tail(rig, "b2") - np.array(target.matrix_world.translation)) < PLAYED
+    assert np.linalg.norm(world_tail(rig, "b2") - np.array(other.matrix_world.translation)) > 1.0
+    assert key_chains(rig, ["arm"])["arm"].converged
+    report = bake_chains(rig, ["arm"], 1, 3)
+    assert report.not_converged == 0, report.summary()
+    assert misses(rig, target, range(1, 4)) == {}
