@@ -111,6 +111,49 @@ def moves_with(obj: Any, rig: Any, bones: Collection[str]) -> BoneLink | None:
     return None
 
 
+_TRANSFORM_CHANNELS = (("location", 3), ("rotation_euler", 3), ("rotation_quaternion", 4), ("rotation_axis_angle", 4),
+                       ("scale", 3), ("delta_location", 3), ("delta_rotation_euler", 3),
+                       ("delta_rotation_quaternion", 4), ("delta_scale", 3))
+
+
+def is_plain(obj: Any) -> bool:
+    """Nothing but its own channels moves ``obj``: no parent, no constraint, no driver on a transform
+    channel, so :func:`bone_links` would find nothing. Asked of every target, pole and
+    armature on every frame: a character rig's hundreds of bone drivers are not read one by one
+    (``drivers.find`` looks for the few transform paths in C)."""
+    if obj.parent is not None or len(obj.constraints):
+        return False
+    anim = obj.animation_data
+    if anim is None or not len(anim.drivers):
+        return True
+    return not _transform_driven(obj, anim.drivers)
+
+
+_DRIVEN: dict[int, tuple[int, bool]] = {}
+"""Object pointer -> (its driver count, whether one drives a transform channel): a rig with hundreds
+of bone drivers costs ~0.2 ms to look through, so the answer is kept while the count stays. (A
+driver's path retyped in place keeps the count: the next added or removed driver, or a file load,
+looks again.)"""
+
+
+def _transform_driven(obj: Any, drivers: Any) -> bool:
+    key, count = obj.as_pointer(), len(drivers)
+    kept = _DRIVEN.get(key)
+    if kept is None or kept[0] != count:
+        driven = any(drivers.find(path, index=i) is not None for path, size in _TRANSFORM_CHANNELS
+                     for i in range(size))
+        if len(_DRIVEN) > 1024:
+            _DRIVEN.clear()
+        kept = _DRIVEN[key] = (count, driven)
+    return kept[1]
+
+
+def forget() -> None:
+    """Drop what is kept between calls (file load, unregister: pointers are reused)."""
+    _DRIVEN.clear()
+
+
+
 Route = tuple[str, ...]
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from ..core import IKError, SolverOptions, batched
 from ..core.batched import ChainJob, solve_jobs
 from ..core.types import AnyArray, FloatArray
-from . import structure
+from . import dependencies, structure
 from .action_time import action_time
 from .errors import RigSetupError
 from .keys import require_local
@@ -121,6 +121,7 @@ def forget() -> None:
     _STILL_RIGS.clear()
     _EULER_ROWS.clear()
     _LAYOUTS.clear()
+    dependencies.forget()
     structure.clear()
     batched.forget()
     forget_write_caches()

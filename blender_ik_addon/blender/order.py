@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..core.types import FloatArray
-from .dependencies import BoneLink, bone_links
+from .dependencies import BoneLink, bone_links, is_plain
 from .errors import RigSetupError
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
@@ -263,7 +263,7 @@ def plan_pass(rigs: Sequence[Any], specs_of: Mapping[int, Sequence[ChainSpec]], 
             things[(rig.as_pointer(), spec.name)] = items
             for _role, thing in items:
                 if thing is not None and thing.as_pointer() not in walks:
-                    walks[thing.as_pointer()] = bool(bone_links(thing))
+                    walks[thing.as_pointer()] = not is_plain(thing) and bool(bone_links(thing))
                 linked = linked or (thing is not None and walks[thing.as_pointer()])
     if not linked:
         return PassPlan({}, dict.fromkeys(things, 0), {}, list(rigs))

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.types import FloatArray
-from .dependencies import moves_with
+from .dependencies import is_plain, moves_with
 from .errors import RigSetupError
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
@@ -97,7 +97,7 @@ def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
     if obj.as_pointer() == rig.as_pointer():
         raise RigSetupError(f"chain {spec.name!r}: its {role} is the armature {rig.name!r} itself, which the chain "
                             "moves; pick another object")
-    if obj.parent is None and obj.animation_data is None and not len(obj.constraints):
+    if is_plain(obj):
         return  # the usual target: nothing but its own keys moves it
     try:
         chain = set(chain_bone_names(rig, spec.tip_bone, spec.length))
