@@ -2,16 +2,24 @@
 
 A bake:
 
-1. reads every chain once (bones, limits, locks, comfort pose) at the current frame;
-2. samples each frame's target/pole matrices and chain bases (:mod:`.sampling`: straight from the
-   targets' F-curves when possible, else by stepping frames with live solving suspended);
-3. solves each chain for all frames in one ``solve_batch`` call (follow mode: one sweep per frame,
+1. reads every chain once (bones, limits, locks, comfort pose) at the current frame, and refuses
+   before any work what could not play as solved: frames with no action time to key them at
+   (:mod:`.action_time`), channels whose keys would not play (:mod:`.outputs`), chains following
+   each other in a circle (:mod:`.order`);
+2. puts the chains in stages: a chain whose target, pole or armature follows another chain's bones
+   comes in a later stage than that chain;
+3. per stage, samples each frame's target/pole matrices and chain bases (:mod:`.sampling`: straight
+   from the targets' F-curves when possible, else by stepping frames with live solving suspended),
+   after the stages before it were keyed, so followers are read where those keys put them;
+4. solves each chain for all frames in one ``solve_batch`` call (follow mode: one sweep per frame,
    sequentially, as it is history-dependent; ``continuous``: in frame order, each frame from the
    previous one's pose);
-4. writes only the chains' rotation channels, replacing keys inside ``[frame_start, frame_end]``
-   and leaving every other key, channel and bone alone; the new keys join the kept keys next to
-   the range (:func:`_join_reference`), whatever the current frame;
-5. flags the frames where a chain's pose jumps although its target glides (a switch between two
+5. writes only the chains' rotation channels at the frames' action times, replacing keys inside
+   the range and leaving every other key, channel and bone alone; the new keys join the kept keys
+   next to the range (:func:`_join_reference`), whatever the current frame;
+6. plays the keys back (:mod:`.verify`) and counts a frame converged only where the played tip
+   reaches the target, naming the cause of a miss where it can;
+7. flags the frames where a chain's pose jumps although its target glides (a switch between two
    solutions, :func:`.solving.find_frame_switches`), for the report and the panel.
 """
 
@@ -60,16 +68,23 @@ class ChainBakeResult:
         not_converged: Frames that did not reach the target.
         worst_error: Largest tip residual.
         findings: Where its pose jumps (switch frames; for continuous bakes, chunk boundaries).
+        live_leader: A live chain of the rig, not in this bake, that this chain follows: the bake
+            read the target where that chain's keys put it, but live solving moves it elsewhere.
     """
 
     name: str
     not_converged: int
     worst_error: float
     findings: BakeFindings | None = None
+    live_leader: str = ""
 
     def notes(self) -> list[str]:
         """``"chain 'arm': pose switches at frames 37, 112: ..."`` and the like (none for a clean bake)."""
-        return [f"chain {self.name!r}: {note}" for note in (self.findings.notes() if self.findings else [])]
+        notes = list(self.findings.notes()) if self.findings else []
+        if self.live_leader:
+            notes.append(f"follows chain {self.live_leader!r}, which solves live and was not baked: the keys play as "
+                         "baked only with live solving off there (bake both chains together)")
+        return [f"chain {self.name!r}: {note}" for note in notes]
 
 
 @dataclass(frozen=True)
@@ -158,7 +173,7 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         require_playable(obj, name, item.binding.bones)
     report: Progress = progress or (lambda _fraction: None)
     objects = {name: require_objects(item.spec, scene) for name, item in prepared.items()}
-    stages = _stages(obj, prepared, scene)
+    stages, leaders = _stages(obj, prepared, scene)
     inputs: dict[str, tuple[FloatArray, FloatArray | None]] = {}  # chain -> sampled (targets, poles)
     solutions: dict[str, tuple[FloatArray, FrameSolution]] = {}
     keyed: dict[str, dict[str, tuple[str, FloatArray]]] = {}
@@ -206,7 +221,8 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
                                              played[name], keyed[name], findings)
         worst |= ~converged
         residual = max(float(solution.error.max()), float(played[name].distance.max(initial=0.0)))
-        results.append(ChainBakeResult(item.spec.name, int((~converged).sum()), residual, findings))
+        results.append(ChainBakeResult(item.spec.name, int((~converged).sum()), residual, findings,
+                                       leaders.get(name, "")))
         how = " (continuous)" if findings.continuous else ""
         note = f"baked {start}-{end}{how}"
         if findings.played_misses:
@@ -222,16 +238,21 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
                       path, reason, time.perf_counter() - started, continuous)
 
 
-def _stages(obj: Any, prepared: dict[str, PreparedChain], scene: Any) -> list[list[str]]:
+def _stages(obj: Any, prepared: dict[str, PreparedChain], scene: Any) -> tuple[list[list[str]], dict[str, str]]:
     """The chains in stages: each after the stages of every chain it follows (:mod:`.order`), the
-    chains that hang below others after them within a stage. Chains following each other in a
-    circle are refused."""
+    chains that hang below others after them within a stage; and, per baked chain, a live chain of
+    the rig outside the bake that it follows. Chains following each other in a circle are refused."""
     specs = [item.spec for item in prepared.values()]
-    plan = plan_pass([obj], {obj.as_pointer(): specs}, scene)
-    for message in plan.cycles.values():
-        raise RigSetupError(message)
+    live = [s for s in chain_specs(obj, enabled_only=True) if s.name not in prepared]
+    plan = plan_pass([obj], {obj.as_pointer(): specs + live}, scene)
+    for name in prepared:
+        message = plan.cycles.get((obj.as_pointer(), name))
+        if message is not None:
+            raise RigSetupError(message)
     levels = {name: plan.levels.get((obj.as_pointer(), name), 0) for name in prepared}
-    return [[name for name in prepared if levels[name] == level] for level in sorted(set(levels.values()))]
+    leaders = {name: f.upper[1] for name in prepared for f in plan.same_rig((obj.as_pointer(), name))
+               if f.upper[1] not in prepared}
+    return [[name for name in prepared if levels[name] == level] for level in sorted(set(levels.values()))], leaders
 
 
 def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,

@@ -163,3 +163,14 @@ def test_chains_following_each_other_are_refused_as_a_cycle() -> None:
         assert "break one of these links" in status.message
     with pytest.raises(RigSetupError, match="is part of a cycle of chains following each other"):
         bake_chains(rig, None, 1, 5)
+
+
+def test_baking_a_follower_alone_says_its_leader_solves_live() -> None:
+    """Only the arm is baked while the spine it follows stays live: the keys were made for the spine's
+    keyed pose, which live solving changes, and the report says so."""
+    rig, _hand = body("parent")
+    report = bake_chains(rig, ["arm"], 1, 5)
+    assert ("chain 'arm': follows chain 'spine', which solves live and was not baked: the keys play as baked only "
+            "with live solving off there (bake both chains together)") in report.summary()
+    both = bake_chains(rig, None, 1, 5)
+    assert "which solves live and was not baked" not in both.summary()
