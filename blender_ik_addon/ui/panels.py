@@ -94,9 +94,10 @@ class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
         text = st.describe() if st is not None else ("Not solved yet" if chain.enabled else "Live solving is off")
         layout.label(text=text, icon=_status_icon(obj.name, chain.name))
         findings = get_findings(obj.name, chain.name)
-        if findings is not None and findings.switches:  # the keys of the last bake jump there
-            layout.label(text=f"Bake {findings.frame_start}-{findings.frame_end}: {findings.switch_note()}",
-                         icon="ERROR")
+        if findings is not None:  # the keys of the last bake miss their target, or jump, there
+            for note in (findings.playback_note(), findings.switch_note()):
+                if note:
+                    layout.label(text=f"Bake {findings.frame_start}-{findings.frame_end}: {note}", icon="ERROR")
         warning = lock_interface_warning(context.scene)
         if warning:  # UI renders run the handler on the render thread: the interface must be locked
             column = layout.column()

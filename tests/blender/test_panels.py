@@ -139,3 +139,16 @@ def test_solver_panel_says_which_implementation_solves_the_chain() -> None:
         assert note() == "numpy solver: numba is disabled by IK_CHAINS_NUMBA=0"
     chain.solver = "TUTORIAL"
     assert note() == "Tutorial solver (numpy)"
+
+
+def test_main_panel_shows_where_the_last_bake_plays_off_target() -> None:
+    from blender_ik_addon.blender.status import BakeFindings, set_findings
+
+    rig = straight_chain(3)
+    bpy.context.view_layer.objects.active = rig
+    add_chain(rig, "b2", 3, empty(location=(1.0, 1.5, 0.5)), name="arm")
+    set_findings(rig.name, "arm", BakeFindings(1, 10, verified=10, played_misses=(4, 5, 6), played_worst=0.27,
+                                               played_cause="target 'Target' plays 0.27 away"))
+    labels = [text for kind, _, text in draw(panels.VIEW3D_PT_ikchains_main, bpy.context) if kind == "label"]
+    assert ("Bake 1-10: plays back off target at frames 4-6 of 10 verified (worst 0.27): target 'Target' plays 0.27 "
+            "away") in labels
