@@ -83,9 +83,10 @@ def tweaked_strip(obj: Any) -> Any | None:
     """The NLA strip whose action ``obj`` is keying in tweak mode, or None outside tweak mode.
 
     Blender keeps that strip internally (``AnimData.actstrip``) without exposing it to Python. It is
-    the strip of the active (else last selected) track that is active, else selected, playing the
-    tweaked action (``BKE_nla_tweakmode_enter``). When that does not settle it, the strips that play
-    the action must agree on the mapping.
+    the active strip playing the tweaked action (clicking a strip makes it active, then Tab), else
+    the strip of the active (else last selected) track that is active, else selected, playing it
+    (``BKE_nla_tweakmode_enter``). When that does not settle it, the strips that play the action
+    must agree on the mapping.
     """
     anim = obj.animation_data
     if anim is None or not anim.use_tweak_mode or anim.action is None or not anim.use_nla:
@@ -94,6 +95,9 @@ def tweaked_strip(obj: Any) -> Any | None:
     candidates = [s for t in anim.nla_tracks for s in t.strips if s.action == action]
     if not candidates:
         return None
+    active = [s for s in candidates if s.active]
+    if len(active) == 1:
+        return active[0]
     track = anim.nla_tracks.active or next((t for t in reversed(anim.nla_tracks) if t.select), None)
     if track is not None:
         for flag in ("active", "select"):
@@ -106,6 +110,12 @@ def tweaked_strip(obj: Any) -> Any | None:
     raise RigSetupError(f"{obj.name!r} is in NLA tweak mode on action {action.name!r}, which strips {names} play "
                         "with different timing, and Blender does not tell which one is being tweaked; make that "
                         "strip's track the active one, or leave tweak mode")
+
+
+def tweaked_track(obj: Any, strip: Any) -> Any | None:
+    """The NLA track holding ``strip`` (top-level strips)."""
+    anim = obj.animation_data
+    return next((t for t in anim.nla_tracks if any(s == strip for s in t.strips)), None) if anim else None
 
 
 def _scene(scene: Any, time: float) -> float:

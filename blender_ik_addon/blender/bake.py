@@ -34,20 +34,20 @@ import bpy
 import numpy as np
 
 from ..core.types import BoolArray, FloatArray
-from .action_time import action_time, action_times
+from .action_time import action_time, action_times, time_stretch
 from .errors import RigSetupError
 from .guard import suspended
 from .keys import kept_neighbours, require_keyable, write_channel_keys
-from .live import solve_rig
-from .order import plan_pass
+from .live import solve_rig, solved_target
+from .order import plan_pass, stage_levels
 from .outputs import require_playable
 from .read import chain_bone_names, require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
 from .scene_checks import find_conflicts, require_objects, require_usable
-from .settings import chain_specs, disable_chains
+from .settings import chain_specs, disable_chains, live_rigs
 from .solving import FrameSolution, PreparedChain, find_frame_switches, prepare, solve_follow, solve_frames
 from .spec import ChainSpec
-from .stacking import Solved, joint_world, links, restack, upper_first
+from .stacking import Solved, ancestors_of, joint_world, links, restack, upper_first
 from .status import BakeFindings, ChainStatus, set_findings, set_status
 from .verify import Played, PlayedChain, diagnose, played_errors, verify_frames
 from .write import angles_to_channels, channel, read_channel
@@ -68,23 +68,16 @@ class ChainBakeResult:
         not_converged: Frames that did not reach the target.
         worst_error: Largest tip residual.
         findings: Where its pose jumps (switch frames; for continuous bakes, chunk boundaries).
-        live_leader: A live chain of the rig, not in this bake, that this chain follows: the bake
-            read the target where that chain's keys put it, but live solving moves it elsewhere.
     """
 
     name: str
     not_converged: int
     worst_error: float
     findings: BakeFindings | None = None
-    live_leader: str = ""
 
     def notes(self) -> list[str]:
         """``"chain 'arm': pose switches at frames 37, 112: ..."`` and the like (none for a clean bake)."""
-        notes = list(self.findings.notes()) if self.findings else []
-        if self.live_leader:
-            notes.append(f"follows chain {self.live_leader!r}, which solves live and was not baked: the keys play as "
-                         "baked only with live solving off there (bake both chains together)")
-        return [f"chain {self.name!r}: {note}" for note in notes]
+        return [f"chain {self.name!r}: {note}" for note in (self.findings.notes() if self.findings else [])]
 
 
 @dataclass(frozen=True)
@@ -169,11 +162,12 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     frames = np.arange(start, end + 1, step, dtype=np.float64)
     times = action_times(obj, scene, frames)  # where the keys play: refused here, before any work
     key_range = (action_time(obj, scene, start), action_time(obj, scene, end))
+    span = (start * time_stretch(scene), end * time_stretch(scene))  # the NLA's times of the range
     for name, item in prepared.items():  # keys that would not play as written: refused before any is written
-        require_playable(obj, name, item.binding.bones)
+        require_playable(obj, name, item.binding.bones, span)
     report: Progress = progress or (lambda _fraction: None)
     objects = {name: require_objects(item.spec, scene) for name, item in prepared.items()}
-    stages, leaders = _stages(obj, prepared, scene)
+    stages = _stages(obj, prepared, scene)
     inputs: dict[str, tuple[FloatArray, FloatArray | None]] = {}  # chain -> sampled (targets, poles)
     solutions: dict[str, tuple[FloatArray, FrameSolution]] = {}
     keyed: dict[str, dict[str, tuple[str, FloatArray]]] = {}
@@ -221,8 +215,7 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
                                              played[name], keyed[name], findings)
         worst |= ~converged
         residual = max(float(solution.error.max()), float(played[name].distance.max(initial=0.0)))
-        results.append(ChainBakeResult(item.spec.name, int((~converged).sum()), residual, findings,
-                                       leaders.get(name, "")))
+        results.append(ChainBakeResult(item.spec.name, int((~converged).sum()), residual, findings))
         how = " (continuous)" if findings.continuous else ""
         note = f"baked {start}-{end}{how}"
         if findings.played_misses:
@@ -238,21 +231,35 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
                       path, reason, time.perf_counter() - started, continuous)
 
 
-def _stages(obj: Any, prepared: dict[str, PreparedChain], scene: Any) -> tuple[list[list[str]], dict[str, str]]:
+def _stages(obj: Any, prepared: dict[str, PreparedChain], scene: Any) -> list[list[str]]:
     """The chains in stages: each after the stages of every chain it follows (:mod:`.order`), the
-    chains that hang below others after them within a stage; and, per baked chain, a live chain of
-    the rig outside the bake that it follows. Chains following each other in a circle are refused."""
-    specs = [item.spec for item in prepared.values()]
-    live = [s for s in chain_specs(obj, enabled_only=True) if s.name not in prepared]
-    plan = plan_pass([obj], {obj.as_pointer(): specs + live}, scene)
+    chains that hang below others after them within a stage.
+
+    Refused: chains following each other in a circle, and a chain that follows a live chain left out
+    of the bake (of this rig or another): the bake would key it for the pose that chain's keys give,
+    which live solving changes on every frame.
+    """
+    me = obj.as_pointer()
+    rigs = [obj, *(o for o in live_rigs(scene) if o.as_pointer() != me)]
+    specs_of = {me: [item.spec for item in prepared.values()]
+                + [s for s in chain_specs(obj, enabled_only=True) if s.name not in prepared]}
+    specs_of.update((o.as_pointer(), chain_specs(o, enabled_only=True)) for o in rigs[1:])
+    plan = plan_pass(rigs, specs_of, scene)
+    rig_names = {o.as_pointer(): o.name for o in rigs}
     for name in prepared:
-        message = plan.cycles.get((obj.as_pointer(), name))
+        message = plan.cycles.get((me, name))
         if message is not None:
             raise RigSetupError(message)
-    levels = {name: plan.levels.get((obj.as_pointer(), name), 0) for name in prepared}
-    leaders = {name: f.upper[1] for name in prepared for f in plan.same_rig((obj.as_pointer(), name))
-               if f.upper[1] not in prepared}
-    return [[name for name in prepared if levels[name] == level] for level in sorted(set(levels.values()))], leaders
+        for follow in plan.follows.get((me, name), ()):
+            if follow.upper[0] == me and follow.upper[1] in prepared:
+                continue
+            owner = "" if follow.upper[0] == me else f" of {rig_names[follow.upper[0]]!r}"
+            raise RigSetupError(f"chain {name!r} follows chain {follow.upper[1]!r}{owner}, which solves live and is "
+                                f"not in this bake ({follow.describe(follow.upper[1])}): keys made for that chain's "
+                                f"keyed pose would miss once live solving moves it; bake {follow.upper[1]!r} with it, "
+                                "or turn its live solving off")
+    levels = stage_levels(obj, plan, {n: (p.binding.bone_names, p.binding.ancestors) for n, p in prepared.items()})
+    return [[name for name in prepared if levels[name] == level] for level in sorted(set(levels.values()))]
 
 
 def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
@@ -432,16 +439,24 @@ def key_chains(obj: Any, chain_names: list[str] | None = None, scene: Any = None
     require_armature(obj)
     scene = scene or bpy.context.scene
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    key_frame = float(scene.frame_current)
+    key_frame = float(scene.frame_current) + float(scene.frame_subframe)  # keyed where it is solved
     names = set(chain_names) if chain_names is not None else None
     specs = chain_specs(obj, names)
     plan = plan_pass([obj], {obj.as_pointer(): specs}, scene)
-    levels = sorted({plan.levels.get((obj.as_pointer(), s.name), 0) for s in specs}) or [0]
+    chains = {}
+    for spec in specs:
+        try:
+            bones = chain_bone_names(obj, spec.tip_bone, spec.length)
+        except RigSetupError:
+            continue  # solve_rig reports it
+        chains[spec.name] = (bones, ancestors_of(obj, bones))
+    by_level = stage_levels(obj, plan, chains)
+    levels = sorted(set(by_level.values())) or [0]
     statuses: dict[str, ChainStatus] = {}
     for level in levels:
-        # Chains that follow chains keyed before them are solved once Blender evaluated those (an
-        # update outside any handler is allowed), so every route is read exactly.
-        stage = {s.name for s in specs if plan.levels.get((obj.as_pointer(), s.name), 0) == level}
+        # Chains that follow (or hang loosely below) chains keyed before them are solved once Blender
+        # evaluated those (an update outside any handler is allowed), so every route is read exactly.
+        stage = {s.name for s in specs if by_level.get(s.name, 0) == level}
         if level != levels[0]:
             with suspended():
                 depsgraph.update()  # outside a handler this is allowed (inside one it crashes Blender)
@@ -472,7 +487,7 @@ def _keys_played(scene: Any, obj: Any, specs: list[ChainSpec], statuses: dict[st
         result = played[chain.name]
         if not status.converged or bool(result.ok[0]):
             continue
-        cause = diagnose(scene, obj, chain, frame, None, keyed_values[chain.name])
+        cause = diagnose(scene, obj, chain, frame, solved_target(obj, chain.name), keyed_values[chain.name])
         message = f"keyed, but plays back {result.distance[0]:.3g} off the target: {cause}"
         out[chain.name] = ChainStatus(True, False, float(result.distance[0]), message, status.frame)
         set_status(obj.name, chain.name, out[chain.name])

@@ -28,9 +28,11 @@ Blender conventions and traps this module relies on:
   it is a mesh or lattice (then the target's geometry matters). Muted constraints (``mute``) and
   invalid ones (``is_valid`` False: Blender skips them) are ignored; the influence is not, since it
   is often animated (a Child Of switched on for a few frames).
-* Driver data paths escape ``"`` and ``\\`` in names (``pose.bones["a\\"b"]``). A driver on a custom
-  property (``["prop"]``) or reading one does not carry a transform, so it is not followed. Muted
-  F-curves and invalid drivers (``driver.is_valid`` False) are skipped.
+* Driver data paths escape ``"`` and ``\\`` in names (``pose.bones["a\\"b"]``). A custom property
+  (``["prop"]``) carries no transform of its own, but a driver reading one reads whatever drives
+  that property (a rig's "reach" driven by the hand's position): the property's own driver is
+  followed; a keyed or hand-set property is not. Muted F-curves and invalid drivers
+  (``driver.is_valid`` False) are skipped.
 * Objects are compared by ``as_pointer()``, never by name: linked libraries bring objects with
   the names of local ones.
 
@@ -169,6 +171,7 @@ class _Walk:
         self.reported: set[tuple[int, str]] = set()
         self.whole: set[int] = set()  # rigs linked with bone=None
         self.drivers: dict[int, _Drivers] = {}
+        self.properties: set[tuple[int, str]] = set()  # custom properties already followed
         self._push(("object", obj, False), (repr(obj.name),))
 
     def links(self) -> Iterator[BoneLink]:
@@ -341,20 +344,34 @@ class _Walk:
     def _property_read(self, target: Any, route: Route, step: str) -> None:
         """A Single Property target: ``pose.bones["b"].location`` reads a bone's channel,
         ``pose.bones["b"].matrix`` (or head, tail...) the whole bone, ``location`` or ``matrix_world``
-        an object; custom properties (``["prop"]``) and other data carry no transform."""
+        an object; a custom property (``["prop"]``, ``pose.bones["b"]["prop"]``) carries what the
+        driver that drives it reads (a rig's "reach" property driven by the hand's position, say),
+        and nothing when it is keyed or set by hand; other data carries no transform."""
         obj = target.id
         if target.id_type != "OBJECT" or not _is_object(obj):
             return
         path = target.data_path.strip()
         name, rest = _pose_bone_path(path)
+        if path.startswith("[") or (name is not None and rest.startswith("[")):
+            self._custom_property(obj, path, route, step)  # carries what its driver reads, if driven
+            return
         if name is not None and obj.type == "ARMATURE":
-            if rest.startswith("["):
-                return  # a custom property of the bone
             own = _CHANNEL.match(rest) is not None
             self._push_bone(obj, name, (*route, f"{step} -> bone {name!r} of {obj.name!r}"), own_only=own)
         elif _OBJECT_MOTION.match(path):
             own = _CHANNEL.match(path) is not None
             self._push(("object", obj, own), (*route, f"{step} -> {obj.name!r}"))
+
+    def _custom_property(self, obj: Any, path: str, route: Route, step: str) -> None:
+        """The drivers on custom property ``path`` of ``obj`` (each property followed once per walk)."""
+        key = (obj.as_pointer(), path)
+        if key in self.properties:
+            return
+        self.properties.add(key)
+        drivers = self._drivers(obj)
+        for fcurve_path, fcurve in zip(drivers.paths, drivers.fcurves, strict=True):
+            if fcurve_path == path:
+                self._driver(fcurve, (*route, f"{step} -> property {path} of {obj.name!r}"))
 
     # -- bones ------------------------------------------------------------------------------------
 

@@ -83,8 +83,31 @@ def depsgraph_updated(scene: Any, depsgraph: Any) -> None:
         if names:
             chains[obj.name] = names
     if chains:
+        chains = _with_followers(rigs, chains, depsgraph.scene)
         autokey = bool(scene.tool_settings.use_keyframe_insert_auto)
         _solve([o for o in rigs if o.name in chains], depsgraph, chains, autokey=autokey)
+
+
+def _with_followers(rigs: list[Any], chains: dict[str, set[str]], scene: Any) -> dict[str, set[str]]:
+    """``chains`` (rig name -> chain names to solve) and every live chain that follows one of them,
+    however indirectly (a hand target riding a chest that a dragged spine target moves)."""
+    specs = {obj.as_pointer(): chain_specs(obj, enabled_only=True) for obj in rigs}
+    plan = plan_pass(rigs, specs, scene)
+    if not plan.follows:
+        return chains
+    names = {obj.as_pointer(): obj.name for obj in rigs}
+    chosen = {(obj.as_pointer(), name) for obj in rigs for name in chains.get(obj.name, ())}
+    grew = True
+    while grew:
+        grew = False
+        for key, found in plan.follows.items():
+            if key not in chosen and any(f.upper in chosen for f in found):
+                chosen.add(key)
+                grew = True
+    out: dict[str, set[str]] = {}
+    for pointer, name in chosen:
+        out.setdefault(names[pointer], set()).add(name)
+    return out
 
 
 def solve_object_now(obj: Any) -> None:

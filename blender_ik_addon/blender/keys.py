@@ -73,10 +73,18 @@ def require_keyable(obj: Any) -> None:
     slot = getattr(anim, "action_slot", None)
     for other in bpy.data.objects:
         other_anim = other.animation_data
-        if other == obj or other_anim is None or other_anim.action != action:
+        if other == obj or other_anim is None:
             continue
-        if slot is None or other_anim.action_slot == slot:
-            raise RigSetupError(f"action {action.name!r} is also played by {other.name!r}: keys baked for {obj.name!r} "
+        how = ""
+        if other_anim.action == action and (slot is None or other_anim.action_slot == slot):
+            how = "also played by"
+        else:  # an NLA strip of another object playing the same action (and slot) changes with it
+            strip = next((s for t in other_anim.nla_tracks for s in t.strips if s.action == action
+                          and (slot is None or getattr(s, "action_slot", None) == slot)), None)
+            if strip is not None:
+                how = f"also played by NLA strip {strip.name!r} of"
+        if how:
+            raise RigSetupError(f"action {action.name!r} is {how} {other.name!r}: keys baked for {obj.name!r} "
                                 f"would change {other.name!r} too; make the action single-user first")
 
 

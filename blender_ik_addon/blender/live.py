@@ -33,10 +33,10 @@ from ..core import IKError, SolverOptions, batched
 from ..core.batched import ChainJob, solve_jobs
 from ..core.types import AnyArray, FloatArray
 from . import dependencies, structure
-from .action_time import action_time
+from .action_time import action_time, time_stretch
 from .errors import RigSetupError
 from .keys import require_local
-from .order import Follows, PassMotion, PassPlan, plan_pass
+from .order import Follows, Move, PassMotion, PassPlan, plan_pass
 from .outputs import require_playable
 from .read import ChainBinding, chain_base, chain_bone_names, require_armature
 from .sampling import world_matrix_of
@@ -138,6 +138,7 @@ class _Frame:
     pole: FloatArray | None
     evaluated: bool  # Blender evaluates the target and pole (see sampling.world_matrix)
     follows: list[Follows] = field(default_factory=list)  # chains of the pass this one follows
+    loose_hang: Move | None = None  # hangs below a chain solved before it through a bone that moves on its own
     problem: FrameProblem | None = None
     scales: FloatArray | None = None
     job: ChainJob | None = None
@@ -266,6 +267,12 @@ def _comfort_fingerprint(bones: Any) -> bytes:
     rotations = np.empty(4 * count, dtype=np.float32)
     bones.foreach_get("rotation", rotations)
     return rotations.tobytes() + "|".join(b.name for b in bones).encode()
+
+
+def solved_target(obj: Any, chain: str) -> FloatArray | None:
+    """``(3,)`` where the chain's target was when the live pass last solved it (None if it did not)."""
+    state = _CHAINS.get((obj.name, chain))
+    return None if state is None or state.inputs is None else np.array(state.inputs[1][0, :3, 3])
 
 
 def _scene_frame(scene: Any) -> float:
@@ -414,8 +421,10 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
             try:
                 if taken.outcome is None:
                     taken.outcome = _take(obj, taken, pose, frame)
+                if taken.outcome[1]:
+                    motion.moved.add((me, spec.name))
                 if taken.state.angles is not None:
-                    motion.add(obj_eval, taken.state.prepared.binding, taken.base, taken.state.angles)
+                    motion.add(obj_eval, spec.name, taken.state.prepared.binding, taken.base, taken.state.angles)
             except Exception as err:
                 frames.pop(spec.name, None)
                 fail(spec, err)
@@ -428,7 +437,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
             key_time = action_time(obj, depsgraph.scene, key_frame)
         except RigSetupError as err:
             key_time = err
-    _note_lags(me, frames, plan)
+    _note_lags(frames, motion)
     for name in order:
         done = frames.get(name)
         if done is not None and done.outcome is not None:
@@ -437,7 +446,8 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                 try:
                     if isinstance(key_time, Exception):
                         raise key_time
-                    require_playable(obj, name, done.state.prepared.binding.bones)
+                    nla_time = key_frame * time_stretch(depsgraph.scene)  # type: ignore[operator]
+                    require_playable(obj, name, done.state.prepared.binding.bones, (nla_time, nla_time))
                     key_pose(obj, done.state.prepared.binding, key_time)
                 except Exception as err:
                     fail(done.spec, err)
@@ -489,11 +499,12 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, trust: b
         pole_m, pole_evaluated = world_matrix_of(pole, depsgraph)
         evaluated = evaluated and pole_evaluated
     target_m, pole_m = target_m[None], None if pole_m is None else pole_m[None]
+    hangs: Move | None = None
     if motion:
         if binding.ancestors:  # a chain hanging below a chain solved before it (stacking)
-            move = motion.move_of(obj, binding.ancestors[0])
-            if move is not None:
-                base = np.asarray(move @ base)
+            hangs = motion.move_of(obj, binding.ancestors[0])
+            if hangs is not None and not hangs.loose:
+                base = np.asarray(hangs.matrix @ base)
         for follow in follows or ():
             if not follow.carried:
                 continue  # it lags (see _note_lags)
@@ -503,7 +514,8 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, trust: b
                 target_m = motion.carry(target, target_m)
             elif pole_m is not None:
                 pole_m = motion.carry(pole, pole_m)
-    return _Frame(spec, state, base, target_m, pole_m, evaluated, follows or [])
+    return _Frame(spec, state, base, target_m, pole_m, evaluated, follows or [],
+                  hangs if hangs is not None and hangs.loose else None)
 
 
 def _still_status(item: _Frame, pose: _RigPose) -> ChainStatus | None:
@@ -578,23 +590,25 @@ def _levels(order: list[str], uppers: dict[str, tuple[str, int]], followed: dict
     return levels
 
 
-def _note_lags(me: int, frames: dict[str, _Frame], plan: PassPlan) -> None:
-    """A chain that follows a chain of this rig through a route the live pass cannot carry (see
-    :mod:`.order`) solved against where the target was before that chain moved: when it did move,
+def _note_lags(frames: dict[str, _Frame], motion: PassMotion) -> None:
+    """A chain that follows another chain (of this rig or one solved before it) through a route the
+    live pass cannot carry (see :mod:`.order`), or hangs below one through a bone that moves on its
+    own, solved against where things were before that chain moved: when it did move in this pass,
     the chain is not counted converged, and its status says why."""
     for item in frames.values():
         if item.outcome is None:
             continue
-        for follow in item.follows:
-            upper = frames.get(follow.upper[1]) if follow.upper[0] == me else None
-            if follow.carried or upper is None or upper.outcome is None or not upper.outcome[1]:
-                continue
-            status, changed = item.outcome
-            note = (f"lags a frame behind live: {follow.describe(follow.upper[1])}, a route the live pass cannot "
-                    "carry within a frame; Key Current Frame and Bake solve it exactly")
-            item.outcome = (replace(status, converged=False,
-                                    message=f"{status.message}; {note}" if status.message else note), changed)
-            break
+        notes = [f"{follow.describe(follow.upper[1])}, a route the live pass cannot carry within a frame"
+                 for follow in item.follows if not follow.carried and follow.upper in motion.moved]
+        hang = item.loose_hang
+        if hang is not None and hang.chain in motion.moved:
+            notes.append(f"it hangs below chain {hang.chain[1]!r}, but {hang.loose}")
+        if not notes:
+            continue
+        status, changed = item.outcome
+        note = f"lags a frame behind live: {notes[0]}; Key Current Frame and Bake solve it exactly"
+        item.outcome = (replace(status, converged=False,
+                                message=f"{status.message}; {note}" if status.message else note), changed)
 
 
 def _retag_if_stale(obj: Any, obj_eval: Any, frames: Any, pose: _RigPose) -> None:
@@ -634,4 +648,4 @@ def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool
     return layout
 
 
-__all__ = ["FOLLOW_NOTE", "forget", "solve_chain", "solve_rig"]
+__all__ = ["FOLLOW_NOTE", "forget", "solve_chain", "solve_rig", "solved_target"]

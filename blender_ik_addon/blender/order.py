@@ -25,7 +25,7 @@ Chains that follow each other in a circle are refused, naming both routes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from .dependencies import BoneLink, bone_links, is_plain
 from .errors import RigSetupError
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
-from .stacking import bone_world, joint_world, upper_move
+from .stacking import bone_world, joint_world, links, upper_move
 
 ChainKey = tuple[int, str]
 """A chain in a pass: ``(its armature's as_pointer(), chain name)``."""
@@ -124,7 +124,8 @@ def chain_follows(rig: Any, spec: ChainSpec, things: Sequence[tuple[str, Any]],
                 if key[0] != owner or key == me or key in seen or (link.bone is not None and link.bone not in bones):
                     continue
                 seen.add(key)
-                carried = rigid is not None and rigid[0].as_pointer() == owner
+                carried = (rigid is not None and rigid[0].as_pointer() == owner
+                           and not loose_bone(rigid[0], rigid[1], bones))
                 out.append(Follows(role, thing, key, link, carried))
     return out
 
@@ -172,32 +173,68 @@ def _step(key: ChainKey, circle: list[ChainKey], follows: Mapping[ChainKey, Sequ
     return f"chain {names[key]!r}: {found.describe(names[after])}"
 
 
+def loose_bone(rig: Any, bone: str, stop: Collection[str]) -> str:
+    """Why ``bone`` of ``rig`` does not move rigidly with the first bone of ``stop`` above it ("" if
+    it does): on the way up (``bone`` included, the ``stop`` bone not), a bone that does not inherit
+    its parent's rotation, or that a constraint moves, takes its own way. Carrying something along
+    with a solved bone (stacking, :class:`PassMotion`) is exact only through rigid bones."""
+    bones = rig.data.bones
+    pose = rig.pose.bones
+    walker = bones.get(bone)
+    while walker is not None and walker.name not in stop:
+        if walker.parent is not None and not walker.use_inherit_rotation:
+            return f"bone {walker.name!r} does not inherit its parent's rotation"
+        con = next((c for c in pose[walker.name].constraints if not c.mute and c.influence > 0 and c.is_valid), None)
+        if con is not None:
+            return f"bone {walker.name!r} is moved by its constraint {con.name!r}"
+        walker = walker.parent
+    return ""
+
+
+@dataclass(frozen=True)
+class Move:
+    """How a solve of this pass moved the bones at and below one solved bone.
+
+    Attributes:
+        matrix: ``(F, 4, 4)`` ``W_new @ W_eval^-1`` of the solved bone.
+        chain: The chain that solved it.
+        loose: Why the asked-for bone does not move rigidly with it ("" if it does): then
+            ``matrix`` does not carry it (see :func:`loose_bone`).
+    """
+
+    matrix: FloatArray
+    chain: ChainKey
+    loose: str = ""
+
+
 class PassMotion:
     """How the bones solved so far in one pass moved, for whatever hangs from or follows them.
 
     A chain solved in the pass is added with its solved angles; :meth:`move_of` then gives, for any
     bone at or below one of its bones, ``W_new @ W_eval^-1`` of the nearest solved bone above it
-    (:func:`.stacking.upper_move`): an object carried by that bone moves by it. Shared by every rig
-    of a frame pass, so a prop rig parented to another rig's hand moves with it.
+    (:func:`.stacking.upper_move`): an object carried rigidly by that bone moves by it. Shared by
+    every rig of a frame pass, so a prop rig parented to another rig's hand moves with it.
     """
 
     def __init__(self) -> None:
-        self._solved: dict[tuple[int, str], tuple[Any, ChainBinding, FloatArray, FloatArray, int]] = {}
+        self._solved: dict[tuple[int, str], tuple[Any, ChainBinding, FloatArray, FloatArray, int, str]] = {}
         self._moves: dict[tuple[int, str], FloatArray] = {}
+        self.moved: set[ChainKey] = set()  # chains whose solve changed their pose in this pass
 
     def __bool__(self) -> bool:
         return bool(self._solved)
 
-    def add(self, obj_eval: Any, binding: ChainBinding, bases: FloatArray, angles: FloatArray) -> None:
-        """A chain of the evaluated armature ``obj_eval`` solved to ``angles`` ``(F, n, 3)`` from ``bases``."""
+    def add(self, obj_eval: Any, name: str, binding: ChainBinding, bases: FloatArray, angles: FloatArray) -> None:
+        """Chain ``name`` of the evaluated armature ``obj_eval`` solved to ``angles`` ``(F, n, 3)``
+        from ``bases``."""
         owner = obj_eval.original.as_pointer()
         for joint, bone in enumerate(binding.bone_names):
-            self._solved[(owner, bone)] = (obj_eval, binding, bases, angles, joint)
+            self._solved[(owner, bone)] = (obj_eval, binding, bases, angles, joint, name)
             self._moves.pop((owner, bone), None)
 
-    def move_of(self, rig: Any, bone: str | None) -> FloatArray | None:
-        """``(F, 4, 4)`` how ``bone`` of armature ``rig`` (original) was moved by this pass's solves,
-        or None if no solved bone is at or above it."""
+    def move_of(self, rig: Any, bone: str | None) -> Move | None:
+        """How ``bone`` of armature ``rig`` (original) was moved by this pass's solves, or None if no
+        solved bone is at or above it."""
         if bone is None or not self._solved:
             return None
         owner = rig.as_pointer()
@@ -205,23 +242,40 @@ class PassMotion:
         while walker is not None:
             key = (owner, walker.name)
             if key in self._solved:
+                obj_eval, binding, bases, angles, joint, chain = self._solved[key]
                 move = self._moves.get(key)
                 if move is None:
-                    obj_eval, binding, bases, angles, joint = self._solved[key]
                     new = joint_world(binding, bases, angles, joint, obj_eval.pose.bones[walker.name].scale)
                     move = self._moves[key] = upper_move(bone_world(obj_eval, walker.name)[None], new)
-                return move
+                return Move(move, (owner, chain), loose_bone(rig, bone, (walker.name,)))
             walker = walker.parent
         return None
 
     def carry(self, obj: Any, matrix: FloatArray) -> FloatArray:
         """``matrix`` ``(F, 4, 4)`` of ``obj`` as evaluated, moved with the bone that carries it
-        (:func:`carrier`), if a solve of this pass moved that bone."""
+        (:func:`carrier`), if a solve of this pass moved that bone and it carries ``obj`` rigidly."""
         held = carrier(obj)
         if held is None:
             return matrix
         move = self.move_of(held[0], held[1])
-        return matrix if move is None else np.asarray(move @ matrix)
+        return matrix if move is None or move.loose else np.asarray(move.matrix @ matrix)
+
+
+def stage_levels(rig: Any, plan: PassPlan, chains: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> dict[str, int]:
+    """Levels of ``chains`` (name -> (bones root first, ancestors parent first)) of ``rig`` for
+    passes that let Blender evaluate between levels (Key Current Frame, the bake): a chain after
+    every chain of ``chains`` it follows, and after the chain it hangs below when a bone in between
+    moves on its own (:func:`loose_bone`: stacking could not carry it)."""
+    me = rig.as_pointer()
+    above: dict[str, set[str]] = {name: {f.upper[1] for f in plan.same_rig((me, name))} for name in chains}
+    for lower, (upper, _joint) in links(chains).items():
+        if loose_bone(rig, chains[lower][1][0], chains[upper][0]):
+            above[lower].add(upper)
+    levels = dict.fromkeys(chains, 0)
+    for _ in chains:  # longest path; plan_pass refused circles of following, stacking has none
+        for name in chains:
+            levels[name] = max([levels[name], *(levels[u] + 1 for u in above[name] if u in levels)])
+    return levels
 
 
 @dataclass

@@ -58,12 +58,14 @@ reported too (the frames are not known here).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from types import SimpleNamespace
 from typing import Any, cast
 
 import bpy
 
+from .action_time import tweaked_strip, tweaked_track
 from .errors import RigSetupError
 from .keys import action_get_channelbag_for_slot, fcurve_collection
 from .read import ChainBinding
@@ -77,19 +79,24 @@ _FULL = 1.0 - 1e-6  # an influence at least this counts as 1 (Blender compares w
 _Channel = tuple[str, str, int]  # (bone name, channel data path, array size)
 
 
-def playback_problems(obj: Any, bones: Sequence[Any]) -> list[str]:
+def playback_problems(obj: Any, bones: Sequence[Any], span: tuple[float, float] | None = None) -> list[str]:
     """Messages, one per problem, for the pose bones' rotation channels (the channel per each bone's
-    rotation_mode) of armature object `obj` that would not play what is keyed. Empty when all play."""
+    rotation_mode) of armature object `obj` that would not play what is keyed. Empty when all play.
+
+    ``span``: the NLA times (scene frames times the Time Stretching factor) the keys are for, first
+    and last: a tweaked strip's blend ramps and the strips above it count only where they reach
+    into it. None: wherever they are.
+    """
     anim = obj.animation_data
     if anim is None:
         return []
     channels = [(b.name, *channel(obj.pose.bones[b.name].rotation_mode)) for b in bones]
     problems: list[str] = []
     if anim.use_nla and len(anim.nla_tracks):
-        problems += _nla_problems(obj, anim, channels)
+        problems += _nla_problems(obj, anim, channels, span)
     elif anim.use_tweak_mode:  # NLA off while tweaking: the action plays at scene time, unmapped
-        track = anim.nla_tracks.active
-        strip = _tweaked_strip(anim, track) if track is not None else None
+        strip = next((s for t in anim.nla_tracks for s in t.strips if s.action is not None and s.action == anim.action),
+                     None)
         what = f"strip {strip.name!r}" if strip is not None else "a strip"
         problems.append(f"the NLA of {obj.name!r} is off while tweaking {what}: Blender then plays "
                         f"{_action_label(obj, anim)} at scene frames, not through the strip, so keys placed through "
@@ -103,10 +110,10 @@ def playback_problems(obj: Any, bones: Sequence[Any]) -> list[str]:
     return problems
 
 
-def require_playable(obj: Any, chain: str, bones: Sequence[Any]) -> None:
+def require_playable(obj: Any, chain: str, bones: Sequence[Any], span: tuple[float, float] | None = None) -> None:
     """Raise blender_ik_addon.blender.errors.RigSetupError naming the chain and the first problem
     (and how many more) if any."""
-    problems = playback_problems(obj, bones)
+    problems = playback_problems(obj, bones, span)
     if problems:
         more = len(problems) - 1
         tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
@@ -167,13 +174,13 @@ def _changes_values(mod: Any) -> bool:
 # --- The NLA ----------------------------------------------------------------------------------
 
 
-def _nla_problems(obj: Any, anim: Any, channels: list[_Channel]) -> list[str]:
+def _nla_problems(obj: Any, anim: Any, channels: list[_Channel], span: tuple[float, float] | None) -> list[str]:
     """Problems from the NLA stack (``anim.use_nla`` on, tracks present)."""
     tracks = list(anim.nla_tracks)
     solo = next((t for t in tracks if t.is_solo), None)
     action = _action_label(obj, anim)
     if anim.use_tweak_mode:
-        return _tweak_problems(anim, tracks, solo, action, channels)
+        return _tweak_problems(anim, tracks, solo, action, channels, span)
     if solo is not None:
         return [f"NLA track {solo.name!r} is solo, so {action} does not play; turn off the track's Solo"]
     below = [t for t in tracks if _evaluated(t, solo) and len(t.strips)]
@@ -187,12 +194,16 @@ def _nla_problems(obj: Any, anim: Any, channels: list[_Channel]) -> list[str]:
     return _blend_problems(action, anim.action_blend_type, below, channels)
 
 
-def _tweak_problems(anim: Any, tracks: list[Any], solo: Any, action: str, channels: list[_Channel]) -> list[str]:
+def _tweak_problems(anim: Any, tracks: list[Any], solo: Any, action: str, channels: list[_Channel],
+                    span: tuple[float, float] | None) -> list[str]:
     """Problems while tweaking a strip: the strip's own settings and the tracks around it."""
-    track = anim.nla_tracks.active  # the tweaked strip's track
+    try:
+        strip = tweaked_strip(anim.id_data)
+    except RigSetupError as ambiguous:
+        return [str(ambiguous)]
+    track = tweaked_track(anim.id_data, strip) if strip is not None else anim.nla_tracks.active
     if track is None or track not in tracks:
         return []
-    strip = _tweaked_strip(anim, track)
     label = f"the tweaked strip {strip.name!r} ({action})" if strip is not None else action
     if solo is not None and solo != track:
         return [f"NLA track {solo.name!r} is solo, so {label} does not play; turn off the track's Solo"]
@@ -207,7 +218,8 @@ def _tweak_problems(anim: Any, tracks: list[Any], solo: Any, action: str, channe
         if strip.use_animated_influence and not _influence_always_full(strip):
             out.append(f"{who} has an animated influence below 1, so keys on {_paths(channels)} would play "
                        "blended with the tracks below; turn off its Animated Influence or key it at 1")
-        if strip.blend_in > 0.0 or strip.blend_out > 0.0:
+        if _overlaps(span, strip.frame_start, strip.frame_start + strip.blend_in) or \
+                _overlaps(span, strip.frame_end - strip.blend_out, strip.frame_end):
             out.append(f"{who} blends in over {strip.blend_in:g} and out over {strip.blend_out:g} frames, so keys "
                        f"on {_paths(channels)} near its ends would play blended; set its Blend In and Out to 0")
         below = [t for t in tracks[:index] if _evaluated(t, solo) and len(t.strips)]
@@ -216,7 +228,7 @@ def _tweak_problems(anim: Any, tracks: list[Any], solo: Any, action: str, channe
         if not _evaluated(upper, solo):
             continue
         for bone, path, _ in channels:
-            above = _animating_strip(upper.strips, _bone_path(bone, path))
+            above = _animating_strip([s for s in upper.strips if _reaches(s, span)], _bone_path(bone, path))
             if above is not None:
                 out.append(f"NLA strip {above.name!r} on track {upper.name!r} above the tweaked strip animates "
                            f"{_bone_path(bone, path)}, so it overrides keys there (with the upper stack evaluated, "
@@ -247,18 +259,26 @@ def _blend_problems(who: str, blend: str, below: list[Any], channels: list[_Chan
     return out
 
 
+def _overlaps(span: tuple[float, float] | None, start: float, end: float) -> bool:
+    """A ramp from ``start`` to ``end`` (empty when they are equal) reaches into ``span``."""
+    if end <= start:
+        return False
+    return span is None or (start < span[1] and end > span[0])
+
+
+def _reaches(strip: Any, span: tuple[float, float] | None) -> bool:
+    """A strip plays somewhere in ``span``: inside its frames, and after them when it holds forward,
+    before and after when it holds (Hold extends a track's first strip both ways)."""
+    if span is None:
+        return True
+    first = -math.inf if strip.extrapolation == "HOLD" else strip.frame_start
+    last = strip.frame_end if strip.extrapolation == "NOTHING" else math.inf
+    return first <= span[1] and last >= span[0]
+
+
 def _evaluated(track: Any, solo: Any) -> bool:
     """Whether Blender evaluates an NLA track: the solo one if any, else every unmuted one."""
     return bool(track == solo if solo is not None else not track.mute)
-
-
-def _tweaked_strip(anim: Any, track: Any) -> Any | None:
-    """The strip being tweaked: on the active track, playing the action being tweaked (selected first).
-
-    ``AnimData.actstrip`` has no RNA property and ``strip.active`` is not set while tweaking.
-    """
-    strips = [s for s in track.strips if s.action is not None and s.action == anim.action]
-    return next((s for s in strips if s.select), strips[0] if strips else None)
 
 
 def _influence_always_full(strip: Any) -> bool:

@@ -457,3 +457,32 @@ def test_neighbours_are_not_refused(build: Callable[[bpy.types.Object, bpy.types
 
 def test_link_describe() -> None:
     assert BoneLink(None, "hand", ("'T'", "parent 'H'")).describe() == "'T' -> parent 'H'"
+
+
+def test_a_custom_property_driven_by_the_chain_is_a_route() -> None:
+    """rig["reach"] is driven by the tip bone's world X, and the target's X by rig["reach"] (a
+    relay many rigs use): the target moves with the chain through the property's driver."""
+    rig = make_armature([BoneDef("a", (0, 0, 0), (0, 1, 0)),
+                         BoneDef("b", (0, 1, 0), (0, 2, 0), parent="a", connect=True),
+                         BoneDef("c", (0, 2, 0), (0, 3, 0), parent="b", connect=True)], "Rig")
+    rig["reach"] = 0.0
+    relay = rig.driver_add('["reach"]').driver
+    relay.type, relay.expression = "SCRIPTED", "x"
+    var = relay.variables.new()
+    var.name, var.type = "x", "TRANSFORMS"
+    var.targets[0].id, var.targets[0].bone_target = rig, "c"
+    var.targets[0].transform_type, var.targets[0].transform_space = "LOC_X", "WORLD_SPACE"
+    target = empty("T", (1.0, 1.5, 0.5))
+    reader = target.driver_add("location", 0).driver
+    reader.type, reader.expression = "SCRIPTED", "1.2 - r"
+    read = reader.variables.new()
+    read.name, read.type = "r", "SINGLE_PROP"
+    read.targets[0].id, read.targets[0].data_path = rig, '["reach"]'
+    link = moves_with(target, rig, {"c"})
+    assert link is not None
+    assert link.describe() == ("'T' -> driver on location[0] -> variable 'r' -> property [\"reach\"] of 'Rig' -> "
+                               "driver on [\"reach\"][0] -> variable 'x' -> bone 'c' of 'Rig'")
+    rig["reach"] = 0.0
+    relay.expression = "0.0"  # the property no longer reads the bone: only keyed or set by hand
+    relay.variables.remove(var)
+    assert moves_with(target, rig, {"a", "b", "c"}) is None

@@ -15,6 +15,7 @@ from blender_rigs import BoneDef, add_chain, empty, make_armature, world_tail
 from mathutils import Matrix
 
 from blender_ik_addon.blender import RigSetupError, bake_chains, get_status, key_chains
+from blender_ik_addon.blender.keys import iter_fcurves
 
 TOLERANCE = 1e-4
 PLAYED = 2e-4  # the tolerance plus float32 rounding
@@ -165,12 +166,147 @@ def test_chains_following_each_other_are_refused_as_a_cycle() -> None:
         bake_chains(rig, None, 1, 5)
 
 
-def test_baking_a_follower_alone_says_its_leader_solves_live() -> None:
-    """Only the arm is baked while the spine it follows stays live: the keys were made for the spine's
-    keyed pose, which live solving changes, and the report says so."""
-    rig, _hand = body("parent")
-    report = bake_chains(rig, ["arm"], 1, 5)
-    assert ("chain 'arm': follows chain 'spine', which solves live and was not baked: the keys play as baked only "
-            "with live solving off there (bake both chains together)") in report.summary()
-    both = bake_chains(rig, None, 1, 5)
-    assert "which solves live and was not baked" not in both.summary()
+def test_baking_a_follower_without_the_live_chain_it_follows_is_refused() -> None:
+    """Only the arm would be baked while the spine it follows stays live: its keys would be made for
+    the spine's keyed pose, which live solving changes. Refused; baked together, both play."""
+    rig, hand = body("parent")
+    with pytest.raises(RigSetupError, match=r"chain 'arm' follows chain 'spine', which solves live and is not in "
+                                            r"this bake \(target 'HandTarget' moves with chain 'spine' "):
+        bake_chains(rig, ["arm"], 1, 5)
+    rig.ik_chains.chains["spine"].enabled = False  # its keys (none: the rest pose) are what plays
+    assert bake_chains(rig, ["arm"], 1, 5).not_converged == 0
+    rig.ik_chains.chains["spine"].enabled = True
+    both = bake_chains(rig, None, 1, 5, disable_live=True)
+    assert both.not_converged == 0, both.summary()
+    for frame in range(1, 6):
+        bpy.context.scene.frame_set(frame)
+        assert tip_error(rig, hand) < PLAYED, frame
+
+
+# --------------------------------------------------------------------------- found by a break-it pass
+
+
+def loose_holder(rig: bpy.types.Object, how: str) -> None:
+    """A "holder" bone below the chest that does not move rigidly with it: no inherited rotation, or
+    a Damped Track of its own."""
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    holder = rig.data.edit_bones.new("holder")
+    holder.head, holder.tail = (0, 0, 2.0), (0, 0.3, 2.0)
+    holder.parent = rig.data.edit_bones["chest"]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    if how == "no_inherit":
+        rig.data.bones["holder"].use_inherit_rotation = False
+    else:
+        con = rig.pose.bones["holder"].constraints.new("DAMPED_TRACK")
+        con.target = empty("Aim", (0.0, 3.0, 2.0))
+
+
+@pytest.mark.parametrize("how", ["no_inherit", "damped_track"])
+def test_target_riding_a_loose_bone_below_the_chest_lags_live_and_bakes_exactly(how: str) -> None:
+    """The hand target rides a bone below the chest that moves on its own: carrying it with the chest
+    would be wrong, so live says the arm lags; the bake reads it where Blender puts it."""
+    rig = torso()
+    loose_holder(rig, how)
+    add_chain(rig, "chest", 3, swaying_target("SpineTarget"), name="spine")
+    hand = empty("HandTarget")
+    hand.parent, hand.parent_type, hand.parent_bone = rig, "BONE", "holder"
+    bpy.context.view_layer.update()
+    hand.matrix_world = Matrix.Translation((0.9, 0.3, 1.0))
+    add_chain(rig, "hand", 3, hand, name="arm")
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    scene.frame_set(3)
+    status = get_status("Body", "arm")
+    assert status is not None and not status.converged and "lags a frame behind live" in status.message
+    report = bake_chains(rig, None, 1, 6, disable_live=True)
+    assert report.not_converged == 0, report.summary()
+    for frame in range(1, 7):
+        scene.frame_set(frame)
+        assert tip_error(rig, hand) < PLAYED, frame
+
+
+def test_chain_hanging_from_a_loose_bone_lags_live_and_bakes_exactly() -> None:
+    """An arm chain whose root hangs from a shoulder that does not inherit the chest's rotation."""
+    rig = torso()
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    bones = rig.data.edit_bones
+    shoulder = bones.new("shoulder")
+    shoulder.head, shoulder.tail, shoulder.parent = (0, 0, 1.8), (0.3, 0, 1.8), bones["chest"]
+    bones["arm"].use_connect = False
+    bones["arm"].parent = shoulder
+    bpy.ops.object.mode_set(mode="OBJECT")
+    rig.data.bones["shoulder"].use_inherit_rotation = False
+    add_chain(rig, "chest", 3, swaying_target("SpineTarget"), name="spine")
+    reach = empty("Reach", (1.2, 0.3, 1.0))
+    add_chain(rig, "hand", 3, reach, name="arm")
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    scene.frame_set(3)
+    status = get_status("Body", "arm")
+    assert status is not None and not status.converged
+    assert "it hangs below chain 'spine', but bone 'shoulder' does not inherit its parent's rotation" in status.message
+    report = bake_chains(rig, None, 1, 6, disable_live=True)
+    assert report.not_converged == 0, report.summary()
+    scene.frame_set(4)
+    assert tip_error(rig, reach) < PLAYED
+
+
+def test_dragging_the_spine_target_moves_the_arm_that_follows_it() -> None:
+    """Moving the spine's target outside playback (a drag: depsgraph updates) re-solves the arm whose
+    target rides the chest too, and Auto Keying keys both."""
+    rig, hand = body("parent")
+    scene = bpy.context.scene
+    scene.tool_settings.use_keyframe_insert_auto = True
+    scene.frame_set(5)
+    spine_target = rig.ik_chains.chains["spine"].target
+    spine_target.animation_data_clear()
+    for x in (-0.1, 0.1, 0.25):
+        spine_target.location.x = x
+        bpy.context.view_layer.update()
+    assert tip_error(rig, hand) < PLAYED
+    status = get_status("Body", "arm")
+    assert status is not None and status.converged, status
+    keyed = {f.data_path.split('"')[1] for f in iter_fcurves(rig)}
+    assert {"hand", "forearm", "arm", "chest"} <= keyed
+
+
+def prop_rig(body_rig: bpy.types.Object, how: str) -> tuple[bpy.types.Object, bpy.types.Object]:
+    """A three-bone prop armature whose chain's target follows the body's chest: through a Copy
+    Location (a route the live pass cannot carry) or parented to the bone."""
+    prop = make_armature([BoneDef("p0", (1, 0, 1), (1, 0.5, 1)),
+                          BoneDef("p1", (1, 0.5, 1), (1, 1.0, 1), parent="p0", connect=True),
+                          BoneDef("p2", (1, 1.0, 1), (1, 1.5, 1), parent="p1", connect=True)], "Prop")
+    target = empty("PropTarget")
+    if how == "copy_location":
+        con = target.constraints.new("COPY_LOCATION")
+        con.target, con.subtarget, con.use_offset = body_rig, "chest", True
+        target.location = (1.0, 0.8, -0.7)
+    else:
+        target.parent, target.parent_type, target.parent_bone = body_rig, "BONE", "chest"
+        bpy.context.view_layer.update()
+        target.matrix_world = Matrix.Translation((1.0, 0.8, 1.3))
+    add_chain(prop, "p2", 3, target, name="reach")
+    return prop, target
+
+
+def test_a_follower_on_another_rig_says_it_lags_where_it_cannot_be_carried() -> None:
+    rig = torso()
+    add_chain(rig, "chest", 3, swaying_target("SpineTarget"), name="spine")
+    prop_rig(rig, "copy_location")
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    scene.frame_set(3)
+    status = get_status("Prop", "reach")
+    assert status is not None and not status.converged
+    assert "lags a frame behind live: target 'PropTarget' moves with chain 'spine'" in status.message
+
+
+def test_baking_a_prop_rig_without_the_live_body_chain_it_follows_is_refused() -> None:
+    rig = torso()
+    add_chain(rig, "chest", 3, swaying_target("SpineTarget"), name="spine")
+    prop, _target = prop_rig(rig, "parent")
+    with pytest.raises(RigSetupError, match=r"chain 'reach' follows chain 'spine' of 'Body', which solves live and "
+                                            r"is not in this bake"):
+        bake_chains(prop, None, 1, 5)

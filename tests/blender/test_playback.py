@@ -17,6 +17,7 @@ from mathutils import Vector
 
 from blender_ik_addon.blender import RigSetupError, bake_chains, get_status, key_chains
 from blender_ik_addon.blender.keys import fcurve_collection, iter_fcurves
+from blender_ik_addon.blender.outputs import playback_problems
 from blender_ik_addon.blender.verify import PlayedChain, diagnose, played_errors
 
 TOLERANCE = 1e-4  # the chains' default, world units
@@ -298,3 +299,56 @@ def test_a_target_named_like_a_linked_object_is_followed_itself(tmp_path: Path, 
     report = bake_chains(rig, ["arm"], 1, 3)
     assert report.not_converged == 0, report.summary()
     assert misses(rig, target, range(1, 4)) == {}
+
+
+# --------------------------------------------------------------------------- found by a break-it pass
+
+
+def test_an_action_another_rig_plays_on_an_nla_strip_is_not_keyed() -> None:
+    target = gliding_target((1, 10))
+    rig = chain_rig(target)
+    rig.pose.bones["b0"].keyframe_insert("rotation_quaternion", frame=1)
+    action = rig.animation_data.action
+    twin = make_armature([BoneDef("b0", (5, 0, 0), (5, 1, 0))], "Twin")
+    strip = twin.animation_data_create().nla_tracks.new().strips.new("Shared", 1, action)
+    if hasattr(strip, "action_slot"):  # 4.4+: the same slot the rig plays
+        strip.action_slot = rig.animation_data.action_slot
+    before = all_keys(rig)
+    with pytest.raises(RigSetupError, match=rf"action {action.name!r} is also played by NLA strip 'Shared' of 'Twin': "
+                                            r"keys baked for 'Rig' would change 'Twin' too"):
+        bake_chains(rig, ["arm"], 1, 10)
+    assert all_keys(rig) == before
+
+
+def test_key_current_frame_on_a_subframe_keys_that_subframe() -> None:
+    target = gliding_target((1, 20))
+    rig = chain_rig(target)
+    bpy.context.scene.frame_set(10, subframe=0.5)
+    status = key_chains(rig, ["arm"])["arm"]
+    assert status.converged, status.describe()
+    assert rotation_key_frames(rig)["b0"] == [10.5]
+
+
+def test_a_blend_ramp_or_an_upper_strip_outside_the_baked_frames_is_not_refused() -> None:
+    target = gliding_target((101, 120))
+    rig, strip = rig_in_tweak_mode(target)
+    strip.blend_in = 3.0  # 101-104 blend in
+    other_action = bpy.data.actions.new("Wave")  # another take on the same bones, far down the timeline
+    rig.animation_data.use_tweak_mode = False
+    rig.animation_data.action = other_action
+    rig.pose.bones["b0"].keyframe_insert("rotation_quaternion", frame=1)
+    rig.animation_data.action = None
+    upper = rig.animation_data.nla_tracks.new()
+    far = upper.strips.new("Far", 500, other_action)
+    far.extrapolation = "NOTHING"
+    rig.animation_data.nla_tracks.active = rig.animation_data.nla_tracks[0]
+    strip.select = True
+    rig.animation_data.use_tweak_mode = True
+    with pytest.raises(RigSetupError, match="blends in over 3 and out over 0 frames"):
+        bake_chains(rig, ["arm"], 101, 110)
+    bones = [rig.pose.bones[b] for b in BONES]
+    assert any("NLA strip 'Far' on track" in p for p in playback_problems(rig, bones, (500.0, 505.0)))
+    assert not any("'Far'" in p for p in playback_problems(rig, bones, (106.0, 114.0)))
+    report = bake_chains(rig, ["arm"], 106, 114)
+    assert report.not_converged == 0, report.summary()
+    assert misses(rig, target, range(106, 115)) == {}
