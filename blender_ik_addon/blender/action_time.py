@@ -25,6 +25,7 @@ not say which strip it belongs to.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,22 +56,24 @@ def action_times(obj: Any, scene: Any, frames: FloatArray) -> FloatArray:
         raise RigSetupError(f"{obj.name!r} is in NLA tweak mode on strip {strip.name!r}, whose Strip Time is "
                             "animated: scene frames do not map to fixed action frames, so keys cannot be placed; "
                             "turn off Animated Strip Time or leave tweak mode")
-    outside = np.flatnonzero((times < strip.frame_start - _SAME_TIME) | (times > strip.frame_end + _SAME_TIME))
+    clip = strip_clip(strip)
+    outside = np.flatnonzero((times < clip.start - _SAME_TIME) | (times > clip.end + _SAME_TIME))
     if outside.size:
         shown = float(frames[outside[0]])
         raise RigSetupError(f"{obj.name!r} is in NLA tweak mode on strip {strip.name!r}, which plays scene frames "
-                            f"{_scene(scene, strip.frame_start):g} to {_scene(scene, strip.frame_end):g}: frame "
+                            f"{_scene(scene, clip.start):g} to {_scene(scene, clip.end):g}: frame "
                             f"{shown:g} is outside it, where the strip holds its end pose and keys would not play; "
                             "key inside the strip, or lengthen the strip first")
-    mapped = np.array([strip_time(strip, float(t)) for t in times], dtype=np.float64)
+    mapped = np.array([strip_time(clip, float(t)) for t in times], dtype=np.float64)
     order = np.sort(mapped)
     if len(order) > 1 and float(np.min(np.diff(order))) < _SAME_TIME:
         clash = np.flatnonzero(np.abs(mapped[:, None] - mapped[None, :]) < _SAME_TIME)
         first, second = divmod(int(next(i for i in clash if i // len(mapped) != i % len(mapped))), len(mapped))
         raise RigSetupError(f"NLA strip {strip.name!r} of {obj.name!r} repeats its action ({strip.repeat:g} times): "
                             f"scene frames {frames[first]:g} and {frames[second]:g} both play action frame "
-                            f"{mapped[first]:g}, so one key cannot serve both; bake one repeat at a time (frames "
-                            f"{strip.frame_start:g} to {strip.frame_start + _cycle(strip):g} play the first)")
+                            f"{mapped[first]:g}, so one key cannot serve both; bake one repeat at a time (the first "
+                            f"plays from frame {_scene(scene, clip.start):g} up to, not including, frame "
+                            f"{_scene(scene, clip.start + clip.cycle):g})")
     return mapped
 
 
@@ -128,30 +131,56 @@ def _mapping(strip: Any) -> tuple[float, ...]:
             strip.repeat, float(strip.use_reverse))
 
 
-def _cycle(strip: Any) -> float:
-    """Scene frames one repeat of the strip's action takes."""
-    return _action_length(strip) * _scale(strip)
-
-
-def _action_length(strip: Any) -> float:
-    length = strip.action_frame_end - strip.action_frame_start
-    return length if abs(length) > 1e-9 else 1.0
-
-
 def _scale(strip: Any) -> float:
     scale = abs(strip.scale)
     return scale if scale > 1e-9 else 1.0
 
 
-def strip_time(strip: Any, t: float) -> float:
-    """The action time strip ``strip`` plays at (already stretched) scene time ``t`` inside it:
-    Blender's ``nlastrip_get_frame_actionclip`` ("EVAL": each repeat wraps into the action's range)."""
-    start, end = strip.frame_start, strip.frame_end
-    first, last = strip.action_frame_start, strip.action_frame_end
-    scale, cycle = _scale(strip), _cycle(strip)
+@dataclass(frozen=True)
+class Clip:
+    """How a strip maps time while it is tweaked (:func:`strip_clip`): scene times ``start``-``end``
+    play action frames ``first``-``last``, ``scale`` scene frames per action frame, repeated."""
+
+    start: float
+    end: float
+    first: float
+    last: float
+    scale: float
+    repeat: float
+    reverse: bool
+
+    @property
+    def cycle(self) -> float:
+        """Scene frames one repeat of the action takes."""
+        length = self.last - self.first
+        return (length if abs(length) > 1e-9 else 1.0) * self.scale
+
+
+def strip_clip(strip: Any) -> Clip:
+    """The mapping of a tweaked strip. With Sync Length on (the default), Blender plays the tweaked
+    strip over its action's whole frame range, anchored where the strip starts (measured, 5.0.1: a
+    strip at 101 clipped to action frames 5-15 plays action frame 19 at scene frame 115 while
+    tweaked, and leaving tweak mode stretches it to 97-116); repeated or reversed strips keep their
+    stored range."""
+    scale = _scale(strip)
+    start, first = strip.frame_start, strip.action_frame_start
+    clip = Clip(start, strip.frame_end, first, strip.action_frame_end, scale, strip.repeat, strip.use_reverse)
+    action = strip.action
+    if strip.use_sync_length and action is not None and math.isclose(strip.repeat, 1.0) and not strip.use_reverse:
+        low, high = action.frame_range
+        if high - low > 1e-6:
+            clip = Clip(start + (low - first) * scale, start + (high - first) * scale, low, high, scale, 1.0, False)
+    return clip
+
+
+def strip_time(clip: Clip, t: float) -> float:
+    """The action time a tweaked strip (its :class:`Clip`) plays at (already stretched) scene time
+    ``t`` inside it: Blender's ``nlastrip_get_frame_actionclip`` ("EVAL": each repeat wraps into the
+    action's range)."""
+    start, end, first, last, scale, cycle = clip.start, clip.end, clip.first, clip.last, clip.scale, clip.cycle
     t = min(max(t, start), end)
-    whole = math.isclose(strip.repeat, math.floor(strip.repeat))
-    if strip.use_reverse:
+    whole = math.isclose(clip.repeat, math.floor(clip.repeat))
+    if clip.reverse:
         if math.isclose(t, end) and whole:
             return float(first)
         return float(last - math.fmod(t - start, cycle) / scale)

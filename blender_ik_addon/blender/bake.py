@@ -442,7 +442,8 @@ def key_chains(obj: Any, chain_names: list[str] | None = None, scene: Any = None
     key_frame = float(scene.frame_current) + float(scene.frame_subframe)  # keyed where it is solved
     names = set(chain_names) if chain_names is not None else None
     specs = chain_specs(obj, names)
-    plan = plan_pass([obj], {obj.as_pointer(): specs}, scene)
+    live = [s for s in chain_specs(obj, enabled_only=True) if s.name not in {k.name for k in specs}]
+    plan = plan_pass([obj], {obj.as_pointer(): specs + live}, scene)  # the live chains: for circles through them
     chains = {}
     for spec in specs:
         try:

@@ -137,7 +137,8 @@ def solve_levels(keys: Iterable[ChainKey], follows: Mapping[ChainKey, Sequence[F
     Returns:
         ``(level by chain, message by chain in a cycle)``; level 0 follows nothing in the pass.
     """
-    wanted = set(keys)
+    ordered = list(dict.fromkeys(keys))  # the given order: messages name a circle's chains the same way each time
+    wanted = set(ordered)
     level: dict[ChainKey, int] = {}
     cycles: dict[ChainKey, str] = {}
     visiting: list[ChainKey] = []
@@ -161,7 +162,7 @@ def solve_levels(keys: Iterable[ChainKey], follows: Mapping[ChainKey, Sequence[F
         level[key] = deepest + 1
         return level[key]
 
-    for key in wanted:
+    for key in ordered:
         visit(key)
     return level, cycles
 

@@ -202,8 +202,9 @@ class IKCHAINS_OT_key_frame(_ChainOperator):
         obj = context.object
         statuses = bake.key_chains(obj, _chosen(obj, self.chains), scene=context.scene)
         failed = {name: st for name, st in statuses.items() if not st.solved}
-        for name, st in failed.items():
-            self.report({"ERROR"}, f"{name}: {st.message}")
+        for name, st in failed.items():  # most messages name their chain already
+            named = st.message.startswith(f"chain {name!r}")
+            self.report({"ERROR"}, st.message if named else f"chain {name!r}: {st.message}")
         keyed = len(statuses) - len(failed)
         if keyed == 0:
             return {"CANCELLED"}

@@ -9,7 +9,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from bpy.types import Context, Panel, UILayout, UIList
 
+from ..blender.errors import RigSetupError
 from ..blender.events import lock_interface_warning
+from ..blender.outputs import playback_problems
+from ..blender.read import chain_bone_names
 from ..blender.spec import spec_from_settings
 from ..blender.status import get_findings, get_status
 from .properties import checked_active_chain, checked_rig_settings, get_rig_settings
@@ -93,6 +96,9 @@ class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
         st = get_status(obj.name, chain.name)
         text = st.describe() if st is not None else ("Not solved yet" if chain.enabled else "Live solving is off")
         layout.label(text=text, icon=_status_icon(obj.name, chain.name))
+        problem = _keys_would_not_play(obj, chain)
+        if problem:  # said before a Bake or Key Current Frame is refused for it
+            layout.label(text=f"Keys would not play: {problem}", icon="ERROR")
         findings = get_findings(obj.name, chain.name)
         if findings is not None:  # the keys of the last bake miss their target, or jump, there
             for note in (findings.playback_note(), findings.switch_note()):
@@ -103,6 +109,19 @@ class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
             column = layout.column()
             column.label(text=warning, icon="ERROR")
             column.prop(context.scene.render, "use_lock_interface")
+
+
+def _keys_would_not_play(obj: Any, chain: Any) -> str:
+    """The first reason keys on the chain's rotation channels would not play ("" if they would, or
+    if the chain cannot be read: its status says why)."""
+    if obj.animation_data is None:
+        return ""
+    try:
+        names = chain_bone_names(obj, chain.tip_bone, int(chain.chain_length))
+    except RigSetupError:
+        return ""
+    problems = playback_problems(obj, [obj.pose.bones[name] for name in names])
+    return problems[0] if problems else ""
 
 
 class VIEW3D_PT_ikchains_chain(_ChainPanel, Panel):

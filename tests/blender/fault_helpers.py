@@ -375,7 +375,8 @@ def assert_refused(capfd: Any, scene: Scene, before: Snapshot, message: str, *, 
     baked = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=20, chains="ALL")
     assert (baked.result, baked.level, baked.report) == (frozenset(), "ERROR", message)
     keyed = run_operator(capfd, bpy.ops.ikchains.key_frame, chains="ACTIVE")
-    assert (keyed.result, keyed.level, keyed.report) == (frozenset(), "ERROR", f"{chain}: {message}")
+    named = message if message.startswith(f"chain {chain!r}") else f"chain {chain!r}: {message}"
+    assert (keyed.result, keyed.level, keyed.report) == (frozenset(), "ERROR", named)
     assert_preserved(before, after_at(rig))
     user_sees(case, given=given, where="panel status; Bake and Key Current Frame: error report", message=message,
               preserved=preserved)

@@ -20,12 +20,13 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "reliability.md"
-FILES = ("test_faults_references.py", "test_faults_input.py", "test_faults_setup.py", "test_faults_library.py",
-         "test_faults_files.py", "test_render.py", "test_load.py")
+FILES = ("test_faults_references.py", "test_faults_input.py", "test_faults_setup.py", "test_faults_playback.py",
+         "test_faults_library.py", "test_faults_files.py", "test_render.py", "test_load.py")
 TOPICS = {
     "test_faults_references": "Broken references",
     "test_faults_input": "Unusable input",
     "test_faults_setup": "Rotation and constraint setup",
+    "test_faults_playback": "What plays back",
     "test_faults_library": "Library data",
     "test_faults_files": "Undo, files and frame changes",
     "test_render": "Renders",

@@ -241,7 +241,7 @@ def test_action_shared_by_two_armatures(capfd) -> None:
     baked = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=20)
     assert (baked.result, baked.level, baked.report) == (frozenset(), "ERROR", message)
     keyed = run_operator(capfd, bpy.ops.ikchains.key_frame)
-    assert (keyed.result, keyed.level, keyed.report) == (frozenset(), "ERROR", f"bad: {message}")
+    assert (keyed.result, keyed.level, keyed.report) == (frozenset(), "ERROR", f"chain 'bad': {message}")
     assert key_table(twin) == twin_keys
     assert_preserved(before, after_at(scene.rig))
     assert_playback(scene.rig, scene.good_target)

@@ -310,3 +310,16 @@ def test_baking_a_prop_rig_without_the_live_body_chain_it_follows_is_refused() -
     with pytest.raises(RigSetupError, match=r"chain 'reach' follows chain 'spine' of 'Body', which solves live and "
                                             r"is not in this bake"):
         bake_chains(prop, None, 1, 5)
+
+
+def test_key_current_frame_on_one_chain_of_a_cycle_is_refused() -> None:
+    rig = torso()
+    hand_target = hand_target_on_chest(rig, "parent")
+    spine_target = empty("SpineTarget", (0.3, 0.2, 1.8))
+    spine_target.parent, spine_target.parent_type, spine_target.parent_bone = rig, "BONE", "hand"
+    add_chain(rig, "chest", 3, spine_target, name="spine")
+    add_chain(rig, "hand", 3, hand_target, name="arm")
+    status = key_chains(rig, ["arm"])["arm"]
+    assert not status.solved and "is part of a cycle of chains following each other" in status.message
+    assert key_chains(rig, ["arm"])["arm"].message == status.message  # the same words each time
+    assert not iter_fcurves(rig)

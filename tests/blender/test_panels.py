@@ -152,3 +152,16 @@ def test_main_panel_shows_where_the_last_bake_plays_off_target() -> None:
     labels = [text for kind, _, text in draw(panels.VIEW3D_PT_ikchains_main, bpy.context) if kind == "label"]
     assert ("Bake 1-10: plays back off target at frames 4-6 of 10 verified (worst 0.27): target 'Target' plays 0.27 "
             "away") in labels
+
+
+def test_main_panel_says_when_keys_would_not_play() -> None:
+    from blender_ik_addon.blender.keys import fcurve_collection
+
+    rig = straight_chain(3)
+    bpy.context.view_layer.objects.active = rig
+    add_chain(rig, "b2", 3, empty(location=(1.0, 1.5, 0.5)), name="arm")
+    rig.pose.bones["b1"].keyframe_insert("rotation_quaternion", frame=1)
+    fcurve_collection(rig, create=False).find('pose.bones["b1"].rotation_quaternion', index=0).mute = True
+    labels = [text for kind, _, text in draw(panels.VIEW3D_PT_ikchains_main, bpy.context) if kind == "label"]
+    assert ('Keys would not play: F-curve pose.bones["b1"].rotation_quaternion[0] is muted, so keys written there '
+            "would not play; unmute it") in labels

@@ -352,3 +352,22 @@ def test_a_blend_ramp_or_an_upper_strip_outside_the_baked_frames_is_not_refused(
     report = bake_chains(rig, ["arm"], 106, 114)
     assert report.not_converged == 0, report.summary()
     assert misses(rig, target, range(106, 115)) == {}
+
+
+def test_a_synced_strip_clipped_inside_its_action_keys_where_blender_plays() -> None:
+    """Sync Length on (the default) and the strip clipped to action frames 5-15 of keys 1-20: while
+    tweaked, Blender plays the whole action anchored at the strip's start, so scene frame 115 plays
+    action frame 19; the keys go there and play, in tweak mode and after it."""
+    target = gliding_target((101, 115))
+    rig, strip = rig_in_tweak_mode(target)
+    rig.animation_data.use_tweak_mode = False
+    strip.action_frame_start, strip.action_frame_end = 5.0, 15.0  # scene 101-111 plays 5-15
+    strip.frame_start = 101.0
+    assert strip.use_sync_length and strip.frame_end == pytest.approx(111.0)
+    rig.animation_data.use_tweak_mode = True
+    report = bake_chains(rig, ["arm"], 101, 115)
+    assert report.not_converged == 0, report.summary()
+    assert rotation_key_frames(rig)["b0"][:2] == [1.0, 5.0] and rotation_key_frames(rig)["b0"][-2:] == [19.0, 20.0]
+    assert misses(rig, target, range(101, 116)) == {}
+    rig.animation_data.use_tweak_mode = False
+    assert misses(rig, target, range(101, 116)) == {}
