@@ -31,6 +31,10 @@ def _solve(objects: list[Any], depsgraph: Any, chains: dict[str, set[str]] | Non
            autokey: bool = False, updated: frozenset[str] | None = None) -> None:
     with guard.suspended():
         try:
+            if updated is not None and chains is None and not autokey:  # a frame pass: still rigs first
+                objects = [obj for obj in objects if live.still_outcomes(obj, depsgraph, updated) is None]
+                if not objects:
+                    return
             frame = float(depsgraph.scene.frame_current)
             specs = {obj.as_pointer(): chain_specs(obj, None if chains is None else chains[obj.name],
                                                    enabled_only=True) for obj in objects}

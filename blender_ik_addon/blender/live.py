@@ -229,6 +229,22 @@ def forget_still(updated: frozenset[str]) -> None:
             del _STILL_RIGS[name]
 
 
+def still_outcomes(obj: Any, depsgraph: Any, updated: frozenset[str]) -> dict[str, tuple[ChainStatus, bool]] | None:
+    """A frame pass's answer for a rig that stands still (:func:`_still_rig`): the last statuses at
+    the new frame, nothing read, solved or written; None when the rig must be solved. The handlers
+    ask this before planning the pass, so a still rig costs a few reads."""
+    unchanged = _still_rig(obj, depsgraph, updated)
+    if unchanged is None:
+        return None
+    frame = _scene_frame(depsgraph.scene)
+    outcomes = {}
+    for name, kept in unchanged.statuses.items():
+        status = ChainStatus(kept.solved, kept.converged, kept.residual, kept.message, frame)
+        set_status(obj.name, name, status)
+        outcomes[name] = (status, False)
+    return outcomes
+
+
 def _still_rig(obj: Any, depsgraph: Any, updated: frozenset[str]) -> _StillRig | None:
     """The rig's last frame pass, if nothing it solved from has changed since.
 
@@ -335,14 +351,8 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
     # A frame pass: the handlers' (only they pass ``updated``), over the stored live chains.
     frame_pass = updated is not None and trust_edits and names is None and enabled_only and key_frame is None
     if frame_pass:
-        unchanged = _still_rig(obj, depsgraph, updated)  # type: ignore[arg-type]
-        if unchanged is not None:
-            frame = _scene_frame(depsgraph.scene)
-            outcomes = {}
-            for name, kept in unchanged.statuses.items():
-                status = ChainStatus(kept.solved, kept.converged, kept.residual, kept.message, frame)
-                set_status(obj.name, name, status)
-                outcomes[name] = (status, False)
+        outcomes = still_outcomes(obj, depsgraph, updated)  # type: ignore[arg-type]
+        if outcomes is not None:
             return outcomes
     last = _STILL_RIGS.pop(obj.name, None)  # any other pass may change what a still rig relied on
     if specs is None:
@@ -466,8 +476,8 @@ def _remember_still(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: di
     failed, follows the tutorial's history-dependent mode, or reads a target Blender does not
     evaluate (its keys are read instead, and they move without an update)."""
     if any(s.follow_mode or s.name not in frames or not frames[s.name].evaluated or not out[s.name][0].solved
-           or out[s.name][1] for s in specs):
-        return
+           or out[s.name][1] or frames[s.name].follows for s in specs):
+        return  # (a follower's target moves when what it follows is written, after the handlers)
     statuses = {s.name: out[s.name][0] for s in specs}
     if last is not None and last.specs == specs:  # the same chains as the last pass: what it read still holds
         _STILL_RIGS[obj.name] = replace(last, depsgraph=depsgraph.as_pointer(), statuses=statuses)
@@ -648,4 +658,4 @@ def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool
     return layout
 
 
-__all__ = ["FOLLOW_NOTE", "forget", "solve_chain", "solve_rig", "solved_target"]
+__all__ = ["FOLLOW_NOTE", "forget", "solve_chain", "solve_rig", "solved_target", "still_outcomes"]
