@@ -258,8 +258,27 @@ def _stages(obj: Any, prepared: dict[str, PreparedChain], scene: Any) -> list[li
                                 f"not in this bake ({follow.describe(follow.upper[1])}): keys made for that chain's "
                                 f"keyed pose would miss once live solving moves it; bake {follow.upper[1]!r} with it, "
                                 "or turn its live solving off")
+    _refuse_live_uppers(obj, prepared, specs_of[me][len(prepared):])
     levels = stage_levels(obj, plan, {n: (p.binding.bone_names, p.binding.ancestors) for n, p in prepared.items()})
     return [[name for name in prepared if levels[name] == level] for level in sorted(set(levels.values()))]
+
+
+def _refuse_live_uppers(obj: Any, prepared: dict[str, PreparedChain], live: list[ChainSpec]) -> None:
+    """Refuse a baked chain that hangs below a live chain left out of the bake: its bases would be
+    sampled with that chain where its keys put it, which live solving changes on every frame."""
+    chains = {name: (item.binding.bone_names, item.binding.ancestors) for name, item in prepared.items()}
+    for spec in live:
+        try:
+            bones = chain_bone_names(obj, spec.tip_bone, spec.length)
+        except RigSetupError:
+            continue
+        chains[spec.name] = (tuple(bones), ancestors_of(obj, bones))
+    for lower, (upper, joint) in links(chains).items():
+        if lower in prepared and upper not in prepared:
+            bone = chains[upper][0][joint]
+            raise RigSetupError(f"chain {lower!r} hangs below bone {bone!r} of chain {upper!r}, which solves live and "
+                                f"is not in this bake: keys made for that chain's keyed pose would miss once live "
+                                f"solving moves it; bake {upper!r} with it, or turn its live solving off")
 
 
 def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,

@@ -26,8 +26,9 @@ Blender conventions and traps this module relies on:
 * An object parented (type 'OBJECT') to a curve with Path Animation follows the curve's path.
 * A constraint's ``subtarget`` names a bone when the target is an armature, and a vertex group when
   it is a mesh or lattice (then the target's geometry matters). Muted constraints (``mute``) and
-  invalid ones (``is_valid`` False: Blender skips them) are ignored; the influence is not, since it
-  is often animated (a Child Of switched on for a few frames).
+  invalid ones (``is_valid`` False: Blender skips them) are ignored, and so is one left at influence
+  0; one whose influence is keyed or driven is followed even where it is 0 (a Child Of switched on for
+  a few frames: a prop hand-off).
 * Driver data paths escape ``"`` and ``\\`` in names (``pose.bones["a\\"b"]``). A custom property
   (``["prop"]``) carries no transform of its own, but a driver reading one reads whatever drives
   that property (a rig's "reach" driven by the hand's position): the property's own driver is
@@ -49,6 +50,8 @@ from collections import deque
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+from .keys import action_paths
 
 # Constraint types whose result depends on the target's geometry, not only its matrix.
 _GEOMETRY_CONSTRAINTS = frozenset({"SHRINKWRAP", "FOLLOW_PATH", "CLAMP_TO", "SPLINE_IK", "GEOMETRY_ATTRIBUTE"})
@@ -153,6 +156,7 @@ def _transform_driven(obj: Any, drivers: Any) -> bool:
 def forget() -> None:
     """Drop what is kept between calls (file load, unregister: pointers are reused)."""
     _DRIVEN.clear()
+    _PATHS.clear()
 
 
 
@@ -293,7 +297,7 @@ class _Walk:
 
     def _constraint(self, con: Any, route: Route, owner: str) -> None:
         """What a constraint reads (``owner``: " of bone 'x'" for another bone's IK, else "")."""
-        if con.mute or not con.is_valid:
+        if con.mute or not con.is_valid or (con.influence <= 0.0 and not _influence_animated(con)):
             return
         step = f"{_label(con)} constraint {con.name!r}{owner}"
         if con.type == "ARMATURE":  # a weighted list of bones, each read as a whole
@@ -369,9 +373,8 @@ class _Walk:
             return
         self.properties.add(key)
         drivers = self._drivers(obj)
-        for fcurve_path, fcurve in zip(drivers.paths, drivers.fcurves, strict=True):
-            if fcurve_path == path:
-                self._driver(fcurve, (*route, f"{step} -> property {path} of {obj.name!r}"))
+        for fcurve in drivers.at(path):
+            self._driver(fcurve, (*route, f"{step} -> property {path} of {obj.name!r}"))
 
     # -- bones ------------------------------------------------------------------------------------
 
@@ -407,44 +410,81 @@ class _Walk:
         key = obj.as_pointer()
         found = self.drivers.get(key)
         if found is None:
-            anim = obj.animation_data
-            found = self.drivers[key] = _Drivers(anim.drivers if anim is not None and len(anim.drivers) else ())
+            found = self.drivers[key] = _Drivers(obj)
         return found
 
 
 class _Drivers:
     """An object's drivers that move something, by what they move. A rig may have hundreds: their
-    paths are read once per walk (reading ``data_path`` is the costly part, about half a
-    microsecond each) and a pose bone's are picked by prefix when the bone is reached.
+    paths come from :func:`driver_paths` (kept between walks) and a pose bone's are picked by prefix
+    when the bone is reached; the F-curves themselves are looked up by index only when needed.
 
     Attributes:
         transform: Drivers on the object's channels or constraint settings (they move its matrix).
         geometry: Drivers on its modifiers.
     """
 
-    def __init__(self, fcurves: Any) -> None:
-        self.fcurves: list[Any] = list(fcurves)
-        self.paths: list[str] = [fcurve.data_path for fcurve in self.fcurves]
+    def __init__(self, obj: Any) -> None:
+        anim = obj.animation_data
+        self.collection: Any = anim.drivers if anim is not None else ()
+        self.paths: list[str] = driver_paths(obj)
         self.transform: list[Any] = []
         self.geometry: list[Any] = []
-        for path, fcurve in zip(self.paths, self.fcurves, strict=True):
+        for index, path in enumerate(self.paths):
             if path.startswith("pose."):
                 continue
             if path.startswith("modifiers["):
-                self.geometry.append(fcurve)
+                self.geometry.append(self.collection[index])
             elif _OBJECT_MOTION.match(path):
-                self.transform.append(fcurve)
+                self.transform.append(self.collection[index])
+
+    def at(self, path: str) -> list[Any]:
+        """Drivers on exactly ``path`` (any array index)."""
+        return [self.collection[i] for i, p in enumerate(self.paths) if p == path]
 
     def of_bone(self, name: str) -> list[Any]:
         """Drivers on pose bone ``name``'s channels or constraint settings."""
         prefix = f'pose.bones["{_escape(name)}"].'
         out = []
-        for path, fcurve in zip(self.paths, self.fcurves, strict=True):
+        for index, path in enumerate(self.paths):
             if path.startswith(prefix):
                 rest = path[len(prefix):]
                 if rest.startswith("constraints[") or _CHANNEL.match(rest):
-                    out.append(fcurve)
+                    out.append(self.collection[index])
         return out
+
+
+_PATHS: dict[int, tuple[int, list[str]]] = {}
+"""Object pointer -> (its driver count, every driver's data path), like :data:`_DRIVEN`: reading a
+path costs about half a microsecond, and a character rig has hundreds of drivers walked every frame."""
+
+
+def driver_paths(obj: Any) -> list[str]:
+    """The data paths of ``obj``'s drivers, in order (kept while their count stays; see :data:`_DRIVEN`)."""
+    anim = obj.animation_data
+    if anim is None or not len(anim.drivers):
+        return []
+    key, count = obj.as_pointer(), len(anim.drivers)
+    kept = _PATHS.get(key)
+    if kept is None or kept[0] != count:
+        if len(_PATHS) > 1024:
+            _PATHS.clear()
+        kept = _PATHS[key] = (count, [fcurve.data_path for fcurve in anim.drivers])
+    return kept[1]
+
+
+def _influence_animated(con: Any) -> bool:
+    """Whether a constraint's influence is keyed (in the action or an NLA strip's) or driven: a Child
+    Of keyed from 0 to 1 for a hand-off counts even where it is 0; one left at 0 does not."""
+    owner = con.id_data
+    anim = getattr(owner, "animation_data", None)
+    if anim is None:
+        return False
+    path = con.path_from_id("influence")
+    if anim.drivers.find(path) is not None:
+        return True
+    actions = [anim.action, *(s.action for t in anim.nla_tracks for s in t.strips)]
+    return any(action is not None and path in action_paths(action) for action in actions)
 
 
 def _escape(name: str) -> str:

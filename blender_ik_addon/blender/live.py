@@ -515,9 +515,12 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, trust: b
             hangs = motion.move_of(obj, binding.ancestors[0])
             if hangs is not None and not hangs.loose:
                 base = np.asarray(hangs.matrix @ base)
+        carried: set[str] = set()
         for follow in follows or ():
-            if not follow.carried:
-                continue  # it lags (see _note_lags)
+            # Once per role: the carrier bone's move already holds every chain solved above it.
+            if not follow.carried or follow.role in carried:
+                continue  # (one that cannot be carried lags: see _note_lags)
+            carried.add(follow.role)
             if follow.role == "armature":
                 base = motion.carry(obj, base)
             elif follow.role == "target":

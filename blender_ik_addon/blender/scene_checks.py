@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.types import FloatArray
-from .dependencies import is_plain, moves_with
+from .dependencies import driver_paths, is_plain, moves_with
 from .errors import RigSetupError
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
@@ -32,9 +32,11 @@ def refuse_drivers(obj: Any, binding: ChainBinding) -> None:
     if anim is None or not len(anim.drivers):
         return
     prefixes = {_bone_path(b.name): b.name for b in binding.bones}
-    for fcurve in anim.drivers:
-        path = fcurve.data_path
-        if fcurve.mute or not fcurve.driver.is_valid or ".rotation_" not in path:
+    for index, path in enumerate(driver_paths(obj)):  # paths kept between calls: a rig may have hundreds
+        if ".rotation_" not in path:
+            continue
+        fcurve = anim.drivers[index]
+        if fcurve.mute or not fcurve.driver.is_valid:
             continue
         for prefix, bone in prefixes.items():
             if path.startswith(prefix) and path[len(prefix):].startswith("rotation_"):
@@ -129,17 +131,25 @@ def _moved(rig: Any, name: str, chain: set[str]) -> bool:
 
 
 def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:
-    """Chains that share bones with another chain of ``specs``: chain name -> message.
+    """Chains that share bones with another chain of ``specs``, or a name: chain name -> message.
 
-    Shared bones would make the chains overwrite each other, so both are refused.
+    Shared bones would make the chains overwrite each other, so both are refused. So are chains with
+    the same name (the list lets a name be typed twice): chains are told apart by name, so one of them
+    would silently stand in for the other.
     """
+    out: dict[str, str] = {}
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.name in seen:
+            out[spec.name] = (f"two chains of {obj.name!r} are named {spec.name!r}; chains are told apart by name, "
+                              "so neither is solved: rename one")
+        seen.add(spec.name)
     bones: dict[str, set[str]] = {}
     for spec in specs:
         try:
             bones[spec.name] = set(chain_bone_names(obj, spec.tip_bone, spec.length))
         except RigSetupError:
             continue  # reported when that chain is solved
-    out: dict[str, str] = {}
     names = list(bones)
     for i, first in enumerate(names):
         for second in names[i + 1:]:

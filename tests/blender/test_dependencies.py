@@ -486,3 +486,19 @@ def test_a_custom_property_driven_by_the_chain_is_a_route() -> None:
     relay.expression = "0.0"  # the property no longer reads the bone: only keyed or set by hand
     relay.variables.remove(var)
     assert moves_with(target, rig, {"a", "b", "c"}) is None
+
+
+def test_a_child_of_left_at_influence_zero_is_no_route_but_a_keyed_one_is() -> None:
+    """A prop hand-off: a Child Of to the hand, its influence keyed from 0 to 1, counts where it is 0;
+    one left at 0 moves nothing."""
+    rig = make_armature([BoneDef("a", (0, 0, 0), (0, 1, 0)),
+                         BoneDef("b", (0, 1, 0), (0, 2, 0), parent="a", connect=True)], "Rig")
+    target = empty("T", (1.0, 1.5, 0.5))
+    con = target.constraints.new("CHILD_OF")
+    con.target, con.subtarget, con.influence = rig, "b", 0.0
+    assert moves_with(target, rig, {"b"}) is None
+    con.keyframe_insert("influence", frame=1)
+    con.influence = 1.0
+    con.keyframe_insert("influence", frame=10)
+    link = moves_with(target, rig, {"b"})
+    assert link is not None and "Child Of constraint 'Child Of'" in link.describe()

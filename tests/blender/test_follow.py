@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 import pytest
 from blender_rigs import BoneDef, add_chain, empty, make_armature, world_tail
-from mathutils import Matrix
+from mathutils import Matrix, Vector
 
 from blender_ik_addon.blender import RigSetupError, bake_chains, get_status, key_chains
 from blender_ik_addon.blender.keys import iter_fcurves
@@ -323,3 +323,74 @@ def test_key_current_frame_on_one_chain_of_a_cycle_is_refused() -> None:
     assert not status.solved and "is part of a cycle of chains following each other" in status.message
     assert key_chains(rig, ["arm"])["arm"].message == status.message  # the same words each time
     assert not iter_fcurves(rig)
+
+
+# --------------------------------------------------------------------------- found by a second break-it pass
+
+
+def rides(obj: bpy.types.Object, rig: bpy.types.Object, bone: str, world: object) -> bpy.types.Object:
+    """Parent ``obj`` to ``bone`` and keep it at ``world`` (a location), as Ctrl+P does."""
+    obj.parent, obj.parent_type, obj.parent_bone = rig, "BONE", bone
+    bpy.context.view_layer.update()
+    obj.matrix_world = Matrix.Translation(world)
+    bpy.context.view_layer.update()
+    return obj
+
+
+def test_a_follower_of_a_follower_is_carried_once() -> None:
+    """spine -> an arm (hanging below the chest) whose target rides the chest -> a finger chain
+    (hanging below the hand) whose target rides the hand: three levels, each on the frame shown."""
+    rig = make_armature([
+        BoneDef("hips", (0, 0, 0), (0, 0, 0.5)),
+        BoneDef("spine", (0, 0, 0.5), (0, 0, 1.0), parent="hips", connect=True),
+        BoneDef("chest", (0, 0, 1.0), (0, 0, 1.5), parent="spine", connect=True),
+        BoneDef("arm", (0.2, 0, 1.5), (0.7, 0, 1.5), parent="chest"),
+        BoneDef("forearm", (0.7, 0, 1.5), (1.2, 0, 1.5), parent="arm", connect=True),
+        BoneDef("hand", (1.2, 0, 1.5), (1.4, 0, 1.5), parent="forearm", connect=True),
+        BoneDef("f1", (1.4, 0, 1.5), (1.5, 0, 1.5), parent="hand", connect=True),
+        BoneDef("f2", (1.5, 0, 1.5), (1.6, 0, 1.5), parent="f1", connect=True),
+        BoneDef("f3", (1.6, 0, 1.5), (1.7, 0, 1.5), parent="f2", connect=True)], "Body")
+    spine_target = empty("SpineTarget")
+    for frame, x in ((1, -0.3), (5, 0.3), (10, -0.15)):
+        spine_target.location = (x, 0.2, 1.3)
+        spine_target.keyframe_insert("location", frame=frame)
+    add_chain(rig, "chest", 2, spine_target, name="spine")
+    hand = rides(empty("HandTarget"), rig, "chest", (0.9, 0.5, 1.2))
+    add_chain(rig, "hand", 3, hand, name="arm")
+    bpy.context.view_layer.update()
+    finger = rides(empty("FingerTarget"), rig, "hand",
+                   tuple(rig.matrix_world @ rig.pose.bones["f2"].tail + Vector((0, 0.05, 0))))
+    add_chain(rig, "f3", 3, finger, name="finger")
+    scene = bpy.context.scene
+    for frame in range(1, 11):
+        scene.frame_set(frame)
+        for chain, target, tip in (("arm", hand, "hand"), ("finger", finger, "f3")):
+            status = get_status("Body", chain)
+            error = tip_error(rig, target, tip)
+            assert status is not None and status.converged == (error < PLAYED), (frame, chain, error, status)
+            assert error < PLAYED, (frame, chain, error)
+
+
+def test_baking_a_chain_below_a_live_chain_left_out_is_refused() -> None:
+    rig = torso()
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    rig.data.edit_bones["arm"].use_connect = False
+    rig.data.edit_bones["arm"].parent = rig.data.edit_bones["chest"]
+    bpy.ops.object.mode_set(mode="OBJECT")
+    add_chain(rig, "chest", 3, swaying_target("SpineTarget"), name="spine")
+    add_chain(rig, "hand", 3, empty("Reach", (1.2, 0.3, 1.6)), name="arm")
+    with pytest.raises(RigSetupError, match=r"chain 'arm' hangs below bone 'chest' of chain 'spine', which solves "
+                                            r"live and is not in this bake"):
+        bake_chains(rig, ["arm"], 1, 5)
+
+
+def test_two_chains_with_one_name_are_both_refused() -> None:
+    rig, _hand = body("parent")
+    rig.ik_chains.chains["spine"].name = "arm"  # the list lets a name be typed twice
+    message = "two chains of 'Body' are named 'arm'; chains are told apart by name, so neither is solved: rename one"
+    bpy.context.scene.frame_set(3)
+    status = get_status("Body", "arm")
+    assert status is not None and not status.solved and status.message == message
+    with pytest.raises(RigSetupError, match=message):
+        bake_chains(rig, None, 1, 5)
