@@ -81,7 +81,7 @@ def test_live_target_riding_a_solved_chain_is_reached_on_the_frame_shown(how: st
     rig, hand = body(how)
     scene = bpy.context.scene
     chest_moves = []
-    for frame in range(1, 11):
+    for frame in range(1, 11, 2):
         scene.frame_set(frame)
         chest_moves.append(np.array(hand.matrix_world.translation))
         assert tip_error(rig, hand) < PLAYED, frame  # before: a frame behind the chest
@@ -141,7 +141,7 @@ def test_prop_rig_parented_to_a_hand_moves_with_it_live() -> None:
     grip = empty("Grip", (1.6, 0.2, 0.6))
     add_chain(prop, "p1", 2, grip, name="grip")
     scene = bpy.context.scene
-    for frame in range(1, 8):
+    for frame in range(1, 8, 2):
         scene.frame_set(frame)
         assert tip_error(prop, grip, "p1") < PLAYED, frame
         status = get_status("Prop", "grip")
@@ -362,7 +362,7 @@ def test_a_follower_of_a_follower_is_carried_once() -> None:
                    tuple(rig.matrix_world @ rig.pose.bones["f2"].tail + Vector((0, 0.05, 0))))
     add_chain(rig, "f3", 3, finger, name="finger")
     scene = bpy.context.scene
-    for frame in range(1, 11):
+    for frame in (1, 3, 5, 8, 10):  # the spine sways between every two of them
         scene.frame_set(frame)
         for chain, target, tip in (("arm", hand, "hand"), ("finger", finger, "f3")):
             status = get_status("Body", chain)
