@@ -51,7 +51,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .keys import action_paths
+from .keys import action_paths, bone_path
 
 # Constraint types whose result depends on the target's geometry, not only its matrix.
 _GEOMETRY_CONSTRAINTS = frozenset({"SHRINKWRAP", "FOLLOW_PATH", "CLAMP_TO", "SPLINE_IK", "GEOMETRY_ATTRIBUTE"})
@@ -444,7 +444,7 @@ class _Drivers:
 
     def of_bone(self, name: str) -> list[Any]:
         """Drivers on pose bone ``name``'s channels or constraint settings."""
-        prefix = f'pose.bones["{_escape(name)}"].'
+        prefix = bone_path(name)
         out = []
         for index, path in enumerate(self.paths):
             if path.startswith(prefix):
@@ -485,11 +485,6 @@ def _influence_animated(con: Any) -> bool:
         return True
     actions = [anim.action, *(s.action for t in anim.nla_tracks for s in t.strips)]
     return any(action is not None and path in action_paths(action) for action in actions)
-
-
-def _escape(name: str) -> str:
-    """A name as Blender writes it inside ``["..."]`` in a data path."""
-    return name.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def _pose_bone_path(path: str) -> tuple[str | None, str]:

@@ -188,7 +188,7 @@ def write_channel_keys(obj: Any, bone: str, data_path: str, frames: FloatArray, 
                        start: float, end: float) -> None:
     """Key every array index of a pose bone channel: ``values`` is ``(F, k)``."""
     fcurves = fcurve_collection(obj, create=True)
-    full_path = _bone_path(bone, data_path)
+    full_path = bone_path(bone, data_path)
     for index in range(values.shape[1]):
         replace_keys(ensure_fcurve(fcurves, full_path, index, bone), frames, values[:, index], start, end)
 
@@ -207,7 +207,7 @@ def kept_neighbours(obj: Any, bone: str, data_path: str, size: int, start: float
     fcurves = fcurve_collection(obj, create=False)
     if fcurves is None:
         return before, after
-    full_path = _bone_path(bone, data_path)
+    full_path = bone_path(bone, data_path)
     for index in range(size):
         fcurve = fcurves.find(full_path, index=index)
         count = len(fcurve.keyframe_points) if fcurve is not None else 0
@@ -231,5 +231,7 @@ def _inside(frames: AnyArray, start: float, end: float) -> BoolArray:
     return (frames >= start - _FRAME_EPS) & (frames <= end + _FRAME_EPS)
 
 
-def _bone_path(bone: str, data_path: str) -> str:
+def bone_path(bone: str, data_path: str = "") -> str:
+    """``pose.bones["<bone>"].<data_path>``, the name escaped as Blender writes data paths (the
+    prefix of every path of that bone when ``data_path`` is empty)."""
     return f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{data_path}'

@@ -67,7 +67,7 @@ import bpy
 
 from .action_time import tweaked_strip, tweaked_track
 from .errors import RigSetupError
-from .keys import action_get_channelbag_for_slot, fcurve_collection
+from .keys import action_get_channelbag_for_slot, bone_path, fcurve_collection
 from .read import ChainBinding
 from .scene_checks import refuse_drivers
 from .write import channel
@@ -131,9 +131,9 @@ def _curve_problems(obj: Any, channels: list[_Channel]) -> list[str]:
     out: list[str] = []
     for bone, path, size in channels:
         for index in range(size):
-            fcurve = fcurves.find(_bone_path(bone, path), index=index)
+            fcurve = fcurves.find(bone_path(bone, path), index=index)
             if fcurve is not None:
-                out += _fcurve_problems(fcurve, f"{_bone_path(bone, path)}[{index}]")
+                out += _fcurve_problems(fcurve, f"{bone_path(bone, path)}[{index}]")
     return out
 
 
@@ -228,10 +228,10 @@ def _tweak_problems(anim: Any, tracks: list[Any], solo: Any, action: str, channe
         if not _evaluated(upper, solo):
             continue
         for bone, path, _ in channels:
-            above = _animating_strip([s for s in upper.strips if _reaches(s, span)], _bone_path(bone, path))
+            above = _animating_strip([s for s in upper.strips if _reaches(s, span)], bone_path(bone, path))
             if above is not None:
                 out.append(f"NLA strip {above.name!r} on track {upper.name!r} above the tweaked strip animates "
-                           f"{_bone_path(bone, path)}, so it overrides keys there (with the upper stack evaluated, "
+                           f"{bone_path(bone, path)}, so it overrides keys there (with the upper stack evaluated, "
                            "and once tweak mode is left); mute the track or move the strip below it")
     return out
 
@@ -246,7 +246,7 @@ def _blend_problems(who: str, blend: str, below: list[Any], channels: list[_Chan
                 "to Replace"]
     out: list[str] = []
     for bone, path, _ in channels:
-        full_path = _bone_path(bone, path)
+        full_path = bone_path(bone, path)
         found = next(((t, s) for t in reversed(below) if (s := _animating_strip(t.strips, full_path)) is not None),
                      None)
         if found is not None:
@@ -325,9 +325,4 @@ def _action_label(obj: Any, anim: Any) -> str:
 
 
 def _paths(channels: list[_Channel]) -> str:
-    return ", ".join(_bone_path(bone, path) for bone, path, _ in channels)
-
-
-def _bone_path(bone: str, data_path: str) -> str:
-    """``pose.bones["<bone>"].<data_path>``, the name escaped as Blender writes data paths."""
-    return f'pose.bones["{bpy.utils.escape_identifier(bone)}"].{data_path}'
+    return ", ".join(bone_path(bone, path) for bone, path, _ in channels)

@@ -19,6 +19,7 @@ import numpy as np
 from ..core.types import FloatArray
 from .dependencies import driver_paths, is_plain, moves_with
 from .errors import RigSetupError
+from .keys import bone_path
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
 
@@ -31,7 +32,7 @@ def refuse_drivers(obj: Any, binding: ChainBinding) -> None:
     anim = obj.animation_data
     if anim is None or not len(anim.drivers):
         return
-    prefixes = {_bone_path(b.name): b.name for b in binding.bones}
+    prefixes = {bone_path(b.name): b.name for b in binding.bones}
     for index, path in enumerate(driver_paths(obj)):  # paths kept between calls: a rig may have hundreds
         if ".rotation_" not in path:
             continue
@@ -42,12 +43,6 @@ def refuse_drivers(obj: Any, binding: ChainBinding) -> None:
             if path.startswith(prefix) and path[len(prefix):].startswith("rotation_"):
                 raise RigSetupError(f"bone {bone!r}: a driver sets {path[len(prefix):]}[{fcurve.array_index}], so the "
                                     "solved pose would be overridden; remove or mute the driver")
-
-
-def _bone_path(name: str) -> str:
-    """``pose.bones["<name>"].`` with the name escaped as Blender writes data paths."""
-    escaped = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'pose.bones["{escaped}"].'
 
 
 def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, Any | None]:
