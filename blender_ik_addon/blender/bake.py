@@ -267,18 +267,26 @@ def _refuse_live_uppers(obj: Any, prepared: dict[str, PreparedChain], live: list
     """Refuse a baked chain that hangs below a live chain left out of the bake: its bases would be
     sampled with that chain where its keys put it, which live solving changes on every frame."""
     chains = {name: (item.binding.bone_names, item.binding.ancestors) for name, item in prepared.items()}
-    for spec in live:
-        try:
-            bones = chain_bone_names(obj, spec.tip_bone, spec.length)
-        except RigSetupError:
-            continue
-        chains[spec.name] = (tuple(bones), ancestors_of(obj, bones))
+    chains.update(_bone_layout(obj, live))
     for lower, (upper, joint) in links(chains).items():
         if lower in prepared and upper not in prepared:
             bone = chains[upper][0][joint]
             raise RigSetupError(f"chain {lower!r} hangs below bone {bone!r} of chain {upper!r}, which solves live and "
                                 f"is not in this bake: keys made for that chain's keyed pose would miss once live "
                                 f"solving moves it; bake {upper!r} with it, or turn its live solving off")
+
+
+def _bone_layout(obj: Any, specs: list[ChainSpec]) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Chain name -> (its bones root first, the bones above it parent first), for the chains that can
+    be read (the others are refused with their reason when they are solved)."""
+    out = {}
+    for spec in specs:
+        try:
+            bones = chain_bone_names(obj, spec.tip_bone, spec.length)
+        except RigSetupError:
+            continue
+        out[spec.name] = (tuple(bones), ancestors_of(obj, bones))
+    return out
 
 
 def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
@@ -463,14 +471,7 @@ def key_chains(obj: Any, chain_names: list[str] | None = None, scene: Any = None
     specs = chain_specs(obj, names)
     live = [s for s in chain_specs(obj, enabled_only=True) if s.name not in {k.name for k in specs}]
     plan = plan_pass([obj], {obj.as_pointer(): specs + live}, scene)  # the live chains: for circles through them
-    chains = {}
-    for spec in specs:
-        try:
-            bones = chain_bone_names(obj, spec.tip_bone, spec.length)
-        except RigSetupError:
-            continue  # solve_rig reports it
-        chains[spec.name] = (bones, ancestors_of(obj, bones))
-    by_level = stage_levels(obj, plan, chains)
+    by_level = stage_levels(obj, plan, _bone_layout(obj, specs))
     levels = sorted(set(by_level.values())) or [0]
     statuses: dict[str, ChainStatus] = {}
     for level in levels:
