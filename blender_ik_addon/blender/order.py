@@ -99,12 +99,14 @@ def carrier(obj: Any) -> tuple[Any, str] | None:
 
 
 def chain_follows(rig: Any, spec: ChainSpec, things: Sequence[tuple[str, Any]],
-                  pass_bones: Mapping[ChainKey, frozenset[str]]) -> list[Follows]:
+                  pass_bones: Mapping[ChainKey, frozenset[str]],
+                  walked: Mapping[int, list[BoneLink]] | None = None) -> list[Follows]:
     """The chains of the pass that ``spec`` (a chain of ``rig``) follows, through ``things``:
     ``(role, object)`` pairs, its target and pole objects and its armature.
 
     Args:
         pass_bones: Every chain of the pass (this one included) -> its bones.
+        walked: Object pointer -> its :func:`.dependencies.bone_links`, where already walked.
     """
     me = (rig.as_pointer(), spec.name)
     out: list[Follows] = []
@@ -112,7 +114,8 @@ def chain_follows(rig: Any, spec: ChainSpec, things: Sequence[tuple[str, Any]],
     for role, thing in things:
         if thing is None:
             continue
-        links = bone_links(thing)
+        known = None if walked is None else walked.get(thing.as_pointer())
+        links = bone_links(thing) if known is None else known
         if not links:
             continue
         rigid = carrier(thing)
@@ -310,7 +313,7 @@ def plan_pass(rigs: Sequence[Any], specs_of: Mapping[int, Sequence[ChainSpec]], 
     """
     things: dict[ChainKey, list[tuple[str, Any]]] = {}
     linked = False
-    walks: dict[int, bool] = {}
+    walks: dict[int, list[BoneLink]] = {}  # each object walked once per pass
     for rig in rigs:
         for spec in specs_of.get(rig.as_pointer(), ()):
             items = [("target", _object(spec.target_object, spec.target, scene)),
@@ -318,8 +321,8 @@ def plan_pass(rigs: Sequence[Any], specs_of: Mapping[int, Sequence[ChainSpec]], 
             things[(rig.as_pointer(), spec.name)] = items
             for _role, thing in items:
                 if thing is not None and thing.as_pointer() not in walks:
-                    walks[thing.as_pointer()] = not is_plain(thing) and bool(bone_links(thing))
-                linked = linked or (thing is not None and walks[thing.as_pointer()])
+                    walks[thing.as_pointer()] = [] if is_plain(thing) else bone_links(thing)
+                linked = linked or (thing is not None and bool(walks[thing.as_pointer()]))
     if not linked:
         return PassPlan({}, dict.fromkeys(things, 0), {}, list(rigs))
     pass_bones: dict[ChainKey, frozenset[str]] = {}
@@ -333,7 +336,7 @@ def plan_pass(rigs: Sequence[Any], specs_of: Mapping[int, Sequence[ChainSpec]], 
                 pass_bones[key] = frozenset(chain_bone_names(rig, spec.tip_bone, spec.length))
             except RigSetupError:
                 continue  # refused when it is solved
-    follows = {key: chain_follows(by_pointer[key[0]], _spec(specs_of, key), things[key], pass_bones)
+    follows = {key: chain_follows(by_pointer[key[0]], _spec(specs_of, key), things[key], pass_bones, walks)
                for key in things}
     levels, cycles = solve_levels(things, follows, names)
     return PassPlan(follows, levels, cycles, _rig_order(rigs, follows))
