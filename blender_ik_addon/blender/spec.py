@@ -29,6 +29,18 @@ class ChainSpec:
         length: Number of bones, tip included; 0 means up to the root (Blender's IK convention).
         target: Name of the target object (its world location is the tip's goal), or None.
         pole: Name of the optional pole object (bend direction hint), or None.
+        target_bone: With an armature target: the bone whose head (or tail, see
+            ``target_head_tail``) is the goal and whose rotation Follow Orientation matches, as
+            Blender's IK constraint's subtarget. None: the object itself. May be a bone of the
+            chain's own armature (the usual control bone).
+        pole_bone: With an armature pole: the bone whose head is the pole.
+        target_head_tail: Where on ``target_bone`` the goal lies: 0 its head, 1 its tail.
+        pole_angle: Turns the bend direction about the line from the chain's root to the target,
+            radians (0: the chain bends toward the pole).
+        use_stretch: Bones whose ``ik_stretch`` is above 0 may scale along their length to reach
+            (Blender's IK Stretch).
+        influence: 0..1, animatable: blends the solved rotations with the bones' own keyed pose
+            (1: all IK; 0: the keys alone), like a constraint's influence.
         enabled: Live solving on frame change and while dragging a target.
         method: ``"lm"`` (default) or ``"tutorial"``.
         max_iterations: Solver iteration cap per frame.
@@ -72,6 +84,12 @@ class ChainSpec:
     comfort_weight: float = 0.0
     comfort_blend: float = 0.0
     follow_mode: bool = False
+    target_bone: str | None = None
+    pole_bone: str | None = None
+    target_head_tail: float = 0.0
+    pole_angle: float = 0.0
+    use_stretch: bool = False
+    influence: float = 1.0
     target_object: Any = field(default=None, compare=False, repr=False)
     pole_object: Any = field(default=None, compare=False, repr=False)
 
@@ -121,6 +139,17 @@ def spec_from_settings(settings: Any) -> ChainSpec:
         comfort_weight=float(settings.comfort_weight),
         comfort_blend=float(settings.comfort_blend),
         follow_mode=bool(settings.follow_mode),
+        target_bone=(settings.target_bone or None) if _is_armature(settings.target) else None,
+        pole_bone=(settings.pole_bone or None) if _is_armature(settings.pole) else None,
+        target_head_tail=float(settings.target_head_tail),
+        pole_angle=float(settings.pole_angle),
+        use_stretch=bool(settings.use_stretch),
+        influence=float(settings.influence),
         target_object=settings.target,
         pole_object=settings.pole,
     )
+
+
+def _is_armature(obj: Any) -> bool:
+    """A bone field only counts under an armature object (the panel hides it otherwise)."""
+    return obj is not None and obj.type == "ARMATURE"

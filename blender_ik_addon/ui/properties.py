@@ -6,6 +6,7 @@ Armature have separate chains (targets are per object anyway).
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 import bpy
@@ -38,10 +39,6 @@ SOLVERS = (
 )
 
 
-def _not_owner(self: Any, obj: Any) -> bool:
-    return obj is not self.id_data  # a rig cannot target itself: its pose would chase its own tail
-
-
 def _resolve_now(self: Any, context: Any) -> None:
     """Re-solve the owner's live chains when a setting changes, so the viewport follows at once."""
     solve_object_now(self.id_data)
@@ -64,11 +61,32 @@ class IKCHAINS_PG_chain(PropertyGroup):
         name="Chain Length", default=2, min=0, max=255, update=_resolve_now,
         description="Number of bones in the chain, tip included (0: up to the root)")
     target: PointerProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
-        type=bpy.types.Object, name="Target", poll=_not_owner, update=_resolve_now,
-        description="Object whose location the chain's tip reaches for (usually an Empty)")
+        type=bpy.types.Object, name="Target", update=_resolve_now,
+        description="Object whose location the chain's tip reaches for (usually an Empty), or the armature "
+                    "that holds the target bone (this one for its own control bones)")
+    target_bone: StringProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Bone", update=_resolve_now,
+        description="With an armature target: the bone the tip reaches for (its head, or its tail by Head/Tail)")
+    target_head_tail: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Head/Tail", default=0.0, min=0.0, max=1.0, subtype="FACTOR", update=_resolve_now,
+        description="Where on the target bone the goal lies: 0 its head, 1 its tail")
     pole: PointerProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
-        type=bpy.types.Object, name="Pole", poll=_not_owner, update=_resolve_now,
-        description="Optional object the chain bends toward")
+        type=bpy.types.Object, name="Pole", update=_resolve_now,
+        description="Optional object the chain bends toward, or the armature that holds the pole bone")
+    pole_bone: StringProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Bone", update=_resolve_now,
+        description="With an armature pole: the bone (its head) the chain bends toward")
+    pole_angle: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Pole Angle", default=0.0, min=-math.pi, max=math.pi, subtype="ANGLE", update=_resolve_now,
+        description="Turns the bend direction about the line from the chain's root to the target (0: toward the pole)")
+    use_stretch: BoolProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Stretch", default=False, update=_resolve_now,
+        description="Bones with an IK Stretch above 0 (Bone properties > Inverse Kinematics) may scale along their "
+                    "length to reach, as with Blender's IK constraint")
+    influence: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Influence", default=1.0, min=0.0, max=1.0, subtype="FACTOR", update=_resolve_now,
+        description="Blend of the solved rotations with the bones' own keys (1: all IK, 0: the keys); keyable, "
+                    "for IK/FK switches")
     enabled: BoolProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Live", default=True, update=_resolve_now,
         description="Solve this chain on every frame change and while its target moves")
