@@ -10,19 +10,22 @@ Modules (docs/architecture.md has the map):
 * reading the rig: :mod:`.read` (armature -> core chain), :mod:`.limits` (limits, locks, Euler
   orders), :mod:`.structure` (a chain read once, read again on a real change), :mod:`.settings`
   (the add-on's settings, the one place that reads them), :mod:`.spec` (a chain's settings as
-  values), :mod:`.scene_checks` (setup checks and their messages), :mod:`.sampling` (targets and
-  bases over frames), :mod:`.dependencies` (what moves an object: every route to armature bones);
+  values), :mod:`.goals` (a target or pole: an object, or a bone of an armature),
+  :mod:`.scene_checks` (setup checks and their messages), :mod:`.sampling` (targets and bases over
+  frames), :mod:`.dependencies` (what moves an object or bone: every route to armature bones);
 * solving: :mod:`.solving` (chain-space solve of ``F`` frames, shared by live and bake),
   :mod:`.stacking` (chains hanging below chains), :mod:`.order` (chains that follow chains: order,
-  cycles, carrying followers live);
+  cycles, carrying followers live), :mod:`.influence` (a chain's Influence: the IK/FK blend);
 * writing: :mod:`.write` (angles -> pose channels), :mod:`.keys` (bulk F-curve keys, 4.2 and 4.4+
   actions), :mod:`.action_time` (scene frames -> the action times keys play at), :mod:`.outputs`
   (will the keys play as written), :mod:`.verify` (the keys played back and measured);
 * passes: :mod:`.live` (every chain of a rig at the current frame), :mod:`.bake` (a frame range);
+* adoption: :mod:`.adopt` (Blender's IK constraints made into chains, and given back);
 * runtime: :mod:`.events` (what Blender's events do; ``handlers.py`` wires them), :mod:`.guard`
   (the one re-entrancy guard), :mod:`.status` (per-chain status for the panel), :mod:`.errors`.
 """
 
+from .adopt import AdoptReport, RestoreReport, adopt_constraints, restore_constraints
 from .bake import BakeReport, ChainBakeResult, bake_chains, key_chains
 from .errors import RigSetupError
 from .live import solve_chain, solve_rig
@@ -32,7 +35,8 @@ from .spec import ChainSpec, spec_from_settings
 from .status import ChainStatus, get_status
 
 __all__ = [
-    "BakeReport", "BoneBinding", "ChainBakeResult", "ChainBinding", "ChainSpec", "ChainStatus", "FrameSolution",
-    "PreparedChain", "RigSetupError", "bake_chains", "chain_base", "get_status", "key_chains", "prepare",
-    "read_chain", "solve_chain", "solve_frames", "solve_rig", "spec_from_settings",
+    "AdoptReport", "BakeReport", "BoneBinding", "ChainBakeResult", "ChainBinding", "ChainSpec", "ChainStatus",
+    "FrameSolution", "PreparedChain", "RestoreReport", "RigSetupError", "adopt_constraints", "bake_chains",
+    "chain_base", "get_status", "key_chains", "prepare", "read_chain", "restore_constraints", "solve_chain",
+    "solve_frames", "solve_rig", "spec_from_settings",
 ]

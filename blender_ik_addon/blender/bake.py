@@ -36,19 +36,22 @@ import numpy as np
 from ..core.types import BoolArray, FloatArray
 from .action_time import action_time, action_times, time_stretch
 from .errors import RigSetupError
+from .goals import Goal
 from .guard import suspended
+from .influence import BakeBlend, bake_note, blend_bake, blended_goal, read_bake_blends
 from .keys import kept_neighbours, require_keyable, write_channel_keys
 from .live import solve_rig, solved_target
 from .order import plan_pass, stage_levels
 from .outputs import require_playable
 from .read import chain_bone_names, require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
-from .scene_checks import find_conflicts, require_objects, require_usable
+from .scene_checks import find_conflicts, require_goals, require_usable
 from .settings import chain_specs, disable_chains, live_rigs
 from .solving import FrameSolution, PreparedChain, find_frame_switches, prepare, solve_follow, solve_frames
 from .spec import ChainSpec
 from .stacking import Solved, ancestors_of, joint_world, links, restack, upper_first
 from .status import BakeFindings, ChainStatus, set_findings, set_status
+from .stretch import key_range as key_stretch
 from .verify import Played, PlayedChain, diagnose, played_errors, verify_frames
 from .write import angles_to_channels, channel, read_channel
 
@@ -165,8 +168,9 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     span = (start * time_stretch(scene), end * time_stretch(scene))  # the NLA's times of the range
     for name, item in prepared.items():  # keys that would not play as written: refused before any is written
         require_playable(obj, name, item.binding.bones, span)
+    blends = read_bake_blends(scene, obj, prepared, frames, times)  # influence < 1: the keys, before any is replaced
     report: Progress = progress or (lambda _fraction: None)
-    objects = {name: require_objects(item.spec, scene) for name, item in prepared.items()}
+    objects = {name: require_goals(item.spec, scene) for name, item in prepared.items()}
     stages = _stages(obj, prepared, scene)
     inputs: dict[str, tuple[FloatArray, FloatArray | None]] = {}  # chain -> sampled (targets, poles)
     solutions: dict[str, tuple[FloatArray, FrameSolution]] = {}
@@ -198,11 +202,12 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
                 new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale)
                 bases = restack(bases, samples.bones[bone], new)
             solution = _solve(item, *inputs[name], bases, continuous=continuous)
-            solved[name] = (item.binding, bases, solution.angles)
+            written = blend_bake(item, solution, bases, blends.get(name))  # with the bones' keys (influence < 1)
+            solved[name] = (item.binding, bases, written.angles)
             solutions[name] = (bases, solution)
-            keyed[name] = _write_keys(obj, item, solution, times, key_range)
+            keyed[name] = _write_keys(obj, item, written, times, key_range)
             stage_report(0.5 + 0.5 * (index + 1) / len(part))
-    played = _play_back(scene, obj, prepared, objects, frames)
+    played = _play_back(scene, obj, prepared, objects, frames, blends)
     report(1.0)
     results = []
     worst = np.zeros(len(frames), dtype=bool)
@@ -213,6 +218,8 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         findings = _findings(item, targets, poles, bases, solution, frames, start, end, continuous)
         converged, findings = _with_playback(scene, obj, item, objects[name][0], targets, solution, frames,
                                              played[name], keyed[name], findings)
+        if name in blends:
+            findings = replace(findings, blend_note=bake_note(blends[name], frames))
         worst |= ~converged
         residual = max(float(solution.error.max()), float(played[name].distance.max(initial=0.0)))
         results.append(ChainBakeResult(item.spec.name, int((~converged).sum()), residual, findings))
@@ -220,6 +227,8 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         note = f"baked {start}-{end}{how}"
         if findings.played_misses:
             note += f"; {findings.playback_note()}"
+        if findings.blend_note:
+            note += f"; {findings.blend_note}"
         set_status(obj.name, item.spec.name, ChainStatus(True, bool(converged.all()), residual, note, float(end)))
         set_findings(obj.name, item.spec.name, findings)
     if disable_live:
@@ -305,19 +314,19 @@ def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
     if conflicts:
         raise RigSetupError(next(iter(conflicts.values())))
     for spec in specs:
-        require_objects(spec, scene, obj)
+        require_goals(spec, scene, obj)
     obj_eval = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
     return {spec.name: prepare(obj_eval, spec) for spec in specs}
 
 
-ChainObjects = tuple[Any, Any | None]
-"""A chain's target and pole objects (the objects themselves: never looked up by name again)."""
+ChainObjects = tuple[Goal, Goal | None]
+"""A chain's target and pole (objects or bones, the objects themselves: never looked up by name again)."""
 
 
 def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], chain_objects: dict[str, ChainObjects],
             frames: FloatArray, report: Progress, bones: list[str]) -> Samples:
     bindings = {name: item.binding for name, item in prepared.items()}
-    objects = list({o.as_pointer(): o for pair in chain_objects.values() for o in pair if o is not None}.values())
+    objects = list({g.key: g for pair in chain_objects.values() for g in pair if g is not None}.values())
     blocker = fast_path_blocker(scene, obj, bindings.values(), objects)
     if not blocker:
         samples = sample_fcurves(scene, obj, bindings, objects, frames, bones)
@@ -335,7 +344,7 @@ def _sample(scene: Any, obj: Any, prepared: dict[str, PreparedChain], chain_obje
 def _targets(samples: Samples, objects: ChainObjects) -> tuple[FloatArray, FloatArray | None]:
     """A chain's ``(F, 4, 4)`` target matrices and pole matrices (or None)."""
     target, pole = objects
-    return samples.objects[target.as_pointer()], None if pole is None else samples.objects[pole.as_pointer()]
+    return samples.objects[target.key], None if pole is None else samples.objects[pole.key]
 
 
 def _solve(item: PreparedChain, targets: FloatArray, poles: FloatArray | None, bases: FloatArray, *,
@@ -391,20 +400,23 @@ def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, times: F
         in_frame_order = np.empty_like(values)
         in_frame_order[order] = values
         keyed[bone.name] = (path, in_frame_order)
+    key_stretch(obj, item.binding, solution, order, keyed_times, start, end)  # bones that stretch: their scale
     return keyed
 
 
 def _play_back(scene: Any, obj: Any, prepared: dict[str, PreparedChain], objects: dict[str, ChainObjects],
-               frames: FloatArray) -> dict[str, Played]:
-    """Every chain's keys played back (live solving suspended) on :func:`.verify.verify_frames`."""
-    chains = [_played_chain(item, objects[name][0]) for name, item in prepared.items()]
+               frames: FloatArray, blends: dict[str, BakeBlend]) -> dict[str, Played]:
+    """Every chain's keys played back (live solving suspended) on :func:`.verify.verify_frames`; a
+    frame blended with the bones' keys is measured against its blended tip."""
+    goals = {name: blend.goals_at(frames) for name, blend in blends.items()}
+    chains = [_played_chain(item, objects[name][0], goals.get(name)) for name, item in prepared.items()]
     return played_errors(scene, obj, chains, verify_frames(frames))
 
 
-def _played_chain(item: PreparedChain, target: Any) -> PlayedChain:
+def _played_chain(item: PreparedChain, target: Any, goals: dict[float, FloatArray] | None = None) -> PlayedChain:
     binding, spec = item.binding, item.spec
     return PlayedChain(spec.name, binding.bone_names[-1], len(binding.bone_names), target, spec.tolerance,
-                       spec.follow_orientation)
+                       spec.follow_orientation, goals or {})
 
 
 def _with_playback(scene: Any, obj: Any, item: PreparedChain, target: Any, targets: FloatArray,
@@ -495,10 +507,11 @@ def _keys_played(scene: Any, obj: Any, specs: list[ChainSpec], statuses: dict[st
     keyed = [s for s in specs if s.name in statuses and statuses[s.name].solved]
     if not keyed:
         return statuses
-    objects = {s.name: require_objects(s, scene)[0] for s in keyed}
+    objects = {s.name: require_goals(s, scene)[0] for s in keyed}
     bones = {s.name: chain_bone_names(obj, s.tip_bone, s.length) for s in keyed}
+    blended = {s.name: {frame: goal} for s in keyed if (goal := blended_goal(obj, s.name, frame)) is not None}
     chains = [PlayedChain(s.name, bones[s.name][-1], len(bones[s.name]), objects[s.name], s.tolerance,
-                          s.follow_orientation) for s in keyed]
+                          s.follow_orientation, blended.get(s.name, {})) for s in keyed]  # influence < 1: blended tip
     keyed_values = {s.name: {b: (channel(obj.pose.bones[b].rotation_mode)[0], read_channel(obj.pose.bones[b]))
                              for b in bones[s.name]} for s in keyed}  # as keyed, before playback moves them
     played = played_errors(scene, obj, chains, np.array([frame], dtype=np.float64))

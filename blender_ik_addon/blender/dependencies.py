@@ -88,8 +88,9 @@ class BoneLink:
         return " -> ".join(self.route)
 
 
-def bone_links(obj: Any) -> list[BoneLink]:
-    """Every (armature, bone) whose pose the evaluated world matrix of ``obj`` depends on.
+def bone_links(obj: Any, bone: str | None = None) -> list[BoneLink]:
+    """Every (armature, bone) whose pose the evaluated world matrix of ``obj`` depends on (with
+    ``bone``: of that bone of the armature ``obj``, a bone target; it is its own first link).
 
     Routes followed: parents of every type (OBJECT, BONE, ARMATURE, VERTEX, VERTEX_3, LATTICE),
     object constraints (target/subtarget, pole_target/pole_subtarget, the Armature constraint's
@@ -102,15 +103,15 @@ def bone_links(obj: Any) -> list[BoneLink]:
     is not repeated. A link to an armature object's transform alone (a plain object parent, a
     constraint with no subtarget) is no bone link, but what moves that armature is followed.
     """
-    return list(_Walk(obj).links())
+    return list(_Walk(obj, bone).links())
 
 
-def moves_with(obj: Any, rig: Any, bones: Collection[str]) -> BoneLink | None:
-    """The first link of ``obj`` into ``bones`` of ``rig`` (a link with bone None counts as every
-    bone), or None. Bones below those in ``bones`` need not be listed: links include every bone
-    above a linked bone (see the module docstring)."""
+def moves_with(obj: Any, rig: Any, bones: Collection[str], bone: str | None = None) -> BoneLink | None:
+    """The first link of ``obj`` (or of its ``bone``) into ``bones`` of ``rig`` (a link with bone
+    None counts as every bone), or None. Bones below those in ``bones`` need not be listed: links
+    include every bone above a linked bone (see the module docstring)."""
     wanted = rig.as_pointer()
-    for link in _Walk(obj).links():
+    for link in _Walk(obj, bone).links():
         if link.rig.as_pointer() == wanted and (link.bone is None or link.bone in bones):
             return link
     return None
@@ -169,14 +170,17 @@ class _Walk:
     ``own_only``: only the object's or bone's own channels are read (a driver reading ``location``, a
     local-space variable), so its parent is not followed; its constraints and drivers still are."""
 
-    def __init__(self, obj: Any) -> None:
+    def __init__(self, obj: Any, bone: str | None = None) -> None:
         self.queue: deque[tuple[tuple[Any, ...], Route]] = deque()
         self.seen: set[tuple[Any, ...]] = set()
         self.reported: set[tuple[int, str]] = set()
         self.whole: set[int] = set()  # rigs linked with bone=None
         self.drivers: dict[int, _Drivers] = {}
         self.properties: set[tuple[int, str]] = set()  # custom properties already followed
-        self._push(("object", obj, False), (repr(obj.name),))
+        if bone is None:
+            self._push(("object", obj, False), (repr(obj.name),))
+        else:
+            self._push_bone(obj, bone, (f"bone {bone!r} of {obj.name!r}",))
 
     def links(self) -> Iterator[BoneLink]:
         """Walk until the queue is empty, yielding links as their bones are reached."""

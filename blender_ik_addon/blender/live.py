@@ -11,6 +11,7 @@ pass over a rig does each thing once::
       per level of stacked chains:
         batched.solve_jobs([...])        every moving chain of the level in one kernel call
         solving.finish_job(...)          fallback, blend, world-space residuals
+        influence.blend_live(...)        only below Influence 1: the IK/FK blend with the bones' keys
       _RigPose.write()                   one foreach_set per rotation channel kind, one update_tag
       write.key_pose(...)                only when keying was asked for
 
@@ -35,12 +36,15 @@ from ..core.types import AnyArray, FloatArray
 from . import dependencies, structure
 from .action_time import action_time, time_stretch
 from .errors import RigSetupError
+from .goals import Goal
+from .influence import blend_live, describe, influence_animated, live_influence, unblended
+from .influence import forget as forget_influence
 from .keys import require_local
 from .order import Follows, Move, PassMotion, PassPlan, plan_pass
 from .outputs import require_playable
 from .read import ChainBinding, chain_base, chain_bone_names, require_armature
-from .sampling import world_matrix_of
-from .scene_checks import find_conflicts, refuse_drivers, require_objects, require_usable
+from .sampling import goal_matrix
+from .scene_checks import find_conflicts, refuse_drivers, require_goals, require_usable
 from .settings import chain_specs, rig_settings
 from .solving import (
     FrameProblem,
@@ -57,10 +61,14 @@ from .solving import (
 from .spec import ChainSpec
 from .stacking import ancestors_of, links, upper_first
 from .status import ChainStatus, set_status
+from .stretch import put_live as put_stretch
 from .write import NOOP_TOLERANCE, angles_to_channels, channel, forget_write_caches, key_pose, unlimited_axes
 
 log = logging.getLogger(__name__)
 FOLLOW_NOTE = "follow mode: history-dependent"
+AUTOKEY_BLENDED = ("not auto-keyed: the chain blends with its bones' own keys (Influence below 1), and each key "
+                   "would replace the keys the next solve blends with; key it once with Key Current Frame, or "
+                   "set Influence to 1")
 
 
 @dataclass
@@ -75,6 +83,7 @@ class _LiveChain:
     status: ChainStatus | None = None
     angles: FloatArray | None = None  # (1, n, 3) the last solution, for chains stacked on this one
     options_by_scale: dict[float, SolverOptions] = field(default_factory=dict)
+    influence: float = 1.0  # the influence ``written`` was blended at (:mod:`.influence`)
 
     def options(self, tolerance_scale: float) -> SolverOptions:
         """The spec's solver options for a tolerance scale, made once per scale."""
@@ -101,7 +110,7 @@ class _StillRig:
     """A rig whose last frame pass solved every live chain (see :func:`_still_rig`)."""
 
     depsgraph: int  # the depsgraph's pointer: a render's is another one
-    chains: tuple[tuple[str, str | None, str | None, bytes], ...]  # see _live_chain_names
+    chains: tuple[tuple[str, str | None, str | None, str, str, bytes], ...]  # see _live_chain_names
     watched: frozenset[str]  # the names whose update means "solve again": rig, its armature, targets, poles
     statuses: dict[str, ChainStatus]
     specs: list[ChainSpec]  # the chains as that pass read them
@@ -125,6 +134,7 @@ def forget() -> None:
     structure.clear()
     batched.forget()
     forget_write_caches()
+    forget_influence()
 
 
 @dataclass
@@ -136,7 +146,7 @@ class _Frame:
     base: FloatArray
     target: FloatArray
     pole: FloatArray | None
-    evaluated: bool  # Blender evaluates the target and pole (see sampling.world_matrix)
+    evaluated: bool  # Blender evaluates the target and pole (see sampling.goal_matrix)
     follows: list[Follows] = field(default_factory=list)  # chains of the pass this one follows
     loose_hang: Move | None = None  # hangs below a chain solved before it through a bone that moves on its own
     problem: FrameProblem | None = None
@@ -144,10 +154,11 @@ class _Frame:
     job: ChainJob | None = None
     solution: FrameSolution | None = None
     outcome: tuple[ChainStatus, bool] | None = None
+    influence: float = 1.0  # this frame's (:func:`.influence.live_influence`)
 
 
 _EULER_ROWS: dict[tuple[int, int], tuple[ChainBinding, dict[str, int], AnyArray | None]] = {}
-_CHANNEL_SIZES = {"rotation_euler": 3, "rotation_quaternion": 4, "rotation_axis_angle": 4}
+_CHANNEL_SIZES = {"rotation_euler": 3, "rotation_quaternion": 4, "rotation_axis_angle": 4, "scale": 3}
 
 
 class _RigPose:
@@ -208,7 +219,14 @@ class _RigPose:
         return np.asarray(self._array(channel(mode)[0])[self.index[name]], dtype=np.float64)
 
     def set(self, name: str, mode: str, values: FloatArray) -> None:
-        path = channel(mode)[0]
+        self.put(channel(mode)[0], name, values)
+
+    def channel(self, path: str, name: str) -> AnyArray:
+        """A bone's values of the channel ``path`` (float32, as stored)."""
+        return np.asarray(self._array(path)[self.index[name]])
+
+    def put(self, path: str, name: str, values: Any) -> None:
+        """Set a bone's values of the channel ``path`` (written back by :meth:`write`)."""
         self._array(path)[self.index[name]] = values
         self._dirty.add(path)
 
@@ -269,11 +287,12 @@ def _still_rig(obj: Any, depsgraph: Any, updated: frozenset[str]) -> _StillRig |
     return kept
 
 
-def _live_chain_names(settings: Any) -> tuple[tuple[str, str | None, str | None, bytes], ...]:
-    """The live chains' names, targets, poles and comfort poses: what a settings edit can change
-    without tagging the object (comfort bones added, cleared or rotated from Python)."""
+def _live_chain_names(settings: Any) -> tuple[tuple[str, str | None, str | None, str, str, bytes], ...]:
+    """The live chains' names, targets, poles (and their bones) and comfort poses: what a settings
+    edit can change without tagging the object (comfort bones added, cleared or rotated from Python)."""
     return tuple((c.name, c.target.name if c.target is not None else None, c.pole.name if c.pole is not None else None,
-                  _comfort_fingerprint(c.comfort_bones)) for c in settings.chains if c.enabled)
+                  c.target_bone, c.pole_bone, _comfort_fingerprint(c.comfort_bones))
+                 for c in settings.chains if c.enabled)
 
 
 def _comfort_fingerprint(bones: Any) -> bytes:
@@ -398,6 +417,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
             try:
                 item = _frame_of(obj, obj_eval, spec, depsgraph, trust_edits, motion, plan.follows.get((me, spec.name)))
                 frames[spec.name] = item
+                item.influence = live_influence(spec, depsgraph, obj_eval)
                 still = _still_status(item, pose)
                 if still is not None:
                     item.outcome = (replace(still, frame=frame), False)
@@ -430,7 +450,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                 continue
             try:
                 if taken.outcome is None:
-                    taken.outcome = _take(obj, taken, pose, frame)
+                    taken.outcome = _take_blended(obj, taken, pose, frame, depsgraph.scene)
                 if taken.outcome[1]:
                     motion.moved.add((me, spec.name))
                 if taken.state.angles is not None:
@@ -456,6 +476,8 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                 try:
                     if isinstance(key_time, Exception):
                         raise key_time
+                    if autokey and done.influence < 1.0:
+                        raise RigSetupError(AUTOKEY_BLENDED)
                     nla_time = key_frame * time_stretch(depsgraph.scene)  # type: ignore[operator]
                     require_playable(obj, name, done.state.prepared.binding.bones, (nla_time, nla_time))
                     key_pose(obj, done.state.prepared.binding, key_time)
@@ -473,10 +495,12 @@ def _remember_still(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: di
     """Remember a frame pass that solved every live chain, for :func:`_still_rig`: only when it found
     every chain in place (it wrote nothing: what a write moves, a target parented to a solved bone
     say, is evaluated after the handlers, where no update reaches them), and not when a chain
-    failed, follows the tutorial's history-dependent mode, or reads a target Blender does not
-    evaluate (its keys are read instead, and they move without an update)."""
+    failed, follows the tutorial's history-dependent mode, reads a target Blender does not
+    evaluate (its keys are read instead, and they move without an update), or blends with its
+    bones' keys: an influence below 1, or animated (:mod:`.influence`)."""
     if any(s.follow_mode or s.name not in frames or not frames[s.name].evaluated or not out[s.name][0].solved
-           or out[s.name][1] or frames[s.name].follows for s in specs):
+           or out[s.name][1] or frames[s.name].follows or frames[s.name].influence < 1.0
+           or influence_animated(obj, s.name) for s in specs):
         return  # (a follower's target moves when what it follows is written, after the handlers)
     statuses = {s.name: out[s.name][0] for s in specs}
     if last is not None and last.specs == specs:  # the same chains as the last pass: what it read still holds
@@ -494,8 +518,9 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, trust: b
               follows: list[Follows] | None) -> _Frame:
     """One chain's inputs at this frame (the chain read or taken from the cache), carried along with
     the chains solved before it in this pass (:class:`.order.PassMotion`)."""
-    target, pole = require_objects(spec, depsgraph.scene, obj)
-    binding = structure.chain_binding(obj_eval, spec.tip_bone, spec.length, trust_edits=trust)
+    target, pole = require_goals(spec, depsgraph.scene, obj)
+    binding = structure.chain_binding(obj_eval, spec.tip_bone, spec.length, trust_edits=trust,
+                                      stretch=spec.use_stretch)
     key = (obj.name, spec.name)
     state = _CHAINS.get(key)
     if state is None or state.spec != spec or state.prepared.binding is not binding:
@@ -503,10 +528,10 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, trust: b
     else:
         refuse_drivers(obj, binding)  # drivers come and go without an edit of the armature
     base = chain_base(obj_eval, binding)[None]
-    target_m, evaluated = world_matrix_of(target, depsgraph)
+    target_m, evaluated = goal_matrix(target, depsgraph)
     pole_m = None
     if pole is not None:
-        pole_m, pole_evaluated = world_matrix_of(pole, depsgraph)
+        pole_m, pole_evaluated = goal_matrix(pole, depsgraph)
         evaluated = evaluated and pole_evaluated
     target_m, pole_m = target_m[None], None if pole_m is None else pole_m[None]
     hangs: Move | None = None
@@ -522,10 +547,10 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, trust: b
                 continue  # (one that cannot be carried lags: see _note_lags)
             carried.add(follow.role)
             if follow.role == "armature":
-                base = motion.carry(obj, base)
+                base = motion.carry(Goal(obj), base)
             elif follow.role == "target":
                 target_m = motion.carry(target, target_m)
-            elif pole_m is not None:
+            elif pole is not None and pole_m is not None:
                 pole_m = motion.carry(pole, pole_m)
     return _Frame(spec, state, base, target_m, pole_m, evaluated, follows or [],
                   hangs if hangs is not None and hangs.loose else None)
@@ -536,6 +561,8 @@ def _still_status(item: _Frame, pose: _RigPose) -> ChainStatus | None:
     place), else None."""
     state = item.state
     if state.inputs is None or state.written is None or state.status is None or item.spec.follow_mode:
+        return None
+    if item.influence < 1.0 or state.influence < 1.0:  # the keys it blends with may have moved
         return None
     base, target, pole = state.inputs
     same_pole = (pole is None and item.pole is None) or (
@@ -557,11 +584,30 @@ def _take(obj: Any, item: _Frame, pose: _RigPose, frame: float) -> tuple[ChainSt
         changed = pose.put_euler(rows, solution.angles[0])
     else:
         changed = _put_bone_by_bone(binding, solution.angles[0], pose)
+    changed = put_stretch(pose, binding, solution) or changed  # bones that stretch: their scale
     status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
                          FOLLOW_NOTE if spec.follow_mode else "", frame)
     state.inputs = (item.base, item.target, item.pole)
     state.written = pose.current(binding)
     state.status, state.angles = status, solution.angles
+    return status, changed
+
+
+def _take_blended(obj: Any, item: _Frame, pose: _RigPose, frame: float, scene: Any) -> tuple[ChainStatus, bool]:
+    """:func:`_take`, the solved pose first blended with the bones' own keys when the chain's
+    influence is below 1 (:mod:`.influence`; after the comfort blend). At influence 1 it is
+    :func:`_take` and reads nothing more."""
+    if item.influence < 1.0:
+        assert item.solution is not None
+        item.solution = blend_live(obj, item.spec, item.state.prepared.binding, item.solution, item.base, scene,
+                                   frame, item.influence)
+    else:
+        unblended(obj, item.spec.name)
+    status, changed = _take(obj, item, pose, frame)
+    item.state.influence = item.influence
+    if item.influence < 1.0:
+        note = describe(item.influence)
+        status = replace(status, message=f"{status.message}; {note}" if status.message else note)
     return status, changed
 
 

@@ -5,7 +5,7 @@ bones, by any route Blender offers (:func:`.dependencies.bone_links`): a hand ta
 chest bone that a spine chain solves, a prop rig parented to a hand, a Child Of to such a bone, an
 Armature constraint, a driver... (A chain whose *root* hangs below another chain's bone is the
 stacking case, :mod:`.stacking`; a chain that follows its own bones is refused as a cycle by
-:func:`.scene_checks.require_objects`.)
+:func:`.scene_checks.require_goals`.)
 
 The rule: a chain is solved after every chain it follows, and reads its target, pole and base as
 they are once those chains are written.
@@ -34,6 +34,7 @@ import numpy as np
 from ..core.types import FloatArray
 from .dependencies import BoneLink, bone_links, is_plain
 from .errors import RigSetupError
+from .goals import Goal, GoalKey
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
 from .stacking import bone_world, joint_world, links, upper_move
@@ -48,7 +49,7 @@ class Follows:
 
     Attributes:
         role: ``"target"``, ``"pole"`` or ``"armature"``.
-        thing: The object that moves (the target, the pole, or the armature object).
+        thing: What moves: the target, the pole (objects or bones), or the armature object.
         upper: The chain followed: ``(armature pointer, chain name)``.
         link: How ``thing`` reaches that chain's bones.
         carried: ``thing`` moves rigidly with one bone (:func:`carrier`), so the live pass can carry
@@ -56,14 +57,14 @@ class Follows:
     """
 
     role: str
-    thing: Any
+    thing: Goal
     upper: ChainKey
     link: BoneLink
     carried: bool
 
     def describe(self, upper_name: str) -> str:
         """``"target 'T' moves with chain 'spine' ('T' -> parent bone 'chest' of 'Rig')"``."""
-        return f"{self.role} {self.thing.name!r} moves with chain {upper_name!r} ({self.link.describe()})"
+        return f"{self.role} {self.thing.label} moves with chain {upper_name!r} ({self.link.describe()})"
 
 
 def carrier(obj: Any) -> tuple[Any, str] | None:
@@ -98,15 +99,28 @@ def carrier(obj: Any) -> tuple[Any, str] | None:
     return None
 
 
-def chain_follows(rig: Any, spec: ChainSpec, things: Sequence[tuple[str, Any]],
+def goal_carrier(goal: Goal) -> tuple[Any, str] | None:
+    """:func:`carrier` of a goal: a bone goal is carried by its own bone (:meth:`PassMotion.move_of`
+    finds the solved bone above it and whether the bones in between are rigid)."""
+    return (goal.obj, goal.bone) if goal.bone is not None else carrier(goal.obj)
+
+
+def goal_links(goal: Goal) -> list[BoneLink]:
+    """:func:`.dependencies.bone_links` of a goal (none for a plain object, without walking)."""
+    if goal.bone is None and is_plain(goal.obj):
+        return []
+    return bone_links(goal.obj, goal.bone)
+
+
+def chain_follows(rig: Any, spec: ChainSpec, things: Sequence[tuple[str, Goal | None]],
                   pass_bones: Mapping[ChainKey, frozenset[str]],
-                  walked: Mapping[int, list[BoneLink]] | None = None) -> list[Follows]:
+                  walked: Mapping[GoalKey, list[BoneLink]] | None = None) -> list[Follows]:
     """The chains of the pass that ``spec`` (a chain of ``rig``) follows, through ``things``:
-    ``(role, object)`` pairs, its target and pole objects and its armature.
+    ``(role, goal)`` pairs, its target and pole (objects or bones) and its armature.
 
     Args:
         pass_bones: Every chain of the pass (this one included) -> its bones.
-        walked: Object pointer -> its :func:`.dependencies.bone_links`, where already walked.
+        walked: Goal key -> its :func:`goal_links`, where already walked.
     """
     me = (rig.as_pointer(), spec.name)
     out: list[Follows] = []
@@ -114,11 +128,11 @@ def chain_follows(rig: Any, spec: ChainSpec, things: Sequence[tuple[str, Any]],
     for role, thing in things:
         if thing is None:
             continue
-        known = None if walked is None else walked.get(thing.as_pointer())
-        links = bone_links(thing) if known is None else known
+        known = None if walked is None else walked.get(thing.key)
+        links = goal_links(thing) if known is None else known
         if not links:
             continue
-        rigid = carrier(thing)
+        rigid = goal_carrier(thing)
         for link in links:
             owner = link.rig.as_pointer()
             if role == "armature" and owner == me[0]:
@@ -255,10 +269,10 @@ class PassMotion:
             walker = walker.parent
         return None
 
-    def carry(self, obj: Any, matrix: FloatArray) -> FloatArray:
-        """``matrix`` ``(F, 4, 4)`` of ``obj`` as evaluated, moved with the bone that carries it
-        (:func:`carrier`), if a solve of this pass moved that bone and it carries ``obj`` rigidly."""
-        held = carrier(obj)
+    def carry(self, goal: Goal, matrix: FloatArray) -> FloatArray:
+        """``matrix`` ``(F, 4, 4)`` of ``goal`` as evaluated, moved with the bone that carries it
+        (:func:`goal_carrier`), if a solve of this pass moved that bone and it carries it rigidly."""
+        held = goal_carrier(goal)
         if held is None:
             return matrix
         move = self.move_of(held[0], held[1])
@@ -311,18 +325,19 @@ def plan_pass(rigs: Sequence[Any], specs_of: Mapping[int, Sequence[ChainSpec]], 
     one :func:`.dependencies.bone_links` walk per target, pole and armature, each a few attribute
     reads; the chains' bones are read only when some walk reaches an armature.
     """
-    things: dict[ChainKey, list[tuple[str, Any]]] = {}
+    things: dict[ChainKey, list[tuple[str, Goal | None]]] = {}
     linked = False
-    walks: dict[int, list[BoneLink]] = {}  # each object walked once per pass
+    walks: dict[GoalKey, list[BoneLink]] = {}  # each goal walked once per pass
     for rig in rigs:
         for spec in specs_of.get(rig.as_pointer(), ()):
-            items = [("target", _object(spec.target_object, spec.target, scene)),
-                     ("pole", _object(spec.pole_object, spec.pole, scene)), ("armature", rig)]
+            items = [("target", _goal(spec.target_object, spec.target, spec.target_bone, spec.target_head_tail, scene)),
+                     ("pole", _goal(spec.pole_object, spec.pole, spec.pole_bone, 0.0, scene)),
+                     ("armature", Goal(rig))]
             things[(rig.as_pointer(), spec.name)] = items
             for _role, thing in items:
-                if thing is not None and thing.as_pointer() not in walks:
-                    walks[thing.as_pointer()] = [] if is_plain(thing) else bone_links(thing)
-                linked = linked or (thing is not None and bool(walks[thing.as_pointer()]))
+                if thing is not None and thing.key not in walks:
+                    walks[thing.key] = goal_links(thing)
+                linked = linked or (thing is not None and bool(walks[thing.key]))
     if not linked:
         return PassPlan({}, dict.fromkeys(things, 0), {}, list(rigs))
     pass_bones: dict[ChainKey, frozenset[str]] = {}
@@ -342,10 +357,17 @@ def plan_pass(rigs: Sequence[Any], specs_of: Mapping[int, Sequence[ChainSpec]], 
     return PassPlan(follows, levels, cycles, _rig_order(rigs, follows))
 
 
-def _object(obj: Any, name: str | None, scene: Any) -> Any | None:
-    if obj is not None:
-        return obj
-    return scene.objects.get(name) if name else None
+def _goal(obj: Any, name: str | None, bone: str | None, head_tail: float, scene: Any) -> Goal | None:
+    """A spec's target or pole as a goal, without the checks (:func:`.scene_checks.require_goals`
+    refuses what is missing when the chain is solved)."""
+    found = obj if obj is not None else (scene.objects.get(name) if name else None)
+    if found is None:
+        return None
+    if not bone:
+        return Goal(found)
+    if found.type != "ARMATURE" or found.pose.bones.get(bone) is None:
+        return None
+    return Goal(found, bone, head_tail)
 
 
 def _spec(specs_of: Mapping[int, Sequence[ChainSpec]], key: ChainKey) -> ChainSpec:

@@ -120,6 +120,32 @@ def require_playable(obj: Any, chain: str, bones: Sequence[Any], span: tuple[flo
         raise RigSetupError(f"chain {chain!r}: {problems[0]}{tail}")
 
 
+def nla_overrides(obj: Any, bones: Sequence[Any]) -> list[str]:
+    """Why the active action's F-curves on the pose bones' rotation channels are not what plays there
+    (the NLA's part of :func:`playback_problems`), plus every evaluated strip other than the tweaked
+    one whose action animates such a channel: Blender plays that strip's value where the action has
+    no key, or mixes the two. Empty when the action's F-curves play alone (what
+    :mod:`.influence` reads as the bones' own keys)."""
+    anim = obj.animation_data
+    if anim is None or not anim.use_nla or not len(anim.nla_tracks):
+        return []
+    channels = [(b.name, *channel(obj.pose.bones[b.name].rotation_mode)) for b in bones]
+    problems = _nla_problems(obj, anim, channels, None)
+    try:
+        tweaked = tweaked_strip(obj)
+    except RigSetupError as ambiguous:
+        return [*problems, str(ambiguous)]
+    solo = next((t for t in anim.nla_tracks if t.is_solo), None)
+    for track in anim.nla_tracks:
+        if not _evaluated(track, solo):
+            continue
+        for bone, path, _ in channels:
+            strip = _animating_strip([s for s in track.strips if s != tweaked], bone_path(bone, path))
+            if strip is not None:
+                problems.append(f"NLA strip {strip.name!r} (track {track.name!r}) animates {bone_path(bone, path)}")
+    return problems
+
+
 # --- F-curves of the active action -----------------------------------------------------------
 
 

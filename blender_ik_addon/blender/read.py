@@ -17,6 +17,8 @@ Conventions (checked against Blender's own evaluation by ``tests/blender/test_re
   (the constraint's ``euler_order``; AUTO means the bone's Euler order, or XYZ for quaternion and
   axis-angle bones), else the bone's own Euler order, else XYZ. Limits are angles in that order.
 * Locked axes (``lock_rotation``, ``lock_ik_*``) keep their current value.
+* With Stretch (``read_chain(..., stretch=True)``) each bone's ``ik_stretch`` becomes its joint's
+  stretch (:mod:`.stretch`): a stretching bone's pose scale is the solver's to write, not read.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from ..core import Chain, Joint
 from ..core.types import FloatArray
 from .errors import RigSetupError
 from .limits import EulerOrder, free_axes, limits, parameter_order
+from .stretch import bone_stretch, require_inherited_scale, require_unscaled
 
 _AXES = "XYZ"
 _OVERRIDING = ("IK", "SPLINE_IK")  # Blender solvers that rotate bones above their owner
@@ -109,8 +112,9 @@ def chain_bone_names(obj: Any, tip_bone: str, length: int) -> list[str]:
     return names[::-1]
 
 
-def read_chain(obj: Any, tip_bone: str, length: int) -> ChainBinding:
-    """Read the chain ending at ``tip_bone`` from the armature object ``obj``.
+def read_chain(obj: Any, tip_bone: str, length: int, *, stretch: bool = False) -> ChainBinding:
+    """Read the chain ending at ``tip_bone`` from the armature object ``obj``; with ``stretch`` (the
+    chain's Stretch switch) its bones' ``ik_stretch`` too.
 
     Raises:
         RigSetupError: The bone is missing, the chain is longer than the hierarchy, a bone has an
@@ -119,13 +123,16 @@ def read_chain(obj: Any, tip_bone: str, length: int) -> ChainBinding:
     names = chain_bone_names(obj, tip_bone, length)
     _refuse_blender_ik(obj, names)
     pose_bones = [obj.pose.bones[name] for name in names]
+    amounts = [bone_stretch(pbone, stretch) for pbone in pose_bones]
+    require_inherited_scale(pose_bones, amounts)
     joints = []
     for index, pbone in enumerate(pose_bones):
         is_tip = index == len(pose_bones) - 1
-        _check_bone(pbone, is_tip=is_tip)
-        joints.append(_joint(pbone, is_root=index == 0))
+        _check_bone(pbone, is_tip=is_tip, stretches=amounts[index] > 0)
+        joints.append(_joint(pbone, is_root=index == 0, stretch=amounts[index]))
     tip = pose_bones[-1]
-    tip_offset = (0.0, tip.bone.length * tip.scale[1], 0.0)  # tail; basis = T @ R @ S scales it
+    # The tail; basis = T @ R @ S scales it (a stretching tip's scale is its length factor's).
+    tip_offset = (0.0, tip.bone.length * (1.0 if amounts[-1] > 0 else tip.scale[1]), 0.0)
     root_parent = pose_bones[0].parent
     ancestors = []
     walker = root_parent
@@ -213,7 +220,7 @@ def rotation_quaternion(pbone: Any) -> Quaternion:
     return euler.to_quaternion()
 
 
-def _check_bone(pbone: Any, *, is_tip: bool) -> None:
+def _check_bone(pbone: Any, *, is_tip: bool, stretches: bool = False) -> None:
     name, bone = pbone.name, pbone.bone
     for con in pbone.constraints:
         if con.mute or con.influence <= 0 or not con.is_valid or con.type == "LIMIT_ROTATION":
@@ -222,9 +229,8 @@ def _check_bone(pbone: Any, *, is_tip: bool) -> None:
                             "would change the solved pose; mute or remove it")
     if bone.parent is not None and not bone.use_inherit_rotation:
         raise RigSetupError(f"bone {name!r}: 'Inherit Rotation' is off; chain bones must inherit rotation")
-    if not is_tip and not np.allclose(tuple(pbone.scale), 1.0, atol=1e-6):
-        raise RigSetupError(f"bone {name!r}: pose scale {tuple(round(s, 4) for s in pbone.scale)} is not 1; "
-                            "only the chain's tip bone may be scaled")
+    if not is_tip and not stretches:
+        require_unscaled(pbone)
     if not bone.use_connect and not bone.use_local_location and any(pbone.location):
         raise RigSetupError(f"bone {name!r}: a pose location with 'Local Location' off is not supported")
 
@@ -254,7 +260,7 @@ def _refuse_blender_ik(obj: Any, names: list[str]) -> None:
                                     f"{con.name!r} on bone {pbone.name!r}; mute or remove it")
 
 
-def _joint(pbone: Any, *, is_root: bool) -> Joint:
+def _joint(pbone: Any, *, is_root: bool, stretch: float = 0.0) -> Joint:
     name, bone = pbone.name, pbone.bone
     rest = np.array(bone.matrix_local, dtype=np.float64)
     if not is_root:  # the root's parent and location are in the base: its rest is armature space
@@ -280,7 +286,7 @@ def _joint(pbone: Any, *, is_root: bool) -> Joint:
                                 f"(min {math.degrees(lower[i]):.6g}° > max {math.degrees(upper[i]):.6g}°)")
         if lower[i] <= upper[i]:  # a locked axis outside its limits is clamped, as the constraint would
             fixed[i] = min(max(fixed[i], lower[i]), upper[i])
-    return Joint(name, rest, order, free, lower, upper, fixed)
+    return Joint(name, rest, order, free, lower, upper, fixed, stretch)
 
 
 def _orthonormal(rotation: FloatArray) -> FloatArray:

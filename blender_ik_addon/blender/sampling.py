@@ -23,6 +23,7 @@ import numpy as np
 from ..core.rotations import EULER_ORDERS, euler_to_matrix, quaternion_to_matrix
 from ..core.types import FloatArray
 from .errors import RigSetupError
+from .goals import Goal, GoalKey, bone_goal_matrix
 from .keys import iter_fcurves
 from .read import ChainBinding, chain_base, check_locations
 from .stacking import bone_world
@@ -38,23 +39,19 @@ class Samples:
 
     Attributes:
         bases: Chain name -> ``(F, 4, 4)`` chain base.
-        objects: Object (``as_pointer()``, not its name: a linked library may bring another object
-            of the same name) -> ``(F, 4, 4)`` world matrix (targets and poles).
+        objects: Goal key (:attr:`.goals.Goal.key`: the object itself, not its name, since a linked
+            library may bring another object of the same name; plus the bone) -> ``(F, 4, 4)`` world
+            matrix (targets and poles).
         path: ``"fcurves"`` or ``"frames"``: how they were obtained.
         reason: Why the frame path was needed (empty on the F-curve path).
         bones: Bone name -> ``(F, 4, 4)`` evaluated world pose (bones that chains hang from).
     """
 
     bases: dict[str, FloatArray]
-    objects: dict[int, FloatArray]
+    objects: dict[GoalKey, FloatArray]
     path: str
     reason: str = ""
     bones: dict[str, FloatArray] = field(default_factory=dict)
-
-
-def world_matrix(obj: Any, depsgraph: Any) -> FloatArray:
-    """``(4, 4)`` world matrix of ``obj`` as evaluated by ``depsgraph`` (see :func:`world_matrix_of`)."""
-    return world_matrix_of(obj, depsgraph)[0]
 
 
 def world_matrix_of(obj: Any, depsgraph: Any) -> tuple[FloatArray, bool]:
@@ -72,13 +69,30 @@ def world_matrix_of(obj: Any, depsgraph: Any) -> tuple[FloatArray, bool]:
         return np.array(obj.evaluated_get(depsgraph).matrix_world, dtype=np.float64), True
     scene = depsgraph.scene
     if _object_blocker(obj) or scene.render.frame_map_old != scene.render.frame_map_new:
-        advice = "enable it in renders" if depsgraph.mode == "RENDER" else \
-            "enable it (hide it with the eye icon instead)"
         raise RigSetupError(f"object {obj.name!r} is {hidden}, so Blender does not evaluate it here and the chain "
-                            f"cannot see where it is; {advice}")
+                            f"cannot see where it is; {_enable_advice(depsgraph)}")
     frame = np.array([scene.frame_current + scene.frame_subframe], dtype=np.float64)
     matrix: FloatArray = object_matrices(obj, frame)[0]
     return matrix, False
+
+
+def goal_matrix(goal: Goal, depsgraph: Any) -> tuple[FloatArray, bool]:
+    """``(4, 4)`` world matrix of ``goal`` as ``depsgraph`` evaluates it, and whether Blender
+    evaluated it (False: an object goal read from its F-curves, see
+    :func:`.sampling.world_matrix_of`). A bone goal's armature must be evaluated: its pose cannot be
+    rebuilt from F-curves."""
+    if goal.bone is None:
+        return world_matrix_of(goal.obj, depsgraph)
+    hidden = unevaluated_reason(goal.obj, depsgraph)
+    if hidden:
+        raise RigSetupError(f"armature {goal.obj.name!r} (holding bone {goal.bone!r}) is {hidden}, so Blender does "
+                            f"not evaluate its pose here and the chain cannot see where the bone is; "
+                            f"{_enable_advice(depsgraph)}")
+    return bone_goal_matrix(goal.obj.evaluated_get(depsgraph), goal.bone, goal.head_tail), True
+
+
+def _enable_advice(depsgraph: Any) -> str:
+    return "enable it in renders" if depsgraph.mode == "RENDER" else "enable it (hide it with the eye icon instead)"
 
 
 def unevaluated_reason(obj: Any, depsgraph: Any) -> str:
@@ -100,17 +114,20 @@ def _enabled_below(layer: Any, obj: Any, render: bool) -> bool:
     return any(_enabled_below(child, obj, render) for child in layer.children)
 
 
-def fast_path_blocker(scene: Any, rig: Any, bindings: Iterable[ChainBinding], objects: Iterable[Any]) -> str:
-    """Why the F-curve path cannot be used ("" if it can)."""
+def fast_path_blocker(scene: Any, rig: Any, bindings: Iterable[ChainBinding], goals: Iterable[Goal]) -> str:
+    """Why the F-curve path cannot be used ("" if it can). A bone target or pole is read by
+    evaluating frames: its pose may come from keys, constraints, drivers and the bones above it."""
     if scene.render.frame_map_old != scene.render.frame_map_new:
         return "the scene remaps time"
     foreign = _foreign_frame_handlers()
     if foreign:  # a script's handler may move a target on every frame: only stepping frames sees that
         return f"a frame-change handler of another add-on or script ({foreign}) may move objects"
-    for obj in objects:
-        reason = _object_blocker(obj)
+    for goal in goals:
+        if goal.bone is not None:
+            return f"{goal.label} is a bone"
+        reason = _object_blocker(goal.obj)
         if reason:
-            return f"{obj.name!r}: {reason}"
+            return f"{goal.obj.name!r}: {reason}"
     return _rig_blocker(rig, list(bindings))
 
 
@@ -190,7 +207,7 @@ def _rig_blocker(rig: Any, bindings: list[ChainBinding]) -> str:
     return ""
 
 
-def sample_fcurves(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objects: list[Any],
+def sample_fcurves(scene: Any, rig: Any, bindings: dict[str, ChainBinding], goals: list[Goal],
                    frames: FloatArray, bones: Sequence[str] = ()) -> Samples:
     """The F-curve path (call only when :func:`fast_path_blocker` returns "")."""
     depsgraph = bpy.context.evaluated_depsgraph_get()
@@ -198,7 +215,7 @@ def sample_fcurves(scene: Any, rig: Any, bindings: dict[str, ChainBinding], obje
     count = len(frames)
     bases = {name: np.broadcast_to(chain_base(rig_eval, b), (count, 4, 4)) for name, b in bindings.items()}
     worlds = {bone: np.broadcast_to(bone_world(rig_eval, bone), (count, 4, 4)) for bone in bones}
-    return Samples(bases, {obj.as_pointer(): object_matrices(obj, frames) for obj in objects}, "fcurves", "", worlds)
+    return Samples(bases, {goal.key: object_matrices(goal.obj, frames) for goal in goals}, "fcurves", "", worlds)
 
 
 def object_matrices(obj: Any, frames: FloatArray) -> FloatArray:
@@ -236,13 +253,13 @@ def _normalized(quats: FloatArray) -> FloatArray:
     return np.where(norm > 1e-30, quats / np.maximum(norm, 1e-30), np.array([1.0, 0.0, 0.0, 0.0]))
 
 
-def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objects: list[Any], frames: FloatArray,
+def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], goals: list[Goal], frames: FloatArray,
                   progress: Callable[[int], None] | None = None, reason: str = "",
                   bones: Sequence[str] = ()) -> Samples:
     """The frame path: evaluate every frame with ``scene.frame_set``. Leaves the scene on the last frame."""
     count = len(frames)
     bases = {name: np.empty((count, 4, 4)) for name in bindings}
-    matrices = {obj.as_pointer(): np.empty((count, 4, 4)) for obj in objects}
+    matrices = {goal.key: np.empty((count, 4, 4)) for goal in goals}
     worlds = {bone: np.empty((count, 4, 4)) for bone in bones}
     for i, frame in enumerate(frames):
         whole = int(np.floor(frame))
@@ -252,8 +269,8 @@ def sample_frames(scene: Any, rig: Any, bindings: dict[str, ChainBinding], objec
         for name, binding in bindings.items():
             check_locations(rig_eval, binding)
             bases[name][i] = chain_base(rig_eval, binding)
-        for obj in objects:
-            matrices[obj.as_pointer()][i] = world_matrix(obj, depsgraph)
+        for goal in goals:
+            matrices[goal.key][i] = goal_matrix(goal, depsgraph)[0]
         for bone in bones:
             worlds[bone][i] = bone_world(rig_eval, bone)
         if progress is not None:

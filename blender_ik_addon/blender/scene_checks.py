@@ -2,8 +2,8 @@
 
 Each raises :class:`.errors.RigSetupError` naming the chain, bone or object at fault:
 
-* :func:`require_objects`: the target and pole exist in the scene and do not move with the chain
-  that follows them (feedback);
+* :func:`require_goals`: the target and pole (objects or bones) exist in the scene and do not move
+  with the chain that follows them (feedback);
 * :func:`find_conflicts`: chains that share bones;
 * :func:`refuse_drivers`: a driver that would override the solved rotation;
 * :func:`require_usable`: targets at NaN, infinite or absurd places, chain bases of zero scale.
@@ -19,6 +19,7 @@ import numpy as np
 from ..core.types import FloatArray
 from .dependencies import driver_paths, is_plain, moves_with
 from .errors import RigSetupError
+from .goals import Goal
 from .keys import bone_path
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
@@ -45,9 +46,10 @@ def refuse_drivers(obj: Any, binding: ChainBinding) -> None:
                                     "solved pose would be overridden; remove or mute the driver")
 
 
-def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, Any | None]:
-    """The chain's target and pole objects, checked to be in ``scene`` and not to move with the chain
-    that follows them (:func:`_refuse_feedback`, when ``rig`` is given).
+def require_goals(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Goal, Goal | None]:
+    """The chain's target and pole (:class:`.goals.Goal`: an object, or a bone of an armature),
+    checked to be in ``scene``, to name a bone the armature has, and not to move with the chain that
+    follows them (:func:`_refuse_feedback`, when ``rig`` is given).
 
     A spec read from the settings carries the objects themselves (``target_object``/``pole_object``):
     they are used as they are, never looked up again by name (a linked library may bring another
@@ -55,18 +57,29 @@ def require_objects(spec: ChainSpec, scene: Any, rig: Any = None) -> tuple[Any, 
     """
     if not spec.target:
         raise RigSetupError(f"chain {spec.name!r} has no target object (set one; was it deleted?)")
-    found: list[Any] = []
-    for role, name, held in (("target", spec.target, spec.target_object), ("pole", spec.pole, spec.pole_object)):
+    found: list[Goal | None] = []
+    for role, name, held, bone, head_tail in (
+            ("target", spec.target, spec.target_object, spec.target_bone, spec.target_head_tail),
+            ("pole", spec.pole, spec.pole_object, spec.pole_bone, 0.0)):
         if name is None:
             found.append(None)
             continue
         obj = held if held is not None else scene.objects.get(name)
         if obj is None or not _in_scene(obj, scene):
             raise RigSetupError(f"chain {spec.name!r}: {role} object {name!r} is not in scene {scene.name!r}")
+        if bone and obj.type != "ARMATURE":
+            raise RigSetupError(f"chain {spec.name!r}: {role} {name!r} is not an armature, so it has no bone {bone!r}; "
+                                "clear the bone or pick the armature")
+        if bone and obj.pose.bones.get(bone) is None:
+            raise RigSetupError(f"chain {spec.name!r}: {role} bone {bone!r} is not in armature {name!r} (renamed or "
+                                "deleted?); pick the bone again")
+        goal = Goal(obj, bone or None, min(max(float(head_tail), 0.0), 1.0))
         if rig is not None:
-            _refuse_feedback(spec, role, obj, rig)
-        found.append(obj)
-    return found[0], found[1]
+            _refuse_feedback(spec, role, goal, rig)
+        found.append(goal)
+    target = found[0]
+    assert target is not None
+    return target, found[1]
 
 
 def _in_scene(obj: Any, scene: Any) -> bool:
@@ -80,7 +93,7 @@ def _in_scene(obj: Any, scene: Any) -> bool:
     return any(o.as_pointer() == pointer for o in scene.objects)
 
 
-def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
+def _refuse_feedback(spec: ChainSpec, role: str, goal: Goal, rig: Any) -> None:
     """Refuse a target or pole that is the armature or that the chain's own pose moves.
 
     The pose moves the chain's bones and every bone below them, and with them anything that
@@ -89,20 +102,32 @@ def _refuse_feedback(spec: ChainSpec, role: str, obj: Any, rig: Any) -> None:
     mesh, a driver reading the bone, a bone outside the chain constrained to it...): the chain would
     chase an object its own pose moves. An object parented to the armature *object*, or to a bone
     the chain does not move (above it or beside it), moves with the character, not with the chain:
-    that is allowed. A chain that cannot be read is not checked here: reading it reports why.
+    that is allowed. So is a control bone of the chain's own armature beside or above the chain.
+    A chain that cannot be read is not checked here: reading it reports why.
     """
-    if obj.as_pointer() == rig.as_pointer():
+    obj = goal.obj
+    same_rig = obj.as_pointer() == rig.as_pointer()
+    if same_rig and goal.bone is None:
         raise RigSetupError(f"chain {spec.name!r}: its {role} is the armature {rig.name!r} itself, which the chain "
-                            "moves; pick another object")
-    if is_plain(obj):
+                            "moves; pick another object, or a control bone of the armature as its Bone")
+    if goal.bone is None and is_plain(obj):
         return  # the usual target: nothing but its own keys moves it
     try:
         chain = set(chain_bone_names(rig, spec.tip_bone, spec.length))
     except RigSetupError:
         return
-    link = moves_with(obj, rig, chain)
+    if same_rig and goal.bone in chain:
+        raise RigSetupError(f"chain {spec.name!r}: its {role} bone {goal.bone!r} is a bone of the chain, which would "
+                            "chase itself; pick a control bone outside the chain")
+    link = moves_with(obj, rig, chain, bone=goal.bone)
     if link is None:
         return
+    if goal.bone is not None:
+        what = f"bone {link.bone!r} of the chain" if link.bone is not None else f"the pose of armature {rig.name!r}"
+        below = same_rig and _moved(rig, goal.bone, chain)
+        fix = "parent it outside the chain" if below else "remove that link"
+        raise RigSetupError(f"chain {spec.name!r}: {role} bone {goal.bone!r} of {obj.name!r} moves with {what} "
+                            f"through {link.describe()}, so the chain would chase its own pose; {fix}")
     if obj.parent is not None and obj.parent.as_pointer() == rig.as_pointer() and obj.parent_type == "BONE" \
             and _moved(rig, obj.parent_bone, chain):
         raise RigSetupError(f"chain {spec.name!r}: {role} {obj.name!r} is parented to the armature "
@@ -164,7 +189,8 @@ def require_usable(prepared: PreparedChain, bases: FloatArray, targets: FloatArr
     spec = prepared.spec
     if len(targets) == 1 and _usable_frame(bases[0], targets[0], None if poles is None else poles[0]):
         return  # a live frame: sixteen floats checked in Python cost less than the numpy calls
-    for role, name, matrices in (("target", spec.target, targets), ("pole", spec.pole, poles)):
+    for role, name, matrices in (("target", _named(spec.target, spec.target_bone), targets),
+                                 ("pole", _named(spec.pole, spec.pole_bone), poles)):
         if matrices is None:
             continue
         if np.isfinite(matrices).all() and float(np.abs(matrices[:, :3, 3]).max()) <= _FAR:
@@ -172,11 +198,15 @@ def require_usable(prepared: PreparedChain, bases: FloatArray, targets: FloatArr
         where = matrices[:, :3, 3]
         bad = ~np.all(np.isfinite(matrices), axis=(1, 2)) | np.any(np.abs(where) > _FAR, axis=1)
         shown = ", ".join(f"{v:.6g}" for v in where[int(np.argmax(bad))])
-        raise RigSetupError(f"chain {spec.name!r}: {role} {name!r} is at ({shown}), which is not a usable "
+        raise RigSetupError(f"chain {spec.name!r}: {role} {name} is at ({shown}), which is not a usable "
                             f"location (NaN, infinite or farther than {_FAR:g}); move it")
     if not np.isfinite(bases).all() or float(np.abs(np.linalg.det(bases[:, :3, :3])).min()) < 1e-12:
         raise RigSetupError(f"chain {spec.name!r}: armature {prepared.binding.object_name!r} (or a bone above the "
                             "chain) has a zero scale, so the chain has no size to solve; give it a non-zero scale")
+
+
+def _named(obj: str | None, bone: str | None) -> str:
+    return f"bone {bone!r} of {obj!r}" if bone else repr(obj)
 
 
 def _usable_frame(base: FloatArray, target: FloatArray, pole: FloatArray | None) -> bool:

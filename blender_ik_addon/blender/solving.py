@@ -15,6 +15,7 @@ Live solving (``F = 1``) and baking share this code, so a baked key equals the l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -22,10 +23,10 @@ from typing import Any
 import numpy as np
 from mathutils import Quaternion
 
-from ..core import ComfortPose, SolveResult, SolverOptions, forward, solve_batch
+from ..core import Chain, ComfortPose, SolveResult, SolverOptions, forward, solve_batch
 from ..core.batched import ChainJob
 from ..core.motion import find_switches, solve_path
-from ..core.rotations import orthonormalize, rotation_vector
+from ..core.rotations import euler_to_matrix, matrix_to_euler, orthonormalize, rotation_vector
 from ..core.types import BoolArray, FloatArray
 from .read import ChainBinding, current_angles, inverse_of, read_chain
 from .scene_checks import refuse_drivers, require_usable
@@ -59,19 +60,22 @@ class FrameSolution:
         error: ``(F,)`` tip distance to the target, world units.
         orientation_error: ``(F,)`` tip rotation error, radians (0 unless following orientation).
         converged: ``(F,)`` within tolerance.
+        scales: ``(F, n)`` each joint's length factor (``SolveResult.scales``) for a chain that
+            stretches (:mod:`.stretch`), else None.
     """
 
     angles: FloatArray
     error: FloatArray
     orientation_error: FloatArray
     converged: BoolArray
+    scales: FloatArray | None = None
 
 
 def prepare(obj: Any, spec: ChainSpec, binding: ChainBinding | None = None) -> PreparedChain:
     """Read the chain of ``spec`` from ``obj`` (preferably evaluated), or take the ``binding``
     already read (the live pass's :mod:`.structure` cache). Raises :class:`RigSetupError`."""
     if binding is None:
-        binding = read_chain(obj, spec.tip_bone, spec.length)
+        binding = read_chain(obj, spec.tip_bone, spec.length, stretch=spec.use_stretch)
     refuse_drivers(obj, binding)
     chain = binding.chain
     comfort = np.zeros((chain.n_joints, 3))
@@ -140,6 +144,8 @@ def frame_problem(prepared: PreparedChain, bases: FloatArray, targets: FloatArra
     spec = prepared.spec
     positions, rotations = to_chain_space(bases, targets, rotations=spec.follow_orientation)
     pole_positions = None if poles is None else to_chain_space(bases, poles, rotations=False)[0]
+    if pole_positions is not None and spec.pole_angle:
+        pole_positions = turn_poles(pole_positions, positions, prepared.binding.chain.rest[0, :3, 3], spec.pole_angle)
     scales = np.cbrt(np.abs(np.linalg.det(bases[:, :3, :3])))
     # Rounded: a scale that wobbles in float32 noise (a base turned by a solved upper chain) must not
     # make new options, and with them a new live job, every frame.
@@ -149,7 +155,104 @@ def frame_problem(prepared: PreparedChain, bases: FloatArray, targets: FloatArra
     # The solver returns the reaching pose nearest the comfort pose (the rest pose when none was
     # captured); the weight only matters for a soft pull. Zero weight still names the pose.
     comfort = ComfortPose(prepared.comfort_angles, max(spec.comfort_weight, 0.0))
-    return FrameProblem(prepared, positions, orientations, pole_positions, comfort, options), scales
+    swivel = None
+    if pole_positions is not None and spec.pole_rule == "turn" and not spec.follow_mode:
+        swivel = swivel_rotations(prepared, positions, pole_positions)
+    if swivel is not None:  # solved in the turned chain space, where the pole has done its work
+        root = prepared.binding.chain.rest[0, :3, 3]
+        positions = root + np.einsum("fi,fij->fj", positions - root, swivel)
+        pole_positions = None
+        if orientations is not None:
+            orientations = np.swapaxes(swivel, -1, -2) @ orientations
+    return FrameProblem(prepared, positions, orientations, pole_positions, comfort, options, swivel), scales
+
+
+def swivel_rotations(prepared: PreparedChain, positions: FloatArray, poles: FloatArray) -> FloatArray | None:
+    """The pole rule ``"turn"`` (Blender's): ``(F, 3, 3)`` per frame the rotation about the chain's root
+    (its first bone's head) that carries the comfort (or rest) pose's root -> tip line onto the
+    root -> target line, and its bend direction (its interior joints' offsets from that line) toward
+    the pole (already turned by the pole angle). The frame is then solved in the chain space turned
+    back by it, where the target lies on the comfort pose's line and the pole behind its bend: the
+    answer is the reaching pose nearest the turned comfort pose, as Blender's IK bends from its
+    start pose after turning it toward the pole. A frame whose pole lies on the root -> target
+    line gets the shortest turn onto the line.
+
+    None (the pole rule ``"bend"`` applies instead) where that turn cannot be put into the chain's
+    joints: a root bone that is not free to turn every way (limits or locks on it), a one-bone
+    chain, or a comfort pose that does not bend (no bend direction to turn toward the pole).
+    """
+    chain = prepared.binding.chain
+    if chain.n_joints < 2 or not chain.ball_joints[0]:
+        return None
+    start = chain.memo("swivel start", (prepared.comfort_angles.tobytes(),), lambda: _bend_frame(prepared))
+    if start is None:
+        return None
+    root = chain.rest[0, :3, 3]
+    reach = positions - root
+    size = np.maximum(np.linalg.norm(reach, axis=-1, keepdims=True), 1e-12)
+    axis = reach / size
+    offset = poles - root
+    side = offset - np.einsum("fi,fi->f", offset, axis)[:, None] * axis
+    width = np.linalg.norm(side, axis=-1, keepdims=True)
+    weak = width[:, 0] < 1e-9 * size[:, 0]
+    if weak.any():  # the pole on the line: the comfort bend carried by the shortest turn onto it
+        side[weak] = np.stack([_across(_shortest_turn(start[:, 0], a) @ start[:, 1], a) for a in axis[weak]])
+        width[weak] = np.linalg.norm(side[weak], axis=-1, keepdims=True)
+    side = side / np.maximum(width, 1e-12)
+    frames = np.stack([axis, side, np.cross(axis, side)], axis=-1)
+    return np.asarray(frames @ start.T)
+
+
+def _bend_frame(prepared: PreparedChain) -> FloatArray | None:
+    """``(3, 3)`` columns: the comfort pose's root -> tip direction, its bend direction across it, and
+    their cross product; None when it does not bend."""
+    chain = prepared.binding.chain
+    kin = forward(chain, chain.compress(prepared.comfort_angles)[None], with_axes=False)
+    root = chain.rest[0, :3, 3]
+    line = kin.tip_chain[0] - root
+    length = float(np.linalg.norm(line))
+    if length < 1e-9:
+        return None
+    axis = line / length
+    bend = _across((kin.origins[0, 1:] - root).sum(axis=0), axis)
+    width = float(np.linalg.norm(bend))
+    if width < 1e-6 * length:
+        return None
+    return np.stack([axis, bend / width, np.cross(axis, bend / width)], axis=-1)
+
+
+def _across(vector: FloatArray, axis: FloatArray) -> FloatArray:
+    """The part of ``vector`` (3,) across the unit ``axis`` (3,)."""
+    return np.asarray(vector - float(vector @ axis) * axis)
+
+
+def _shortest_turn(source: FloatArray, target: FloatArray) -> FloatArray:
+    """The ``(3, 3)`` rotation by the smallest angle carrying unit ``source`` onto unit ``target``."""
+    cross = np.cross(source, target)
+    cos = float(source @ target)
+    if cos < -1.0 + 1e-12:  # opposite: half a turn about any axis across them
+        other = np.eye(3)[int(np.argmin(np.abs(source)))]
+        axis = _across(other, source)
+        axis /= np.linalg.norm(axis)
+        return np.asarray(2.0 * np.outer(axis, axis) - np.eye(3))
+    skew = np.array([[0.0, -cross[2], cross[1]], [cross[2], 0.0, -cross[0]], [-cross[1], cross[0], 0.0]])
+    return np.asarray(np.eye(3) + skew + skew @ skew / (1.0 + cos))
+
+
+def turn_poles(poles: FloatArray, targets: FloatArray, root: FloatArray, angle: float) -> FloatArray:
+    """The chain's pole angle: each frame's pole turned by ``angle`` radians about the line from the
+    chain's root (its first bone's head) to the target, right-handed about the root -> target
+    direction, all ``(F, 3)`` in chain space. The chain bends toward the turned pole, so a positive
+    angle turns the bend counter-clockwise seen from the target looking back at the root. A target
+    on the root leaves the pole as it is."""
+    axis = targets - root
+    size = np.linalg.norm(axis, axis=-1, keepdims=True)
+    axis = np.where(size > 1e-12, axis / np.maximum(size, 1e-12), 0.0)
+    offset = poles - root
+    cos, sin = math.cos(angle), math.sin(angle)
+    along = np.einsum("fi,fi->f", axis, offset)[:, None] * axis
+    turned = cos * offset + sin * np.cross(axis, offset) + (1.0 - cos) * along  # Rodrigues
+    return np.asarray(root + turned)
 
 
 def finish_frames(problem: FrameProblem, result: SolveResult | None, q: FloatArray, bases: FloatArray,
@@ -161,14 +264,31 @@ def finish_frames(problem: FrameProblem, result: SolveResult | None, q: FloatArr
     blend = min(max(float(spec.comfort_blend), 0.0), 1.0)
     if blend > 0:
         q = (1.0 - blend) * q + blend * chain.compress(prepared.comfort_angles)
+    if problem.swivel is not None:
+        q = _unswivel(chain, q, problem.swivel)
+        if orientations is not None:
+            orientations = problem.swivel @ orientations
     elif result is not None and q is result.q and _uniform_scale(bases):
         # The solver's chain-space residuals, scaled back to world units: no need for another FK.
         error = result.error * scales
         converged = error <= spec.tolerance
         if orientations is not None:
             converged &= result.orientation_error <= _ORIENTATION_TOLERANCE
-        return FrameSolution(result.angles, error, result.orientation_error, converged)
+        return FrameSolution(result.angles, error, result.orientation_error, converged,
+                             result.scales if chain.n_stretch else None)
     return _measure(prepared, q, bases, targets, orientations)
+
+
+def _unswivel(chain: Chain, q: FloatArray, swivel: FloatArray) -> FloatArray:
+    """Variables ``(F, m)`` solved in the turned chain space (:func:`swivel_rotations`), with each
+    frame's turn put into the root joint: a ball joint (its X, Y, Z angles are the first three
+    variables), so any rotation is inside its limits."""
+    rest = chain.rest[0, :3, :3]
+    order = chain.joints[0].order
+    turned = rest.T @ swivel @ rest @ euler_to_matrix(q[:, :3], order)
+    out = np.array(q, dtype=np.float64)
+    out[:, :3] = matrix_to_euler(turned, order)
+    return out
 
 
 def live_job(problem: FrameProblem) -> ChainJob:
@@ -204,12 +324,14 @@ class FrameProblem:
     poles: FloatArray | None
     comfort: ComfortPose | None
     options: SolverOptions
+    swivel: FloatArray | None = None
 
     def frames(self, index: slice) -> FrameProblem:
         """The sub-problem of some frames."""
         return replace(self, positions=self.positions[index],
                        orientations=None if self.orientations is None else self.orientations[index],
-                       poles=None if self.poles is None else self.poles[index])
+                       poles=None if self.poles is None else self.poles[index],
+                       swivel=None if self.swivel is None else self.swivel[index])
 
 
 def _nearest(problem: FrameProblem, start: FloatArray | None) -> tuple[SolveResult, FloatArray]:
@@ -319,7 +441,8 @@ def _measure(prepared: PreparedChain, q: FloatArray, bases: FloatArray, targets:
         residual = rotation_vector(kin.tip_rotation @ np.swapaxes(orientations, -1, -2))
         orientation_error = np.linalg.norm(residual, axis=-1)
         converged &= orientation_error <= _ORIENTATION_TOLERANCE
-    return FrameSolution(chain.expand(q), error, orientation_error, converged)
+    return FrameSolution(chain.expand(q), error, orientation_error, converged,
+                         chain.factors(q) if chain.n_stretch else None)
 
 
 def solve_follow(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None,
@@ -335,8 +458,10 @@ def solve_follow(prepared: PreparedChain, bases: FloatArray, targets: FloatArray
                              initial=angles)
         angles = piece.angles[0]
         pieces.append(piece)
-    return FrameSolution(*(np.concatenate([getattr(p, k) for p in pieces]) for k in
-                           ("angles", "error", "orientation_error", "converged")))
+    angles_, error, orientation_error, converged = (np.concatenate([getattr(p, k) for p in pieces]) for k in
+                                                    ("angles", "error", "orientation_error", "converged"))
+    scales = None if pieces[0].scales is None else np.concatenate([p.scales for p in pieces])  # stretch
+    return FrameSolution(angles_, error, orientation_error, converged, scales)
 
 
 def current_pose(obj: Any, binding: ChainBinding) -> FloatArray:

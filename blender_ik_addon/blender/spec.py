@@ -36,7 +36,15 @@ class ChainSpec:
         pole_bone: With an armature pole: the bone whose head is the pole.
         target_head_tail: Where on ``target_bone`` the goal lies: 0 its head, 1 its tail.
         pole_angle: Turns the bend direction about the line from the chain's root to the target,
-            radians (0: the chain bends toward the pole).
+            radians (0: the chain bends toward the pole): the pole is turned by it about that line,
+            right-handed about the root -> target direction (``solving.turn_poles``).
+        pole_rule: How the pole acts. ``"bend"``: the interior joints bend toward the (turned)
+            pole, the rest of the pose stays nearest the comfort pose. ``"turn"`` (Blender's IK
+            constraint's rule): the whole chain turns about its root so that its comfort (or rest)
+            pose points at the target and bends toward the (turned) pole, and is solved from there,
+            so the bones roll with the pole; it needs a root bone free to turn every way (no limits
+            or locks) and a comfort pose that bends, else ``"bend"`` applies
+            (``solving.swivel_rotations``).
         use_stretch: Bones whose ``ik_stretch`` is above 0 may scale along their length to reach
             (Blender's IK Stretch).
         influence: 0..1, animatable: blends the solved rotations with the bones' own keyed pose
@@ -88,8 +96,11 @@ class ChainSpec:
     pole_bone: str | None = None
     target_head_tail: float = 0.0
     pole_angle: float = 0.0
+    pole_rule: str = "bend"
     use_stretch: bool = False
-    influence: float = 1.0
+    # Not compared: animated, it changes every frame, and what the live pass keeps per spec (the
+    # prepared chain, its solver jobs) does not depend on it (see :mod:`.influence`).
+    influence: float = field(default=1.0, compare=False)
     target_object: Any = field(default=None, compare=False, repr=False)
     pole_object: Any = field(default=None, compare=False, repr=False)
 
@@ -139,10 +150,11 @@ def spec_from_settings(settings: Any) -> ChainSpec:
         comfort_weight=float(settings.comfort_weight),
         comfort_blend=float(settings.comfort_blend),
         follow_mode=bool(settings.follow_mode),
-        target_bone=(settings.target_bone or None) if _is_armature(settings.target) else None,
-        pole_bone=(settings.pole_bone or None) if _is_armature(settings.pole) else None,
+        target_bone=(settings.target_bone or None) if is_armature(settings.target) else None,
+        pole_bone=(settings.pole_bone or None) if is_armature(settings.pole) else None,
         target_head_tail=float(settings.target_head_tail),
         pole_angle=float(settings.pole_angle),
+        pole_rule=settings.pole_rule.lower(),
         use_stretch=bool(settings.use_stretch),
         influence=float(settings.influence),
         target_object=settings.target,
@@ -150,6 +162,6 @@ def spec_from_settings(settings: Any) -> ChainSpec:
     )
 
 
-def _is_armature(obj: Any) -> bool:
+def is_armature(obj: Any) -> bool:
     """A bone field only counts under an armature object (the panel hides it otherwise)."""
     return obj is not None and obj.type == "ARMATURE"

@@ -101,6 +101,8 @@ class BakeFindings:
             does not.
         played_worst: Largest played-back tip distance to the target over the verified frames.
         played_cause: Why playback differs from the solve, where known ("" if it does not).
+        blend_note: Where the bake blended the solved pose with the bones' own keys (an influence
+            below 1, :func:`.influence.bake_note`), "" when it did not.
     """
 
     frame_start: int
@@ -113,6 +115,7 @@ class BakeFindings:
     played_misses: tuple[int, ...] = ()
     played_worst: float = 0.0
     played_cause: str = ""
+    blend_note: str = ""
 
     def playback_note(self) -> str:
         """``"plays back off target at frames 10-40 (worst 0.27): <cause>"``, or "" when playback
@@ -151,8 +154,10 @@ class BakeFindings:
                 f"frames before {self.chunk_limit}, or bake the range in one job")
 
     def notes(self) -> list[str]:
-        """The non-empty notes: playback that misses, the switches, then the chunk boundaries."""
-        return [note for note in (self.playback_note(), self.switch_note(), self.chunk_note()) if note]
+        """The non-empty notes: playback that misses, the switches, the chunk boundaries, then where the
+        pose was blended with the keys."""
+        return [note for note in (self.playback_note(), self.switch_note(), self.chunk_note(), self.blend_note)
+                if note]
 
 
 def set_status(object_name: str, chain_name: str, status: ChainStatus) -> None:

@@ -5,11 +5,12 @@ live pass solves every frame. The cache keeps each chain's :class:`.read.ChainBi
 per frame whether it still holds.
 
 **What a chain depends on** (its *signature*): bone hierarchy, rest matrices and lengths, bone
-flags, rotation modes, locks, IK settings, pose location and scale, every constraint on the chain
-bones and Blender IK constraints below the chain root, and the value each *locked* axis keeps.
-The rotations of free axes are not part of it: the solve writes them, and reading them back must
-not count as a change (that made the cache miss on every frame of every rig with an IK-locked
-bone).
+flags, rotation modes, locks, IK settings (``ik_stretch`` included), pose location and scale, every
+constraint on the chain bones and Blender IK constraints below the chain root, and the value each
+*locked* axis keeps. The rotations of free axes are not part of it: the solve writes them, and
+reading them back must not count as a change (that made the cache miss on every frame of every rig
+with an IK-locked bone). Nor is the scale of a bone that stretches (the chain's Stretch on and its
+``ik_stretch`` above 0): the solve writes it too. A chain is kept per Stretch switch.
 
 **When it is checked.** Comparing the whole signature costs tens of microseconds a bone, so the
 live pass trusts Blender's own change tracking where it can:
@@ -44,7 +45,7 @@ _IK_TYPES = ("IK", "SPLINE_IK")
 _LIMIT_FIELDS = ("owner_space", "euler_order", "use_limit_x", "use_limit_y", "use_limit_z", "min_x", "min_y",
                  "min_z", "max_x", "max_y", "max_z")
 _IK_FIELDS = ("lock_ik_x", "lock_ik_y", "lock_ik_z", "use_ik_limit_x", "use_ik_limit_y", "use_ik_limit_z",
-              "ik_min_x", "ik_min_y", "ik_min_z", "ik_max_x", "ik_max_y", "ik_max_z")
+              "ik_min_x", "ik_min_y", "ik_min_z", "ik_max_x", "ik_max_y", "ik_max_z", "ik_stretch")
 LOCKED_TOLERANCE = 1e-6
 """Radians: a locked axis whose value moved by less (a round trip through a float32 quaternion)
 keeps the chain as read."""
@@ -60,7 +61,7 @@ class _Entry:
     animated: bool  # an F-curve or driver animates a signature value of this chain: check every frame
 
 
-_CACHE: dict[tuple[str, str, int], _Entry] = {}
+_CACHE: dict[tuple[str, str, int, bool], _Entry] = {}
 _GENERATION: dict[str, int] = {}  # armature datablock name -> edits seen
 
 
@@ -89,7 +90,8 @@ def generation_of(obj: Any) -> tuple[int, int]:
     return data.as_pointer(), _GENERATION.get(data.name, 0)
 
 
-def chain_binding(obj: Any, tip_bone: str, length: int, *, trust_edits: bool = False) -> ChainBinding:
+def chain_binding(obj: Any, tip_bone: str, length: int, *, trust_edits: bool = False,
+                  stretch: bool = False) -> ChainBinding:
     """:func:`.read.read_chain`, re-using the last result while nothing it depends on changed.
 
     Args:
@@ -98,8 +100,9 @@ def chain_binding(obj: Any, tip_bone: str, length: int, *, trust_edits: bool = F
         length: Its number of bones (0: up to the root).
         trust_edits: Skip the whole-signature check while the armature's edit generation is the
             one of the last check (the handlers' way; see the module docstring).
+        stretch: The chain's Stretch switch (``ChainSpec.use_stretch``).
     """
-    key = (obj.name, tip_bone, length)
+    key = (obj.name, tip_bone, length, stretch)
     entry = _CACHE.get(key)
     armature, generation = generation_of(obj)
     animation = _animation_key(obj)
@@ -109,25 +112,26 @@ def chain_binding(obj: Any, tip_bone: str, length: int, *, trust_edits: bool = F
             return _read(obj, key, tip_bone, length, (armature, generation), animation)
         return entry.binding
     names = chain_bone_names(obj, tip_bone, length)
-    signature = _signature(obj, names)
+    signature = _signature(obj, names, stretch)
     if (entry is not None and entry.armature == armature and entry.signature == signature
             and _locked_values_hold(obj, entry.binding)):
         # Still the chain as read; what is animated may have changed with the edit (a key inserted).
         entry.generation, entry.animation = generation, animation
-        entry.animated = _animates_signature(obj, names)
+        entry.animated = _animates_signature(obj, names, stretch)
         return entry.binding
     return _read(obj, key, tip_bone, length, (armature, generation), animation, names, signature)
 
 
-def _read(obj: Any, key: tuple[str, str, int], tip_bone: str, length: int, generation: tuple[int, int],
+def _read(obj: Any, key: tuple[str, str, int, bool], tip_bone: str, length: int, generation: tuple[int, int],
           animation: tuple[Any, ...], names: list[str] | None = None,
           signature: tuple[Any, ...] | None = None) -> ChainBinding:
+    stretch = key[3]
     names = names if names is not None else chain_bone_names(obj, tip_bone, length)
-    signature = signature if signature is not None else _signature(obj, names)
-    binding = read_chain(obj, tip_bone, length)
+    signature = signature if signature is not None else _signature(obj, names, stretch)
+    binding = read_chain(obj, tip_bone, length, stretch=stretch)
     if len(_CACHE) >= _MAX_ENTRIES:
         _CACHE.clear()
-    _CACHE[key] = _Entry(binding, signature, *generation, animation, _animates_signature(obj, names))
+    _CACHE[key] = _Entry(binding, signature, *generation, animation, _animates_signature(obj, names, stretch))
     return binding
 
 
@@ -163,9 +167,10 @@ def _animation_key(obj: Any) -> tuple[Any, ...]:
     return (action.name_full if action is not None else None, strips, len(anim.drivers))
 
 
-def _animates_signature(obj: Any, names: list[str]) -> bool:
+def _animates_signature(obj: Any, names: list[str], stretch: bool = False) -> bool:
     """True if an F-curve of the object's action or a driver changes a value of the signature of
-    the chain ``names`` (anything of its bones but their rotations, or a constraint below it)."""
+    the chain ``names`` (anything of its bones but their rotations and, with ``stretch``, the scale
+    of those that stretch; or a constraint below it)."""
     obj = getattr(obj, "original", obj)
     anim = obj.animation_data
     if anim is None:
@@ -175,6 +180,7 @@ def _animates_signature(obj: Any, names: list[str]) -> bool:
     paths += [f.data_path for f in anim.drivers]
     watched = {pbone.name for pbone in subtree(obj, names[0])}
     chain = set(names)
+    stretching = {name for name in names if stretch and obj.pose.bones[name].ik_stretch > 0}
     for path in paths:
         if not path.startswith('pose.bones["'):
             continue
@@ -184,15 +190,17 @@ def _animates_signature(obj: Any, names: list[str]) -> bool:
             continue
         if rest.startswith(".rotation_") or (bone == names[0] and rest.startswith(".location")):
             continue  # free axes are ours, locked ones and the root's location are read every frame anyway
+        if bone in stretching and rest.startswith(".scale"):
+            continue  # the solve writes a stretching bone's scale
         if bone in chain or rest.startswith(".constraints"):
             return True
     return False
 
 
-def _signature(obj: Any, names: list[str]) -> tuple[Any, ...]:
+def _signature(obj: Any, names: list[str], stretch: bool = False) -> tuple[Any, ...]:
     bones = obj.pose.bones
     parts: list[Any] = [tuple(names), _ancestors(bones[names[0]])]
-    parts.extend(_bone_key(bones[name], root=index == 0) for index, name in enumerate(names))
+    parts.extend(_bone_key(bones[name], root=index == 0, stretch=stretch) for index, name in enumerate(names))
     parts.extend(_constraint_key(c) for pbone in subtree(obj, names[0]) for c in pbone.constraints
                  if c.type in _IK_TYPES)
     return tuple(parts)
@@ -206,13 +214,14 @@ def _ancestors(pbone: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _bone_key(pbone: Any, *, root: bool) -> tuple[Any, ...]:
+def _bone_key(pbone: Any, *, root: bool, stretch: bool = False) -> tuple[Any, ...]:
     bone = pbone.bone
     # The root's location is not read into the chain: it is part of the base, read every frame.
     location = None if root else tuple(pbone.location)
+    scale = None if stretch and pbone.ik_stretch > 0 else tuple(pbone.scale)  # a stretching bone's: ours
     return (pbone.rotation_mode, tuple(tuple(row) for row in bone.matrix_local), bone.length, bone.use_connect,
             bone.use_inherit_rotation, bone.use_local_location, bone.inherit_scale, location,
-            tuple(pbone.scale), tuple(pbone.lock_rotation), tuple(getattr(pbone, f) for f in _IK_FIELDS),
+            scale, tuple(pbone.lock_rotation), tuple(getattr(pbone, f) for f in _IK_FIELDS),
             tuple(_constraint_key(c) for c in pbone.constraints))
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import bpy
@@ -23,8 +23,9 @@ import numpy as np
 
 from ..core import SolverOptions
 from ..core.types import BoolArray, FloatArray
+from .goals import Goal
 from .guard import suspended
-from .sampling import world_matrix_of
+from .sampling import goal_matrix
 
 VERIFY_LIMIT = 1000
 """Bakes of more frames are verified on this many evenly spaced frames (first and last included)."""
@@ -43,17 +44,21 @@ class PlayedChain:
         name: The chain.
         tip_bone: Its last bone (the tip is that bone's tail).
         bones: Number of bones (for the float32 slack).
-        target: The target object itself (never looked up by name again).
+        target: The target (:class:`.goals.Goal`: the object or bone itself, never looked up by name again).
         tolerance: World units counted as reached.
         orientation: Also compare the tip bone's rotation with the target's.
+        goals: Scene frame -> ``(4, 4)`` world matrix the tip is meant to reach there instead of the
+            target's: the tip of the pose blended with the bones' own keys (an influence below 1,
+            :mod:`.influence`), so a blended frame is measured against what was written.
     """
 
     name: str
     tip_bone: str
     bones: int
-    target: Any
+    target: Goal
     tolerance: float
     orientation: bool = False
+    goals: dict[float, FloatArray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,9 @@ def played_errors(scene: Any, obj: Any, chains: Sequence[PlayedChain], frames: F
                 for chain in chains:
                     pbone = rig.pose.bones[chain.tip_bone]
                     tip = world[:3, :3] @ np.array(pbone.tail, dtype=np.float64) + world[:3, 3]
-                    target = world_matrix_of(chain.target, depsgraph)[0]
+                    target = chain.goals.get(float(frame))
+                    if target is None:
+                        target = goal_matrix(chain.target, depsgraph)[0]
                     distance[chain.name][i] = float(np.linalg.norm(tip - target[:3, 3]))
                     where[chain.name][i] = target[:3, 3]
                     if chain.orientation:
@@ -169,10 +176,10 @@ def diagnose(scene: Any, obj: Any, chain: PlayedChain, frame: float, solved_targ
             whole = math.floor(float(frame))
             scene.frame_set(int(whole), subframe=float(frame) - whole)
             depsgraph = bpy.context.evaluated_depsgraph_get()
-            target = world_matrix_of(chain.target, depsgraph)[0][:3, 3]
+            target = goal_matrix(chain.target, depsgraph)[0][:3, 3]
             moved = 0.0 if solved_target is None else float(np.linalg.norm(target - solved_target))
             if moved > chain.tolerance:
-                return (f"target {chain.target.name!r} plays {moved:.3g} away from where it was when the chain was "
+                return (f"target {chain.target.label} plays {moved:.3g} away from where it was when the chain was "
                         "solved: it moves with something the keys changed")
             rig = obj.evaluated_get(depsgraph)
             for bone, (path, values) in keyed.items():

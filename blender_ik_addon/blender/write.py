@@ -9,6 +9,8 @@ sign, which Blender would interpolate the long way round:
 * Euler, another order: ``Matrix.to_euler(order, compat)`` per frame (mathutils' compatible Euler).
 * QUATERNION: ``w, x, y, z`` with the sign chosen closest to the previous quaternion.
 * AXIS_ANGLE: ``angle, x, y, z`` from that continuous quaternion, the axis kept on the previous side.
+
+A bone that stretches (:mod:`.stretch`) also gets its ``scale`` channels.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from ..core.types import AnyArray, FloatArray
 from .keys import ensure_fcurve, fcurve_collection, require_keyable, require_local
 from .limits import is_euler_order
 from .read import BoneBinding, ChainBinding
+from .stretch import key_current as key_stretch
+from .stretch import write as write_stretch
 
 NOOP_TOLERANCE = 1e-6  # radians (or quaternion units): a smaller change is not written
 
@@ -145,8 +149,9 @@ def _axis_angles(quats: FloatArray, previous: FloatArray) -> FloatArray:
     return np.concatenate([angle[:, None], axis], axis=1)
 
 
-def write_pose(obj: Any, binding: ChainBinding, angles: FloatArray) -> bool:
-    """Write joint angles ``(n, 3)`` to the chain's pose bones; returns True if anything changed.
+def write_pose(obj: Any, binding: ChainBinding, angles: FloatArray, factors: FloatArray | None = None) -> bool:
+    """Write joint angles ``(n, 3)`` to the chain's pose bones, and the length factors ``(n,)``
+    (``SolveResult.scales``) to the scale of those that stretch; returns True if anything changed.
 
     Bones whose rotation would change by less than :data:`NOOP_TOLERANCE` are not written, so a
     chain already in place does not trigger a depsgraph update (nor a handler feedback loop).
@@ -164,12 +169,15 @@ def write_pose(obj: Any, binding: ChainBinding, angles: FloatArray) -> bool:
             continue
         setattr(pbone, channel(bone.rotation_mode)[0], values.tolist())
         changed = True
+    if factors is not None:
+        changed = write_stretch(obj, binding, np.asarray(angles), np.asarray(factors)) or changed
     return changed
 
 
 def key_pose(obj: Any, binding: ChainBinding, time: float) -> None:
-    """Key the chain's rotation channels, as they stand in the pose, at action time ``time``
-    (:func:`.action_time.action_time` of the scene frame: the key plays at that frame).
+    """Key the chain's rotation channels, and the scale channels of its bones that stretch, as they
+    stand in the pose, at action time ``time`` (:func:`.action_time.action_time` of the scene frame:
+    the key plays at that frame).
 
     The keys go straight into the F-curves: ``keyframe_insert`` would remap an NLA-tweaked action's
     time a second time. An existing key at that time is replaced; new keys take the user's default
@@ -186,3 +194,4 @@ def key_pose(obj: Any, binding: ChainBinding, time: float) -> None:
         full_path = pbone.path_from_id(path)
         for index, value in enumerate(getattr(pbone, path)):
             ensure_fcurve(fcurves, full_path, index, bone.name).keyframe_points.insert(time, value)
+    key_stretch(obj, binding, time)

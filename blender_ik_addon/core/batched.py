@@ -65,7 +65,7 @@ class ChainJob:
         self.active = np.zeros(1, dtype=np.bool_)
         self.hopeless = np.zeros(1, dtype=np.bool_)
         self.starts, self.seed_poses = start_poses(chain, template)
-        self._comfort_angles = template.comfort[0] if template.comfort is not None else np.zeros(chain.n_dofs)
+        self._comfort_angles = template.comfort[0] if template.comfort is not None else chain.neutral
         centre, self._longest = chain.reach_sphere
         self._centre = tuple(float(v) for v in centre)
         self._base_rotation = orthonormalize(chain.base[:3, :3])
@@ -81,7 +81,7 @@ class ChainJob:
         with_orientation = problem.orientations is not None and problem.orientation_weight > 0
         orientation_scale = problem.orientation_weight * problem.reach if with_orientation else 0.0
         posture = compiled.posture_of(problem)
-        comfort_on = bool((posture[1] > 0).any())
+        comfort_on = compiled.comfort_on(posture)
         can_relax = problem.has_secondary and has_null_space(problem)
         secondary = problem.poles is not None or can_relax
         sec_shared = (problem.poles is not None, float(problem.pole_weight), posture, comfort_on, float(problem.reach))

@@ -9,6 +9,10 @@ one free axis. The tip is ``tip_offset`` in the last joint's frame; the chain's 
 Angles are radians. A chain has ``n`` joints with three Euler angles each, of which ``m`` are free
 (the solver's variables, ordered base to tip, X before Y before Z within a joint). Locked axes keep
 their ``fixed`` value.
+
+A joint may also stretch (:mod:`.stretch`): its length factor is one more variable. The solver's
+variables are then the free angles followed by the length factors (base to tip); ``n_dofs`` counts
+both, ``n_angles`` the angles. A chain without stretching joints has only angles.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from numpy.typing import ArrayLike
 
 from .errors import ChainDefinitionError
 from .rotations import EULER_ORDERS, order_indices
+from .stretch import STRETCH_LIMITS, stretch_weight
 from .types import AnyArray, FloatArray
 
 _AXES = "XYZ"
@@ -51,6 +56,8 @@ class Joint:
         lower: Per axis lower limit in radians (``-inf`` for none). May exclude zero.
         upper: Per axis upper limit in radians (``+inf`` for none). May exclude zero.
         fixed: Per axis value used for locked axes, in radians.
+        stretch: The bone's IK Stretch, 0..1: above 0 the joint gets a length factor (see
+            :mod:`.stretch`); 0 (default) it only turns.
     """
 
     name: str
@@ -60,9 +67,14 @@ class Joint:
     lower: FloatArray = field(default_factory=lambda: np.full(3, -np.inf))
     upper: FloatArray = field(default_factory=lambda: np.full(3, np.inf))
     fixed: FloatArray = field(default_factory=lambda: np.zeros(3))
+    stretch: float = 0.0
 
     def __post_init__(self) -> None:
         where = f"joint {self.name!r}"
+        stretch = float(self.stretch)
+        if not 0.0 <= stretch <= 1.0:  # also refuses NaN
+            raise ChainDefinitionError(f"{where}: stretch must be within 0..1, got {self.stretch!r}")
+        object.__setattr__(self, "stretch", stretch)
         rest = np.asarray(self.rest, dtype=np.float64)
         if rest.shape != (4, 4) or not np.all(np.isfinite(rest)):
             raise ChainDefinitionError(f"{where}: rest must be a finite 4x4 matrix, got shape {rest.shape}")
@@ -115,6 +127,10 @@ class Chain:
     #   factor_joint / factor_axis (P,) the (joint, axis) rotations FK must build; slot_factor
     #   (n, S) which factor a joint applies in its s-th slot (application order; P = identity
     #   padding); free_slot (m,) the slot of each free angle; rest_rotates (n,) rest has a rotation.
+    # Stretch (none for most chains): stretch_joint (k,) the joints with a length factor, base first
+    #   (variables m_a .. m_a + k - 1 after the m_a free angles); stretch_end (k,) where each factor's
+    #   segment ends: the next stretching joint, or n for the tip; dof_joint (m_a + k,) the joint of
+    #   every variable. lower/upper hold the factors' limits after the angles'.
     rest: FloatArray = field(init=False, repr=False)
     orders: AnyArray = field(init=False, repr=False)
     position_in_order: AnyArray = field(init=False, repr=False)
@@ -125,6 +141,9 @@ class Chain:
     slot_factor: AnyArray = field(init=False, repr=False)
     free_slot: AnyArray = field(init=False, repr=False)
     rest_rotates: AnyArray = field(init=False, repr=False)
+    stretch_joint: AnyArray = field(init=False, repr=False)
+    stretch_end: AnyArray = field(init=False, repr=False)
+    dof_joint: AnyArray = field(init=False, repr=False)
     lower: FloatArray = field(init=False, repr=False)
     upper: FloatArray = field(init=False, repr=False)
     fixed: FloatArray = field(init=False, repr=False)
@@ -176,8 +195,16 @@ class Chain:
         set_(self, "position_in_order", position)
         set_(self, "free_joint", np.array(free_joint, dtype=np.intp))
         set_(self, "free_axis", np.array(free_axis, dtype=np.intp))
-        set_(self, "lower", np.array([joints[j].lower[a] for j, a in zip(free_joint, free_axis, strict=False)]))
-        set_(self, "upper", np.array([joints[j].upper[a] for j, a in zip(free_joint, free_axis, strict=False)]))
+        stretching = [j for j, joint in enumerate(joints) if joint.stretch > 0]
+        ends = [*stretching[1:], len(joints)]
+        low, high = STRETCH_LIMITS
+        set_(self, "stretch_joint", np.array(stretching, dtype=np.intp))
+        set_(self, "stretch_end", np.array(ends[:len(stretching)], dtype=np.intp))
+        set_(self, "dof_joint", np.array([*free_joint, *stretching], dtype=np.intp))
+        set_(self, "lower", np.array([*(joints[j].lower[a] for j, a in zip(free_joint, free_axis, strict=False)),
+                                      *(low for _ in stretching)], dtype=np.float64))
+        set_(self, "upper", np.array([*(joints[j].upper[a] for j, a in zip(free_joint, free_axis, strict=False)),
+                                      *(high for _ in stretching)], dtype=np.float64))
         set_(self, "fixed", np.stack([j.fixed for j in joints]))
         set_(self, "base_inverse", np.linalg.inv(base))
         self._plan_factors(joints, orders)
@@ -223,6 +250,7 @@ class Chain:
         tip_offset: ArrayLike = (0.0, 0.0, 0.0),
         base: ArrayLike | None = None,
         names: Sequence[str] | None = None,
+        stretch: ArrayLike | None = None,
     ) -> Chain:
         """Build a chain from stacked arrays.
 
@@ -236,6 +264,7 @@ class Chain:
             tip_offset: ``(3,)`` tip in the last joint's frame.
             base: ``(4, 4)`` chain-to-world affine; default identity.
             names: Joint names; default ``joint0``, ``joint1``...
+            stretch: ``(n,)`` each joint's IK Stretch 0..1 (see :mod:`.stretch`); default none.
         """
         rest_arr = np.asarray(rest, dtype=np.float64)
         if rest_arr.ndim != 3 or rest_arr.shape[1:] != (4, 4):
@@ -260,10 +289,13 @@ class Chain:
         lower_arr = per_joint(lower, -np.inf, "lower")
         upper_arr = per_joint(upper, np.inf, "upper")
         fixed_arr = per_joint(fixed, 0.0, "fixed")
+        stretch_arr = np.zeros(n) if stretch is None else np.asarray(stretch, dtype=np.float64)
+        if stretch_arr.shape != (n,):
+            raise ChainDefinitionError(f"stretch must have shape ({n},), got {stretch_arr.shape}")
         joints = tuple(
             Joint(name_list[i], rest_arr[i], order_list[i],
                   (bool(free_arr[i, 0]), bool(free_arr[i, 1]), bool(free_arr[i, 2])),
-                  lower_arr[i], upper_arr[i], fixed_arr[i])
+                  lower_arr[i], upper_arr[i], fixed_arr[i], float(stretch_arr[i]))
             for i in range(n)
         )
         return cls(joints, np.asarray(tip_offset, dtype=np.float64),
@@ -277,8 +309,18 @@ class Chain:
 
     @property
     def n_dofs(self) -> int:
-        """Number of free angles ``m`` (the solver's variables)."""
+        """Number of the solver's variables ``m``: the free angles, then the length factors."""
+        return int(self.free_joint.shape[0] + self.stretch_joint.shape[0])
+
+    @property
+    def n_angles(self) -> int:
+        """Number of free angles (``n_dofs`` without the length factors)."""
         return int(self.free_joint.shape[0])
+
+    @property
+    def n_stretch(self) -> int:
+        """Number of stretching joints (length factors among the variables)."""
+        return int(self.stretch_joint.shape[0])
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -303,10 +345,24 @@ class Chain:
     def reach_sphere(self) -> tuple[FloatArray, float]:
         """``(centre (3,), radius)`` in world space: the first joint's origin, which no angle
         moves, and the farthest any pose can put the tip from it (the sum of the links, scaled by
-        the base)."""
+        the base, and by the largest length factor past a stretching joint)."""
+        centre, sizes = self._links
+        if self.n_stretch:  # link j + 1 (the tip for the last) is scaled by joint j's frame scale
+            scaled = np.arange(self.n_joints) >= self.stretch_joint[0]
+            sizes = np.where(scaled, sizes * STRETCH_LIMITS[1], sizes)
+        return centre, float(sizes.sum())
+
+    @cached_property
+    def rigid_reach_sphere(self) -> tuple[FloatArray, float]:
+        """:attr:`reach_sphere` with every length factor at 1: what the angles alone reach."""
+        centre, sizes = self._links
+        return centre, float(sizes.sum())
+
+    @cached_property
+    def _links(self) -> tuple[FloatArray, FloatArray]:
         world_links = self.base[:3, :3] @ np.concatenate([self.rest[1:, :3, 3], self.tip_offset[None]]).T
         centre = self.base[:3, :3] @ self.rest[0, :3, 3] + self.base[:3, 3]
-        return centre, float(np.linalg.norm(world_links, axis=0).sum())
+        return centre, np.linalg.norm(world_links, axis=0)
 
     @cached_property
     def ball_joints(self) -> AnyArray:
@@ -319,7 +375,9 @@ class Chain:
         """``(m,)`` each free angle's place in the order FK turns them: base joint first and, within
         a joint, the outermost slot (the last applied) first. An angle turns everything ranked after
         it, axes included, which is what the tip's second derivatives need (see ``lm._curvature``)."""
-        order = np.lexsort((-self.free_slot, self.free_joint))
+        # A joint's length factor scales what follows its rotations: it ranks after its angles.
+        slot = np.concatenate([-self.free_slot, np.full(self.n_stretch, 4)])
+        order = np.lexsort((slot, self.dof_joint))
         rank = np.empty(self.n_dofs, dtype=np.int64)
         rank[order] = np.arange(self.n_dofs)
         return rank
@@ -360,21 +418,75 @@ class Chain:
         return table
 
     def dof_names(self) -> list[str]:
-        """``"joint.X"``-style names of the free angles, in solver order."""
-        return [f"{self.joints[j].name}.{_AXES[a]}" for j, a in zip(self.free_joint, self.free_axis, strict=False)]
+        """``"joint.X"``-style names of the variables, in solver order (``"joint.stretch"`` for a
+        length factor)."""
+        angles = [f"{self.joints[j].name}.{_AXES[a]}" for j, a in zip(self.free_joint, self.free_axis, strict=False)]
+        return angles + [f"{self.joints[j].name}.stretch" for j in self.stretch_joint]
 
     def expand(self, q: ArrayLike) -> FloatArray:
-        """Per-joint angles ``(..., n, 3)`` from free angles ``(..., m)``; locked axes get ``fixed``."""
+        """Per-joint angles ``(..., n, 3)`` from the variables ``(..., m)`` (their free angles;
+        length factors, if any, are left out: see :meth:`factors`); locked axes get ``fixed``."""
         q_arr = np.asarray(q, dtype=np.float64)
+        if self.n_stretch:
+            q_arr = q_arr[..., :self.n_angles]
         lead = q_arr.shape[:-1]
         out = np.empty((*lead, 3 * self.n_joints))
         out[...] = self.fixed.ravel()
         out[..., self._free_flat] = q_arr  # one flat index: cheaper than a (joint, axis) pair
         return out.reshape(*lead, self.n_joints, 3)
 
+    def factors(self, q: ArrayLike) -> FloatArray:
+        """Per-joint length factors ``(..., n)`` from the variables ``(..., m)``: 1 where a joint
+        does not stretch (see :mod:`.stretch`)."""
+        q_arr = np.asarray(q, dtype=np.float64)
+        out = np.ones((*q_arr.shape[:-1], self.n_joints))
+        out[..., self.stretch_joint] = q_arr[..., self.n_angles:]
+        return out
+
+    def frame_scales(self, q: ArrayLike) -> FloatArray:
+        """``(..., n)`` the uniform scale of each joint's frame: its length factor where it
+        stretches, else the scale of the joint before it (1 before the first stretching joint)."""
+        factors = self.factors(q)
+        out = np.ones_like(factors)
+        for j in range(self.n_joints):
+            if self.joints[j].stretch > 0:
+                out[..., j] = factors[..., j]
+            elif j > 0:
+                out[..., j] = out[..., j - 1]
+        return out
+
+    def channel_scales(self, q: ArrayLike) -> FloatArray:
+        """``(..., n)`` each joint's own uniform scale, what a bone's scale channels hold for
+        :meth:`frame_scales` under inherited scale: the frame scale divided by the one before it
+        (exactly 1 where a joint does not stretch)."""
+        frames = self.frame_scales(q)
+        before = np.concatenate([np.ones_like(frames[..., :1]), frames[..., :-1]], axis=-1)
+        return np.asarray(np.where([j.stretch > 0 for j in self.joints], frames / before, 1.0))
+
+    @cached_property
+    def neutral(self) -> FloatArray:
+        """``(m,)`` the rest pose's variables: angles 0, length factors 1 (read-only)."""
+        out = np.zeros(self.n_dofs)
+        out[self.n_angles:] = 1.0
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def stretch_weights(self) -> FloatArray:
+        """``(k,)`` each length factor's unitless comfort weight (:func:`.stretch.stretch_weight`)."""
+        return np.array([stretch_weight(self.joints[j].stretch) for j in self.stretch_joint], dtype=np.float64)
+
+    @cached_property
+    def stretch_lengths(self) -> FloatArray:
+        """``(k,)`` the chain-space rest length of each length factor's segment: the links from its
+        joint to the next stretching joint (or to the tip)."""
+        links = np.concatenate([np.linalg.norm(self.rest[1:, :3, 3], axis=-1), [np.linalg.norm(self.tip_offset)]])
+        return np.array([links[j:end].sum() for j, end in zip(self.stretch_joint, self.stretch_end, strict=True)],
+                        dtype=np.float64)
+
     @cached_property
     def _free_flat(self) -> AnyArray:
-        """``(m,)`` each free angle's place in a joint-major flattened ``(n, 3)`` array."""
+        """``(m_a,)`` each free angle's place in a joint-major flattened ``(n, 3)`` array."""
         return np.asarray(3 * self.free_joint + self.free_axis)
 
     @cached_property
@@ -387,10 +499,18 @@ class Chain:
         """Some free angle has no limit either way."""
         return bool(self.unlimited.any())
 
-    def compress(self, angles: ArrayLike) -> FloatArray:
-        """Free angles ``(..., m)`` from per-joint angles ``(..., n, 3)``."""
+    def compress(self, angles: ArrayLike, factors: ArrayLike | None = None) -> FloatArray:
+        """The variables ``(..., m)`` from per-joint angles ``(..., n, 3)`` and, for a chain that
+        stretches, per-joint length factors ``(..., n)`` (default 1: the rest length)."""
         arr = np.asarray(angles, dtype=np.float64)
-        return np.asarray(arr[..., self.free_joint, self.free_axis])
+        free = np.asarray(arr[..., self.free_joint, self.free_axis])
+        if not self.n_stretch:
+            return free
+        lead = free.shape[:-1]
+        stretch = (np.ones((*lead, self.n_stretch)) if factors is None
+                   else np.broadcast_to(np.asarray(factors, dtype=np.float64)[..., self.stretch_joint],
+                                        (*lead, self.n_stretch)))
+        return np.concatenate([free, stretch], axis=-1)
 
     def clamp(self, q: ArrayLike) -> FloatArray:
         """Free angles projected onto the limits (the nearest point inside the box)."""
@@ -398,7 +518,8 @@ class Chain:
         return np.minimum(np.maximum(np.asarray(q, dtype=np.float64), self.lower), self.upper)
 
     def limit_violation(self, q: ArrayLike) -> FloatArray:
-        """Largest amount (radians) by which each configuration ``(..., m)`` leaves the limits."""
+        """Largest amount (radians; length factors count as they are) by which each configuration
+        ``(..., m)`` leaves the limits."""
         q_arr = np.asarray(q, dtype=np.float64)
         below = np.maximum(self.lower - q_arr, 0.0)
         above = np.maximum(q_arr - self.upper, 0.0)

@@ -173,11 +173,16 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     """The kernel's view of ``chain``, built once per chain and kept on it.
 
     ``(lower, upper, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof,
-    slot_fixed, base, tip_offset, dof_joint, dof_axis, turn_rank)``: per joint, its slots in
-    application order (the rotations FK must build, as in :class:`.chain.Chain`'s FK plan), each
-    with its axis and either the free angle that drives it (``slot_dof``) or, for a locked axis, its
-    fixed value; per free angle, its joint, its axis and its place in the order FK turns the
-    angles (:attr:`.chain.Chain.turn_rank`).
+    slot_fixed, base, tip_offset, dof_joint, dof_axis, turn_rank, stretch_dof, dof_end,
+    angle_count, rigid_centre, rigid_radius)``: per joint, its slots in application order (the
+    rotations FK must build, as in :class:`.chain.Chain`'s FK plan), each with its axis and either
+    the free angle that drives it (``slot_dof``) or, for a locked axis, its fixed value, and the
+    variable of its length factor
+    (``stretch_dof``, -1 for none); per variable, its joint, its axis (-1 for a length factor), its
+    place in the order FK turns the variables (:attr:`.chain.Chain.turn_rank`) and, for a length
+    factor, the joint its segment ends at (``dof_end``, ``n`` for the tip; -1 for an angle); the
+    number of free angles (the variables before the length factors); the sphere the angles alone
+    reach (:attr:`.chain.Chain.rigid_reach_sphere`).
     """
     cached = chain.__dict__.get("_kernel_plan")
     if cached is not None:
@@ -189,6 +194,10 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     slot_dof = np.full((n, width), -1, dtype=np.int64)
     slot_fixed = np.zeros((n, width))
     dof_of = {(int(j), int(a)): k for k, (j, a) in enumerate(zip(chain.free_joint, chain.free_axis, strict=True))}
+    stretch_dof = np.full(n, -1, dtype=np.int64)
+    stretch_dof[chain.stretch_joint] = chain.n_angles + np.arange(chain.n_stretch)
+    dof_end = np.concatenate([np.full(chain.n_angles, -1), chain.stretch_end]).astype(np.int64)
+    dof_axis = np.concatenate([chain.free_axis, np.full(chain.n_stretch, -1)]).astype(np.int64)
     for j in range(n):
         for s in range(int(slot_count[j])):
             axis = int(chain.factor_axis[chain.slot_factor[j, s]])
@@ -200,8 +209,9 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
         np.ascontiguousarray(chain.rest[:, :3, :3]), np.ascontiguousarray(chain.rest[:, :3, 3]),
         np.ascontiguousarray(chain.rest_rotates, dtype=np.bool_), slot_count, slot_axis, slot_dof, slot_fixed,
         np.ascontiguousarray(chain.base), np.ascontiguousarray(chain.tip_offset),
-        np.ascontiguousarray(chain.free_joint, dtype=np.int64), np.ascontiguousarray(chain.free_axis, dtype=np.int64),
-        np.ascontiguousarray(chain.turn_rank, dtype=np.int64),
+        np.ascontiguousarray(chain.dof_joint, dtype=np.int64), dof_axis,
+        np.ascontiguousarray(chain.turn_rank, dtype=np.int64), stretch_dof, dof_end, int(chain.n_angles),
+        np.ascontiguousarray(chain.rigid_reach_sphere[0], dtype=np.float64), float(chain.rigid_reach_sphere[1]),
     )
     # Chain is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
     object.__setattr__(chain, "_kernel_plan", arrays)
@@ -210,8 +220,9 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
 
 def posture_of(problem: Problem) -> tuple[Any, ...]:
     """The kernel's view of the distance from the comfort pose (``posture.posture_terms``):
-    ``(rotations (n, 3, 3), scale per joint (n,), ball joints (n,), comfort angles (m,))``; zero
-    scales without a reach-first comfort pose (a soft pull stays on numpy).
+    ``(rotations (n, 3, 3), scale per joint (n,), ball joints (n,), comfort variables (m,), scale
+    per length factor (k,))``; zero scales without a reach-first comfort pose (a soft pull stays on
+    numpy).
 
     Remembered on the chain for the problem's posture (itself remembered per comfort pose), so a
     frame handler's solves do not rebuild it.
@@ -220,16 +231,23 @@ def posture_of(problem: Problem) -> tuple[Any, ...]:
     if problem.posture is None or problem.comfort is None:
         return chain.memo("kernel_posture", (), lambda: _kernel_posture(
             np.repeat(np.eye(3)[None], chain.n_joints, axis=0), np.zeros(chain.n_joints),
-            np.zeros(chain.n_joints, dtype=np.bool_), np.zeros(chain.n_dofs)))
+            np.zeros(chain.n_joints, dtype=np.bool_), np.zeros(chain.n_stretch), chain.neutral))
     posture, angles = problem.posture, problem.comfort[0]
     return chain.memo_of("kernel_posture", (posture, angles), lambda: _kernel_posture(*posture, angles))
 
 
-def _kernel_posture(rotations: FloatArray, scales: FloatArray, ball: AnyArray, angles: FloatArray) -> tuple[Any, ...]:
+def _kernel_posture(rotations: FloatArray, scales: FloatArray, ball: AnyArray, stretch: FloatArray,
+                    angles: FloatArray) -> tuple[Any, ...]:
     # Writable copies: numba compiles a separate kernel for read-only arrays (a resolved comfort
     # pose is read-only), which would cost a second compilation.
     return (np.array(rotations, dtype=np.float64, order="C"), np.array(scales, dtype=np.float64, order="C"),
-            np.array(ball, dtype=np.bool_, order="C"), np.array(angles, dtype=np.float64, order="C"))
+            np.array(ball, dtype=np.bool_, order="C"), np.array(angles, dtype=np.float64, order="C"),
+            np.array(stretch, dtype=np.float64, order="C"))
+
+
+def comfort_on(posture: tuple[Any, ...]) -> bool:
+    """Whether the kernel's posture has any row to weigh (a joint's or a length factor's)."""
+    return bool((posture[1] > 0).any() or (posture[4] > 0).any())
 
 
 _NO_ORIENTATION = np.eye(3)[None]
@@ -272,7 +290,7 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
     outputs = (q, error, orientation_error, iterations, status)
     budget = rules.iteration_budget(options.max_iterations, dofs)
     posture = posture_of(problem)
-    comfort_on = problem.chain.memo_of("comfort on", (posture[1],), lambda: bool((posture[1] > 0).any()))
+    posture_on = problem.chain.memo_of("comfort on", (posture[1],), lambda: comfort_on(posture))
     # lm.lm_attempt's switches: reach-first tasks act only where the tip task leaves a null space.
     can_relax = problem.has_secondary and has_null_space(problem)
     try:
@@ -282,7 +300,7 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
                               float(options.orientation_tolerance), budget, float(options.initial_damping),
                               posture, plan_of(chain), *outputs)
         else:  # a pole (it also picks the branch, at any weight) or a reach-first pull in a null space
-            sec_shared = (problem.poles is not None, float(problem.pole_weight), posture, comfort_on,
+            sec_shared = (problem.poles is not None, float(problem.pole_weight), posture, posture_on,
                           float(problem.reach))
             flags = (can_relax, problem.has_secondary, relax_slack(options))
             settings = (float(orientation_scale), float(options.tolerance), float(options.orientation_tolerance),

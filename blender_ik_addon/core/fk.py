@@ -3,6 +3,10 @@
 The loop runs over joints (the chain is sequential) and every step is batched over ``F``. Frames
 are computed in chain space, where every rest transform is rigid; the chain's ``base`` (which may
 scale) is applied to the results that are reported in world space.
+
+A chain that stretches (:mod:`.stretch`) scales each joint's links by its frame scale; rotations
+stay rotations, so every angle's Jacobian column keeps its form ``axis x lever``, and a length
+factor's column is its segment divided by the factor (:func:`stretch_columns`).
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class Kinematics:
             transform, before the joint turns.
         joint_rotations: ``(F, n, 3, 3)`` each joint's own rotation (its Euler angles, locked axes
             included), in that frame.
+        factors: ``(F, k)`` the length factors (a chain that stretches), else None. ``axes`` then
+            has a zero row for each (a factor turns nothing).
+        segment_ends: ``(F, k, 3)`` chain-space end of each factor's segment (the next stretching
+            joint's origin, or the tip), else None.
     """
 
     tip: FloatArray
@@ -41,10 +49,12 @@ class Kinematics:
     axes: FloatArray | None
     frames: FloatArray
     joint_rotations: FloatArray
+    factors: FloatArray | None = None
+    segment_ends: FloatArray | None = None
 
 
 def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematics:
-    """Evaluate the chain for free angles ``q`` of shape ``(F, m)``."""
+    """Evaluate the chain for the variables ``q`` of shape ``(F, m)``."""
     n = chain.n_joints
     count = q.shape[0]
     angles = chain.expand(q)  # (F, n, 3)
@@ -64,14 +74,29 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
     origins = np.empty((count, n, 3))
     rot = np.broadcast_to(np.eye(3), (count, 3, 3))
     pos = np.zeros((count, 3))
-    for j in range(n):
-        pos = pos + rot @ rest_pos[j]
-        if chain.rest_rotates[j]:
-            rot = rot @ rest_rot[j]
-        before[:, j] = rot
-        origins[:, j] = pos
-        rot = rot @ joint_rotation[:, j]
-    tip_chain = pos + rot @ chain.tip_offset
+    stretch: FloatArray | None = None
+    ends: FloatArray | None = None
+    if chain.n_stretch:
+        stretch = q[:, chain.n_angles:]
+        scales = chain.frame_scales(q)[..., None]  # (F, n, 1)
+        for j in range(n):
+            pos = pos + (rot @ rest_pos[j]) * (scales[:, j - 1] if j else 1.0)
+            if chain.rest_rotates[j]:
+                rot = rot @ rest_rot[j]
+            before[:, j] = rot
+            origins[:, j] = pos
+            rot = rot @ joint_rotation[:, j]
+        tip_chain = pos + (rot @ chain.tip_offset) * scales[:, -1]
+        ends = np.concatenate([origins, tip_chain[:, None]], axis=1)[:, chain.stretch_end]
+    else:
+        for j in range(n):
+            pos = pos + rot @ rest_pos[j]
+            if chain.rest_rotates[j]:
+                rot = rot @ rest_rot[j]
+            before[:, j] = rot
+            origins[:, j] = pos
+            rot = rot @ joint_rotation[:, j]
+        tip_chain = pos + rot @ chain.tip_offset
     tip = tip_chain @ chain.base[:3, :3].T + chain.base[:3, 3]
 
     axes = None
@@ -85,7 +110,9 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
         fj, fa = chain.free_joint, chain.free_axis
         # Column `fa` of the frame the angle turns in: (m, F, 3) -> (F, m, 3).
         axes = by_slot[:, fj, chain.free_slot, :, fa].transpose(1, 0, 2)
-    return Kinematics(tip, tip_chain, rot, origins, axes, before, joint_rotation)
+        if chain.n_stretch:
+            axes = np.concatenate([axes, np.zeros((count, chain.n_stretch, 3))], axis=1)
+    return Kinematics(tip, tip_chain, rot, origins, axes, before, joint_rotation, stretch, ends)
 
 
 def cross(a: FloatArray, b: FloatArray) -> FloatArray:
@@ -99,14 +126,18 @@ def cross(a: FloatArray, b: FloatArray) -> FloatArray:
 
 def joint_pose(chain: Chain, q: FloatArray, joint: int) -> FloatArray:
     """``(F, 4, 4)`` joint ``joint``'s frame after it turns, in chain space (the base not applied):
-    for a bone chain, that bone's pose matrix relative to the chain's base. The joints past it are
-    not computed (a chain stacked on another needs one bone of it, every live frame)."""
+    for a bone chain, that bone's pose matrix relative to the chain's base (with its uniform scale,
+    for a chain that stretches). The joints past it are not computed (a chain stacked on another
+    needs one bone of it, every live frame)."""
     angles = chain.expand(q)
     count = angles.shape[0]
     out = np.broadcast_to(np.eye(4), (count, 4, 4)).copy()
     turn = np.broadcast_to(np.eye(4), (count, 4, 4)).copy()
+    scales = chain.channel_scales(q) if chain.n_stretch else None
     for j in range(joint + 1):
         turn[:, :3, :3] = euler_to_matrix(angles[:, j], chain.joints[j].order)
+        if scales is not None:
+            turn[:, :3, :3] *= scales[:, j, None, None]
         out = out @ chain.rest[j] @ turn
     return out
 
@@ -116,17 +147,40 @@ def tip_positions(chain: Chain, q: FloatArray) -> FloatArray:
     return forward(chain, q, with_axes=False).tip
 
 
+def tip_columns(chain: Chain, kin: Kinematics) -> FloatArray:
+    """``(F, m, 3)`` chain-space derivative of the tip by each variable."""
+    assert kin.axes is not None, "forward(..., with_axes=True) is needed for Jacobians"
+    lever = kin.tip_chain[:, None, :] - kin.origins[:, chain.dof_joint]  # (F, m, 3)
+    columns = cross(kin.axes, lever)  # (F, m, 3), chain space
+    if chain.n_stretch:
+        columns[:, chain.n_angles:] = stretch_columns(chain, kin)
+    return columns
+
+
+def stretch_columns(chain: Chain, kin: Kinematics, joint: int | None = None) -> FloatArray:
+    """``(F, k, 3)`` chain-space derivative by each length factor of the tip (``joint`` None) or
+    of joint ``joint``'s origin. A factor scales its segment (from its joint to the next stretching
+    joint or the tip) about its joint's origin and carries what lies past the segment along."""
+    assert kin.factors is not None and kin.segment_ends is not None
+    start = kin.origins[:, chain.stretch_joint]
+    if joint is None:
+        end = kin.segment_ends
+    else:
+        end = np.where((chain.stretch_end <= joint)[None, :, None], kin.segment_ends, kin.origins[:, joint][:, None])
+        end = np.where((chain.stretch_joint < joint)[None, :, None], end, start)
+    return np.asarray((end - start) / kin.factors[:, :, None])
+
+
 def position_jacobian(chain: Chain, kin: Kinematics) -> FloatArray:
     """World-space Jacobian of the tip position, ``(F, 3, m)``."""
-    assert kin.axes is not None, "forward(..., with_axes=True) is needed for Jacobians"
-    lever = kin.tip_chain[:, None, :] - kin.origins[:, chain.free_joint]  # (F, m, 3)
-    columns = cross(kin.axes, lever)  # (F, m, 3), chain space
-    return np.asarray(np.einsum("ij,fmj->fim", chain.base[:3, :3], columns))
+    return np.asarray(np.einsum("ij,fmj->fim", chain.base[:3, :3], tip_columns(chain, kin)))
 
 
 def point_jacobian(chain: Chain, kin: Kinematics, joint: int) -> FloatArray:
     """World-space Jacobian ``(F, 3, m)`` of joint ``joint``'s origin (moved only by earlier joints)."""
     assert kin.axes is not None, "forward(..., with_axes=True) is needed for Jacobians"
-    lever = kin.origins[:, joint][:, None, :] - kin.origins[:, chain.free_joint]
-    columns = cross(kin.axes, lever) * (chain.free_joint < joint)[None, :, None]
+    lever = kin.origins[:, joint][:, None, :] - kin.origins[:, chain.dof_joint]
+    columns = cross(kin.axes, lever) * (chain.dof_joint < joint)[None, :, None]
+    if chain.n_stretch:
+        columns[:, chain.n_angles:] = stretch_columns(chain, kin, joint)
     return np.asarray(np.einsum("ij,fmj->fim", chain.base[:3, :3], columns))

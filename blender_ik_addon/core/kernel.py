@@ -27,6 +27,13 @@ a 3-angle arm takes well under a microsecond. The answers agree with the numpy p
 linear algebra is summed in another order), not bit for bit; within this kernel, a batch is exactly
 a loop of single solves, since each target runs alone.
 
+A chain that stretches (:mod:`.stretch`) has length factors after its free angles: FK scales each
+joint's links by its frame scale (a factor, or 1.0, which leaves a chain without stretch bit for bit
+as it was), a factor's Jacobian column is its segment divided by the factor, its comfort row
+follows the joints' rows, and Newton's curvature has its terms as in ``lm._curvature``. As in
+``lm.lm_attempt``, an attempt holds the factors (the variables from ``free`` on) until the angles
+stall short of the target, unless the target is beyond what the angles alone reach (:func:`_free_count`).
+
 Arrays are float64 and C-contiguous; the "plan" arrays are built by :func:`.compiled.plan_of`.
 """
 
@@ -71,7 +78,9 @@ from .rules import (
 from .types import AnyArray, FloatArray
 
 # Annotations are for readers and mypy; numba compiles from the argument types it is called with.
-Plan = tuple[Any, ...]  # see compiled.plan_of: limits, rest transforms, slots, base, tip offset, angle joints, axes
+Plan = tuple[Any, ...]  # see compiled.plan_of: limits, rest transforms, slots, base, tip offset, variables' joints,
+# axes, turn ranks, each joint's length factor, each factor's segment end, the number of angles, the reach
+# sphere of the angles alone (centre, radius)
 Workspace = tuple[Any, ...]  # see _workspace
 Task = tuple[Any, ...]  # (target (3,), orientation (3, 3), orientation scale, tolerance, orientation tolerance)
 Flags = tuple[Any, ...]  # (can relax, problem has secondary tasks, relax slack), see _attempt_secondary
@@ -98,19 +107,22 @@ def _turn(frame: FloatArray, axis: int, angle: float) -> None:
 def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: FloatArray,
               ws: Workspace) -> tuple[float, float]:
     """Residual ``(k,)`` and world Jacobian ``(k, m)`` at ``q``, ``k`` = 3 (tip position) or 6 (and
-    orientation). Returns ``(0.5 |r|^2, orientation error in radians)``. Leaves the free angles' axes
-    and origins and the joints' origins (chain space) in the workspace."""
+    orientation). Returns ``(0.5 |r|^2, orientation error in radians)``. Leaves the variables' axes
+    and origins (a length factor: no axis, its joint's origin, and its segment's end in ``ws[19]``)
+    and the joints' origins (chain space) in the workspace."""
     _, _, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, base, tip_offset = plan[:11]
+    stretch_dof, dof_end, angle_count = plan[14], plan[15], plan[16]
     target, orientation, orientation_scale = task[0], task[1], task[2]
     rot, tmp, axes, origins, joint_origins = ws[6], ws[7], ws[8], ws[9], ws[14]
-    frames, turned = ws[15], ws[16]
+    frames, turned, ends = ws[15], ws[16], ws[19]
     n = rest_pos.shape[0]
     for a in range(3):
         for b in range(3):
             rot[a, b] = 1.0 if a == b else 0.0
     px, py, pz = 0.0, 0.0, 0.0
+    sigma = 1.0  # the frame scale of the joint before (1.0 without stretch: exact)
     for j in range(n):
-        rx, ry, rz = rest_pos[j, 0], rest_pos[j, 1], rest_pos[j, 2]
+        rx, ry, rz = sigma * rest_pos[j, 0], sigma * rest_pos[j, 1], sigma * rest_pos[j, 2]
         px += rot[0, 0] * rx + rot[0, 1] * ry + rot[0, 2] * rz
         py += rot[1, 0] * rx + rot[1, 1] * ry + rot[1, 2] * rz
         pz += rot[2, 0] * rx + rot[2, 1] * ry + rot[2, 2] * rz
@@ -133,7 +145,12 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
             else:
                 _turn(rot, axis, slot_fixed[j, s])
         turned[j, :, :] = rot
-    tx, ty, tz = tip_offset[0], tip_offset[1], tip_offset[2]
+        stretch = stretch_dof[j]
+        if stretch >= 0:  # a length factor: scales what follows, turns nothing
+            sigma = q[stretch]
+            axes[stretch, 0], axes[stretch, 1], axes[stretch, 2] = 0.0, 0.0, 0.0
+            origins[stretch, 0], origins[stretch, 1], origins[stretch, 2] = px, py, pz
+    tx, ty, tz = sigma * tip_offset[0], sigma * tip_offset[1], sigma * tip_offset[2]
     cx = px + rot[0, 0] * tx + rot[0, 1] * ty + rot[0, 2] * tz
     cy = py + rot[1, 0] * tx + rot[1, 1] * ty + rot[1, 2] * tz
     cz = pz + rot[2, 0] * tx + rot[2, 1] * ty + rot[2, 2] * tz
@@ -146,6 +163,17 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
         lx, ly, lz = cx - origins[k, 0], cy - origins[k, 1], cz - origins[k, 2]
         ax, ay, az = axes[k, 0], axes[k, 1], axes[k, 2]
         col0, col1, col2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
+        for a in range(3):
+            jac[a, k] = base[a, 0] * col0 + base[a, 1] * col1 + base[a, 2] * col2
+    for k in range(angle_count, axes.shape[0]):  # length factors: segment / factor (fk.stretch_columns)
+        end = dof_end[k]
+        if end < n:
+            ends[k, 0], ends[k, 1], ends[k, 2] = joint_origins[end, 0], joint_origins[end, 1], joint_origins[end, 2]
+        else:
+            ends[k, 0], ends[k, 1], ends[k, 2] = cx, cy, cz
+        col0 = (ends[k, 0] - origins[k, 0]) / q[k]
+        col1 = (ends[k, 1] - origins[k, 1]) / q[k]
+        col2 = (ends[k, 2] - origins[k, 2]) / q[k]
         for a in range(3):
             jac[a, k] = base[a, 0] * col0 + base[a, 1] * col1 + base[a, 2] * col2
     orientation_error = 0.0
@@ -221,9 +249,10 @@ def _solve_small(matrix: FloatArray, rhs: FloatArray, size: int) -> None:
 
 @_jit
 def _step(q: FloatArray, residual: FloatArray, jac: FloatArray, rows: int, lower: FloatArray, upper: FloatArray,
-          damping: float, step: FloatArray, work: FloatArray, small: FloatArray, vec: FloatArray) -> None:
+          damping: float, step: FloatArray, work: FloatArray, small: FloatArray, vec: FloatArray, free: int) -> None:
     """The projected LM step into ``step`` (see ``lm._step`` and ``lm.damped_solve``) for the
-    first ``rows`` rows of the residual and Jacobian.
+    first ``rows`` rows of the residual and Jacobian; the variables from ``free`` on are held
+    (length factors, see :func:`_free_count`).
 
     Scratch: ``work`` ``(6, m)`` receives the active Jacobian (frozen columns zeroed); ``vec``
     ``(6 + m,)`` holds a ``rows``-vector in ``[:6]`` and the damping diagonal in ``[6:]``; ``small``
@@ -235,7 +264,7 @@ def _step(q: FloatArray, residual: FloatArray, jac: FloatArray, rows: int, lower
         g = 0.0
         for a in range(rows):
             g += jac[a, i] * residual[a]
-        blocked = (q[i] <= lower[i] + LIMIT_EPS and g > 0) or (q[i] >= upper[i] - LIMIT_EPS and g < 0)
+        blocked = (q[i] <= lower[i] + LIMIT_EPS and g > 0) or (q[i] >= upper[i] - LIMIT_EPS and g < 0) or i >= free
         step[i] = 0.0 if blocked else -g
         d = 0.0
         for a in range(rows):
@@ -291,6 +320,18 @@ def _trust(step: FloatArray) -> None:
 
 
 @_jit
+def _free_count(task: Task, plan: Plan, m: int) -> int:
+    """How many variables an attempt starts with free: all, or for a chain that stretches whose
+    target the angles alone may reach (``lm.beyond_rigid_reach``), the angles only."""
+    angle_count = plan[16]
+    if angle_count == m:
+        return m
+    target, centre = task[0], plan[17]
+    distance = np.sqrt((target[0] - centre[0]) ** 2 + (target[1] - centre[1]) ** 2 + (target[2] - centre[2]) ** 2)
+    return m if distance > plan[18] + task[3] else angle_count
+
+
+@_jit
 def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: float, plan: Plan,
              ws: Workspace) -> tuple[float, float, int, int]:
     """One LM attempt from ``q`` (inside the limits), in place.
@@ -308,8 +349,9 @@ def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: fl
     position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
     status = CONVERGED if _converged(position_error, orientation_error, rows, task) else RUNNING
     trial_cost, trial_orientation_error, rejected = cost, orientation_error, False
+    free = _free_count(task, plan, m)
     while status == RUNNING and iterations < max_iterations:
-        _step(q, residual, jac, rows, lower, upper, damping, step, ws[10], ws[11], ws[12])
+        _step(q, residual, jac, rows, lower, upper, damping, step, ws[10], ws[11], ws[12], free)
         _trust(step)
         # A step clipped to MAX_STEP can come back unchanged after a rejection (the damping has not
         # yet shrunk it below the clip): the same trial, so the same verdict, without evaluating it.
@@ -335,6 +377,8 @@ def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: fl
             damping *= DAMPING_UP
         if _converged(position_error, orientation_error, rows, task):
             status = CONVERGED
+        elif (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX) and free < m:
+            free, quiet, damping, rejected = m, 0, initial_damping, False  # the length factors join in
         elif quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX:
             status = STALLED
     if status == RUNNING:
@@ -369,11 +413,11 @@ def _workspace(m: int, n: int) -> Workspace:
     origins of the free angles (m, 3), 10 active Jacobian (6, m), 11 small system (6, 6), 12 vector
     (6 + m,), 13 seed or restore step (m,), 14 joint origins (n, 3), 15-16 each joint's frame before
     and after it turns (n, 3, 3), chain space, 17 posture scratch (3 x (3, 3) and a 6-vector: (4, 3, 3)),
-    18 the tip (3,), chain space."""
+    18 the tip (3,), chain space, 19 each length factor's segment end (m, 3), chain space."""
     return (np.empty(6), np.empty(6), np.empty((6, m)), np.empty((6, m)), np.empty(m), np.empty(m),
             np.empty((3, 3)), np.empty((3, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty((6, m)),
             np.empty((6, 6)), np.empty(6 + m), np.empty(m), np.empty((n, 3)), np.empty((n, 3, 3)),
-            np.empty((n, 3, 3)), np.empty((4, 3, 3)), np.empty(3))
+            np.empty((n, 3, 3)), np.empty((4, 3, 3)), np.empty(3), np.zeros((m, 3)))
 
 
 @_jit
@@ -399,7 +443,7 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
     q_out[:] = start
     best_error, best_orientation_error, iterations, best_status = _attempt(
         q_out, task, max_iterations, initial_damping, plan, ws)
-    distance_rows = np.empty(3 * plan[3].shape[0])
+    distance_rows = np.empty(3 * plan[3].shape[0] + posture[4].shape[0])
     best_distance = np.inf  # measured once a restart is tried (most solves need none)
     fruitless = 0
     seed = ws[13]
@@ -461,12 +505,14 @@ def _secondary_workspace(m: int, n: int, rows: int, pole_rows: int) -> Workspace
     (3, 3), 10 raw secondary gradient (m,), 11 frozen angles (m,) (1.0 frozen), 12-13 compact comfort
     Jacobian and trial one (m, 3) (see _posture_rows); for :func:`_newton_step`: 14-16 the accepted
     pose's axes and origins (m, 3) and tip (3,), chain space, 17 Hessian (m, m), 18 system (m, m),
-    19 (6, 6), 20 (6, m), 21-22 (m, 6) products, 23 the step (m,)."""
+    19 (6, 6), 20 (6, m), 21-22 (m, 6) products, 23 the step (m,), 24 the accepted pose's segment
+    ends of the length factors (m, 3)."""
     rows, pole_rows = max(rows, 1), max(pole_rows, 1)
     return (np.empty((n, 3)), np.empty((3, 3)), np.empty(3), np.empty(m), np.empty(rows), np.empty((pole_rows, m)),
             np.empty(rows), np.empty(rows), np.empty((pole_rows, m)), np.empty((3, 3)), np.empty(m), np.empty(m),
             np.empty((m, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty(3), np.empty((m, m)),
-            np.empty((m, m)), np.empty((6, 6)), np.empty((6, m)), np.empty((m, 6)), np.empty((m, 6)), np.empty(m))
+            np.empty((m, m)), np.empty((6, 6)), np.empty((6, m)), np.empty((m, 6)), np.empty((m, 6)), np.empty(m),
+            np.zeros((m, 3)))
 
 
 @_jit
@@ -513,12 +559,12 @@ def _projected_offset(sws: Workspace, i: int) -> tuple[float, float, float, floa
 
 
 @_jit
-def _pole_rows(target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray, secondary_jac: FloatArray,
-               ws: Workspace, sws: Workspace) -> int:
+def _pole_rows(q: FloatArray, target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
+               secondary_jac: FloatArray, ws: Workspace, sws: Workspace) -> int:
     """The pole residual and Jacobian (``objectives._pole_terms``) into the first ``3 (n - 1)``
-    secondary rows; returns that row count."""
-    base, dof_joint = plan[9], plan[11]
-    joint_origins, axes, origins = ws[14], ws[8], ws[9]
+    secondary rows (after :func:`_evaluate` at ``q``); returns that row count."""
+    base, dof_joint, dof_end, angle_count = plan[9], plan[11], plan[15], plan[16]
+    joint_origins, axes, origins, ends = ws[14], ws[8], ws[9], ws[19]
     pole_dir, projector, shaped = sws[2], sws[1], sws[9]
     n, m = joint_origins.shape[0], axes.shape[0]
     if n < 2:  # a one-joint chain has no interior joint to aim
@@ -547,6 +593,10 @@ def _pole_rows(target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
             lz = joint_origins[i, 2] - origins[k, 2]
             ax, ay, az = axes[k, 0], axes[k, 1], axes[k, 2]
             c0, c1, c2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
+            if k >= angle_count:  # a length factor: its segment up to joint i (fk.stretch_columns)
+                if dof_end[k] <= i:
+                    lx, ly, lz = ends[k, 0] - origins[k, 0], ends[k, 1] - origins[k, 1], ends[k, 2] - origins[k, 2]
+                c0, c1, c2 = lx / q[k], ly / q[k], lz / q[k]
             w0 = base[0, 0] * c0 + base[0, 1] * c1 + base[0, 2] * c2
             w1 = base[1, 0] * c0 + base[1, 1] * c1 + base[1, 2] * c2
             w2 = base[2, 0] * c0 + base[2, 1] * c1 + base[2, 2] * c2
@@ -567,15 +617,17 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
     angle ``k``.
 
     ``posture``: (comfort rotations (n, 3, 3), scale per joint (n,), ball joints (n,), comfort
-    angles (m,)).
+    variables (m,), scale per length factor (k,)). A length factor's row is ``first + 3n + i``
+    (factor ``i``), its compact Jacobian ``out_jac[k, 0]``.
     """
-    comfort, scales, ball, angles = posture
+    comfort, scales, ball, angles, stretch = posture[0], posture[1], posture[2], posture[3], posture[4]
+    angle_count = plan[16]
     frames, turned, axes = ws[15], ws[16], ws[8]
     dof_joint, dof_axis, slot_axis, slot_dof, slot_count = plan[11], plan[12], plan[6], plan[7], plan[5]
     scratch = ws[17]
     own, turn, inverse = scratch[0], scratch[1], scratch[2]
     rotvec = scratch[3].ravel()  # _rotation_vector writes [3:6]
-    n, m = frames.shape[0], axes.shape[0]
+    n = frames.shape[0]
     cost = 0.0
     for j in range(n):
         row, scale = first + 3 * j, scales[j]
@@ -607,7 +659,7 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
         if not with_jacobian:
             continue
         _inverse_left_jacobian(px, py, pz, inverse)
-        for k in range(m):
+        for k in range(angle_count):
             if dof_joint[k] != j:
                 continue
             # The angle's axis in the joint's frame (frames^T axis), then in the comfort frame (C^T).
@@ -619,6 +671,13 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
             uz = comfort[j, 0, 2] * lx + comfort[j, 1, 2] * ly + comfort[j, 2, 2] * lz
             for a in range(3):
                 out_jac[k, a] = scale * (inverse[a, 0] * ux + inverse[a, 1] * uy + inverse[a, 2] * uz)
+    for i in range(stretch.shape[0]):  # the length factors prefer 1
+        k = angle_count + i
+        value = stretch[i] * (q[k] - 1.0)
+        out[first + 3 * n + i] = value
+        cost += value * value
+        if with_jacobian:
+            out_jac[k, 0], out_jac[k, 1], out_jac[k, 2] = stretch[i], 0.0, 0.0
     return 0.5 * cost
 
 
@@ -649,10 +708,10 @@ def _evaluate_secondary(q: FloatArray, target: FloatArray, sec: Task, plan: Plan
     """The secondary rows of :func:`.objectives.evaluate` at ``q``, after :func:`_evaluate` at the
     same ``q``: the pole rows (Jacobian in ``secondary_jac``), then the comfort rows (compact
     Jacobian in ``posture_jac``, see :func:`_posture_rows`). Returns ``0.5 |secondary|^2``."""
-    rows = _pole_rows(target, sec, plan, secondary, secondary_jac, ws, sws) if sec[2] > 0 else 0
+    rows = _pole_rows(q, target, sec, plan, secondary, secondary_jac, ws, sws) if sec[2] > 0 else 0
     if sec[4]:
         _posture_rows(q, sec[3], plan, ws, secondary, posture_jac, rows, True)
-        rows += 3 * plan[3].shape[0]
+        rows += 3 * plan[3].shape[0] + sec[3][4].shape[0]
     cost = 0.0
     for r in range(rows):
         cost += secondary[r] * secondary[r]
@@ -681,15 +740,17 @@ def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Worksp
 @_jit
 def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int, pole_rows: int, posture_on: bool,
                     plan: Plan, relax_radius: float, step: FloatArray, small: FloatArray, vec: FloatArray,
-                    sws: Workspace) -> tuple[float, float]:
+                    sws: Workspace, free: int) -> tuple[float, float]:
     """Add the reach-first step, shortened to ``relax_radius``, to ``step`` (``lm._secondary_step``
     and ``lm._step``): Newton's step along the tip's solution set where it is well posed
     (:func:`_newton_step`; shortened to end on a limit it would cross), else the secondary
     gradient, kept off the limits, projected onto the null space of the primary Jacobian ``jac``
     (copied into the scratch ``work``, where frozen angles' columns are zeroed), scaled by its
-    Gauss-Newton length. Returns the full step's largest angle and the size of the part added."""
+    Gauss-Newton length. Returns the full step's largest angle and the size of the part added.
+    The variables from ``free`` on are held (frozen)."""
     m = q.shape[0]
-    lower, upper, dof_joint = plan[0], plan[1], plan[11]
+    lower, upper, dof_joint, angle_count = plan[0], plan[1], plan[11], plan[16]
+    factor_rows = pole_rows + 3 * plan[3].shape[0] - angle_count  # + k: length factor k's comfort row
     gradient, secondary, secondary_jac, posture_jac = sws[3], sws[7], sws[8], sws[12]
     raw, frozen = sws[10], sws[11]
     for i in range(m):
@@ -698,13 +759,15 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
         g = 0.0
         for r in range(pole_rows):
             g += secondary_jac[r, i] * secondary[r]
-        if posture_on:  # the comfort rows of the angle's own joint
+        if posture_on and i >= angle_count:  # a length factor's own comfort row
+            g += posture_jac[i, 0] * secondary[factor_rows + i]
+        elif posture_on:  # the comfort rows of the angle's own joint
             first = pole_rows + 3 * dof_joint[i]
             g += posture_jac[i, 0] * secondary[first] + posture_jac[i, 1] * secondary[first + 1] + posture_jac[
                 i, 2] * secondary[first + 2]
         raw[i] = g
         at_lower, at_upper = q[i] <= lower[i] + LIMIT_EPS, q[i] >= upper[i] - LIMIT_EPS
-        frozen[i] = 1.0 if (at_lower and g > 0) or (at_upper and g < 0) else 0.0
+        frozen[i] = 1.0 if (at_lower and g > 0) or (at_upper and g < 0) or i >= free else 0.0
     length = 0.0
     newton_allowed = m <= NEWTON_MAX_ANGLES
     posed = False
@@ -773,7 +836,7 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
         bend += total * total
     if posture_on:
         joint, v0, v1, v2 = -1, 0.0, 0.0, 0.0
-        for i in range(m):  # angles are grouped by joint, base first
+        for i in range(angle_count):  # angles are grouped by joint, base first
             if dof_joint[i] != joint:
                 bend += v0 * v0 + v1 * v1 + v2 * v2
                 joint, v0, v1, v2 = dof_joint[i], 0.0, 0.0, 0.0
@@ -781,6 +844,8 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
             v1 += posture_jac[i, 1] * gradient[i]
             v2 += posture_jac[i, 2] * gradient[i]
         bend += v0 * v0 + v1 * v1 + v2 * v2
+        for i in range(angle_count, m):  # each length factor's own row
+            bend += (posture_jac[i, 0] * gradient[i]) ** 2
     full = length / (bend + 1e-300)
     gap = 0.0
     for i in range(m):
@@ -809,8 +874,9 @@ def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, pos
     """
     m = work.shape[1]
     lower, upper, base, rank, dof_joint = plan[0], plan[1], plan[9], plan[13], plan[11]
+    dof_end, angle_count = plan[15], plan[16]
     gradient, secondary_jac, frozen, posture_jac = sws[3], sws[8], sws[11], sws[12]
-    axes, origins, tip = sws[14], sws[15], sws[16]
+    axes, origins, tip, ends = sws[14], sws[15], sws[16], sws[24]
     hessian, system, inverse, part, twice, outer, newton = sws[17], sws[18], sws[19], sws[20], sws[21], sws[22], sws[23]
     # Multipliers of the tip's position rows, -(J J^T)^-1 J g, pulled into chain space: B^T l.
     l0, l1, l2 = -vec[0], -vec[1], -vec[2]
@@ -851,9 +917,20 @@ def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, pos
         for d in range(m):
             if rank[u] > rank[d]:
                 continue
-            lx, ly, lz = tip[0] - origins[d, 0], tip[1] - origins[d, 1], tip[2] - origins[d, 2]
-            ax, ay, az = axes[d, 0], axes[d, 1], axes[d, 2]
-            value = eu0 * (ay * lz - az * ly) + eu1 * (az * lx - ax * lz) + eu2 * (ax * ly - ay * lx)
+            if d < angle_count:
+                lx, ly, lz = tip[0] - origins[d, 0], tip[1] - origins[d, 1], tip[2] - origins[d, 2]
+                ax, ay, az = axes[d, 0], axes[d, 1], axes[d, 2]
+                value = eu0 * (ay * lz - az * ly) + eu1 * (az * lx - ax * lz) + eu2 * (ax * ly - ay * lx)
+            else:  # a length factor's column: its segment / the factor
+                value = (eu0 * (ends[d, 0] - origins[d, 0]) + eu1 * (ends[d, 1] - origins[d, 1])
+                         + eu2 * (ends[d, 2] - origins[d, 2])) / q[d]
+            if u >= angle_count:  # lm._curvature: a factor bends only the angles inside its segment
+                value = 0.0
+                if d < angle_count and dof_joint[u] < dof_joint[d] < dof_end[u]:
+                    ad0, ad1, ad2 = axes[d, 0], axes[d, 1], axes[d, 2]
+                    t0, t1, t2 = mu1 * ad2 - mu2 * ad1, mu2 * ad0 - mu0 * ad2, mu0 * ad1 - mu1 * ad0
+                    value = (t0 * (ends[u, 0] - origins[d, 0]) + t1 * (ends[u, 1] - origins[d, 1])
+                             + t2 * (ends[u, 2] - origins[d, 2])) / q[u]
             hessian[u, d] = value
             hessian[d, u] = value
     for i in range(m):
@@ -864,9 +941,11 @@ def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, pos
             total = 0.0
             for r in range(pole_rows):
                 total += secondary_jac[r, i] * secondary_jac[r, k]
-            if posture_on and dof_joint[i] == dof_joint[k]:
+            if posture_on and i < angle_count and k < angle_count and dof_joint[i] == dof_joint[k]:
                 total += posture_jac[i, 0] * posture_jac[k, 0] + posture_jac[i, 1] * posture_jac[k, 1] + posture_jac[
                     i, 2] * posture_jac[k, 2]
+            elif posture_on and i == k:  # a length factor's own row
+                total += posture_jac[i, 0] * posture_jac[k, 0]
             hessian[i, k] += total
     # P H P = H - W^T (A H) - (H A^T) W + W^T (A H A^T) W, with H A^T = twice (m, rows).
     for i in range(m):
@@ -948,6 +1027,7 @@ def _keep_kinematics(ws: Workspace, sws: Workspace) -> None:
     sws[14][:, :] = ws[8]
     sws[15][:, :] = ws[9]
     sws[16][:] = ws[18]
+    sws[24][:, :] = ws[19]
 
 
 @_jit
@@ -983,13 +1063,14 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
     if not can_relax and _converged(position_error, orientation_error, rows, task):
         status = CONVERGED
     trial_cost, trial_orientation_error, rejected = cost, orientation_error, False
+    free = _free_count(task, plan, m)
     while status == RUNNING and iterations < max_iterations:
         relax = can_relax and cost <= slack
-        _step(q, residual, jac, rows, lower, upper, damping, step, work, small, vec)
+        _step(q, residual, jac, rows, lower, upper, damping, step, work, small, vec, free)
         gap = np.inf
         if relax:
             gap, taken = _secondary_step(q, jac, work, rows, pole_rows, sec[4], plan, relax_radius, step, small, vec,
-                                         sws)
+                                         sws, free)
         _trust(step)
         same = rejected and not relax  # _attempt: an unchanged tip step after a rejection is not evaluated again
         for i in range(m):
@@ -1004,7 +1085,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
                 if trial_cost <= RESTORE_CLOSE * slack:
                     break  # lm._restore_tip: close enough, a further step would not move it
                 _step(trial_q, trial_residual, trial_jac, rows, lower, upper, RESTORE_DAMPING, restore, work, small,
-                      vec)
+                      vec, free)
                 _trust(restore)
                 for i in range(m):
                     trial_q[i] = min(max(trial_q[i] + restore[i], lower[i]), upper[i])
@@ -1047,6 +1128,8 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
                                or relaxed >= RELAX_STEPS)
         if settled:
             status = CONVERGED
+        elif not reached and (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX) and free < m:
+            free, quiet, damping, rejected = m, 0, initial_damping, False  # the length factors join in
         elif not reached and (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX):
             status = STALLED
     final = _converged(position_error, orientation_error, rows, task)
@@ -1120,7 +1203,7 @@ def solve_many_secondary(targets: FloatArray, orientations: FloatArray, poles: F
     pole_weight = pole_weight if has_pole else 0.0
     m, n = q_out.shape[1], plan[3].shape[0]
     pole_rows = 3 * (n - 1) if pole_weight > 0 and n >= 2 else 0
-    rows = pole_rows + (3 * n if has_comfort else 0)
+    rows = pole_rows + (3 * n + posture[4].shape[0] if has_comfort else 0)
     ws, sws, seed = _workspace(m, n), _secondary_workspace(m, n, rows, pole_rows), np.empty(m)
     for f in range(targets.shape[0]):
         start = starts[f] if starts.shape[0] > 1 else starts[0]

@@ -21,6 +21,14 @@ unfinished target at once:
 5. An attempt ends when the tip is within tolerance and the full null-space step is under
    ``rules.SETTLE_ANGLE`` (a first-order optimum of the distance to ``p``: settled), or when the
    tip stops improving above tolerance (stalled), or at the iteration budget.
+
+A chain that stretches (:mod:`.stretch`) reaches with its angles first: both steps hold the length
+factors at 1 (as if frozen on a limit) until the tip stalls short of the target; then they let them
+go, and the attempt goes on, the null-space step sharing the stretch by the factors' weights. A
+target beyond the reach of the angles alone (:func:`beyond_rigid_reach`) lets them go from the start. So a
+target the angles reach gets the pose it gets without stretch, and one beyond reach is reached
+stretching. (Left free from the start, the stiff factors' rows next to the soft angles' make the
+null-space step crawl, and Newton's system is seldom positive definite there.)
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import numpy as np
 
 from . import rules
 from .chain import Chain
-from .fk import cross, forward
+from .fk import cross, forward, tip_columns
 from .objectives import Evaluation, Problem, evaluate, pole_alignment
 from .options import SolverOptions
 from .rules import CONVERGED as STATUS_CONVERGED
@@ -94,12 +102,13 @@ def relax_slack(options: SolverOptions) -> float:
 
 
 def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
-          relax_radius: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+          relax_radius: FloatArray, held: AnyArray | None = None) -> tuple[FloatArray, FloatArray, FloatArray]:
     """The projected LM step; ``(F,)`` the size (largest angle, radians) of the full null-space
     step toward the secondary optimum (``inf`` where ``relax_radius`` is 0: not relaxing); and
     ``(F,)`` the size of the part of it taken.
 
     ``relax_radius`` ``(F,)``: the null-space step is shortened to this size (0: none taken).
+    ``held`` ``(F,)``: the tip step leaves the length factors alone (a chain that stretches).
     """
     chain = problem.chain
     full_jac = ev.primary_jacobian
@@ -108,6 +117,8 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
     at_lower = q <= chain.lower + rules.LIMIT_EPS
     at_upper = q >= chain.upper - rules.LIMIT_EPS
     blocked = (at_lower & (gradient > 0)) | (at_upper & (gradient < 0))
+    if held is not None:
+        blocked[:, chain.n_angles:] |= held[:, None]
     jac = full_jac * ~blocked[:, None, :]
     diagonal = np.einsum("fkm,fkm->fm", jac, jac)
     # Marquardt scaling with a floor, so frozen or insensitive angles keep a well-posed system.
@@ -120,7 +131,7 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
     relaxing = relax_radius > 0
     if ev.secondary is not None and relaxing.any():
         # The full primary Jacobian: an angle the tip step froze may still move along the null space.
-        toward, size = _secondary_step(chain, q, full_jac, ev, at_lower, at_upper)
+        toward, size = _secondary_step(chain, q, full_jac, ev, at_lower, at_upper, held)
         gap = np.where(relaxing, size, np.inf)
         taken = np.where(relaxing, np.minimum(size, relax_radius), 0.0)
         step = step + (taken / np.maximum(size, 1e-300))[:, None] * toward
@@ -137,7 +148,7 @@ def _trust(step: FloatArray) -> FloatArray:
 
 
 def _secondary_step(chain: Chain, q: FloatArray, jac: FloatArray, ev: Evaluation, at_lower: AnyArray,
-                    at_upper: AnyArray) -> tuple[FloatArray, FloatArray]:
+                    at_upper: AnyArray, held: AnyArray | None = None) -> tuple[FloatArray, FloatArray]:
     """The full reach-first step on the secondary cost, leaving the tip task alone to first order,
     and ``(F,)`` its size (largest angle) for the settle test.
 
@@ -159,6 +170,8 @@ def _secondary_step(chain: Chain, q: FloatArray, jac: FloatArray, ev: Evaluation
     assert jac2 is not None and ev.secondary is not None
     grad = np.einsum("fkm,fk->fm", jac2, ev.secondary)
     frozen = (at_lower & (grad > 0)) | (at_upper & (grad < 0))
+    if held is not None:  # held length factors (see the module docstring)
+        frozen[:, chain.n_angles:] |= held[:, None]
     count, m = q.shape
     newton_allowed = m <= rules.NEWTON_MAX_ANGLES
     projected = np.zeros((count, m))
@@ -257,13 +270,25 @@ def _curvature(chain: Chain, q: FloatArray, multipliers: FloatArray) -> FloatArr
     its axis ``a_u``, so for ``u`` at or before ``d`` the derivative of column ``d``,
     ``c_d = a_d x (x - o_d)`` (chain space), by ``q_u`` is ``a_u x c_d``; the world rows are the
     base's linear part ``B`` times that, and ``l . B (a_u x c_d) = c_d . ((B^T l) x a_u)``.
+
+    A length factor ``s_u`` turns nothing (its row is 0 against everything ranked after it, itself
+    included: its column ``(e_u - o_u) / s_u`` does not change with it, nor with another factor),
+    except an angle ``d`` of a joint inside its segment: ``c_d = a_d x (x - o_d)`` grows with the
+    segment's part past ``o_d``, ``d c_d / d s_u = a_d x (e_u - o_d) / s_u`` (``e_u`` the segment's end).
     """
     kin = forward(chain, q)
     assert kin.axes is not None
-    columns = cross(kin.axes, kin.tip_chain[:, None, :] - kin.origins[:, chain.free_joint])  # (F, m, 3)
+    columns = tip_columns(chain, kin)  # (F, m, 3)
     pulled = multipliers @ chain.base[:3, :3]  # B^T l, chain space
     turned = cross(pulled[:, None, :], kin.axes)  # (B^T l) x a_u
     full = np.einsum("fuj,fdj->fud", turned, columns)  # right where u is at or before d
+    if chain.n_stretch:
+        assert kin.factors is not None and kin.segment_ends is not None
+        for i, (joint, end) in enumerate(zip(chain.stretch_joint, chain.stretch_end, strict=True)):
+            inside = np.flatnonzero((chain.free_joint > joint) & (chain.free_joint < end))
+            lever = kin.segment_ends[:, i, None] - kin.origins[:, chain.free_joint[inside]]  # (F, d, 3)
+            full[:, chain.n_angles + i, inside] = np.einsum("fdj,fdj->fd", turned[:, inside], lever) / kin.factors[
+                :, i, None]
     rank = chain.turn_rank
     return np.asarray(np.where(rank[:, None] <= rank[None, :], full, np.swapaxes(full, 1, 2)))
 
@@ -297,7 +322,8 @@ def _put(dst: Evaluation, index: AnyArray, src: Evaluation) -> None:
             target[index] = getattr(src, name)
 
 
-def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArray, slack: float) -> None:
+def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArray, slack: float,
+                 held: AnyArray | None = None) -> None:
     """Lightly damped Gauss-Newton steps on the tip task for the ``relax`` targets, in place.
 
     A secondary step moves along the tip's solution set only to first order; on a curved set it
@@ -309,8 +335,9 @@ def _restore_tip(problem: Problem, q: FloatArray, ev: Evaluation, relax: AnyArra
     sub = problem.take(index)
     nothing_to_relax = np.zeros(index.size)
     sub_q, sub_ev = q[index], _take(ev, index)
+    sub_held = None if held is None else held[index]
     for i in range(rules.RESTORE_STEPS):
-        fix, _, _ = _step(sub, sub_q, sub_ev, np.full(index.size, rules.RESTORE_DAMPING), nothing_to_relax)
+        fix, _, _ = _step(sub, sub_q, sub_ev, np.full(index.size, rules.RESTORE_DAMPING), nothing_to_relax, sub_held)
         fix[sub_ev.primary_cost <= rules.RESTORE_CLOSE * slack] = 0.0
         sub_q = problem.chain.clamp(sub_q + fix)
         # The secondary rows are only judged at the end (they are the costly part on numpy).
@@ -348,6 +375,10 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
     iterations = np.zeros(count, dtype=np.int64)
     quiet = np.zeros(count, dtype=np.int64)  # consecutive accepted tip steps with negligible progress
     slack = relax_slack(options)
+    # A chain that stretches reaches with its angles first (see the module docstring).
+    held = None
+    if problem.chain.n_stretch:  # a soft pull trades reach for comfort anyway: nothing held
+        held = np.zeros(count, dtype=bool) if soft else ~beyond_rigid_reach(problem, options)
     if not (can_relax or soft):
         status[_converged(problem, ev, options)] = STATUS_CONVERGED
     for _ in range(rules.iteration_budget(options.max_iterations, problem.chain.n_dofs)):
@@ -358,12 +389,13 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         sub = problem if everyone else problem.take(active)
         sub_ev = ev if everyone else _take(ev, active)
         relax = (sub_ev.primary_cost <= slack) & can_relax
+        sub_held = None if held is None else held[active]
         step, gap[active], taken[active] = _step(sub, q[active], sub_ev, damping[active],
-                                                 np.where(relax, relax_radius[active], 0.0))
+                                                 np.where(relax, relax_radius[active], 0.0), sub_held)
         trial_q = problem.chain.clamp(q[active] + step)
         trial = evaluate(sub, trial_q, secondary_rows=secondary_rows)
         if relax.any():
-            _restore_tip(sub, trial_q, trial, relax, slack)
+            _restore_tip(sub, trial_q, trial, relax, slack, sub_held)
         iterations[active] += 1
         relaxed[active] += relax
         accept = _better(sub, sub_ev, trial, options)
@@ -391,6 +423,12 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         now = ev if everyone else _take(ev, active)
         reached = _converged(sub, now, options)
         stuck = ~reached & ((quiet[active] >= rules.QUIET_TO_STALL) | (damping[active] >= rules.DAMPING_MAX))
+        if held is not None:  # the angles alone stall short: the length factors join the tip step
+            release = active[stuck & held[active]]
+            held[release] = False
+            quiet[release] = 0
+            damping[release] = options.initial_damping
+            stuck &= ~np.isin(active, release)
         if can_relax:
             # Reached, and the full step toward p is tiny (or no step along the solution set helps).
             settled = reached & ((gap[active] < rules.SETTLE_ANGLE) | (relax_radius[active] < rules.RELAX_RADIUS_MIN)
@@ -553,13 +591,22 @@ class _RestartState:
             self.distance[chosen] = distances[source]
 
 
+def beyond_rigid_reach(problem: Problem, options: SolverOptions) -> AnyArray:
+    """``(F,)`` :func:`beyond_reach` of the angles alone (every length factor at 1)."""
+    return _outside(problem, options, problem.chain.rigid_reach_sphere)
+
+
 def beyond_reach(problem: Problem, options: SolverOptions) -> AnyArray:
     """``(F,)`` True where the target is provably out of reach of the whole chain.
 
     The first joint's origin does not move, and no pose puts the tip farther from it than the
     sum of the link lengths (measured in world space, so a scaled base is accounted for).
     """
-    centre, longest = problem.chain.reach_sphere
+    return _outside(problem, options, problem.chain.reach_sphere)
+
+
+def _outside(problem: Problem, options: SolverOptions, sphere: tuple[FloatArray, float]) -> AnyArray:
+    centre, longest = sphere
     if problem.count == 1:  # a live frame's single solve: plain floats beat numpy's call overhead
         return np.array([math.dist(problem.positions[0], centre) > longest + options.tolerance])
     offset = problem.positions - centre

@@ -10,7 +10,8 @@ world length ("reach"), so weight 1 on one radian costs as much as one whole rea
   toward the pole: ``r_i = w * (m_i - |m_i| d)`` with ``m_i`` the joint's perpendicular offset and
   ``d`` the pole's unit perpendicular direction.
 * Comfort pose (optional): how far each joint has turned from its comfort pose, three rows per
-  joint (see :mod:`.posture`). Either a soft pull (stacked
+  joint, and each length factor of a chain that stretches from 1 (see :mod:`.posture`, :mod:`.stretch`).
+  Either a soft pull (stacked
   with the tip residual, so it can cost reach) or "reach first" (applied only in the null space of
   the tip task, so the tip still arrives: the reaching pose nearest the comfort pose).
 """
@@ -27,7 +28,7 @@ from numpy.typing import ArrayLike
 from .chain import Chain
 from .errors import IKInputError
 from .fk import Kinematics, forward, point_jacobian, position_jacobian
-from .posture import posture_of, posture_terms
+from .posture import Posture, posture_of, posture_terms
 from .rotations import orthonormalize, rotation_vector
 from .types import AnyArray, FloatArray
 
@@ -37,8 +38,12 @@ class ComfortPose:
     """A preferred posture, pulled toward as a secondary objective.
 
     Attributes:
-        angles: Preferred angles in radians: ``(m,)`` free angles or ``(n, 3)`` per joint.
-        weights: Scalar, ``(m,)`` or ``(n, 3)`` unitless weights (see module docstring).
+        angles: Preferred angles in radians: ``(m,)`` free angles or ``(n, 3)`` per joint. On a
+            chain that stretches, ``(m,)`` may hold the free angles alone (the length factors
+            prefer 1) or every variable.
+        weights: Scalar, ``(m,)`` or ``(n, 3)`` unitless weights (see module docstring). A chain
+            that stretches weighs its length factors by its joints' stretch
+            (:attr:`.chain.Chain.stretch_weights`) unless ``weights`` gives every variable's.
         reach_first: True: act only where it does not cost reach (null space of the tip task).
             False: a soft pull that trades tip error for comfort.
     """
@@ -58,6 +63,8 @@ class ComfortPose:
         target = np.array(_per_dof(chain, self.angles, "comfort angles"))  # our own copy: memos key on it
         weights = np.array(np.broadcast_to(_per_dof(chain, self.weights, "comfort weights", scalar_ok=True),
                                            target.shape))
+        if chain.n_stretch and np.shape(self.weights) != (chain.n_dofs,):
+            weights[chain.n_angles:] = chain.stretch_weights
         if np.any(weights < 0):
             raise IKInputError("comfort weights must be >= 0")
         target.flags.writeable = weights.flags.writeable = False  # shared by every solve that resolves them
@@ -72,6 +79,8 @@ def _per_dof(chain: Chain, value: ArrayLike, what: str, *, scalar_ok: bool = Fal
         out = chain.compress(arr)
     elif arr.shape == (chain.n_dofs,):
         out = arr
+    elif chain.n_stretch and arr.shape == (chain.n_angles,):
+        out = np.concatenate([arr, chain.neutral[chain.n_angles:]])
     else:
         raise IKInputError(f"{what} must have shape ({chain.n_dofs},) free angles or "
                            f"({chain.n_joints}, 3) per joint, got {arr.shape}")
@@ -108,9 +117,9 @@ class Problem:
     comfort: tuple[FloatArray, FloatArray, bool] | None = None
     reach: float = field(default=0.0)
     """The chain's world length (see :func:`reach`); filled in when left at 0."""
-    posture: tuple[FloatArray, FloatArray, AnyArray] | None = None
+    posture: Posture | None = None
     """With a comfort pose: ``(comfort rotations (n, 3, 3), residual scale per joint (n,), ball
-    joints (n,))`` (see :mod:`.posture`); filled in when left None."""
+    joints (n,), residual scale per length factor (k,))`` (see :mod:`.posture`); filled in when left None."""
 
     def __post_init__(self) -> None:
         if self.reach <= 0:
@@ -250,9 +259,9 @@ def evaluate(problem: Problem, q: FloatArray, *, with_jacobian: bool = True, sec
     if problem.comfort is not None and (secondary_rows or not problem.comfort[2]):
         assert problem.posture is not None
         angles, _, reach_first = problem.comfort
-        rotations, scales, ball = problem.posture
+        rotations, scales, ball, stretch = problem.posture
         comfort_residual, comfort_jacobian = posture_terms(chain, kin, q, rotations, angles, scales, ball,
-                                                           with_jacobian)
+                                                           with_jacobian, stretch)
         (secondary if reach_first else primary).append(comfort_residual)
         if comfort_jacobian is not None:
             (secondary_j if reach_first else primary_j).append(comfort_jacobian)

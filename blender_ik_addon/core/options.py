@@ -90,6 +90,9 @@ class SolveResult:
         iterations: ``(F,)`` iterations used, over all attempts.
         converged: ``(F,)`` True where the tip (and orientation, if asked) is within tolerance.
         status: ``(F,)`` why it stopped: one of ``STATUSES``.
+        scales: ``(F, n)`` each joint's solved length factor (see :mod:`.stretch`): 1 where a
+            joint does not stretch (it keeps the scale it inherits; ``Chain.frame_scales`` and
+            ``Chain.channel_scales`` give each joint's frame scale and its own).
     """
 
     q: FloatArray
@@ -99,11 +102,12 @@ class SolveResult:
     iterations: AnyArray
     converged: AnyArray
     status: AnyArray
+    scales: FloatArray
 
     def __getitem__(self, index: int) -> SolveResult:
         """The result of one solve of a batch."""
         return SolveResult(self.q[index], self.angles[index], self.error[index], self.orientation_error[index],
-                           self.iterations[index], self.converged[index], self.status[index])
+                           self.iterations[index], self.converged[index], self.status[index], self.scales[index])
 
 
 DEFAULTS: Final = SolverOptions()

@@ -16,6 +16,10 @@ As residuals for Gauss-Newton, three rows per joint, scaled by ``sqrt(w_j) * rea
 vector, with the exact Jacobian ``J_l^-1(r_j) C_j^T a_k`` for each free angle ``k`` (``a_k`` its axis
 in the joint's frame, ``J_l^-1`` the inverse left Jacobian of SO(3)); or the angle differences, row
 ``3j + axis``, with a unit Jacobian.
+
+A chain that stretches adds one row per length factor after the ``3n`` rows of the joints:
+``sqrt(w_s) * length * (s - 1)`` (see :mod:`.stretch`: ``w_s`` the factor's comfort weight,
+``length`` its segment's world length), with the constant Jacobian ``sqrt(w_s) * length``.
 """
 
 from __future__ import annotations
@@ -36,20 +40,33 @@ def comfort_rotations(chain: Chain, angles: FloatArray) -> FloatArray:
 def joint_scales(chain: Chain, weights: FloatArray, reach: float) -> FloatArray:
     """``(n,)`` residual scale per joint: ``sqrt(mean weight of its free angles) * reach`` (0 for a
     joint without free angles: nothing to choose there)."""
+    weights = weights[:chain.n_angles]
     total = np.bincount(chain.free_joint, weights=weights, minlength=chain.n_joints)
     count = np.bincount(chain.free_joint, minlength=chain.n_joints)
     mean = np.where(count > 0, total / np.maximum(count, 1), 0.0)
     return np.asarray(np.sqrt(mean) * reach)
 
 
-def posture_of(chain: Chain, angles: FloatArray, weights: FloatArray,
-               reach: float) -> tuple[FloatArray, FloatArray, AnyArray]:
-    """``(comfort rotations (n, 3, 3), scale per joint (n,), ball joints (n,))`` for a comfort pose,
-    remembered on the chain (every live frame asks again for the same pose)."""
-    def by_value() -> tuple[FloatArray, FloatArray, AnyArray]:
+def stretch_scales(chain: Chain, weights: FloatArray, reach: float) -> FloatArray:
+    """``(k,)`` residual scale per length factor: ``sqrt(its weight) * its segment's world length``
+    (``weights`` ``(m,)``: the factors' after the angles'; ``reach`` / ``chain.length`` is the base's
+    mean scale)."""
+    lengths = np.maximum(chain.stretch_lengths, 1e-3 * chain.length) * (reach / chain.length)
+    return np.asarray(np.sqrt(weights[chain.n_angles:]) * lengths)
+
+
+Posture = tuple[FloatArray, FloatArray, AnyArray, FloatArray]
+"""``(comfort rotations (n, 3, 3), scale per joint (n,), ball joints (n,), scale per length factor (k,))``."""
+
+
+def posture_of(chain: Chain, angles: FloatArray, weights: FloatArray, reach: float) -> Posture:
+    """The :data:`Posture` of a comfort pose, remembered on the chain (every live frame asks again
+    for the same pose)."""
+    def by_value() -> Posture:
         key = (angles.tobytes(), weights.tobytes(), float(reach))
         return chain.memo("posture", key, lambda: (
-            comfort_rotations(chain, angles), joint_scales(chain, weights, reach), chain.ball_joints))
+            comfort_rotations(chain, angles), joint_scales(chain, weights, reach), chain.ball_joints,
+            stretch_scales(chain, weights, reach)))
 
     # A resolved comfort pose hands out the same arrays every solve: look them up by identity first.
     return chain.memo_of("posture of", (angles, weights), by_value, extra=(reach,))
@@ -79,11 +96,21 @@ def _skew(v: FloatArray) -> FloatArray:
 
 
 def posture_terms(chain: Chain, kin: Kinematics, q: FloatArray, comfort: FloatArray, angles: FloatArray,
-                  scales: FloatArray, ball: AnyArray, with_jacobian: bool) -> tuple[FloatArray, FloatArray | None]:
+                  scales: FloatArray, ball: AnyArray, with_jacobian: bool,
+                  stretch: FloatArray | None = None) -> tuple[FloatArray, FloatArray | None]:
     """Residual ``(F, 3n)`` and Jacobian ``(F, 3n, m)`` of the distance from the comfort pose
     (rows of joint ``j``: ``3j..3j+2``): ``comfort`` ``(n, 3, 3)`` its rotations, ``angles`` ``(m,)``
-    its free angles, ``scales`` ``(n,)`` per joint, ``ball`` ``(n,)`` which joints are ball joints."""
-    count, n, m = q.shape[0], chain.n_joints, chain.n_dofs
+    its variables, ``scales`` ``(n,)`` per joint, ``ball`` ``(n,)`` which joints are ball joints.
+    A chain that stretches adds ``k`` rows (``3n + i`` for factor ``i``), scaled by ``stretch`` ``(k,)``."""
+    if chain.n_stretch:
+        return _with_stretch_rows(chain, kin, q, comfort, angles, scales, ball, with_jacobian, stretch)
+    return _angle_rows(chain, kin, q, comfort, angles, scales, ball, with_jacobian)
+
+
+def _angle_rows(chain: Chain, kin: Kinematics, q: FloatArray, comfort: FloatArray, angles: FloatArray,
+                scales: FloatArray, ball: AnyArray, with_jacobian: bool) -> tuple[FloatArray, FloatArray | None]:
+    """The joints' ``3n`` rows of :func:`posture_terms` on the free angles ``q`` ``(F, m_a)``."""
+    count, n, m = q.shape[0], chain.n_joints, chain.n_angles
     fj, fa = chain.free_joint, chain.free_axis
     turn = np.swapaxes(comfort, -1, -2)[None] @ kin.joint_rotations  # C_j^T R_j, (F, n, 3, 3)
     phi = np.where(ball[None, :, None], rotation_vector(turn), 0.0)  # (F, n, 3)
@@ -105,3 +132,24 @@ def posture_terms(chain: Chain, kin: Kinematics, q: FloatArray, comfort: FloatAr
         columns = np.einsum("fmij,fmj->fmi", inverse_left_jacobian(phi[:, tj]), in_comfort) * scales[tj][None, :, None]
         jacobian[:, tj, :, dofs[turning]] = columns.transpose(1, 0, 2)  # (k, F, 3) into joint tj[k]'s rows, column k
     return residual, jacobian.reshape(count, 3 * n, m)
+
+
+def _with_stretch_rows(chain: Chain, kin: Kinematics, q: FloatArray, comfort: FloatArray, angles: FloatArray,
+                       scales: FloatArray, ball: AnyArray, with_jacobian: bool,
+                       stretch: FloatArray | None) -> tuple[FloatArray, FloatArray | None]:
+    """:func:`posture_terms` of a chain that stretches: the joints' rows on its angles, then the factors'."""
+    assert stretch is not None, "a chain that stretches needs its factors' scales"
+    m_a, k, count = chain.n_angles, chain.n_stretch, q.shape[0]
+    axes = None if kin.axes is None else kin.axes[:, :m_a]
+    angle_kin = Kinematics(kin.tip, kin.tip_chain, kin.tip_rotation, kin.origins, axes, kin.frames,
+                           kin.joint_rotations)
+    rows, rows_jacobian = _angle_rows(chain, angle_kin, q[:, :m_a], comfort, angles[:m_a], scales, ball,
+                                      with_jacobian)
+    factor_rows = stretch[None] * (q[:, m_a:] - 1.0)
+    residual = np.concatenate([rows, factor_rows], axis=1)
+    if rows_jacobian is None:
+        return residual, None
+    jacobian = np.zeros((count, 3 * chain.n_joints + k, m_a + k))
+    jacobian[:, :-k, :m_a] = rows_jacobian
+    jacobian[:, 3 * chain.n_joints + np.arange(k), m_a + np.arange(k)] = stretch
+    return residual, jacobian

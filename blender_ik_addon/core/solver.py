@@ -53,6 +53,8 @@ def _single_initial(chain: Chain, initial: ArrayLike) -> FloatArray:
     arr = np.asarray(initial, dtype=np.float64)
     if arr.shape == (chain.n_joints, 3):
         arr = chain.compress(arr)
+    if chain.n_stretch and arr.shape == (chain.n_angles,):
+        arr = np.concatenate([arr, chain.neutral[chain.n_angles:]])
     if arr.shape != (chain.n_dofs,):
         raise IKInputError(f"initial pose must have shape ({chain.n_dofs},) or ({chain.n_joints}, 3), got {arr.shape}")
     return arr[None]
@@ -131,9 +133,12 @@ def nearest_comfort(chain: Chain, comfort: ComfortPose | None, options: SolverOp
     is the answer, even at zero comfort weight, unless a pole picks the bend (a rest pull would
     fight it) or the method is the tutorial's."""
     if has_pole or options.method != "lm" or (comfort is not None and not np.all(np.asarray(comfort.weights) == 0)):
+        if comfort is None and chain.n_stretch and options.method == "lm":
+            # Length factors always prefer 1 (reach first): a pose with no angle preference.
+            return chain.memo("stretch_comfort", (), lambda: ComfortPose(chain.neutral, 0.0))
         return comfort
     if comfort is None:
-        return chain.memo("rest_comfort", (), lambda: ComfortPose(np.zeros(chain.n_dofs), rules.REST_WEIGHT))
+        return chain.memo("rest_comfort", (), lambda: ComfortPose(chain.neutral, rules.REST_WEIGHT))
     return ComfortPose(comfort.angles, rules.REST_WEIGHT)
 
 
@@ -154,8 +159,7 @@ _STATUS_NAMES = np.asarray(STATUSES, dtype=object)
 
 
 def _result(chain: Chain, problem: Problem, attempt: Attempt) -> SolveResult:
-    return finish_result(chain, problem.comfort[0] if problem.comfort is not None else np.zeros(chain.n_dofs),
-                         attempt)
+    return finish_result(chain, problem.comfort[0] if problem.comfort is not None else chain.neutral, attempt)
 
 
 def finish_result(chain: Chain, comfort_angles: FloatArray, attempt: Attempt) -> SolveResult:
@@ -166,7 +170,7 @@ def finish_result(chain: Chain, comfort_angles: FloatArray, attempt: Attempt) ->
     return SolveResult(
         q=q, angles=chain.expand(q), error=attempt.position_error,
         orientation_error=attempt.orientation_error, iterations=attempt.iterations,
-        converged=status == 0, status=_STATUS_NAMES[status],
+        converged=status == 0, status=_STATUS_NAMES[status], scales=chain.factors(q),
     )
 
 
@@ -232,7 +236,7 @@ def pre_bend(chain: Chain, pose: FloatArray) -> FloatArray:
 def _initial_poses(chain: Chain, problem: Problem, initial: ArrayLike | None, *, bend: bool) -> FloatArray:
     """``(F, m)`` or ``(1, m)`` start poses inside the limits (``bend``: cold starts pre-bent)."""
     if initial is None:
-        pose = problem.comfort[0] if problem.comfort is not None else np.zeros(chain.n_dofs)
+        pose = problem.comfort[0] if problem.comfort is not None else chain.neutral
         if not bend:
             return chain.clamp(pose)[None]
         return chain.memo("pre_bend", (pose.tobytes(),), lambda: pre_bend(chain, pose)[None])

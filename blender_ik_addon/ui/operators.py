@@ -15,7 +15,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty
 from bpy.types import Operator
 from mathutils import Matrix
 
-from ..blender import bake, read, status
+from ..blender import adopt, bake, read, status
 from ..core import IKError
 from .properties import IKCHAINS_PG_chain, checked_active_chain, checked_rig_settings
 
@@ -257,6 +257,50 @@ class IKCHAINS_OT_bake(_ChainOperator):
         return {"FINISHED"}
 
 
+class IKCHAINS_OT_adopt_constraints(_RigOperator):
+    """Make a chain from each of the armature's Blender IK constraints that is on, carrying its settings over, and
+    mute those constraints (Restore IK Constraints gives them back). What cannot be carried is reported"""
+
+    bl_idname = "ikchains.adopt_constraints"
+    bl_label = "Adopt IK Constraints"
+
+    def run(self, context: Any) -> set[OperatorReturnItems]:
+        report = adopt.adopt_constraints(context.object)
+        if not report.adopted and not report.refused:
+            note = f" ({len(report.skipped)} muted one(s) left alone)" if report.skipped else ""
+            self.report({"WARNING"}, f"No IK constraint to adopt on {context.object.name!r}{note}")
+            return {"CANCELLED"}
+        level: set[Any] = {"WARNING"} if report.refused or report.not_carried else {"INFO"}
+        for line in report.lines()[1:]:
+            self.report(level if ": chain " not in line else {"INFO"}, line)
+        self.report(level, report.summary())  # last: the status bar shows it
+        return {"FINISHED"} if report.adopted else {"CANCELLED"}
+
+
+class IKCHAINS_OT_restore_constraints(_RigOperator):
+    """Turn the adopted Blender IK constraints back on, put their bones' rotations back as they were, and remove the
+    chains adopted from them (keys they baked stay)"""
+
+    bl_idname = "ikchains.restore_constraints"
+    bl_label = "Restore IK Constraints"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if not super().poll(context):
+            return False
+        if not any(c.adopted_constraint for c in checked_rig_settings(context.object).chains):
+            cls.poll_message_set("No chain of this armature was adopted from an IK constraint")
+            return False
+        return True
+
+    def run(self, context: Any) -> set[OperatorReturnItems]:
+        report = adopt.restore_constraints(context.object)
+        for line in report.lines()[1:]:
+            self.report({"WARNING"}, line)
+        self.report({"WARNING"} if report.kept else {"INFO"}, report.summary())
+        return {"FINISHED"} if report.restored else {"CANCELLED"}
+
+
 classes = (
     IKCHAINS_OT_chain_add,
     IKCHAINS_OT_chain_remove,
@@ -265,4 +309,6 @@ classes = (
     IKCHAINS_OT_clear_comfort,
     IKCHAINS_OT_key_frame,
     IKCHAINS_OT_bake,
+    IKCHAINS_OT_adopt_constraints,
+    IKCHAINS_OT_restore_constraints,
 )

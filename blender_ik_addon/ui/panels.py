@@ -13,7 +13,7 @@ from ..blender.errors import RigSetupError
 from ..blender.events import lock_interface_warning
 from ..blender.outputs import playback_problems
 from ..blender.read import chain_bone_names
-from ..blender.spec import spec_from_settings
+from ..blender.spec import is_armature, spec_from_settings
 from ..blender.status import get_findings, get_status
 from .properties import checked_active_chain, checked_rig_settings, get_rig_settings
 
@@ -89,6 +89,9 @@ class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
         column = row.column(align=True)
         column.operator("ikchains.chain_add", icon="ADD", text="")
         column.operator("ikchains.chain_remove", icon="REMOVE", text="")
+        row = layout.row(align=True)  # Blender's own IK constraints, made into chains and given back
+        row.operator("ikchains.adopt_constraints", icon="CON_KINEMATIC")
+        row.operator("ikchains.restore_constraints", icon="LOOP_BACK", text="Restore")
         chain = settings.active_chain
         if chain is None:
             layout.label(text="Add a chain for the active bone", icon="INFO")
@@ -137,9 +140,19 @@ class VIEW3D_PT_ikchains_chain(_ChainPanel, Panel):
         layout.prop_search(chain, "tip_bone", obj.data, "bones", icon="BONE_DATA")
         layout.prop(chain, "chain_length")
         layout.prop(chain, "target")
+        if is_armature(chain.target):  # a bone target, as Blender's IK constraint's subtarget
+            layout.prop_search(chain, "target_bone", chain.target.data, "bones", icon="BONE_DATA")
+            if chain.target_bone:
+                layout.prop(chain, "target_head_tail")
         layout.operator("ikchains.create_target", icon="EMPTY_AXIS")
         layout.prop(chain, "pole")
+        if is_armature(chain.pole):
+            layout.prop_search(chain, "pole_bone", chain.pole.data, "bones", icon="BONE_DATA")
+        if chain.pole is not None:
+            layout.prop(chain, "pole_angle")
+            layout.prop(chain, "pole_rule")
         layout.prop(chain, "enabled")
+        layout.prop(chain, "influence", slider=True)  # keyable (I over it): the IK/FK blend
 
 
 class VIEW3D_PT_ikchains_solver(_ChainPanel, Panel):

@@ -38,6 +38,15 @@ SOLVERS = (
      "tutorial: slower, kept for comparison"),
 )
 
+POLE_RULES = (
+    ("BEND", "Bend Toward Pole", "The interior joints bend toward the pole; the rest of the pose stays nearest the "
+     "comfort (or rest) pose"),
+    ("TURN", "Turn Toward Pole", "As Blender's IK constraint: the whole chain turns about its root so that its "
+     "comfort (or rest) pose bends toward the pole, then reaches from there, so the bones roll with the pole. Needs "
+     "a root bone free to turn every way (no limits or locks) and a comfort pose that bends; otherwise the chain "
+     "bends toward the pole"),
+)
+
 
 def _resolve_now(self: Any, context: Any) -> None:
     """Re-solve the owner's live chains when a setting changes, so the viewport follows at once."""
@@ -50,6 +59,15 @@ class IKCHAINS_PG_comfort_bone(PropertyGroup):
     rotation: FloatVectorProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Rotation", size=4, default=(1.0, 0.0, 0.0, 0.0), subtype="QUATERNION",
         description="Captured pose rotation (quaternion w, x, y, z), whatever the bone's rotation mode")
+
+
+class IKCHAINS_PG_kept_rotation(PropertyGroup):
+    """One bone's rotation channel as it was before adoption (``name`` is the bone name), put back
+    by Restore IK Constraints: Blender's IK starts from it."""
+
+    mode: StringProperty(override=OVERRIDABLE, name="Rotation Mode")  # type: ignore[valid-type]
+    values: FloatVectorProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Values", size=4, description="The channel's values in that mode (3 for Euler)")
 
 
 class IKCHAINS_PG_chain(PropertyGroup):
@@ -79,6 +97,8 @@ class IKCHAINS_PG_chain(PropertyGroup):
     pole_angle: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Pole Angle", default=0.0, min=-math.pi, max=math.pi, subtype="ANGLE", update=_resolve_now,
         description="Turns the bend direction about the line from the chain's root to the target (0: toward the pole)")
+    pole_rule: EnumProperty(  # type: ignore[valid-type]
+        override=OVERRIDABLE, items=POLE_RULES, name="Pole Rule", default="BEND", update=_resolve_now)
     use_stretch: BoolProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Stretch", default=False, update=_resolve_now,
         description="Bones with an IK Stretch above 0 (Bone properties > Inverse Kinematics) may scale along their "
@@ -124,6 +144,14 @@ class IKCHAINS_PG_chain(PropertyGroup):
     comfort_blend: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Comfort Blend", default=0.0, min=0.0, max=1.0, subtype="FACTOR", update=_resolve_now,
         description="0: pure IK; 1: the comfort pose")
+    adopted_bone: StringProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Adopted From Bone", description="The bone whose Blender IK constraint this chain was adopted from "
+        "(Adopt IK Constraints; empty for chains made otherwise)")
+    adopted_constraint: StringProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Adopted Constraint", description="The name of the IK constraint this chain was adopted from; "
+        "Restore IK Constraints un-mutes it")
+    adopted_pose: CollectionProperty(  # type: ignore[valid-type]
+        override=OVERRIDABLE_COLLECTION, type=IKCHAINS_PG_kept_rotation)
     follow_mode: BoolProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Follow Mode", default=False, update=_resolve_now,
         description="The tutorial's look: one gradient sweep per frame from the current pose. History-dependent: "
@@ -168,4 +196,4 @@ def checked_active_chain(obj: Any) -> IKCHAINS_PG_chain:
     return chain
 
 
-classes = (IKCHAINS_PG_comfort_bone, IKCHAINS_PG_chain, IKCHAINS_PG_rig)
+classes = (IKCHAINS_PG_comfort_bone, IKCHAINS_PG_kept_rotation, IKCHAINS_PG_chain, IKCHAINS_PG_rig)

@@ -450,9 +450,10 @@ def test_neighbours_are_not_refused(build: Callable[[bpy.types.Object, bpy.types
     build(rig, target)
     assert moves_with(target, rig, CHAIN) is None
     assert not moves_when_posed(rig, target)
+    from blender_ik_addon.blender.goals import Goal
     from blender_ik_addon.blender.scene_checks import _refuse_feedback
     from blender_ik_addon.blender.spec import ChainSpec
-    _refuse_feedback(ChainSpec(name="arm", tip_bone="hand", length=4, target="T"), "target", target, rig)
+    _refuse_feedback(ChainSpec(name="arm", tip_bone="hand", length=4, target="T"), "target", Goal(target), rig)
 
 
 def test_link_describe() -> None:

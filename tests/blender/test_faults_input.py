@@ -11,6 +11,7 @@ import pytest
 from blender_rigs import limit_rotation
 from fault_helpers import (
     KEPT,
+    Scene,
     after_at,
     assert_playback,
     assert_preserved,
@@ -77,11 +78,11 @@ def test_target_at_a_non_finite_location(capfd, value: float) -> None:
 
 def test_target_is_the_armature_itself(capfd) -> None:
     scene = bystander_rig()
-    scene.rig.ik_chains.chains["bad"].target = scene.rig  # scripts can; the UI's picker refuses it
+    scene.rig.ik_chains.chains["bad"].target = scene.rig  # the rig itself, with no bone picked
     before = snapshot(scene.rig)
     assert_refused(capfd, scene, before, "chain 'bad': its target is the armature 'Rig' itself, which the chain "
-                   "moves; pick another object", case="target-is-armature",
-                   given="The target is the armature object itself (set from a script)")
+                   "moves; pick another object, or a control bone of the armature as its Bone",
+                   case="target-is-armature", given="The target is the armature object itself, with no bone")
 
 
 def test_target_parented_to_a_bone_of_the_chain(capfd) -> None:
@@ -92,6 +93,40 @@ def test_target_parented_to_a_bone_of_the_chain(capfd) -> None:
     assert_refused(capfd, scene, before, "chain 'bad': target 'BadTarget' is parented to the armature 'Rig' and "
                    "would move with the chain that follows it; unparent it", case="target-child-of-chain",
                    given="The target is parented to the chain's own tip bone")
+
+
+def bone_target(scene: Scene, bone: str) -> None:
+    chain = scene.rig.ik_chains.chains["bad"]
+    chain.target_bone = bone
+    chain.target = scene.rig
+
+
+def test_target_bone_missing(capfd) -> None:
+    scene = bystander_rig()
+    bone_target(scene, "hand.ik")
+    before = snapshot(scene.rig)
+    assert_refused(capfd, scene, before, "chain 'bad': target bone 'hand.ik' is not in armature 'Rig' (renamed or "
+                   "deleted?); pick the bone again", case="target-bone-missing",
+                   given="The target bone names a bone the armature does not have (typed from a script)")
+
+
+def test_target_bone_renamed(capfd) -> None:
+    scene = bystander_rig()
+    bone_target(scene, "other")
+    scene.rig.data.bones["other"].name = "other.renamed"
+    before = snapshot(scene.rig)
+    assert_refused(capfd, scene, before, "chain 'bad': target bone 'other' is not in armature 'Rig' (renamed or "
+                   "deleted?); pick the bone again", case="target-bone-renamed",
+                   given="The target bone was renamed after the chain was set up")
+
+
+def test_target_bone_in_the_chain(capfd) -> None:
+    scene = bystander_rig()
+    bone_target(scene, "bad.1")
+    before = snapshot(scene.rig)
+    assert_refused(capfd, scene, before, "chain 'bad': its target bone 'bad.1' is a bone of the chain, which would "
+                   "chase itself; pick a control bone outside the chain", case="target-bone-in-chain",
+                   given="The target bone is a bone of the chain itself")
 
 
 def test_target_parented_to_the_armature_object_is_followed() -> None:

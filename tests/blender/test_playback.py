@@ -16,6 +16,7 @@ from blender_rigs import BoneDef, add_chain, empty, make_armature, world_tail
 from mathutils import Vector
 
 from blender_ik_addon.blender import RigSetupError, bake_chains, get_status, key_chains
+from blender_ik_addon.blender.goals import Goal
 from blender_ik_addon.blender.keys import fcurve_collection, iter_fcurves
 from blender_ik_addon.blender.outputs import playback_problems
 from blender_ik_addon.blender.verify import PlayedChain, diagnose, played_errors
@@ -188,7 +189,7 @@ def test_playback_is_measured_and_a_miss_is_explained() -> None:
     target = gliding_target((1, 10))
     rig = chain_rig(target)
     bake_chains(rig, ["arm"], 1, 10, disable_live=True)
-    chain = PlayedChain("arm", "b2", 3, target, TOLERANCE)
+    chain = PlayedChain("arm", "b2", 3, Goal(target), TOLERANCE)
     assert played_errors(scene, rig, [chain], np.arange(1.0, 11.0))["arm"].ok.all()
     fcurve_collection(rig, create=False).find('pose.bones["b1"].rotation_quaternion', index=1).mute = True
     played = played_errors(scene, rig, [chain], np.arange(1.0, 11.0))["arm"]

@@ -1,0 +1,158 @@
+"""IK Stretch (issue 12): bones that stretch to reach, written, keyed and played back by Blender."""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+import pytest
+from blender_rigs import add_chain, empty, pose_matrices, straight_chain, world_tail
+from test_bake import key_table, rotation_paths
+
+from blender_ik_addon.blender import RigSetupError, bake_chains, get_status, key_chains, read_chain
+
+TOLERANCE = 2e-4  # world units: the solver's 1e-4, plus float32 keys played back
+BONES = ("b0", "b1", "b2")
+FAR = np.array([0.0, 0.6, 4.2])  # 4.24 from the root: beyond the 3 m chain
+
+
+def stretch_rig(stretch: tuple[float, ...] = (0.5, 0.0, 1.0)) -> bpy.types.Object:
+    """Three 1 m bones along +Y, Euler XYZ, each with the given IK Stretch."""
+    rig = straight_chain(3)
+    for name, amount in zip(BONES, stretch, strict=True):
+        rig.pose.bones[name].rotation_mode = "XYZ"
+        rig.pose.bones[name].ik_stretch = amount
+    return rig
+
+
+def scale_columns(rig: bpy.types.Object) -> np.ndarray:
+    """``(3, 3)`` each chain bone's evaluated pose matrix column lengths (its scale as played)."""
+    return np.linalg.norm(pose_matrices(rig, BONES)[:, :3, :3], axis=1)
+
+
+def scale_paths(bone: str) -> list[tuple[str, int]]:
+    return [(f'pose.bones["{bone}"].scale', i) for i in range(3)]
+
+
+def test_live_a_target_beyond_reach_is_reached_by_stretching_the_bones_that_stretch() -> None:
+    rig = stretch_rig()
+    target = empty(location=FAR.tolist())
+    add_chain(rig, "b2", 3, target, name="arm", use_stretch=True)
+    bpy.context.scene.frame_set(1)
+    assert get_status(rig.name, "arm").converged
+    np.testing.assert_allclose(world_tail(rig, "b2"), FAR, atol=TOLERANCE)
+    columns = scale_columns(rig)
+    np.testing.assert_allclose(columns - columns[:, :1], 0.0, atol=1e-5)  # uniform, as Blender's IK scales
+    assert columns[0, 0] > 1.01 and columns[2, 0] > 1.01
+    np.testing.assert_allclose(columns[1], columns[0])  # b1 does not stretch: it inherits b0's scale
+    pose = rig.pose.bones
+    assert tuple(pose["b1"].scale) == (1.0, 1.0, 1.0)  # and keeps its own channels
+    np.testing.assert_allclose(tuple(pose["b2"].scale), columns[2, 0] / columns[0, 0], rtol=1e-5)
+
+
+def test_live_within_reach_the_chain_bends_without_stretching() -> None:
+    rig = stretch_rig((1.0, 1.0, 1.0))
+    target = empty(location=(0.0, 1.2, 1.5))
+    add_chain(rig, "b2", 3, target, name="arm", use_stretch=True)
+    bpy.context.scene.frame_set(1)
+    np.testing.assert_allclose(world_tail(rig, "b2"), (0.0, 1.2, 1.5), atol=TOLERANCE)
+    for name in BONES:
+        assert tuple(rig.pose.bones[name].scale) == (1.0, 1.0, 1.0)
+
+
+def test_key_current_frame_keys_the_rotations_and_the_scale_of_stretching_bones_only() -> None:
+    rig = stretch_rig()
+    target = empty(location=FAR.tolist())
+    add_chain(rig, "b2", 3, target, name="arm", use_stretch=True, enabled=False)
+    bpy.context.scene.frame_set(7)
+    status = key_chains(rig, ["arm"])["arm"]
+    assert status.converged, status.message
+    keys = key_table(rig)
+    expected = {key for bone in BONES for key in rotation_paths(bone, "XYZ")} | {
+        key for bone in ("b0", "b2") for key in scale_paths(bone)}
+    assert set(keys) == expected
+    for key in expected:
+        np.testing.assert_array_equal(keys[key][:, 0], [7.0])
+    # The keys alone (live off) play the tip onto the target.
+    rig.pose.bones["b0"].scale = rig.pose.bones["b2"].scale = (1.0, 1.0, 1.0)
+    bpy.context.scene.frame_set(8)
+    bpy.context.scene.frame_set(7)
+    np.testing.assert_allclose(world_tail(rig, "b2"), FAR, atol=TOLERANCE)
+
+
+def keyed_far_target() -> bpy.types.Object:
+    """A target that moves from within reach (frame 1) to beyond it (frames 10-20)."""
+    target = empty()
+    for frame, location in {1: (0.0, 1.0, 2.0), 10: (0.5, 1.0, 3.5), 20: (-0.5, 2.0, 4.0)}.items():
+        target.location = location
+        target.keyframe_insert("location", frame=frame)
+    return target
+
+
+def test_bake_keys_scale_only_for_stretching_bones_and_the_keys_play_onto_the_target() -> None:
+    rig = stretch_rig()
+    rig.pose.bones["b1"].keyframe_insert("scale", frame=30)  # a non-stretching bone's own scale key
+    target = keyed_far_target()
+    add_chain(rig, "b2", 3, target, name="arm", use_stretch=True, enabled=False)
+    before = key_table(rig)
+    report = bake_chains(rig, ["arm"], 1, 20, disable_live=True)
+    assert report.not_converged == 0, report.summary()
+    keys = key_table(rig)
+    baked = {key for bone in BONES for key in rotation_paths(bone, "XYZ")} | {
+        key for bone in ("b0", "b2") for key in scale_paths(bone)}
+    assert set(keys) == set(before) | baked
+    for key in baked:
+        np.testing.assert_array_equal(keys[key][:, 0], np.arange(1.0, 21.0))
+    for key, values in before.items():
+        np.testing.assert_array_equal(keys[key], values)  # b1's scale key untouched
+    for index in range(3):  # one value in the three channels: the uniform scale Blender's IK gives
+        np.testing.assert_array_equal(keys[('pose.bones["b2"].scale', index)], keys[('pose.bones["b2"].scale', 0)])
+    assert keys[('pose.bones["b0"].scale', 0)][:, 1].max() > 1.05
+    assert keys[('pose.bones["b0"].scale', 0)][0, 1] == 1.0  # frame 1 is within reach: no stretch
+    for frame in (1, 10, 15, 20):
+        bpy.context.scene.frame_set(frame)
+        np.testing.assert_allclose(world_tail(rig, "b2"), np.array(target.matrix_world.translation), atol=TOLERANCE)
+
+
+def test_switch_off_no_scale_is_keyed_and_the_tip_stops_at_full_reach() -> None:
+    rig = stretch_rig()
+    target = keyed_far_target()
+    add_chain(rig, "b2", 3, target, name="arm", use_stretch=False, enabled=False)
+    report = bake_chains(rig, ["arm"], 1, 20, disable_live=True)
+    assert report.not_converged > 0
+    keys = key_table(rig)
+    assert not any(path.endswith(".scale") for path, _ in keys)
+    bpy.context.scene.frame_set(20)
+    goal = np.array(target.matrix_world.translation)
+    np.testing.assert_allclose(np.linalg.norm(world_tail(rig, "b2") - goal), np.linalg.norm(goal) - 3.0, atol=1e-3)
+
+
+def test_an_ik_stretch_edit_is_noticed_live() -> None:
+    rig = stretch_rig((0.0, 0.0, 0.0))
+    target = empty(location=FAR.tolist())
+    add_chain(rig, "b2", 3, target, name="arm", use_stretch=True)
+    bpy.context.scene.frame_set(1)
+    assert not get_status(rig.name, "arm").converged  # nothing stretches yet
+    rig.pose.bones["b2"].ik_stretch = 0.5
+    bpy.context.scene.frame_set(2)
+    assert get_status(rig.name, "arm").converged
+    np.testing.assert_allclose(world_tail(rig, "b2"), FAR, atol=TOLERANCE)
+    assert rig.pose.bones["b2"].scale[0] > 1.3
+
+
+def test_a_bone_that_does_not_inherit_scale_below_a_stretching_bone_is_refused() -> None:
+    rig = stretch_rig()
+    rig.data.bones["b1"].inherit_scale = "NONE"
+    with pytest.raises(RigSetupError, match="Inherit Scale 'None' below the stretching bone 'b0'"):
+        read_chain(rig, "b2", 3, stretch=True)
+    read_chain(rig, "b2", 3)  # without stretch nothing is scaled: fine
+
+
+def test_a_scale_left_by_stretch_is_named_when_the_switch_is_off() -> None:
+    rig = stretch_rig()
+    target = empty(location=FAR.tolist())
+    chain = add_chain(rig, "b2", 3, target, name="arm", use_stretch=True)
+    bpy.context.scene.frame_set(1)
+    chain.use_stretch = False  # nothing about scale is written any more
+    bpy.context.scene.frame_set(2)
+    status = get_status(rig.name, "arm")
+    assert not status.solved and "Alt+S" in status.message
