@@ -347,7 +347,7 @@ def _rotated(pbone: Any) -> bool:
     if mode == "QUATERNION":
         return bool(any(abs(v - r) > 1e-6 for v, r in zip(pbone.rotation_quaternion, (1, 0, 0, 0), strict=True)))
     if mode == "AXIS_ANGLE":
-        return abs(pbone.rotation_axis_angle[0]) > 1e-6
+        return bool(abs(pbone.rotation_axis_angle[0]) > 1e-6)
     return any(abs(v) > 1e-6 for v in pbone.rotation_euler)
 
 

@@ -218,7 +218,7 @@ def _bend_frame(prepared: PreparedChain) -> FloatArray | None:
     width = float(np.linalg.norm(bend))
     if width < 1e-6 * length:
         return None
-    return np.stack([axis, bend / width, np.cross(axis, bend / width)], axis=-1)
+    return np.asarray(np.stack([axis, bend / width, np.cross(axis, bend / width)], axis=-1))
 
 
 def _across(vector: FloatArray, axis: FloatArray) -> FloatArray:
@@ -287,7 +287,7 @@ def _unswivel(chain: Chain, q: FloatArray, swivel: FloatArray) -> FloatArray:
     order = chain.joints[0].order
     turned = rest.T @ swivel @ rest @ euler_to_matrix(q[:, :3], order)
     out = np.array(q, dtype=np.float64)
-    out[:, :3] = matrix_to_euler(turned, order)
+    out[:, :3] = np.unwrap(matrix_to_euler(turned, order), axis=0)  # frame to frame without whole turns
     return out
 
 

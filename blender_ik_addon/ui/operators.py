@@ -284,16 +284,10 @@ class IKCHAINS_OT_restore_constraints(_RigOperator):
     bl_idname = "ikchains.restore_constraints"
     bl_label = "Restore IK Constraints"
 
-    @classmethod
-    def poll(cls, context: Any) -> bool:
-        if not super().poll(context):
-            return False
-        if not any(c.adopted_constraint for c in checked_rig_settings(context.object).chains):
-            cls.poll_message_set("No chain of this armature was adopted from an IK constraint")
-            return False
-        return True
-
     def run(self, context: Any) -> set[OperatorReturnItems]:
+        if not any(c.adopted_constraint for c in checked_rig_settings(context.object).chains):
+            self.report({"WARNING"}, f"No chain of {context.object.name!r} was adopted from an IK constraint")
+            return {"CANCELLED"}
         report = adopt.restore_constraints(context.object)
         for line in report.lines()[1:]:
             self.report({"WARNING"}, line)

@@ -18,6 +18,7 @@ from fault_helpers import (
     bystander_rig,
     keyed_empty,
     keyed_location,
+    run_operator,
     snapshot,
     status_message,
     undocumented,
@@ -183,6 +184,27 @@ def test_zero_length_bone_in_a_chain(capfd) -> None:
     assert_bakes_and_plays(capfd, scene.rig, scene.bad_target, "bad", "stub")
     user_sees("zero-length-bone", given="A zero-length bone (head = tail) at the tip of a chain",
               where="panel status", message=message, preserved="the chain solves (the bone is a point); " + KEPT)
+
+
+def test_adopting_an_ik_constraint_whose_target_is_gone(capfd) -> None:
+    scene = bystander_rig()
+    gone = bpy.data.objects.new("Gone", None)
+    bpy.context.scene.collection.objects.link(gone)
+    con = scene.rig.pose.bones["other"].constraints.new("IK")
+    con.name, con.target, con.chain_count = "ArmIK", gone, 1
+    bpy.data.objects.remove(gone)
+    before = snapshot(scene.rig)
+    outcome = run_operator(capfd, bpy.ops.ikchains.adopt_constraints)
+    assert (outcome.result, outcome.level) == (frozenset({"CANCELLED"}), "WARNING")
+    assert outcome.report == ("constraint 'ArmIK' on bone 'other': not adopted: its target is gone: no target object; "
+                              "set one or remove the constraint\nAdopted 0 IK constraint(s) as chains, refused 1")
+    assert not con.mute
+    assert_preserved(before, after_at(scene.rig))
+    assert_playback(scene.rig, scene.good_target)
+    user_sees("ik-constraint-target-gone", given="Adopt IK Constraints on an armature whose IK constraint's target "
+              "object was deleted", where="report", message=outcome.report,
+              preserved="the constraint stays as it was (on, not adopted), no chain is made, the chains keep solving; "
+              + KEPT)
 
 
 def test_the_table_lists_these_cases() -> None:
