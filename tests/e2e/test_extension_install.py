@@ -8,6 +8,7 @@ wheels with the extension and that the add-on then solves with the compiled kern
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import platform
 import sys
@@ -23,6 +24,14 @@ pytestmark = [pytest.mark.e2e, requires_bpy_module]
 BONES = ("b1", "b2", "b3")  # children/scene.py
 FRAMES = list(range(1, 25))
 TIP_TOLERANCE = 1e-3  # world units; Blender evaluates poses in float32
+
+
+def _bpy_wheel_version() -> str:
+    """The bpy wheel's version ("" without one), read without importing bpy (see conftest)."""
+    try:
+        return importlib.metadata.version("bpy")
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 def test_zip_holds_the_package_and_manifest_only(extension_zip: Path) -> None:
@@ -98,6 +107,9 @@ def installed_with_numba(tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     return result
 
 
+@pytest.mark.skipif(_bpy_wheel_version().startswith("4.5."),
+                    reason="the bundled wheels are installed and compiled on Blender 4.2 LTS (the oldest supported) "
+                           "only, to keep the test run short: the extension platform is the same on 4.5")
 def test_bundled_numba_is_installed_with_the_extension_and_used(installed_with_numba: dict[str, object]) -> None:
     report = installed_with_numba
     assert report["install"] == ["FINISHED"] and report["enabled"], report
