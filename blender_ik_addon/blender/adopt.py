@@ -32,17 +32,19 @@ at adoption is noted.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import bpy
 import numpy as np
 
 from . import guard, status
 from .errors import RigSetupError
 from .events import solve_object_now
-from .keys import action_paths
+from .keys import action_paths, bone_path
 from .read import chain_bone_names, read_chain, require_armature
-from .settings import rig_settings
+from .settings import remove_chain, rig_settings
 
 _KEPT_CHANNELS = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}
 _ITASC_ONLY = ("lock_location_x", "lock_location_y", "lock_location_z", "lock_rotation_x", "lock_rotation_y",
@@ -173,10 +175,10 @@ def adopt_constraints(obj: Any) -> AdoptReport:
     return report
 
 
-def restore_constraints(obj: Any) -> RestoreReport:
-    """Undo :func:`adopt_constraints`: un-mute every constraint a chain of ``obj`` was adopted from,
-    put its bones' rotation channels back as they were at adoption, and remove the chain (keys it
-    baked stay). A chain whose constraint is gone is kept and reported.
+def restore_constraints(obj: Any, names: Sequence[str] | None = None) -> RestoreReport:
+    """Undo :func:`adopt_constraints`: un-mute every constraint a chain of ``obj`` (or each chain of
+    ``names``) was adopted from, put its bones' rotation channels back as they were at adoption, and
+    remove the chain (keys it baked stay). A chain whose constraint is gone is kept and reported.
 
     Raises:
         RigSetupError: ``obj`` is not an armature, or the add-on is not registered.
@@ -187,7 +189,8 @@ def restore_constraints(obj: Any) -> RestoreReport:
         raise RigSetupError("the IK Chains add-on is not registered (no chain settings on objects)")
     report = RestoreReport()
     with guard.suspended():
-        for chain_name in [c.name for c in settings.chains if c.adopted_constraint]:
+        adopted = [c.name for c in settings.chains if c.adopted_constraint]
+        for chain_name in [name for name in adopted if names is None or name in names]:
             index = settings.chains.find(chain_name)
             chain = settings.chains[index]
             pbone = obj.pose.bones.get(chain.adopted_bone)
@@ -201,8 +204,7 @@ def restore_constraints(obj: Any) -> RestoreReport:
                 _put_rotation(obj.pose.bones.get(kept.name), kept.mode, tuple(kept.values))
             report.restored[label(chain.adopted_bone, chain.adopted_constraint)] = chain_name
             status.clear_status(obj.name, chain_name)
-            settings.chains.remove(index)
-        settings.active_index = max(0, min(settings.active_index, len(settings.chains) - 1))
+            remove_chain(obj, index)
     obj.update_tag()
     return report
 
@@ -263,6 +265,11 @@ def _plan(obj: Any, pbone: Any, con: Any) -> _Plan:
         values["pole_rule"] = "TURN"
     elif con.pole_subtarget:
         raise RigSetupError(f"its pole bone {con.pole_subtarget!r} has no pole armature (the pole object is gone)")
+    elif len(bones) > 1:  # without a pole, Blender's pose depends on the pose each frame starts from
+        values["comfort"] = _evaluated_rotations(obj, bones)
+        notes.append("no pole: Blender's pose then depends on the pose each frame starts from, the chain's on its "
+                     "comfort pose, captured from Blender's pose at this frame (no jump here; elsewhere the poses "
+                     "may differ: add a pole for a match)")
     if not con.is_valid:
         raise RigSetupError("Blender marks it invalid (red in the constraint stack); fix its targets first")
     values["max_iterations"] = max(1, min(int(con.iterations), _MAX_ITERATIONS))
@@ -271,9 +278,30 @@ def _plan(obj: Any, pbone: Any, con: Any) -> _Plan:
         values["orientation_weight"] = min(max(float(con.orient_weight), 0.0), 100.0)
     values["use_stretch"] = bool(con.use_stretch)
     values["influence"] = float(con.influence)
+    if con.influence < 1.0 and not _keyed(obj, bones):
+        notes.append(f"Influence {con.influence:g} blends with the bones' keys, and they have none: the chain blends "
+                     "with the rest pose where Blender blended with the current pose (key the pose first)")
     notes += _not_carried(obj, con, animated)
     notes += _posed_away(obj, bones)
     return _Plan(pbone.name, con.name, tip, length, bones, values, notes)
+
+
+def _evaluated_rotations(obj: Any, bones: list[str]) -> dict[str, tuple[float, ...]]:
+    """Each bone's rotation as Blender evaluates it now (its IK constraint on), as a channel value:
+    the quaternion of its local (rest-relative) pose."""
+    obj_eval = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    out = {}
+    for name in bones:
+        pbone = obj_eval.pose.bones[name]
+        local = obj_eval.convert_space(pose_bone=pbone, matrix=pbone.matrix, from_space="POSE", to_space="LOCAL")
+        out[name] = tuple(local.to_quaternion())
+    return out
+
+
+def _keyed(obj: Any, bones: list[str]) -> bool:
+    """Some rotation channel of ``bones`` has keys in the armature's action."""
+    paths = action_paths(obj.animation_data.action) if obj.animation_data and obj.animation_data.action else set()
+    return any(path.startswith(bone_path(b, "rotation_")) for path in paths for b in bones)
 
 
 def _goal(obj: Any, con: Any, role: str, target: Any, bone: str, chain: list[str]) -> dict[str, Any]:
@@ -389,7 +417,12 @@ def _adopt(obj: Any, settings: Any, plan: _Plan, report: AdoptReport) -> None:
     chain = settings.chains.add()
     chain.name = chain_name
     for key, value in plan.values.items():
-        setattr(chain, key, value)
+        if key == "comfort":  # bone -> quaternion: the comfort pose's collection
+            for bone, rotation in value.items():
+                item = chain.comfort_bones.add()
+                item.name, item.rotation = bone, rotation
+        else:
+            setattr(chain, key, value)
     chain.adopted_bone, chain.adopted_constraint = plan.bone, plan.constraint
     for bone in plan.bones:
         pbone = obj.pose.bones[bone]

@@ -169,6 +169,11 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     for name, item in prepared.items():  # keys that would not play as written: refused before any is written
         require_playable(obj, name, item.binding.bones, span)
     blends = read_bake_blends(scene, obj, prepared, frames, times)  # influence < 1: the keys, before any is replaced
+    for name in blends:
+        if prepared[name].spec.enabled and not disable_live:
+            raise RigSetupError(f"chain {name!r} blends with its bones' own keys (Influence below 1) and solves live: "
+                                "live solving would blend the baked keys again as they play; bake with Turn Live "
+                                "Solving Off, or turn its Live off first")
     report: Progress = progress or (lambda _fraction: None)
     objects = {name: require_goals(item.spec, scene) for name, item in prepared.items()}
     stages = _stages(obj, prepared, scene)

@@ -69,6 +69,9 @@ FOLLOW_NOTE = "follow mode: history-dependent"
 AUTOKEY_BLENDED = ("not auto-keyed: the chain blends with its bones' own keys (Influence below 1), and each key "
                    "would replace the keys the next solve blends with; key it once with Key Current Frame, or "
                    "set Influence to 1")
+KEY_BLENDED_LIVE = ("not keyed: the chain blends with its bones' own keys (Influence below 1) and solves live, so "
+                    "live solving would blend the new key again as it plays; turn its Live off first (its keys "
+                    "then play as keyed)")
 
 
 @dataclass
@@ -476,8 +479,8 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                 try:
                     if isinstance(key_time, Exception):
                         raise key_time
-                    if autokey and done.influence < 1.0:
-                        raise RigSetupError(AUTOKEY_BLENDED)
+                    if done.influence < 1.0 and (autokey or done.spec.enabled):
+                        raise RigSetupError(AUTOKEY_BLENDED if autokey else KEY_BLENDED_LIVE)
                     nla_time = key_frame * time_stretch(depsgraph.scene)  # type: ignore[operator]
                     require_playable(obj, name, done.state.prepared.binding.bones, (nla_time, nla_time))
                     key_pose(obj, done.state.prepared.binding, key_time)

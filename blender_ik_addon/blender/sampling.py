@@ -84,10 +84,10 @@ def goal_matrix(goal: Goal, depsgraph: Any) -> tuple[FloatArray, bool]:
     if goal.bone is None:
         return world_matrix_of(goal.obj, depsgraph)
     hidden = unevaluated_reason(goal.obj, depsgraph)
-    if hidden:
-        raise RigSetupError(f"armature {goal.obj.name!r} (holding bone {goal.bone!r}) is {hidden}, so Blender does "
-                            f"not evaluate its pose here and the chain cannot see where the bone is; "
-                            f"{_enable_advice(depsgraph)}")
+    if hidden:  # (measured: it may evaluate the bones something shown hangs from, not a control bone)
+        raise RigSetupError(f"armature {goal.obj.name!r} (holding bone {goal.bone!r}) is {hidden}, so Blender "
+                            "evaluates at most the bones that something shown depends on, and the chain cannot see "
+                            f"where the bone is; {_enable_advice(depsgraph)} (armatures do not show in renders)")
     return bone_goal_matrix(goal.obj.evaluated_get(depsgraph), goal.bone, goal.head_tail), True
 
 

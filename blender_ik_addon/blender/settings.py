@@ -6,9 +6,15 @@ handlers for which rigs are live, the UI (``ui.properties``) for the PropertyGro
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from .keys import fcurve_collection
 from .spec import ChainSpec, spec_from_settings
+
+# A chain setting's animation path: Blender keys a slider of the chain list by index
+# (``ik_chains.chains[2].influence``); a script may use the name (``ik_chains.chains["arm"]``).
+_CHAIN_PATH = re.compile(r'^ik_chains\.chains\[(\d+|"(?:[^"\\]|\\.)*")\]')
 
 
 def rig_settings(obj: Any) -> Any | None:
@@ -48,3 +54,34 @@ def disable_chains(obj: Any, names: list[str]) -> None:
         stored = settings.chains.get(name)
         if stored is not None:
             stored.enabled = False
+
+
+def remove_chain(obj: Any, index: int) -> None:
+    """Remove chain ``index`` of ``obj`` with the animation of its own settings (a keyed or driven
+    Influence), and renumber the index paths of the chains after it: keys stay with their chain.
+
+    Blender keys a chain's slider by its index in the list, so removing a chain would otherwise hand
+    its keys to the next chain. Covered: the active action's F-curves and the drivers (not actions
+    in NLA strips, which are not renumbered).
+    """
+    settings = rig_settings(obj)
+    if settings is None:
+        return
+    name = settings.chains[index].name
+    anim = obj.animation_data
+    if anim is not None:
+        for curves in (fcurve_collection(obj, create=False), anim.drivers):
+            if curves is None:
+                continue
+            for fcurve in list(curves):
+                match = _CHAIN_PATH.match(fcurve.data_path)
+                if match is None:
+                    continue
+                key = match.group(1)
+                at = None if key.startswith('"') else int(key)
+                if at == index or (at is None and key[1:-1].replace('\\"', '"') == name):
+                    curves.remove(fcurve)
+                elif at is not None and at > index:
+                    fcurve.data_path = f"ik_chains.chains[{at - 1}]{fcurve.data_path[match.end():]}"
+    settings.chains.remove(index)
+    settings.active_index = max(0, min(settings.active_index, len(settings.chains) - 1))

@@ -16,6 +16,7 @@ from bpy.types import Operator
 from mathutils import Matrix
 
 from ..blender import adopt, bake, read, status
+from ..blender.settings import remove_chain
 from ..core import IKError
 from .properties import IKCHAINS_PG_chain, checked_active_chain, checked_rig_settings
 
@@ -118,9 +119,16 @@ class IKCHAINS_OT_chain_remove(_ChainOperator):
     def run(self, context: Any) -> set[OperatorReturnItems]:
         obj = context.object
         settings = checked_rig_settings(obj)
-        status.clear_status(obj.name, checked_active_chain(obj).name)
-        settings.chains.remove(settings.active_index)
-        settings.active_index = max(0, min(settings.active_index, len(settings.chains) - 1))
+        name = checked_active_chain(obj).name
+        if checked_active_chain(obj).adopted_constraint:  # give Blender's IK back rather than leave it muted
+            restored = adopt.restore_constraints(obj, [name])
+            if name not in restored.kept:
+                self.report({"INFO"}, restored.summary())
+                return {"FINISHED"}
+            self.report({"WARNING"}, f"chain {name!r} removed, but {restored.kept[name].split(', so')[0]}: "
+                                     "its IK constraint stays as it is")
+        status.clear_status(obj.name, name)
+        remove_chain(obj, settings.chains.find(name))
         return {"FINISHED"}
 
 

@@ -53,7 +53,11 @@ def test_every_setting_is_carried() -> None:
              iterations=77, use_rotation=True, orient_weight=0.4, use_stretch=False, influence=0.6)
     report = adopt_constraints(rig)
     name = label("fore", "IK")
-    assert report.adopted == {name: "fore/IK"} and not report.refused and name not in report.not_carried
+    assert report.adopted == {name: "fore/IK"} and not report.refused
+    # Everything carries; the one note: an influence below 1 blends with keys these bones lack.
+    assert report.not_carried == {name: ("Influence 0.6 blends with the bones' keys, and they have none: the chain "
+                                         "blends with the rest pose where Blender blended with the current pose "
+                                         "(key the pose first)",)}
     chain = rig.ik_chains.chains["fore/IK"]
     assert (chain.tip_bone, chain.chain_length) == ("fore", 2)
     assert (chain.target, chain.target_bone, chain.target_head_tail) == (rig, "ctl", 0.0)
@@ -253,3 +257,30 @@ def test_operators_adopt_and_restore() -> None:
     assert bpy.ops.ikchains.adopt_constraints() == {"CANCELLED"}  # only muted ones left
     assert bpy.ops.ikchains.restore_constraints() == {"FINISHED"}
     assert not con.mute and len(rig.ik_chains.chains) == 0
+
+
+def test_removing_an_adopted_chain_gives_its_constraint_back() -> None:
+    """Remove on an adopted chain restores its constraint (else the limb's IK would stay off, muted,
+    with nothing left to restore it); the other adopted chain stays."""
+    rig = arm_rig()
+    first = ik(rig, "fore", target=empty("Target", (0.4, 0.5, 1.5)), chain_count=2)
+    bpy.context.view_layer.objects.active = rig
+    assert bpy.ops.ikchains.adopt_constraints() == {"FINISHED"} and first.mute
+    rig.ik_chains.active_index = 0
+    assert bpy.ops.ikchains.chain_remove() == {"FINISHED"}
+    assert not first.mute and len(rig.ik_chains.chains) == 0
+    assert rotations(rig)["fore"] == (1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # the pose before adoption
+
+
+def test_without_a_pole_the_adopting_frame_keeps_blenders_pose_and_says_why_elsewhere_may_differ() -> None:
+    rig = arm_rig()
+    ik(rig, "fore", target=empty("Target", (0.6, 0.7, 1.4)), chain_count=2)
+    bpy.context.scene.frame_set(1)
+    before = {b: np.array(rig.evaluated_get(bpy.context.evaluated_depsgraph_get()).pose.bones[b].matrix)
+              for b in ("upper", "fore")}
+    report = adopt_constraints(rig)
+    assert report.not_carried[label("fore", "IK")][-1].startswith("no pole: Blender's pose then depends on")
+    bpy.context.scene.frame_set(1)
+    after = rig.evaluated_get(bpy.context.evaluated_depsgraph_get()).pose.bones
+    for bone, matrix in before.items():
+        np.testing.assert_allclose(np.array(after[bone].matrix), matrix, atol=2e-3, err_msg=bone)

@@ -269,7 +269,12 @@ def test_bake_of_part_of_the_range_reads_each_frame_on_its_own() -> None:
     chain.enabled = True
     bpy.context.scene.frame_set(12)
     live_12 = channels(rig)
-    bake_chains(rig, ["arm"], 12, 12)
+    with pytest.raises(RigSetupError, match="chain 'arm' blends with its bones' own keys .* and solves live: live "
+                       "solving would blend the baked keys again as they play; bake with Turn Live Solving Off"):
+        bake_chains(rig, ["arm"], 12, 12)
+    assert rotation_keys(rig)[('pose.bones["b0"].rotation_euler', 0)] == [1.0, 20.0]  # nothing written
+    bake_chains(rig, ["arm"], 12, 12, disable_live=True)
+    assert not chain.enabled
     keys = rotation_keys(rig)
     assert keys[('pose.bones["b0"].rotation_euler', 0)] == [1.0, 12.0, 20.0]  # the animator's keys kept outside
     assert keys[('pose.bones["b2"].rotation_euler', 0)] == [12.0]
@@ -284,6 +289,10 @@ def test_key_current_frame_keys_the_blend_and_plays_it_back_as_meant() -> None:
     chain.enabled = True
     bpy.context.scene.frame_set(10)
     live_10 = channels(rig)
+    refused = key_chains(rig, ["arm"])["arm"]  # live would blend the new key again as it plays
+    assert not refused.solved and refused.message == live.KEY_BLENDED_LIVE
+    assert ('pose.bones["b2"].rotation_euler', 1) not in rotation_keys(rig)
+    chain.enabled = False
     statuses = key_chains(rig, ["arm"])
     status = statuses["arm"]
     assert status.solved and status.converged, status  # playback matches the blended pose, not a miss
@@ -425,3 +434,21 @@ def test_a_driven_influence_is_read_live_and_stepped_in_the_bake() -> None:
         bpy.context.scene.frame_set(frame)
         for name in BONES:
             np.testing.assert_allclose(channels(rig)[name], pose[name], atol=2e-6, err_msg=f"{frame} {name}")
+
+
+def test_removing_a_chain_keeps_each_chains_influence_keys_with_it() -> None:
+    """Blender keys the slider by the chain's index in the list: removing a chain must not hand its
+    Influence keys to the chain after it (which would then play blended, off its target)."""
+    rig, _chain = arm()  # its influence keyed 0 -> 1
+    other = add_chain(rig, "b1", 1, empty("Other", (0.3, 0.9, 0.0)), name="other")  # (shares b1: unsolved)
+    other.influence = 0.25
+    other.keyframe_insert("influence", frame=1)
+    paths = {fc.data_path for fc in iter_fcurves(rig) if "influence" in fc.data_path}
+    assert paths == {"ik_chains.chains[0].influence", "ik_chains.chains[1].influence"}
+    bpy.context.view_layer.objects.active = rig
+    rig.ik_chains.active_index = 0
+    assert bpy.ops.ikchains.chain_remove() == {"FINISHED"}
+    curves = [fc for fc in iter_fcurves(rig) if "influence" in fc.data_path]
+    assert [(fc.data_path, fc.evaluate(1.0)) for fc in curves] == [("ik_chains.chains[0].influence", 0.25)]
+    bpy.context.scene.frame_set(2)
+    assert rig.ik_chains.chains["other"].influence == 0.25

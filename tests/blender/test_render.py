@@ -24,7 +24,7 @@ from fault_helpers import (
     user_sees,
 )
 
-from blender_ik_addon.blender import events
+from blender_ik_addon.blender import events, get_status
 from blender_ik_addon.ui.panels import VIEW3D_PT_ikchains_main
 
 FRAMES = (1, 6)
@@ -125,6 +125,46 @@ def test_render_with_live_solving_matches_the_bake(tmp_path: Path, recorder: Rec
     user_sees("render-live", given="Render an animation (Workbench, headless) with live chains, one target "
               "disabled in renders", where="the rendered images", message=out.report,
               preserved="every frame's evaluated pose equals the baked keys' (1e-6) and the images are the same")
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_render_reads_control_bones_or_says_why_it_cannot(tmp_path: Path, recorder: Recorder, hidden: bool) -> None:
+    """A control bone of the rig itself is read through the render depsgraph. With the armature
+    disabled in renders, Blender evaluates only the bones something rendered hangs from (the cubes'
+    bones here: measured, a control bone then keeps its frame-1 place): refused, by name."""
+    scene = render_scene()
+    rig = scene.rig
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.object.mode_set(mode="EDIT")
+    control = rig.data.edit_bones.new("good.ctrl")
+    control.head, control.tail = (0.0, 0.0, 0.0), (0.0, 0.2, 0.0)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    follow = rig.pose.bones["good.ctrl"].constraints.new("COPY_LOCATION")  # the control rides the good target
+    follow.target = scene.good_target
+    chain = rig.ik_chains.chains["good"]
+    chain.target_bone, chain.target = "good.ctrl", rig
+    rig.hide_render = hidden
+    shown: list[str] = []
+
+    def status_when_rendered(*_args: Any) -> None:
+        status = get_status("Rig", "good")
+        shown.append("" if status is None else status.message)
+    bpy.app.handlers.render_post.append(status_when_rendered)
+    try:
+        render(tmp_path / "live")
+    finally:
+        bpy.app.handlers.render_post.remove(status_when_rendered)
+    assert sorted(recorder.poses) == list(range(FRAMES[0], FRAMES[1] + 1))
+    if hidden:
+        assert set(shown) == {"armature 'Rig' (holding bone 'good.ctrl') is disabled in renders, so Blender "
+                              "evaluates at most the bones that something shown depends on, and the chain cannot "
+                              "see where the bone is; enable it in renders (armatures do not show in renders)"}
+        return
+    assert set(shown) == {""}
+    for frame, matrices in recorder.poses.items():
+        tail = matrices[2] @ np.array([0.0, 1.0, 0.0, 1.0])
+        np.testing.assert_allclose(tail[:3], keyed_location(scene.good_target, frame), atol=1e-4,
+                                   err_msg=f"frame {frame}")
 
 
 class Layout:
