@@ -128,7 +128,7 @@ def _read(obj: Any, key: tuple[str, str, int, bool], tip_bone: str, length: int,
     stretch = key[3]
     names = names if names is not None else chain_bone_names(obj, tip_bone, length)
     signature = signature if signature is not None else _signature(obj, names, stretch)
-    binding = read_chain(obj, tip_bone, length, stretch=stretch)
+    binding = read_chain(obj, tip_bone, length, stretch=True) if stretch else read_chain(obj, tip_bone, length)
     if len(_CACHE) >= _MAX_ENTRIES:
         _CACHE.clear()
     _CACHE[key] = _Entry(binding, signature, *generation, animation, _animates_signature(obj, names, stretch))

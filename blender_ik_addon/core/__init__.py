@@ -7,7 +7,8 @@ Conventions:
     * Batched arrays put the target/frame axis first: ``(F, 3)`` targets, ``(F, m)`` free angles,
       ``(F, n, 3)`` per-joint angles.
     * A chain has ``n`` joints with three Euler angles each; the ``m`` free ones (not locked) are
-      the solver's variables, ordered base to tip and X, Y, Z within a joint.
+      the solver's variables, ordered base to tip and X, Y, Z within a joint. A joint that
+      stretches adds a length factor after them (:mod:`.stretch`; ``SolveResult.scales``).
 
 Typical use::
 

@@ -173,16 +173,15 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     """The kernel's view of ``chain``, built once per chain and kept on it.
 
     ``(lower, upper, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof,
-    slot_fixed, base, tip_offset, dof_joint, dof_axis, turn_rank, stretch_dof, dof_end,
-    angle_count, rigid_centre, rigid_radius)``: per joint, its slots in application order (the
-    rotations FK must build, as in :class:`.chain.Chain`'s FK plan), each with its axis and either
-    the free angle that drives it (``slot_dof``) or, for a locked axis, its fixed value, and the
-    variable of its length factor
-    (``stretch_dof``, -1 for none); per variable, its joint, its axis (-1 for a length factor), its
-    place in the order FK turns the variables (:attr:`.chain.Chain.turn_rank`) and, for a length
-    factor, the joint its segment ends at (``dof_end``, ``n`` for the tip; -1 for an angle); the
-    number of free angles (the variables before the length factors); the sphere the angles alone
-    reach (:attr:`.chain.Chain.rigid_reach_sphere`).
+    slot_fixed, base, tip_offset, dof_joint, dof_axis, turn_rank, angle_count, centre_x, centre_y,
+    centre_z, radius)``: per joint, its slots in application order (the rotations FK must build, as
+    in :class:`.chain.Chain`'s FK plan), each with its axis and either the free angle that drives it
+    (``slot_dof``) or, for a locked axis, its fixed value; per variable, its joint, its axis (-1 for
+    a length factor) and its place in the order FK turns the variables
+    (:attr:`.chain.Chain.turn_rank`); the number of free angles (the variables before the length
+    factors, see :mod:`.stretch`); the sphere the angles alone reach
+    (:attr:`.chain.Chain.rigid_reach_sphere`). Stretch added scalars only: numba passes each array
+    of a tuple at a cost, on every call.
     """
     cached = chain.__dict__.get("_kernel_plan")
     if cached is not None:
@@ -194,9 +193,6 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
     slot_dof = np.full((n, width), -1, dtype=np.int64)
     slot_fixed = np.zeros((n, width))
     dof_of = {(int(j), int(a)): k for k, (j, a) in enumerate(zip(chain.free_joint, chain.free_axis, strict=True))}
-    stretch_dof = np.full(n, -1, dtype=np.int64)
-    stretch_dof[chain.stretch_joint] = chain.n_angles + np.arange(chain.n_stretch)
-    dof_end = np.concatenate([np.full(chain.n_angles, -1), chain.stretch_end]).astype(np.int64)
     dof_axis = np.concatenate([chain.free_axis, np.full(chain.n_stretch, -1)]).astype(np.int64)
     for j in range(n):
         for s in range(int(slot_count[j])):
@@ -210,8 +206,8 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
         np.ascontiguousarray(chain.rest_rotates, dtype=np.bool_), slot_count, slot_axis, slot_dof, slot_fixed,
         np.ascontiguousarray(chain.base), np.ascontiguousarray(chain.tip_offset),
         np.ascontiguousarray(chain.dof_joint, dtype=np.int64), dof_axis,
-        np.ascontiguousarray(chain.turn_rank, dtype=np.int64), stretch_dof, dof_end, int(chain.n_angles),
-        np.ascontiguousarray(chain.rigid_reach_sphere[0], dtype=np.float64), float(chain.rigid_reach_sphere[1]),
+        np.ascontiguousarray(chain.turn_rank, dtype=np.int64), int(chain.n_angles),
+        *(float(v) for v in chain.rigid_reach_sphere[0]), float(chain.rigid_reach_sphere[1]),
     )
     # Chain is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
     object.__setattr__(chain, "_kernel_plan", arrays)

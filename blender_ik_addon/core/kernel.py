@@ -79,8 +79,7 @@ from .types import AnyArray, FloatArray
 
 # Annotations are for readers and mypy; numba compiles from the argument types it is called with.
 Plan = tuple[Any, ...]  # see compiled.plan_of: limits, rest transforms, slots, base, tip offset, variables' joints,
-# axes, turn ranks, each joint's length factor, each factor's segment end, the number of angles, the reach
-# sphere of the angles alone (centre, radius)
+# axes, turn ranks, the number of angles, the reach sphere of the angles alone (centre x, y, z, radius)
 Workspace = tuple[Any, ...]  # see _workspace
 Task = tuple[Any, ...]  # (target (3,), orientation (3, 3), orientation scale, tolerance, orientation tolerance)
 Flags = tuple[Any, ...]  # (can relax, problem has secondary tasks, relax slack), see _attempt_secondary
@@ -108,49 +107,79 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
               ws: Workspace) -> tuple[float, float]:
     """Residual ``(k,)`` and world Jacobian ``(k, m)`` at ``q``, ``k`` = 3 (tip position) or 6 (and
     orientation). Returns ``(0.5 |r|^2, orientation error in radians)``. Leaves the variables' axes
-    and origins (a length factor: no axis, its joint's origin, and its segment's end in ``ws[19]``)
-    and the joints' origins (chain space) in the workspace."""
+    and origins (a length factor: no axis, its joint's origin) and the joints' origins (chain space)
+    in the workspace."""
     _, _, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, base, tip_offset = plan[:11]
-    stretch_dof, dof_end, angle_count = plan[14], plan[15], plan[16]
+    dof_joint, angle_count = plan[11], plan[14]
     target, orientation, orientation_scale = task[0], task[1], task[2]
     rot, tmp, axes, origins, joint_origins = ws[6], ws[7], ws[8], ws[9], ws[14]
-    frames, turned, ends = ws[15], ws[16], ws[19]
-    n = rest_pos.shape[0]
+    frames, turned = ws[15], ws[16]
+    n, m = rest_pos.shape[0], axes.shape[0]
     for a in range(3):
         for b in range(3):
             rot[a, b] = 1.0 if a == b else 0.0
     px, py, pz = 0.0, 0.0, 0.0
-    sigma = 1.0  # the frame scale of the joint before (1.0 without stretch: exact)
-    for j in range(n):
-        rx, ry, rz = sigma * rest_pos[j, 0], sigma * rest_pos[j, 1], sigma * rest_pos[j, 2]
-        px += rot[0, 0] * rx + rot[0, 1] * ry + rot[0, 2] * rz
-        py += rot[1, 0] * rx + rot[1, 1] * ry + rot[1, 2] * rz
-        pz += rot[2, 0] * rx + rot[2, 1] * ry + rot[2, 2] * rz
-        joint_origins[j, 0], joint_origins[j, 1], joint_origins[j, 2] = px, py, pz
-        if rest_rotates[j]:
-            for a in range(3):
-                for b in range(3):
-                    tmp[a, b] = (rot[a, 0] * rest_rot[j, 0, b] + rot[a, 1] * rest_rot[j, 1, b]
-                                 + rot[a, 2] * rest_rot[j, 2, b])
-            rot[:, :] = tmp
-        frames[j, :, :] = rot  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
-        # Slots in application order: the last applied is outermost, so an angle turns about an
-        # axis of the frame after the slots applied after it (see fk.forward).
-        for s in range(slot_count[j] - 1, -1, -1):
-            axis, dof = slot_axis[j, s], slot_dof[j, s]
-            if dof >= 0:
-                axes[dof, 0], axes[dof, 1], axes[dof, 2] = rot[0, axis], rot[1, axis], rot[2, axis]
-                origins[dof, 0], origins[dof, 1], origins[dof, 2] = px, py, pz
-                _turn(rot, axis, q[dof])
-            else:
-                _turn(rot, axis, slot_fixed[j, s])
-        turned[j, :, :] = rot
-        stretch = stretch_dof[j]
-        if stretch >= 0:  # a length factor: scales what follows, turns nothing
-            sigma = q[stretch]
-            axes[stretch, 0], axes[stretch, 1], axes[stretch, 2] = 0.0, 0.0, 0.0
-            origins[stretch, 0], origins[stretch, 1], origins[stretch, 2] = px, py, pz
-    tx, ty, tz = sigma * tip_offset[0], sigma * tip_offset[1], sigma * tip_offset[2]
+    # The loop twice, word for word but for the frame scale: a chain without stretch runs the loop it
+    # ran before stretch (the scale's multiplications and test cost it 5 % of an evaluation).
+    if angle_count == m:
+        for j in range(n):
+            rx, ry, rz = rest_pos[j, 0], rest_pos[j, 1], rest_pos[j, 2]
+            px += rot[0, 0] * rx + rot[0, 1] * ry + rot[0, 2] * rz
+            py += rot[1, 0] * rx + rot[1, 1] * ry + rot[1, 2] * rz
+            pz += rot[2, 0] * rx + rot[2, 1] * ry + rot[2, 2] * rz
+            joint_origins[j, 0], joint_origins[j, 1], joint_origins[j, 2] = px, py, pz
+            if rest_rotates[j]:
+                for a in range(3):
+                    for b in range(3):
+                        tmp[a, b] = (rot[a, 0] * rest_rot[j, 0, b] + rot[a, 1] * rest_rot[j, 1, b]
+                                     + rot[a, 2] * rest_rot[j, 2, b])
+                rot[:, :] = tmp
+            frames[j, :, :] = rot  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
+            # Slots in application order: the last applied is outermost, so an angle turns about an
+            # axis of the frame after the slots applied after it (see fk.forward).
+            for s in range(slot_count[j] - 1, -1, -1):
+                axis, dof = slot_axis[j, s], slot_dof[j, s]
+                if dof >= 0:
+                    axes[dof, 0], axes[dof, 1], axes[dof, 2] = rot[0, axis], rot[1, axis], rot[2, axis]
+                    origins[dof, 0], origins[dof, 1], origins[dof, 2] = px, py, pz
+                    _turn(rot, axis, q[dof])
+                else:
+                    _turn(rot, axis, slot_fixed[j, s])
+            turned[j, :, :] = rot
+        tx, ty, tz = tip_offset[0], tip_offset[1], tip_offset[2]
+    else:
+        sigma = 1.0  # the frame scale of the joint before
+        factor = angle_count  # the next length factor's variable (the factors follow the angles, base first)
+        for j in range(n):
+            rx, ry, rz = sigma * rest_pos[j, 0], sigma * rest_pos[j, 1], sigma * rest_pos[j, 2]
+            px += rot[0, 0] * rx + rot[0, 1] * ry + rot[0, 2] * rz
+            py += rot[1, 0] * rx + rot[1, 1] * ry + rot[1, 2] * rz
+            pz += rot[2, 0] * rx + rot[2, 1] * ry + rot[2, 2] * rz
+            joint_origins[j, 0], joint_origins[j, 1], joint_origins[j, 2] = px, py, pz
+            if rest_rotates[j]:
+                for a in range(3):
+                    for b in range(3):
+                        tmp[a, b] = (rot[a, 0] * rest_rot[j, 0, b] + rot[a, 1] * rest_rot[j, 1, b]
+                                     + rot[a, 2] * rest_rot[j, 2, b])
+                rot[:, :] = tmp
+            frames[j, :, :] = rot  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
+            # Slots in application order: the last applied is outermost, so an angle turns about an
+            # axis of the frame after the slots applied after it (see fk.forward).
+            for s in range(slot_count[j] - 1, -1, -1):
+                axis, dof = slot_axis[j, s], slot_dof[j, s]
+                if dof >= 0:
+                    axes[dof, 0], axes[dof, 1], axes[dof, 2] = rot[0, axis], rot[1, axis], rot[2, axis]
+                    origins[dof, 0], origins[dof, 1], origins[dof, 2] = px, py, pz
+                    _turn(rot, axis, q[dof])
+                else:
+                    _turn(rot, axis, slot_fixed[j, s])
+            turned[j, :, :] = rot
+            if factor < m and dof_joint[factor] == j:  # a length factor: scales what follows, turns nothing
+                sigma = float(q[factor])
+                axes[factor, 0], axes[factor, 1], axes[factor, 2] = 0.0, 0.0, 0.0
+                origins[factor, 0], origins[factor, 1], origins[factor, 2] = px, py, pz
+                factor += 1
+        tx, ty, tz = sigma * tip_offset[0], sigma * tip_offset[1], sigma * tip_offset[2]
     cx = px + rot[0, 0] * tx + rot[0, 1] * ty + rot[0, 2] * tz
     cy = py + rot[1, 0] * tx + rot[1, 1] * ty + rot[1, 2] * tz
     cz = pz + rot[2, 0] * tx + rot[2, 1] * ty + rot[2, 2] * tz
@@ -165,17 +194,14 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
         col0, col1, col2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
         for a in range(3):
             jac[a, k] = base[a, 0] * col0 + base[a, 1] * col1 + base[a, 2] * col2
-    for k in range(angle_count, axes.shape[0]):  # length factors: segment / factor (fk.stretch_columns)
-        end = dof_end[k]
-        if end < n:
-            ends[k, 0], ends[k, 1], ends[k, 2] = joint_origins[end, 0], joint_origins[end, 1], joint_origins[end, 2]
-        else:
-            ends[k, 0], ends[k, 1], ends[k, 2] = cx, cy, cz
-        col0 = (ends[k, 0] - origins[k, 0]) / q[k]
-        col1 = (ends[k, 1] - origins[k, 1]) / q[k]
-        col2 = (ends[k, 2] - origins[k, 2]) / q[k]
-        for a in range(3):
-            jac[a, k] = base[a, 0] * col0 + base[a, 1] * col1 + base[a, 2] * col2
+    if angle_count < m:
+        for k in range(angle_count, m):  # length factors: segment / factor (fk.stretch_columns)
+            _, ex, ey, ez = _segment_end(k, n, dof_joint, origins, ws[18])
+            col0 = (ex - origins[k, 0]) / q[k]
+            col1 = (ey - origins[k, 1]) / q[k]
+            col2 = (ez - origins[k, 2]) / q[k]
+            for a in range(3):
+                jac[a, k] = base[a, 0] * col0 + base[a, 1] * col1 + base[a, 2] * col2
     orientation_error = 0.0
     if orientation_scale > 0:
         # r = w * reach * log(R_tip R_target^T) (objectives.evaluate); J = w * reach * axes^T.
@@ -192,6 +218,17 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
                 jac[a, k] = orientation_scale * axes[k, a - 3]
         orientation_error = np.sqrt(orientation_error)
     return 0.5 * cost, orientation_error
+
+
+@_jit_inline
+def _segment_end(k: int, n: int, dof_joint: AnyArray, origins: FloatArray,
+                 tip: FloatArray) -> tuple[int, float, float, float]:
+    """Length factor ``k``'s segment end (``fk.stretch_columns``): the joint where it ends and its
+    origin, chain space; the next factor's (the factors follow the angles in joint order), or the
+    tip (joint ``n``) after the last."""
+    if k + 1 < origins.shape[0]:
+        return dof_joint[k + 1], origins[k + 1, 0], origins[k + 1, 1], origins[k + 1, 2]
+    return n, tip[0], tip[1], tip[2]
 
 
 @_jit
@@ -319,15 +356,15 @@ def _trust(step: FloatArray) -> None:
         step[i] = min(max(step[i], -MAX_STEP), MAX_STEP)
 
 
-@_jit
+@_jit_inline
 def _free_count(task: Task, plan: Plan, m: int) -> int:
     """How many variables an attempt starts with free: all, or for a chain that stretches whose
     target the angles alone may reach (``lm.beyond_rigid_reach``), the angles only."""
-    angle_count = plan[16]
+    angle_count = plan[14]
     if angle_count == m:
         return m
-    target, centre = task[0], plan[17]
-    distance = np.sqrt((target[0] - centre[0]) ** 2 + (target[1] - centre[1]) ** 2 + (target[2] - centre[2]) ** 2)
+    target = task[0]
+    distance = np.sqrt((target[0] - plan[15]) ** 2 + (target[1] - plan[16]) ** 2 + (target[2] - plan[17]) ** 2)
     return m if distance > plan[18] + task[3] else angle_count
 
 
@@ -413,11 +450,11 @@ def _workspace(m: int, n: int) -> Workspace:
     origins of the free angles (m, 3), 10 active Jacobian (6, m), 11 small system (6, 6), 12 vector
     (6 + m,), 13 seed or restore step (m,), 14 joint origins (n, 3), 15-16 each joint's frame before
     and after it turns (n, 3, 3), chain space, 17 posture scratch (3 x (3, 3) and a 6-vector: (4, 3, 3)),
-    18 the tip (3,), chain space, 19 each length factor's segment end (m, 3), chain space."""
+    18 the tip (3,), chain space."""
     return (np.empty(6), np.empty(6), np.empty((6, m)), np.empty((6, m)), np.empty(m), np.empty(m),
             np.empty((3, 3)), np.empty((3, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty((6, m)),
             np.empty((6, 6)), np.empty(6 + m), np.empty(m), np.empty((n, 3)), np.empty((n, 3, 3)),
-            np.empty((n, 3, 3)), np.empty((4, 3, 3)), np.empty(3), np.zeros((m, 3)))
+            np.empty((n, 3, 3)), np.empty((4, 3, 3)), np.empty(3))
 
 
 @_jit
@@ -505,14 +542,12 @@ def _secondary_workspace(m: int, n: int, rows: int, pole_rows: int) -> Workspace
     (3, 3), 10 raw secondary gradient (m,), 11 frozen angles (m,) (1.0 frozen), 12-13 compact comfort
     Jacobian and trial one (m, 3) (see _posture_rows); for :func:`_newton_step`: 14-16 the accepted
     pose's axes and origins (m, 3) and tip (3,), chain space, 17 Hessian (m, m), 18 system (m, m),
-    19 (6, 6), 20 (6, m), 21-22 (m, 6) products, 23 the step (m,), 24 the accepted pose's segment
-    ends of the length factors (m, 3)."""
+    19 (6, 6), 20 (6, m), 21-22 (m, 6) products, 23 the step (m,)."""
     rows, pole_rows = max(rows, 1), max(pole_rows, 1)
     return (np.empty((n, 3)), np.empty((3, 3)), np.empty(3), np.empty(m), np.empty(rows), np.empty((pole_rows, m)),
             np.empty(rows), np.empty(rows), np.empty((pole_rows, m)), np.empty((3, 3)), np.empty(m), np.empty(m),
             np.empty((m, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty(3), np.empty((m, m)),
-            np.empty((m, m)), np.empty((6, 6)), np.empty((6, m)), np.empty((m, 6)), np.empty((m, 6)), np.empty(m),
-            np.zeros((m, 3)))
+            np.empty((m, m)), np.empty((6, 6)), np.empty((6, m)), np.empty((m, 6)), np.empty((m, 6)), np.empty(m))
 
 
 @_jit
@@ -563,8 +598,8 @@ def _pole_rows(q: FloatArray, target: FloatArray, sec: Task, plan: Plan, seconda
                secondary_jac: FloatArray, ws: Workspace, sws: Workspace) -> int:
     """The pole residual and Jacobian (``objectives._pole_terms``) into the first ``3 (n - 1)``
     secondary rows (after :func:`_evaluate` at ``q``); returns that row count."""
-    base, dof_joint, dof_end, angle_count = plan[9], plan[11], plan[15], plan[16]
-    joint_origins, axes, origins, ends = ws[14], ws[8], ws[9], ws[19]
+    base, dof_joint, angle_count = plan[9], plan[11], plan[14]
+    joint_origins, axes, origins = ws[14], ws[8], ws[9]
     pole_dir, projector, shaped = sws[2], sws[1], sws[9]
     n, m = joint_origins.shape[0], axes.shape[0]
     if n < 2:  # a one-joint chain has no interior joint to aim
@@ -594,8 +629,9 @@ def _pole_rows(q: FloatArray, target: FloatArray, sec: Task, plan: Plan, seconda
             ax, ay, az = axes[k, 0], axes[k, 1], axes[k, 2]
             c0, c1, c2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
             if k >= angle_count:  # a length factor: its segment up to joint i (fk.stretch_columns)
-                if dof_end[k] <= i:
-                    lx, ly, lz = ends[k, 0] - origins[k, 0], ends[k, 1] - origins[k, 1], ends[k, 2] - origins[k, 2]
+                end, ex, ey, ez = _segment_end(k, n, dof_joint, origins, ws[18])
+                if end <= i:
+                    lx, ly, lz = ex - origins[k, 0], ey - origins[k, 1], ez - origins[k, 2]
                 c0, c1, c2 = lx / q[k], ly / q[k], lz / q[k]
             w0 = base[0, 0] * c0 + base[0, 1] * c1 + base[0, 2] * c2
             w1 = base[1, 0] * c0 + base[1, 1] * c1 + base[1, 2] * c2
@@ -621,7 +657,7 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
     (factor ``i``), its compact Jacobian ``out_jac[k, 0]``.
     """
     comfort, scales, ball, angles, stretch = posture[0], posture[1], posture[2], posture[3], posture[4]
-    angle_count = plan[16]
+    angle_count = plan[14]
     frames, turned, axes = ws[15], ws[16], ws[8]
     dof_joint, dof_axis, slot_axis, slot_dof, slot_count = plan[11], plan[12], plan[6], plan[7], plan[5]
     scratch = ws[17]
@@ -749,7 +785,7 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
     Gauss-Newton length. Returns the full step's largest angle and the size of the part added.
     The variables from ``free`` on are held (frozen)."""
     m = q.shape[0]
-    lower, upper, dof_joint, angle_count = plan[0], plan[1], plan[11], plan[16]
+    lower, upper, dof_joint, angle_count = plan[0], plan[1], plan[11], plan[14]
     factor_rows = pole_rows + 3 * plan[3].shape[0] - angle_count  # + k: length factor k's comfort row
     gradient, secondary, secondary_jac, posture_jac = sws[3], sws[7], sws[8], sws[12]
     raw, frozen = sws[10], sws[11]
@@ -874,9 +910,9 @@ def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, pos
     """
     m = work.shape[1]
     lower, upper, base, rank, dof_joint = plan[0], plan[1], plan[9], plan[13], plan[11]
-    dof_end, angle_count = plan[15], plan[16]
+    angle_count, n = plan[14], plan[3].shape[0]
     gradient, secondary_jac, frozen, posture_jac = sws[3], sws[8], sws[11], sws[12]
-    axes, origins, tip, ends = sws[14], sws[15], sws[16], sws[24]
+    axes, origins, tip = sws[14], sws[15], sws[16]
     hessian, system, inverse, part, twice, outer, newton = sws[17], sws[18], sws[19], sws[20], sws[21], sws[22], sws[23]
     # Multipliers of the tip's position rows, -(J J^T)^-1 J g, pulled into chain space: B^T l.
     l0, l1, l2 = -vec[0], -vec[1], -vec[2]
@@ -922,15 +958,15 @@ def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, pos
                 ax, ay, az = axes[d, 0], axes[d, 1], axes[d, 2]
                 value = eu0 * (ay * lz - az * ly) + eu1 * (az * lx - ax * lz) + eu2 * (ax * ly - ay * lx)
             else:  # a length factor's column: its segment / the factor
-                value = (eu0 * (ends[d, 0] - origins[d, 0]) + eu1 * (ends[d, 1] - origins[d, 1])
-                         + eu2 * (ends[d, 2] - origins[d, 2])) / q[d]
+                _, ex, ey, ez = _segment_end(d, n, dof_joint, origins, tip)
+                value = (eu0 * (ex - origins[d, 0]) + eu1 * (ey - origins[d, 1]) + eu2 * (ez - origins[d, 2])) / q[d]
             if u >= angle_count:  # lm._curvature: a factor bends only the angles inside its segment
                 value = 0.0
-                if d < angle_count and dof_joint[u] < dof_joint[d] < dof_end[u]:
+                end, ex, ey, ez = _segment_end(u, n, dof_joint, origins, tip)
+                if d < angle_count and dof_joint[u] < dof_joint[d] < end:
                     ad0, ad1, ad2 = axes[d, 0], axes[d, 1], axes[d, 2]
                     t0, t1, t2 = mu1 * ad2 - mu2 * ad1, mu2 * ad0 - mu0 * ad2, mu0 * ad1 - mu1 * ad0
-                    value = (t0 * (ends[u, 0] - origins[d, 0]) + t1 * (ends[u, 1] - origins[d, 1])
-                             + t2 * (ends[u, 2] - origins[d, 2])) / q[u]
+                    value = (t0 * (ex - origins[d, 0]) + t1 * (ey - origins[d, 1]) + t2 * (ez - origins[d, 2])) / q[u]
             hessian[u, d] = value
             hessian[d, u] = value
     for i in range(m):
@@ -1027,7 +1063,6 @@ def _keep_kinematics(ws: Workspace, sws: Workspace) -> None:
     sws[14][:, :] = ws[8]
     sws[15][:, :] = ws[9]
     sws[16][:] = ws[18]
-    sws[24][:, :] = ws[19]
 
 
 @_jit

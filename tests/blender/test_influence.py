@@ -269,8 +269,8 @@ def test_bake_of_part_of_the_range_reads_each_frame_on_its_own() -> None:
     chain.enabled = True
     bpy.context.scene.frame_set(12)
     live_12 = channels(rig)
-    with pytest.raises(RigSetupError, match="chain 'arm' blends with its bones' own keys .* and solves live: live "
-                       "solving would blend the baked keys again as they play; bake with Turn Live Solving Off"):
+    with pytest.raises(RigSetupError, match=r"chain 'arm' blends with its bones' own keys .* and solves live: live "
+                       r"solving would blend the baked keys again as they play; bake with Turn Live Solving Off"):
         bake_chains(rig, ["arm"], 12, 12)
     assert rotation_keys(rig)[('pose.bones["b0"].rotation_euler', 0)] == [1.0, 20.0]  # nothing written
     bake_chains(rig, ["arm"], 12, 12, disable_live=True)

@@ -156,3 +156,25 @@ def test_a_scale_left_by_stretch_is_named_when_the_switch_is_off() -> None:
     bpy.context.scene.frame_set(2)
     status = get_status(rig.name, "arm")
     assert not status.solved and "Alt+S" in status.message
+
+
+def test_live_frames_do_not_read_a_stretching_chain_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The scale the solve writes is not part of what the chain depends on (blender/structure.py).
+    from blender_ik_addon.blender import structure
+
+    reads: list[str] = []
+    original = structure.read_chain
+
+    def spy(obj, tip_bone, length, **kwargs):  # type: ignore[no-untyped-def]
+        reads.append(tip_bone)
+        return original(obj, tip_bone, length, **kwargs)
+
+    monkeypatch.setattr(structure, "read_chain", spy)
+    rig = stretch_rig()
+    target = keyed_far_target()
+    add_chain(rig, "b2", 3, target, name="arm", use_stretch=True)
+    for frame in range(1, 21):
+        bpy.context.scene.frame_set(frame)
+        np.testing.assert_allclose(world_tail(rig, "b2"), np.array(target.matrix_world.translation), atol=TOLERANCE)
+    assert reads == ["b2"]
+    assert rig.pose.bones["b2"].scale[0] > 1.5

@@ -294,5 +294,6 @@ def test_a_live_job_equals_solve_batch_bit_for_bit() -> None:
     job.set_target(target)
     live = solve_jobs([job])[0]
     batch = solve_batch(chain, target[None], options=options)
-    np.testing.assert_array_equal(live.q, batch.q[0])
-    np.testing.assert_array_equal(live.scales, batch.scales[0])
+    np.testing.assert_array_equal(live.q, batch.q)
+    np.testing.assert_array_equal(live.scales, batch.scales)
+    assert batch.converged[0] and (batch.scales > 1.0).all()
