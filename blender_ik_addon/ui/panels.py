@@ -151,6 +151,7 @@ class VIEW3D_PT_ikchains_chain(_ChainPanel, Panel):
         if chain.pole is not None:
             layout.prop(chain, "pole_angle")
             layout.prop(chain, "pole_rule")
+        layout.prop(chain, "use_stretch")
         layout.prop(chain, "enabled")
         layout.prop(chain, "influence", slider=True)  # keyable (I over it): the IK/FK blend
 
