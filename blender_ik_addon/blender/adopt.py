@@ -44,7 +44,7 @@ from .errors import RigSetupError
 from .events import solve_object_now
 from .keys import action_paths, bone_path
 from .read import chain_bone_names, read_chain, require_armature
-from .settings import remove_chain, rig_settings
+from .settings import remove_chain, rig_settings, unique_name
 
 _KEPT_CHANNELS = {"QUATERNION": "rotation_quaternion", "AXIS_ANGLE": "rotation_axis_angle"}
 _ITASC_ONLY = ("lock_location_x", "lock_location_y", "lock_location_z", "lock_rotation_x", "lock_rotation_y",
@@ -413,7 +413,7 @@ def _adopt(obj: Any, settings: Any, plan: _Plan, report: AdoptReport) -> None:
         report.refused[name] = str(err)
         return
     taken = {c.name for c in settings.chains}
-    chain_name = _unique(taken, f"{plan.bone}/{plan.constraint}")
+    chain_name = unique_name(taken, f"{plan.bone}/{plan.constraint}")
     chain = settings.chains.add()
     chain.name = chain_name
     for key, value in plan.values.items():
@@ -443,11 +443,3 @@ def _put_rotation(pbone: Any, mode: str, values: tuple[float, ...]) -> None:
     channel = _KEPT_CHANNELS.get(mode, "rotation_euler")
     setattr(pbone, channel, values if channel != "rotation_euler" else values[:3])
 
-
-def _unique(existing: set[str], wanted: str) -> str:
-    if wanted not in existing:
-        return wanted
-    index = 1
-    while f"{wanted}.{index:03d}" in existing:
-        index += 1
-    return f"{wanted}.{index:03d}"

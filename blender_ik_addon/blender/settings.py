@@ -85,3 +85,13 @@ def remove_chain(obj: Any, index: int) -> None:
                     fcurve.data_path = f"ik_chains.chains[{at - 1}]{fcurve.data_path[match.end():]}"
     settings.chains.remove(index)
     settings.active_index = max(0, min(settings.active_index, len(settings.chains) - 1))
+
+
+def unique_name(existing: set[str], wanted: str) -> str:
+    """``wanted``, or Blender's next free ``wanted.001``-style name if it is taken."""
+    if wanted not in existing:
+        return wanted
+    index = 1
+    while f"{wanted}.{index:03d}" in existing:
+        index += 1
+    return f"{wanted}.{index:03d}"

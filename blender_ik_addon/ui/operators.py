@@ -16,7 +16,7 @@ from bpy.types import Operator
 from mathutils import Matrix
 
 from ..blender import adopt, bake, read, status
-from ..blender.settings import remove_chain
+from ..blender.settings import remove_chain, unique_name
 from ..core import IKError
 from .properties import IKCHAINS_PG_chain, checked_active_chain, checked_rig_settings
 
@@ -37,14 +37,6 @@ def _chosen(obj: Any, which: str) -> list[str]:
         return [checked_active_chain(obj).name]
     return [c.name for c in checked_rig_settings(obj).chains]
 
-
-def _unique_name(existing: set[str], wanted: str) -> str:
-    if wanted not in existing:
-        return wanted
-    index = 1
-    while f"{wanted}.{index:03d}" in existing:
-        index += 1
-    return f"{wanted}.{index:03d}"
 
 
 class _RigOperator(Operator):
@@ -103,7 +95,7 @@ class IKCHAINS_OT_chain_add(_RigOperator):
         settings = checked_rig_settings(obj)
         bone = context.active_pose_bone or (obj.data.bones.active and obj.pose.bones.get(obj.data.bones.active.name))
         chain = settings.chains.add()
-        chain.name = _unique_name({c.name for c in settings.chains[:-1]}, bone.name if bone else "Chain")
+        chain.name = unique_name({c.name for c in settings.chains[:-1]}, bone.name if bone else "Chain")
         if bone is not None:
             chain.tip_bone = bone.name
         settings.active_index = len(settings.chains) - 1
