@@ -249,16 +249,21 @@ def blend_angles(binding: ChainBinding, solved: FloatArray, fk: list[FloatArray]
     return out
 
 
-def tip_matrices(binding: ChainBinding, bases: FloatArray, angles: FloatArray) -> FloatArray:
+def tip_matrices(binding: ChainBinding, bases: FloatArray, angles: FloatArray,
+                 factors: FloatArray | None = None) -> FloatArray:
     """``(F, 4, 4)`` world matrices of the chain's tip (location: the tip; rotation: the tip bone's)
-    for joint angles ``(F, n, 3)``, locked axes at the values given."""
+    for joint angles ``(F, n, 3)``, locked axes at the values given, and a stretching chain's length
+    factors ``(F, n)`` (each bone scaled by its scale channels' value, as Blender plays them)."""
     chain = binding.chain
     count = len(angles)
+    channel = None if factors is None else chain.channel_scales(chain.compress(angles, factors))
     frame = np.broadcast_to(np.eye(4), (count, 4, 4)).copy()
     turn = np.zeros((count, 4, 4))
     turn[:, 3, 3] = 1.0
     for j, bone in enumerate(binding.bones):
         turn[:, :3, :3] = euler_to_matrix(angles[:, j], bone.order)
+        if channel is not None:
+            turn[:, :3, :3] *= channel[:, j, None, None]
         frame = frame @ chain.rest[j] @ turn
     frame[:, :3, 3] += frame[:, :3, :3] @ chain.tip_offset
     return np.asarray(np.broadcast_to(bases, (count, 4, 4)) @ frame)
@@ -279,8 +284,18 @@ def blend_live(obj: Any, spec: ChainSpec, binding: ChainBinding, solution: Frame
     require_own_keys(obj, spec.name, binding)
     times = np.array([action_time(obj, scene, frame)], dtype=np.float64)
     angles = blend_angles(binding, solution.angles, fk_channels(obj, binding, times), np.array([influence]))
-    _GOALS[(obj.name, spec.name)] = (frame, tip_matrices(binding, base, angles)[0])
-    return replace(solution, angles=angles)
+    factors = blend_factors(solution.scales, np.array([influence]))
+    _GOALS[(obj.name, spec.name)] = (frame, tip_matrices(binding, base, angles, factors)[0])
+    return replace(solution, angles=angles, scales=factors)
+
+
+def blend_factors(factors: FloatArray | None, influence: FloatArray) -> FloatArray | None:
+    """A stretching chain's length factors ``(F, n)`` at each frame's ``influence``: from the rest
+    length (1; the keys' pose does not stretch) toward the solved factors, linearly."""
+    if factors is None:
+        return None
+    weight = np.clip(np.asarray(influence, dtype=np.float64), 0.0, 1.0)[:, None]
+    return np.asarray(1.0 + weight * (factors - 1.0))
 
 
 def unblended(obj: Any, chain: str) -> None:
@@ -347,8 +362,9 @@ def blend_bake(item: PreparedChain, solution: FrameSolution, bases: FloatArray,
     if blend is None:
         return solution
     angles = blend_angles(item.binding, solution.angles, blend.fk, blend.influence)
-    blend.goals = tip_matrices(item.binding, bases, angles)
-    return replace(solution, angles=angles)
+    factors = blend_factors(solution.scales, blend.influence)
+    blend.goals = tip_matrices(item.binding, bases, angles, factors)
+    return replace(solution, angles=angles, scales=factors)
 
 
 def bake_note(blend: BakeBlend, frames: FloatArray) -> str:

@@ -178,3 +178,20 @@ def test_live_frames_do_not_read_a_stretching_chain_again(monkeypatch: pytest.Mo
         np.testing.assert_allclose(world_tail(rig, "b2"), np.array(target.matrix_world.translation), atol=TOLERANCE)
     assert reads == ["b2"]
     assert rig.pose.bones["b2"].scale[0] > 1.5
+
+
+def test_below_influence_1_the_stretch_blends_toward_the_rest_length_too() -> None:
+    """Influence 0.5, no keys on the bones (the keys' pose: rest, unstretched): the length factors
+    are halfway from 1 to the solved ones, and Key Current Frame's playback check, which measures
+    the blended pose's tip, finds the keys playing what was meant."""
+    full = stretch_rig()
+    add_chain(full, "b2", 3, empty(location=FAR.tolist()), name="arm", use_stretch=True)
+    bpy.context.scene.frame_set(1)
+    solved = scale_columns(full)[:, 0]
+    bpy.data.objects.remove(full)
+    rig = stretch_rig()
+    add_chain(rig, "b2", 3, empty("Far", location=FAR.tolist()), name="arm", use_stretch=True, enabled=False,
+              influence=0.5)
+    status = key_chains(rig, ["arm"])["arm"]
+    assert status.converged and "blended at influence 0.5" in status.message, status
+    np.testing.assert_allclose(scale_columns(rig)[:, 0], 1.0 + 0.5 * (solved - 1.0), rtol=1e-5)
