@@ -202,13 +202,14 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
             bases = samples.bases[name]
             if name in stacked:  # hangs below a chain solved just before: move the base with it
                 upper, joint = stacked[name]
-                upper_binding, upper_bases, upper_angles = solved[upper]
+                upper_binding, upper_bases, upper_angles, upper_factors = solved[upper]
                 bone = upper_binding.bone_names[joint]
-                new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale)
+                new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale,
+                                  upper_factors)
                 bases = restack(bases, samples.bones[bone], new)
             solution = _solve(item, *inputs[name], bases, continuous=continuous)
             written = blend_bake(item, solution, bases, blends.get(name))  # with the bones' keys (influence < 1)
-            solved[name] = (item.binding, bases, written.angles)
+            solved[name] = (item.binding, bases, written.angles, written.scales)
             solutions[name] = (bases, solution)
             keyed[name] = _write_keys(obj, item, written, times, key_range)
             stage_report(0.5 + 0.5 * (index + 1) / len(part))

@@ -61,7 +61,9 @@ from .solving import (
 from .spec import ChainSpec
 from .stacking import ancestors_of, links, upper_first
 from .status import ChainStatus, set_status
+from .stretch import PATH as STRETCH_PATH
 from .stretch import put_live as put_stretch
+from .stretch import stretching_bones
 from .write import NOOP_TOLERANCE, angles_to_channels, channel, forget_write_caches, key_pose, unlimited_axes
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ class _LiveChain:
     written: FloatArray | None = None  # the chain's channel values right after the last solve (float32 values)
     status: ChainStatus | None = None
     angles: FloatArray | None = None  # (1, n, 3) the last solution, for chains stacked on this one
+    scales: FloatArray | None = None  # (1, n) its length factors, for a chain that stretches
     options_by_scale: dict[float, SolverOptions] = field(default_factory=dict)
     influence: float = 1.0  # the influence ``written`` was blended at (:mod:`.influence`)
 
@@ -185,12 +188,19 @@ class _RigPose:
         return values
 
     def current(self, binding: ChainBinding) -> FloatArray:
-        """The chain's channel values, bone after bone (float64 of the stored float32)."""
+        """The chain's channel values, bone after bone (float64 of the stored float32): its rotations,
+        then the scale of its stretching bones (a scale key may put those back on a frame change)."""
         rows = self.euler_rows(binding)
         if rows is not None:
-            return np.asarray(self._array("rotation_euler")[rows], dtype=np.float64).ravel()
-        return np.concatenate([self._array(channel(b.rotation_mode)[0])[self.index[b.name]] for b in binding.bones],
-                              dtype=np.float64)
+            values = np.asarray(self._array("rotation_euler")[rows], dtype=np.float64).ravel()
+        else:
+            values = np.concatenate([self._array(channel(b.rotation_mode)[0])[self.index[b.name]]
+                                     for b in binding.bones], dtype=np.float64)
+        stretching = stretching_bones(binding)
+        if not stretching:
+            return values
+        scales = self._array(STRETCH_PATH)[[self.index[name] for name in stretching]]
+        return np.concatenate([values, np.asarray(scales, dtype=np.float64).ravel()])
 
     def euler_rows(self, binding: ChainBinding) -> AnyArray | None:
         """``(n,)`` the chain's bones' rows in the rig's arrays when every bone is in Euler mode in
@@ -457,7 +467,8 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                 if taken.outcome[1]:
                     motion.moved.add((me, spec.name))
                 if taken.state.angles is not None:
-                    motion.add(obj_eval, spec.name, taken.state.prepared.binding, taken.base, taken.state.angles)
+                    motion.add(obj_eval, spec.name, taken.state.prepared.binding, taken.base, taken.state.angles,
+                               taken.state.scales)
             except Exception as err:
                 frames.pop(spec.name, None)
                 fail(spec, err)
@@ -592,7 +603,7 @@ def _take(obj: Any, item: _Frame, pose: _RigPose, frame: float) -> tuple[ChainSt
                          FOLLOW_NOTE if spec.follow_mode else "", frame)
     state.inputs = (item.base, item.target, item.pole)
     state.written = pose.current(binding)
-    state.status, state.angles = status, solution.angles
+    state.status, state.angles, state.scales = status, solution.angles, solution.scales
     return status, changed
 
 

@@ -235,19 +235,21 @@ class PassMotion:
     """
 
     def __init__(self) -> None:
-        self._solved: dict[tuple[int, str], tuple[Any, ChainBinding, FloatArray, FloatArray, int, str]] = {}
+        self._solved: dict[tuple[int, str],
+                           tuple[Any, ChainBinding, FloatArray, FloatArray, FloatArray | None, int, str]] = {}
         self._moves: dict[tuple[int, str], FloatArray] = {}
         self.moved: set[ChainKey] = set()  # chains whose solve changed their pose in this pass
 
     def __bool__(self) -> bool:
         return bool(self._solved)
 
-    def add(self, obj_eval: Any, name: str, binding: ChainBinding, bases: FloatArray, angles: FloatArray) -> None:
+    def add(self, obj_eval: Any, name: str, binding: ChainBinding, bases: FloatArray, angles: FloatArray,
+            factors: FloatArray | None = None) -> None:
         """Chain ``name`` of the evaluated armature ``obj_eval`` solved to ``angles`` ``(F, n, 3)``
-        from ``bases``."""
+        (and, for a chain that stretches, length ``factors`` ``(F, n)``) from ``bases``."""
         owner = obj_eval.original.as_pointer()
         for joint, bone in enumerate(binding.bone_names):
-            self._solved[(owner, bone)] = (obj_eval, binding, bases, angles, joint, name)
+            self._solved[(owner, bone)] = (obj_eval, binding, bases, angles, factors, joint, name)
             self._moves.pop((owner, bone), None)
 
     def move_of(self, rig: Any, bone: str | None) -> Move | None:
@@ -260,10 +262,11 @@ class PassMotion:
         while walker is not None:
             key = (owner, walker.name)
             if key in self._solved:
-                obj_eval, binding, bases, angles, joint, chain = self._solved[key]
+                obj_eval, binding, bases, angles, factors, joint, chain = self._solved[key]
                 move = self._moves.get(key)
                 if move is None:
-                    new = joint_world(binding, bases, angles, joint, obj_eval.pose.bones[walker.name].scale)
+                    new = joint_world(binding, bases, angles, joint, obj_eval.pose.bones[walker.name].scale,
+                                      factors)
                     move = self._moves[key] = upper_move(bone_world(obj_eval, walker.name)[None], new)
                 return Move(move, (owner, chain), loose_bone(rig, bone, (walker.name,)))
             walker = walker.parent

@@ -22,7 +22,7 @@ from ..core.fk import joint_pose
 from ..core.types import FloatArray
 from .read import ChainBinding
 
-Solved = dict[str, tuple[ChainBinding, FloatArray, FloatArray]]
+Solved = dict[str, tuple[ChainBinding, FloatArray, FloatArray, FloatArray | None]]
 """Chains solved earlier in a pass: name -> (binding, bases (F, 4, 4), angles (F, n, 3))."""
 
 
@@ -78,14 +78,17 @@ def bone_world(obj_eval: Any, bone: str) -> FloatArray:
 
 
 def joint_world(binding: ChainBinding, bases: FloatArray, angles: FloatArray, joint: int,
-                scale: Iterable[float] = (1.0, 1.0, 1.0)) -> FloatArray:
-    """``(F, 4, 4)`` world pose matrices of one chain bone for solved ``angles`` ``(F, n, 3)``.
+                scale: Iterable[float] = (1.0, 1.0, 1.0), factors: FloatArray | None = None) -> FloatArray:
+    """``(F, 4, 4)`` world pose matrices of one chain bone for solved ``angles`` ``(F, n, 3)`` and,
+    for a chain that stretches, its solved length factors ``(F, n)``.
 
-    ``scale`` is that bone's pose scale (only a chain's tip bone may have one).
+    ``scale`` is that bone's pose scale (only a chain's tip bone may have one); a stretching bone's
+    scale is the solve's (``factors``), not the pose's, which still holds the last write.
     """
     chain = binding.chain
-    frames = joint_pose(chain, chain.compress(angles), joint)
-    frames[:, :3, :3] *= np.asarray(tuple(scale), dtype=np.float64)
+    frames = joint_pose(chain, chain.compress(angles, factors), joint)
+    if not chain.joints[joint].stretch:
+        frames[:, :3, :3] *= np.asarray(tuple(scale), dtype=np.float64)
     return np.asarray(bases @ frames)
 
 

@@ -81,6 +81,13 @@ def channel_values(chain: Chain, angles: FloatArray, factors: FloatArray) -> Flo
     return chain.channel_scales(chain.compress(angles, factors))
 
 
+def stretching_bones(binding: Any) -> list[str]:
+    """The names of the binding's stretching bones (none for most chains: a cheap test)."""
+    if not binding.chain.n_stretch:
+        return []
+    return [name for _, name in _stretching(binding)]
+
+
 def _stretching(binding: Any) -> list[tuple[int, str]]:
     """``(joint index, bone name)`` of the binding's stretching bones."""
     return [(j, bone.name) for j, (bone, joint) in enumerate(zip(binding.bones, binding.chain.joints, strict=True))

@@ -195,3 +195,45 @@ def test_below_influence_1_the_stretch_blends_toward_the_rest_length_too() -> No
     status = key_chains(rig, ["arm"])["arm"]
     assert status.converged and "blended at influence 0.5" in status.message, status
     np.testing.assert_allclose(scale_columns(rig)[:, 0], 1.0 + 0.5 * (solved - 1.0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("how", ["live", "bake", "key"])
+def test_a_chain_hanging_below_a_stretching_chain_sees_the_stretch(how: str) -> None:
+    """An arm hanging from the top bone of a spine that stretches: the arm's base is where the
+    stretched spine puts it (and scaled with it), live, baked and keyed."""
+    from blender_rigs import BoneDef, make_armature
+    rig = make_armature([BoneDef("sp0", (0, 0, 0), (0, 0, 1)),
+                         BoneDef("sp1", (0, 0, 1), (0, 0, 2), parent="sp0", connect=True),
+                         BoneDef("upper", (0, 0, 2), (1, 0, 2), parent="sp1"),
+                         BoneDef("fore", (1, 0, 2), (2, 0, 2), parent="upper", connect=True)])
+    for pbone in rig.pose.bones:
+        pbone.rotation_mode = "XYZ"
+    rig.pose.bones["sp0"].ik_stretch = rig.pose.bones["sp1"].ik_stretch = 0.5
+    head, hand = empty("Head", (0.3, 0.0, 3.0)), empty("Hand", (1.2, 0.5, 3.0))  # the spine's reach is 2
+    live = how == "live"
+    add_chain(rig, "sp1", 2, head, name="spine", use_stretch=True, enabled=live)
+    add_chain(rig, "fore", 2, hand, name="arm", enabled=live)
+    if how == "bake":
+        assert bake_chains(rig, ["spine", "arm"], 1, 1, disable_live=True).not_converged == 0
+    elif how == "key":
+        assert all(s.converged for s in key_chains(rig, ["spine", "arm"]).values())
+    bpy.context.scene.frame_set(1)
+    spine_scale = np.linalg.norm(pose_matrices(rig, ["sp0"])[0, :3, :3], axis=0)
+    assert spine_scale.min() > 1.4  # the spine stretched
+    for name, tip, target in (("spine", "sp1", head), ("arm", "fore", hand)):
+        assert get_status(rig.name, name).converged
+        np.testing.assert_allclose(world_tail(rig, tip), np.array(target.location), atol=TOLERANCE, err_msg=name)
+
+
+def test_a_scale_key_that_puts_the_stretch_back_is_solved_again_on_every_frame() -> None:
+    """A scale key left on the stretching tip (from earlier work) resets its scale on each frame
+    change while the target stands still: the live pass must write the stretch again, not take the
+    unchanged inputs for an unchanged pose."""
+    rig = stretch_rig((0.0, 0.0, 1.0))
+    rig.pose.bones["b2"].keyframe_insert("scale", frame=1)
+    target = empty(location=(0.3, 1.0, 4.6))
+    add_chain(rig, "b2", 3, target, name="arm", use_stretch=True)
+    for frame in (1, 2, 3, 2, 1):
+        bpy.context.scene.frame_set(frame)
+        assert get_status(rig.name, "arm").converged
+        np.testing.assert_allclose(world_tail(rig, "b2"), (0.3, 1.0, 4.6), atol=TOLERANCE, err_msg=str(frame))
