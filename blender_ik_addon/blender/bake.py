@@ -52,6 +52,7 @@ from .spec import ChainSpec
 from .stacking import Solved, ancestors_of, joint_world, links, restack, upper_first
 from .status import BakeFindings, ChainStatus, set_findings, set_status
 from .stretch import key_range as key_stretch
+from .stretch import stretching_bones
 from .verify import Played, PlayedChain, diagnose, played_errors, verify_frames
 from .write import angles_to_channels, channel, read_channel
 
@@ -167,7 +168,7 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     key_range = (action_time(obj, scene, start), action_time(obj, scene, end))
     span = (start * time_stretch(scene), end * time_stretch(scene))  # the NLA's times of the range
     for name, item in prepared.items():  # keys that would not play as written: refused before any is written
-        require_playable(obj, name, item.binding.bones, span)
+        require_playable(obj, name, item.binding.bones, span, stretching_bones(item.binding))
     blends = read_bake_blends(scene, obj, prepared, frames, times)  # influence < 1: the keys, before any is replaced
     for name in blends:
         if prepared[name].spec.enabled and not disable_live:

@@ -493,7 +493,8 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                     if done.influence < 1.0 and (autokey or done.spec.enabled):
                         raise RigSetupError(AUTOKEY_BLENDED if autokey else KEY_BLENDED_LIVE)
                     nla_time = key_frame * time_stretch(depsgraph.scene)  # type: ignore[operator]
-                    require_playable(obj, name, done.state.prepared.binding.bones, (nla_time, nla_time))
+                    binding = done.state.prepared.binding
+                    require_playable(obj, name, binding.bones, (nla_time, nla_time), stretching_bones(binding))
                     key_pose(obj, done.state.prepared.binding, key_time)
                 except Exception as err:
                     fail(done.spec, err)

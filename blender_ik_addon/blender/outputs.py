@@ -79,9 +79,11 @@ _FULL = 1.0 - 1e-6  # an influence at least this counts as 1 (Blender compares w
 _Channel = tuple[str, str, int]  # (bone name, channel data path, array size)
 
 
-def playback_problems(obj: Any, bones: Sequence[Any], span: tuple[float, float] | None = None) -> list[str]:
+def playback_problems(obj: Any, bones: Sequence[Any], span: tuple[float, float] | None = None,
+                      scaled: Sequence[str] = ()) -> list[str]:
     """Messages, one per problem, for the pose bones' rotation channels (the channel per each bone's
-    rotation_mode) of armature object `obj` that would not play what is keyed. Empty when all play.
+    rotation_mode) of armature object `obj`, and the scale channels of the ``scaled`` bones (those
+    that stretch), that would not play what is keyed. Empty when all play.
 
     ``span``: the NLA times (scene frames times the Time Stretching factor) the keys are for, first
     and last: a tweaked strip's blend ramps and the strips above it count only where they reach
@@ -91,6 +93,7 @@ def playback_problems(obj: Any, bones: Sequence[Any], span: tuple[float, float] 
     if anim is None:
         return []
     channels = [(b.name, *channel(obj.pose.bones[b.name].rotation_mode)) for b in bones]
+    channels += [(name, "scale", 3) for name in scaled]
     problems: list[str] = []
     if anim.use_nla and len(anim.nla_tracks):
         problems += _nla_problems(obj, anim, channels, span)
@@ -104,16 +107,17 @@ def playback_problems(obj: Any, bones: Sequence[Any], span: tuple[float, float] 
     problems += _curve_problems(obj, channels)
     if len(anim.drivers):
         try:  # duck-typed binding: refuse_drivers reads only the bones' names
-            refuse_drivers(obj, cast(ChainBinding, SimpleNamespace(bones=tuple(bones))))
+            refuse_drivers(obj, cast(ChainBinding, SimpleNamespace(bones=tuple(bones))), scaled)
         except RigSetupError as error:
             problems.append(str(error))
     return problems
 
 
-def require_playable(obj: Any, chain: str, bones: Sequence[Any], span: tuple[float, float] | None = None) -> None:
+def require_playable(obj: Any, chain: str, bones: Sequence[Any], span: tuple[float, float] | None = None,
+                     scaled: Sequence[str] = ()) -> None:
     """Raise blender_ik_addon.blender.errors.RigSetupError naming the chain and the first problem
     (and how many more) if any."""
-    problems = playback_problems(obj, bones, span)
+    problems = playback_problems(obj, bones, span, scaled)
     if problems:
         more = len(problems) - 1
         tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""

@@ -12,6 +12,7 @@ Each raises :class:`.errors.RigSetupError` naming the chain, bone or object at f
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,20 +29,27 @@ if TYPE_CHECKING:
     from .solving import PreparedChain
 
 
-def refuse_drivers(obj: Any, binding: ChainBinding) -> None:
-    """A driver on a chain bone's rotation overrides whatever is written or keyed there."""
+def refuse_drivers(obj: Any, binding: ChainBinding, scaled: Sequence[str] | None = None) -> None:
+    """A driver on a chain bone's rotation (or a stretching bone's scale: ``scaled``, by default the
+    binding's stretching bones) overrides whatever is written or keyed there."""
     anim = obj.animation_data
     if anim is None or not len(anim.drivers):
         return
     prefixes = {bone_path(b.name): b.name for b in binding.bones}
+    if scaled is None:
+        chain = getattr(binding, "chain", None)
+        scaled = [b.name for b, j in zip(binding.bones, chain.joints, strict=True) if j.stretch] if chain else []
+    for name in scaled:
+        prefixes.setdefault(bone_path(name), name)
     for index, path in enumerate(driver_paths(obj)):  # paths kept between calls: a rig may have hundreds
-        if ".rotation_" not in path:
+        if ".rotation_" not in path and not (scaled and path.endswith(".scale")):
             continue
         fcurve = anim.drivers[index]
         if fcurve.mute or not fcurve.driver.is_valid:
             continue
         for prefix, bone in prefixes.items():
-            if path.startswith(prefix) and path[len(prefix):].startswith("rotation_"):
+            rest = path[len(prefix):]
+            if path.startswith(prefix) and (rest.startswith("rotation_") or (rest == "scale" and bone in scaled)):
                 raise RigSetupError(f"bone {bone!r}: a driver sets {path[len(prefix):]}[{fcurve.array_index}], so the "
                                     "solved pose would be overridden; remove or mute the driver")
 

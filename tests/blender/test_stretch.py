@@ -9,6 +9,7 @@ from blender_rigs import add_chain, empty, pose_matrices, straight_chain, world_
 from test_bake import key_table, rotation_paths
 
 from blender_ik_addon.blender import RigSetupError, bake_chains, get_status, key_chains, read_chain
+from blender_ik_addon.blender.keys import iter_fcurves
 
 TOLERANCE = 2e-4  # world units: the solver's 1e-4, plus float32 keys played back
 BONES = ("b0", "b1", "b2")
@@ -237,3 +238,21 @@ def test_a_scale_key_that_puts_the_stretch_back_is_solved_again_on_every_frame()
         bpy.context.scene.frame_set(frame)
         assert get_status(rig.name, "arm").converged
         np.testing.assert_allclose(world_tail(rig, "b2"), (0.3, 1.0, 4.6), atol=TOLERANCE, err_msg=str(frame))
+
+
+def test_scale_channels_that_would_not_play_are_refused_by_name() -> None:
+    """A stretching bone's scale channels are checked as rotation channels are: a driver on them,
+    or a muted F-curve, is refused before anything is written."""
+    rig = stretch_rig((0.0, 0.0, 1.0))
+    target = empty(location=FAR.tolist())
+    add_chain(rig, "b2", 3, target, name="arm", use_stretch=True, enabled=False)
+    fcurve = rig.pose.bones["b2"].driver_add("scale", 1)
+    fcurve.driver.expression = "1.0"
+    with pytest.raises(RigSetupError, match=r"^bone 'b2': a driver sets scale\[1\], so the solved pose would be "):
+        bake_chains(rig, ["arm"], 1, 3)
+    rig.animation_data.drivers.remove(fcurve)
+    rig.pose.bones["b2"].keyframe_insert("scale", frame=1)
+    muted = next(fc for fc in iter_fcurves(rig) if fc.data_path == 'pose.bones["b2"].scale' and fc.array_index == 0)
+    muted.mute = True
+    with pytest.raises(RigSetupError, match=r"^chain 'arm': F-curve pose.bones\[\"b2\"\].scale\[0\] is muted"):
+        bake_chains(rig, ["arm"], 1, 3)
