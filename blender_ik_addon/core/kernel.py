@@ -414,8 +414,11 @@ def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: fl
             damping *= DAMPING_UP
         if _converged(position_error, orientation_error, rows, task):
             status = CONVERGED
-        elif (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX) and free < m:
-            free, quiet, damping, rejected = m, 0, initial_damping, False  # the length factors join in
+        elif (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX) and free < m and rows == 3:
+            # The angles stall short of the target: the length factors join in. Not with an
+            # orientation task: stretching turns nothing, and a stall there is the orientation's
+            # (such a chain stretches only for a target beyond its full length, _free_count).
+            free, quiet, damping, rejected = m, 0, initial_damping, False
         elif quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX:
             status = STALLED
     if status == RUNNING:
@@ -459,9 +462,11 @@ def _workspace(m: int, n: int) -> Workspace:
 
 @_jit
 def _seed_pose(k: int, seed_base: FloatArray, unit: FloatArray, spread: FloatArray, lower: FloatArray,
-               upper: FloatArray, seed: FloatArray) -> None:
-    """Restart seed ``k`` into ``seed``, as lm.restart_seeds computes it (same operations, same bits)."""
-    for i in range(seed.shape[0]):
+               upper: FloatArray, seed: FloatArray, angles: int) -> None:
+    """Restart seed ``k`` into ``seed``, as lm.restart_seeds computes it (same operations, same bits):
+    the first ``angles`` variables perturbed, the length factors after them kept as they start."""
+    seed[angles:] = seed_base[angles:]
+    for i in range(angles):
         low = lower[i] if np.isfinite(lower[i]) else seed_base[i] - np.pi
         high = upper[i] if np.isfinite(upper[i]) else seed_base[i] + np.pi
         uniform = unit[k, i] * (high - low) + low
@@ -489,7 +494,7 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
             break
         if k == 0:
             best_distance = _comfort_distance(q_out, task, posture, plan, ws, distance_rows)
-        _seed_pose(k, seed_base, unit, spread, lower, upper, seed)
+        _seed_pose(k, seed_base, unit, spread, lower, upper, seed, plan[14])
         error, orientation_error, used, status = _attempt(seed, task, max_iterations, initial_damping, plan, ws)
         distance = _comfort_distance(seed, task, posture, plan, ws, distance_rows)
         iterations += used
@@ -1163,7 +1168,7 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
                                or relaxed >= RELAX_STEPS)
         if settled:
             status = CONVERGED
-        elif not reached and (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX) and free < m:
+        elif not reached and (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX) and free < m and rows == 3:
             free, quiet, damping, rejected = m, 0, initial_damping, False  # the length factors join in
         elif not reached and (quiet >= QUIET_TO_STALL or damping >= DAMPING_MAX):
             status = STALLED
@@ -1205,7 +1210,7 @@ def _solve_one_secondary(task: Task, sec: Task, flags: Flags, start: FloatArray,
                 break
         if k == 0:
             best_distance = _secondary_distance(q_out, task, sec, plan, ws, sws)
-        _seed_pose(k, seed_base, unit, spread, lower, upper, seed)
+        _seed_pose(k, seed_base, unit, spread, lower, upper, seed, plan[14])
         error, orientation_error, used, status = _attempt_secondary(
             seed, task, sec, flags, max_iterations, initial_damping, plan, ws, sws)
         alignment = _pole_alignment(seed, task, sec, plan, ws, sws)

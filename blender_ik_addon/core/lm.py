@@ -377,6 +377,9 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
     slack = relax_slack(options)
     # A chain that stretches reaches with its angles first (see the module docstring).
     held = None
+    # With an orientation task a stall may be the orientation's, which stretching cannot help: such a
+    # chain stretches only for a target beyond its full length (held from the start otherwise).
+    orienting = problem.orientations is not None and problem.orientation_weight > 0
     if problem.chain.n_stretch:  # a soft pull trades reach for comfort anyway: nothing held
         held = np.zeros(count, dtype=bool) if soft else ~beyond_rigid_reach(problem, options)
     if not (can_relax or soft):
@@ -423,7 +426,7 @@ def lm_attempt(problem: Problem, q0: FloatArray, options: SolverOptions) -> Atte
         now = ev if everyone else _take(ev, active)
         reached = _converged(sub, now, options)
         stuck = ~reached & ((quiet[active] >= rules.QUIET_TO_STALL) | (damping[active] >= rules.DAMPING_MAX))
-        if held is not None:  # the angles alone stall short: the length factors join the tip step
+        if held is not None and not orienting:  # the angles alone stall short: the factors join the tip step
             release = active[stuck & held[active]]
             held[release] = False
             quiet[release] = 0
@@ -464,7 +467,10 @@ def restart_seeds(problem: Problem, start: FloatArray, options: SolverOptions) -
     low = np.where(np.isfinite(chain.lower), chain.lower, base - np.pi)
     high = np.where(np.isfinite(chain.upper), chain.upper, base + np.pi)
     uniform = unit * (high - low) + low
-    return np.asarray(chain.clamp(base + spread[:, None] * (uniform - base)))
+    seeds = np.asarray(chain.clamp(base + spread[:, None] * (uniform - base)))
+    if chain.n_stretch:  # the length factors start as the start has them: stretch is the last resort
+        seeds[..., chain.n_angles:] = np.broadcast_to(base[..., chain.n_angles:], seeds[..., chain.n_angles:].shape)
+    return seeds
 
 
 def restart_draws(dofs: int, options: SolverOptions) -> tuple[FloatArray, FloatArray]:

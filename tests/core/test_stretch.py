@@ -190,6 +190,23 @@ def test_within_reach_any_chain_takes_the_pose_it_takes_without_stretch(pole: tu
         np.testing.assert_allclose(result.angles, rigid.angles, atol=1e-9, rtol=0)
 
 
+def test_an_orientation_the_angles_cannot_match_within_reach_stretches_nothing(backend: str) -> None:
+    """With a hinge elbow the tip's rotation cannot always be matched: that stall is the
+    orientation's, which no stretch helps (neither a stall's release nor a restart's seed may
+    stretch the bones)."""
+    def arm(stretch: float) -> Chain:
+        return Chain((Joint("a", translation(0, 0, 0), stretch=stretch),
+                      Joint("b", translation(0, 1, 0), free=(True, False, False), stretch=stretch)),
+                     tip_offset=np.array([0.0, 1.0, 0.0]))
+    turned = np.array([[[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]]])
+    target = np.array([[0.3, 1.2, 0.5]])  # 1.33 from the root: within the 2.0 reach
+    options = SolverOptions(backend=backend)
+    result = solve_batch(arm(0.1), target, orientations=turned, options=options)
+    np.testing.assert_array_equal(result.scales, 1.0)
+    rigid = solve_batch(arm(0.0), target, orientations=turned, options=options)
+    assert not rigid.converged[0] and result.error[0] == pytest.approx(rigid.error[0], abs=1e-9)
+
+
 def test_the_length_factors_stay_within_their_limits(backend: str) -> None:
     options = SolverOptions(backend=backend)
     far = solve(limb((1.0, 1.0)), _out_of_line(100.0), options=options)  # 50 x the chain: past 10 x
