@@ -141,10 +141,7 @@ def adopt_constraints(obj: Any) -> AdoptReport:
     Raises:
         RigSetupError: ``obj`` is not an armature, or the add-on is not registered.
     """
-    require_armature(obj)
-    settings = rig_settings(obj)
-    if settings is None:
-        raise RigSetupError("the IK Chains add-on is not registered (no chain settings on objects)")
+    settings = _settings_of(obj)
     adopted_from = {(c.adopted_bone, c.adopted_constraint): c.name for c in settings.chains if c.adopted_constraint}
     refused: dict[str, str] = {}
     skipped: list[str] = []
@@ -183,10 +180,7 @@ def restore_constraints(obj: Any, names: Sequence[str] | None = None) -> Restore
     Raises:
         RigSetupError: ``obj`` is not an armature, or the add-on is not registered.
     """
-    require_armature(obj)
-    settings = rig_settings(obj)
-    if settings is None:
-        raise RigSetupError("the IK Chains add-on is not registered (no chain settings on objects)")
+    settings = _settings_of(obj)
     report = RestoreReport()
     with guard.suspended():
         adopted = [c.name for c in settings.chains if c.adopted_constraint]
@@ -207,6 +201,16 @@ def restore_constraints(obj: Any, names: Sequence[str] | None = None) -> Restore
             remove_chain(obj, index)
     obj.update_tag()
     return report
+
+
+def _settings_of(obj: Any) -> Any:
+    """The armature's chain settings; raises :class:`RigSetupError` for another object, or when the
+    add-on is not registered."""
+    require_armature(obj)
+    settings = rig_settings(obj)
+    if settings is None:
+        raise RigSetupError("the IK Chains add-on is not registered (no chain settings on objects)")
+    return settings
 
 
 def blender_pole_angle(obj: Any, bones: list[str], angle: float) -> float | None:
