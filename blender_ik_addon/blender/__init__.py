@@ -15,7 +15,9 @@ Modules (docs/architecture.md has the map):
   frames), :mod:`.dependencies` (what moves an object or bone: every route to armature bones);
 * solving: :mod:`.solving` (chain-space solve of ``F`` frames, shared by live and bake),
   :mod:`.stacking` (chains hanging below chains), :mod:`.order` (chains that follow chains: order,
-  cycles, carrying followers live), :mod:`.influence` (a chain's Influence: the IK/FK blend);
+  cycles, carrying followers live), :mod:`.influence` (a chain's Influence: the IK/FK blend),
+  :mod:`.grouping` (which chains share bones) and :mod:`.groups` (such chains solved together as
+  one tree);
 * writing: :mod:`.write` (angles -> pose channels), :mod:`.keys` (bulk F-curve keys, 4.2 and 4.4+
   actions), :mod:`.action_time` (scene frames -> the action times keys play at), :mod:`.outputs`
   (will the keys play as written), :mod:`.verify` (the keys played back and measured);

@@ -37,6 +37,8 @@ from ..core.types import BoolArray, FloatArray
 from .action_time import action_time, action_times, time_stretch
 from .errors import RigSetupError
 from .goals import Goal
+from .grouping import group_of
+from .groups import solve_group
 from .guard import suspended
 from .influence import BakeBlend, bake_note, blend_bake, blended_goal, read_bake_blends
 from .keys import kept_neighbours, require_keyable, write_channel_keys
@@ -45,7 +47,7 @@ from .order import plan_pass, stage_levels
 from .outputs import require_playable
 from .read import chain_bone_names, require_armature
 from .sampling import Samples, fast_path_blocker, sample_fcurves, sample_frames
-from .scene_checks import find_conflicts, require_goals, require_usable
+from .scene_checks import find_conflicts, find_groups, require_goals, require_usable
 from .settings import chain_specs, disable_chains, live_rigs
 from .solving import FrameSolution, PreparedChain, find_frame_switches, prepare, solve_follow, solve_frames
 from .spec import ChainSpec
@@ -178,6 +180,9 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     report: Progress = progress or (lambda _fraction: None)
     objects = {name: require_goals(item.spec, scene) for name, item in prepared.items()}
     stages = _stages(obj, prepared, scene)
+    # Chains that share bones are solved together, each frame on its own (groups.py): a continuous
+    # bake does not carry a group from frame to frame.
+    together = group_of(find_groups(obj, [item.spec for item in prepared.values()], {}))
     inputs: dict[str, tuple[FloatArray, FloatArray | None]] = {}  # chain -> sampled (targets, poles)
     solutions: dict[str, tuple[FloatArray, FrameSolution]] = {}
     keyed: dict[str, dict[str, tuple[str, FloatArray]]] = {}
@@ -198,17 +203,16 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
             inputs[name] = _targets(samples, objects[name])
             require_usable(item, samples.bases[name], *inputs[name])
         solved: Solved = {}
+        grouped: dict[str, FrameSolution] = {}  # chains solved together (groups.py), by chain
         for index, name in enumerate(upper_first(part, stacked)):
             item = part[name]
-            bases = samples.bases[name]
-            if name in stacked:  # hangs below a chain solved just before: move the base with it
-                upper, joint = stacked[name]
-                upper_binding, upper_bases, upper_angles, upper_factors = solved[upper]
-                bone = upper_binding.bone_names[joint]
-                new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale,
-                                  upper_factors)
-                bases = restack(bases, samples.bones[bone], new)
-            solution = _solve(item, *inputs[name], bases, continuous=continuous)
+            bases = _stacked_bases(obj, samples, stacked, solved, name)
+            if name in together and name not in grouped:  # the group's first chain: solve the whole group
+                group = together[name]
+                member_bases = [bases if m == name else _stacked_bases(obj, samples, stacked, solved, m) for m in group]
+                found = solve_group([part[m] for m in group], member_bases, [inputs[m][0] for m in group])
+                grouped.update(zip(group, found, strict=True))
+            solution = grouped[name] if name in together else _solve(item, *inputs[name], bases, continuous=continuous)
             written = blend_bake(item, solution, bases, blends.get(name))  # with the bones' keys (influence < 1)
             solved[name] = (item.binding, bases, written.angles, written.scales)
             solutions[name] = (bases, solution)
@@ -222,7 +226,8 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         item = prepared[name]
         bases, solution = solutions[name]
         targets, poles = inputs[name]
-        findings = _findings(item, targets, poles, bases, solution, frames, start, end, continuous)
+        findings = _findings(item, targets, poles, bases, solution, frames, start, end,
+                             continuous and name not in together)
         converged, findings = _with_playback(scene, obj, item, objects[name][0], targets, solution, frames,
                                              played[name], keyed[name], findings)
         if name in blends:
@@ -320,6 +325,14 @@ def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
     conflicts = find_conflicts(obj, specs)
     if conflicts:
         raise RigSetupError(next(iter(conflicts.values())))
+    others = [s for s in chain_specs(obj) if s.name not in {p.name for p in specs}] if given is None else []
+    baked = {s.name for s in specs}
+    for group in find_groups(obj, specs + others, {}):
+        left_out = [name for name in group if name not in baked]
+        if left_out and len(left_out) < len(group):
+            inside = next(name for name in group if name in baked)
+            raise RigSetupError(f"chain {inside!r} shares bones with chain {left_out[0]!r}, which is not in this bake: "
+                                "chains that share bones are solved together, so bake them together")
     for spec in specs:
         require_goals(spec, scene, obj)
     obj_eval = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
@@ -352,6 +365,19 @@ def _targets(samples: Samples, objects: ChainObjects) -> tuple[FloatArray, Float
     """A chain's ``(F, 4, 4)`` target matrices and pole matrices (or None)."""
     target, pole = objects
     return samples.objects[target.key], None if pole is None else samples.objects[pole.key]
+
+
+def _stacked_bases(obj: Any, samples: Samples, stacked: dict[str, tuple[str, int]], solved: Solved,
+                   name: str) -> FloatArray:
+    """A chain's sampled bases, moved with the chain it hangs below when that was solved just before."""
+    bases = samples.bases[name]
+    if name in stacked and stacked[name][0] in solved:
+        upper, joint = stacked[name]
+        upper_binding, upper_bases, upper_angles, upper_factors = solved[upper]
+        bone = upper_binding.bone_names[joint]
+        new = joint_world(upper_binding, upper_bases, upper_angles, joint, obj.pose.bones[bone].scale, upper_factors)
+        bases = restack(bases, samples.bones[bone], new)
+    return bases
 
 
 def _solve(item: PreparedChain, targets: FloatArray, poles: FloatArray | None, bases: FloatArray, *,

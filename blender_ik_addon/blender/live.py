@@ -37,6 +37,8 @@ from . import dependencies, structure
 from .action_time import action_time, time_stretch
 from .errors import RigSetupError
 from .goals import Goal
+from .groups import describe_group, group_note, solve_group
+from .groups import forget as forget_groups
 from .influence import blend_live, describe, influence_animated, live_influence, unblended
 from .influence import forget as forget_influence
 from .keys import require_local
@@ -44,7 +46,7 @@ from .order import Follows, Move, PassMotion, PassPlan, plan_pass
 from .outputs import require_playable
 from .read import ChainBinding, chain_base, chain_bone_names, require_armature
 from .sampling import goal_matrix
-from .scene_checks import find_conflicts, refuse_drivers, require_goals, require_usable
+from .scene_checks import find_conflicts, find_groups, refuse_drivers, require_goals, require_usable
 from .settings import chain_specs, rig_settings
 from .solving import (
     FrameProblem,
@@ -71,6 +73,8 @@ FOLLOW_NOTE = "follow mode: history-dependent"
 AUTOKEY_BLENDED = ("not auto-keyed: the chain blends with its bones' own keys (Influence below 1), and each key "
                    "would replace the keys the next solve blends with; key it once with Key Current Frame, or "
                    "set Influence to 1")
+GROUP_INFLUENCE = ("Influence below 1 on a chain that shares bones with others (solved together) is not supported "
+                   "yet: the shared bones would blend twice; set Influence to 1")
 KEY_BLENDED_LIVE = ("not keyed: the chain blends with its bones' own keys (Influence below 1) and solves live, so "
                     "live solving would blend the new key again as it plays; turn its Live off first (its keys "
                     "then play as keyed)")
@@ -123,8 +127,9 @@ class _StillRig:
 
 
 _STILL_RIGS: dict[str, _StillRig] = {}
-_Layout = tuple[dict[str, str], list[str], dict[str, tuple[str, int]], dict[str, int]]
-"""Conflicts (chain -> message), upper-first order, uppers (chain -> (upper chain, joint)), bone index."""
+_Layout = tuple[dict[str, str], list[str], dict[str, tuple[str, int]], dict[str, int], dict[str, tuple[str, ...]]]
+"""Conflicts (chain -> message), upper-first order, uppers (chain -> (upper chain, joint)), bone index,
+groups (chain -> the chains it shares bones with and is solved together with, itself included)."""
 # rig -> (chains asked for, (armature, its edit generation), layout)
 _LAYOUTS: dict[str, tuple[tuple[Any, ...], tuple[int, int], _Layout]] = {}
 
@@ -141,6 +146,7 @@ def forget() -> None:
     batched.forget()
     forget_write_caches()
     forget_influence()
+    forget_groups()
 
 
 @dataclass
@@ -161,6 +167,7 @@ class _Frame:
     solution: FrameSolution | None = None
     outcome: tuple[ChainStatus, bool] | None = None
     influence: float = 1.0  # this frame's (:func:`.influence.live_influence`)
+    note: str = ""  # the status note of a chain solved with others (:mod:`.groups`)
 
 
 _EULER_ROWS: dict[tuple[int, int], tuple[ChainBinding, dict[str, int], AnyArray | None]] = {}
@@ -394,7 +401,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
     else:
         pool = specs
     frame = _scene_frame(depsgraph.scene)
-    conflicts, order, uppers, index = _layout(obj, specs, pool, trust_edits)
+    conflicts, order, uppers, index, together = _layout(obj, specs, pool, trust_edits)
     by_name = {s.name: s for s in specs}
     obj_eval = obj.evaluated_get(depsgraph)
     pose = _RigPose(obj, index)
@@ -415,7 +422,10 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
         out[spec.name] = (ChainStatus.error(message, frame), False)
 
     refused = {name: conflicts.get(name) or plan.cycles.get((me, name)) for name in order}
-    levels = _levels(order, uppers, {n: [f.upper[1] for f in plan.same_rig((me, n))] for n in order}, refused)
+    followed = {n: [f.upper[1] for f in plan.same_rig((me, n))] for n in order}
+    refused.update(group_cycles(order, uppers, followed, together, refused))
+    refused.update(_missing_members(order, together, refused))
+    levels = _levels(order, uppers, followed, refused, together)
     for name in order:
         message = refused[name]
         if message is not None:
@@ -431,6 +441,11 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                 item = _frame_of(obj, obj_eval, spec, depsgraph, trust_edits, motion, plan.follows.get((me, spec.name)))
                 frames[spec.name] = item
                 item.influence = live_influence(spec, depsgraph, obj_eval)
+                if spec.name in together:  # solved with its group below
+                    if item.influence < 1.0:
+                        raise RigSetupError(GROUP_INFLUENCE)
+                    require_usable(item.state.prepared, item.base, item.target, item.pole)
+                    continue
                 still = _still_status(item, pose)
                 if still is not None:
                     item.outcome = (replace(still, frame=frame), False)
@@ -457,6 +472,18 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
                 for item in batch:
                     frames.pop(item.spec.name, None)
                     fail(item.spec, err)
+        for group in dict.fromkeys(together[s.name] for s in level_specs if s.name in together):
+            try:
+                _solve_group(group, frames, pose, frame)
+            except Exception as err:
+                for name in group:
+                    if frames.pop(name, None) is not None:
+                        fail(by_name[name], err)
+            for name in group:
+                if name not in frames and name not in out:
+                    failed = next((n for n in group if n in out and n != name), group[0])
+                    out[name] = (ChainStatus.error(f"solved together with chain {failed!r} (they share bones), "
+                                                   f"which could not be solved: see its status", frame), False)
         for spec in level_specs:
             taken = frames.get(spec.name)
             if taken is None:
@@ -601,7 +628,7 @@ def _take(obj: Any, item: _Frame, pose: _RigPose, frame: float) -> tuple[ChainSt
         changed = _put_bone_by_bone(binding, solution.angles[0], pose)
     changed = put_stretch(pose, binding, solution) or changed  # bones that stretch: their scale
     status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
-                         FOLLOW_NOTE if spec.follow_mode else "", frame)
+                         FOLLOW_NOTE if spec.follow_mode else item.note, frame)
     state.inputs = (item.base, item.target, item.pole)
     state.written = pose.current(binding)
     state.status, state.angles, state.scales = status, solution.angles, solution.scales
@@ -640,28 +667,116 @@ def _put_bone_by_bone(binding: ChainBinding, angles: FloatArray, pose: _RigPose)
 
 
 def _levels(order: list[str], uppers: dict[str, tuple[str, int]], followed: dict[str, list[str]],
-            refused: dict[str, str | None]) -> dict[str, int]:
+            refused: dict[str, str | None], together: dict[str, tuple[str, ...]] | None = None) -> dict[str, int]:
     """Each chain's level: above every chain of this rig it hangs below (stacking) or follows
-    (:mod:`.order`). A circle through both relations leaves its chains at level 0 (the cycle check
-    refuses circles of following alone)."""
+    (:mod:`.order`). The chains of a group (``together``) share one level, above what any of them
+    hangs below or follows. A circle through both relations leaves its chains at level 0 (the cycle
+    checks refuse circles of following alone, :func:`group_cycles` those through groups)."""
+    together = together or {}
     levels: dict[str, int] = {}
     visiting: set[str] = set()
 
     def level(name: str) -> int:
-        if name in levels:
-            return levels[name]
-        if name in visiting:
+        key = together.get(name, (name,))[0]
+        if key in levels:
+            return levels[key]
+        if key in visiting:
             return 0
-        visiting.add(name)
-        above = [uppers[name][0]] if name in uppers else []
-        above += followed.get(name, [])
-        levels[name] = max((level(a) + 1 for a in above if a in refused and refused[a] is None), default=0)
-        visiting.discard(name)
-        return levels[name]
+        visiting.add(key)
+        members = together.get(name, (name,))
+        above = [a for m in members for a in _above(m, uppers, followed) if a not in members]
+        levels[key] = max((level(a) + 1 for a in above if a in refused and refused[a] is None), default=0)
+        visiting.discard(key)
+        return levels[key]
 
+    return {name: level(name) for name in order}
+
+
+def _above(name: str, uppers: dict[str, tuple[str, int]], followed: dict[str, list[str]]) -> list[str]:
+    return ([uppers[name][0]] if name in uppers else []) + followed.get(name, [])
+
+
+def group_cycles(order: list[str], uppers: dict[str, tuple[str, int]], followed: dict[str, list[str]],
+                 together: dict[str, tuple[str, ...]], refused: dict[str, str | None]) -> dict[str, str]:
+    """Chains refused for a circle through a group (:mod:`.groups`): a chain that follows a chain of
+    its own group (its target or pole moves with bones the group solves), or groups that follow each
+    other (a chain of one follows a chain of the other, and back). Chain -> message."""
+    out: dict[str, str] = {}
     for name in order:
-        level(name)
-    return levels
+        group = together.get(name)
+        if group is None or refused.get(name):
+            continue
+        inside = [f for f in followed.get(name, []) if f in group and f != name]
+        if inside:
+            out[name] = (f"chain {name!r} follows chain {inside[0]!r} (its target or pole moves with that chain's "
+                         f"bones), but they share bones and are solved together: the group would chase its own "
+                         "pose; parent the target elsewhere")
+    unit = {name: together.get(name, (name,))[0] for name in order}
+    graph: dict[str, set[str]] = {}
+    for name in order:
+        graph.setdefault(unit[name], set()).update(unit[a] for a in _above(name, uppers, followed)
+                                                   if a in unit and unit[a] != unit[name])
+    for start in graph:
+        seen, stack = set(), list(graph[start])
+        while stack:
+            node = stack.pop()
+            if node == start:
+                members = [n for n in order if unit[n] == start]
+                if len(members) > 1:
+                    for member in members:
+                        others = ", ".join(repr(m) for m in members if m != member)
+                        out.setdefault(member, (
+                            f"chain {member!r} is solved together with {others} (they share bones), and that group "
+                            "and another follow each other in a circle (a target of each moves with bones the other "
+                            "solves): neither can be solved first; break one link"))
+                break
+            if node not in seen:
+                seen.add(node)
+                stack.extend(graph.get(node, ()))
+    return out
+
+
+def _missing_members(order: list[str], together: dict[str, tuple[str, ...]],
+                     refused: dict[str, str | None]) -> dict[str, str]:
+    """A group solves only whole: when one of its chains is refused, or left out of this pass (Key
+    Current Frame on one chain of a group that solves live), the others are refused too, by name."""
+    out = {}
+    for name in order:
+        group = together.get(name, ())
+        if refused.get(name):
+            continue
+        absent = next((m for m in group if m not in refused), None)
+        bad = next((m for m in group if m != name and refused.get(m)), None)
+        if absent is not None:
+            out[name] = (f"chain {name!r} shares bones with chain {absent!r}, which solves live: chains that share "
+                         "bones are solved together, so solve or key them together (every chain of the group)")
+        elif bad is not None:
+            out[name] = (f"solved together with chain {bad!r} (they share bones), which cannot be solved: "
+                         "see its status")
+    return out
+
+
+def _solve_group(group: tuple[str, ...], frames: dict[str, _Frame], pose: _RigPose, frame: float) -> None:
+    """Solve one group (:mod:`.groups`) unless every member stands still; its members' solutions
+    and notes go to their frames, their outcomes are taken with the others'."""
+    members = [frames[name] for name in group if name in frames]
+    if len(members) < len(group):
+        missing = next(name for name in group if name not in frames)
+        raise RigSetupError(f"solved together with chain {missing!r} (they share bones), which could not be "
+                            "solved: see its status")
+    stills = [_still_status(item, pose) for item in members]
+    if all(still is not None for still in stills):
+        for item, still in zip(members, stills, strict=True):
+            assert still is not None
+            item.outcome = (replace(still, frame=frame), False)
+        return
+    solutions = solve_group([item.state.prepared for item in members], [item.base for item in members],
+                            [item.target for item in members])
+    fight = group_note(group, dict(zip(group, solutions, strict=True)))
+    for item, solution in zip(members, solutions, strict=True):
+        item.solution = solution
+        note = describe_group(group, item.spec.name)
+        item.note = f"{note}; {fight}" if fight else note
 
 
 def _note_lags(frames: dict[str, _Frame], motion: PassMotion) -> None:
@@ -717,7 +832,8 @@ def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool
     uppers = links(chains)
     order = upper_first([s.name for s in specs], uppers)
     index = _bone_index(obj)
-    layout = (conflicts, order, uppers, index)
+    together = {name: group for group in find_groups(obj, pool, conflicts) for name in group}
+    layout = (conflicts, order, uppers, index, together)
     _LAYOUTS[obj.name] = (key, generation, layout)
     return layout
 

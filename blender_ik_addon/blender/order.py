@@ -35,6 +35,7 @@ from ..core.types import FloatArray
 from .dependencies import BoneLink, bone_links, is_plain
 from .errors import RigSetupError
 from .goals import Goal, GoalKey
+from .grouping import group_of, sharing_groups
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
 from .stacking import bone_world, joint_world, links, upper_move
@@ -292,10 +293,12 @@ def stage_levels(rig: Any, plan: PassPlan, chains: Mapping[str, tuple[Sequence[s
     for lower, (upper, _joint) in links(chains).items():
         if loose_bone(rig, chains[lower][1][0], chains[upper][0]):
             above[lower].add(upper)
+    together = group_of(sharing_groups({name: bones for name, (bones, _) in chains.items()}))
     levels = dict.fromkeys(chains, 0)
     for _ in chains:  # longest path; plan_pass refused circles of following, stacking has none
-        for name in chains:
-            levels[name] = max([levels[name], *(levels[u] + 1 for u in above[name] if u in levels)])
+        for name in chains:  # a group's chains (solved together) share their level
+            levels[name] = max([levels[name], *(levels[u] + 1 for u in above[name] if u in levels),
+                                *(levels[m] for m in together.get(name, ()))])
     return levels
 
 

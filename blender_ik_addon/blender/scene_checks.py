@@ -4,7 +4,7 @@ Each raises :class:`.errors.RigSetupError` naming the chain, bone or object at f
 
 * :func:`require_goals`: the target and pole (objects or bones) exist in the scene and do not move
   with the chain that follows them (feedback);
-* :func:`find_conflicts`: chains that share bones;
+* :func:`find_conflicts`: chains that cannot be solved for how they share bones (or a name);
 * :func:`refuse_drivers`: a driver that would override the solved rotation;
 * :func:`require_usable`: targets at NaN, infinite or absurd places, chain bases of zero scale.
 """
@@ -21,6 +21,7 @@ from ..core.types import FloatArray
 from .dependencies import driver_paths, is_plain, moves_with
 from .errors import RigSetupError
 from .goals import Goal
+from .grouping import group_refusal, sharing_groups
 from .keys import bone_path
 from .read import ChainBinding, chain_bone_names
 from .spec import ChainSpec
@@ -159,11 +160,12 @@ def _moved(rig: Any, name: str, chain: set[str]) -> bool:
 
 
 def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:
-    """Chains that share bones with another chain of ``specs``, or a name: chain name -> message.
+    """Chains that cannot be solved for how they share bones, or a name: chain name -> message.
 
-    Shared bones would make the chains overwrite each other, so both are refused. So are chains with
-    the same name (the list lets a name be typed twice): chains are told apart by name, so one of them
-    would silently stand in for the other.
+    Chains that share bones are solved together (:mod:`.groups`); a group with a setting that
+    solving together does not support yet (:func:`.grouping.group_refusal`) is refused, every
+    member with the same message. So are chains with the same name (the list lets a name be typed
+    twice): chains are told apart by name, so one of them would silently stand in for the other.
     """
     out: dict[str, str] = {}
     seen: set[str] = set()
@@ -172,21 +174,30 @@ def find_conflicts(obj: Any, specs: list[ChainSpec]) -> dict[str, str]:
             out[spec.name] = (f"two chains of {obj.name!r} are named {spec.name!r}; chains are told apart by name, "
                               "so neither is solved: rename one")
         seen.add(spec.name)
-    bones: dict[str, set[str]] = {}
+    bones = _chain_bones(obj, specs)
+    by_name = {spec.name: spec for spec in specs}
+    for group in sharing_groups(bones):
+        message = group_refusal([by_name[name] for name in group], bones)
+        if message is not None:
+            for name in group:
+                out.setdefault(name, message)
+    return out
+
+
+def find_groups(obj: Any, specs: list[ChainSpec], conflicts: dict[str, str]) -> list[tuple[str, ...]]:
+    """The groups of ``specs`` that share bones and are solved together (none of them refused)."""
+    return [group for group in sharing_groups(_chain_bones(obj, specs))
+            if not any(name in conflicts for name in group)]
+
+
+def _chain_bones(obj: Any, specs: list[ChainSpec]) -> dict[str, list[str]]:
+    bones: dict[str, list[str]] = {}
     for spec in specs:
         try:
-            bones[spec.name] = set(chain_bone_names(obj, spec.tip_bone, spec.length))
+            bones.setdefault(spec.name, chain_bone_names(obj, spec.tip_bone, spec.length))
         except RigSetupError:
             continue  # reported when that chain is solved
-    names = list(bones)
-    for i, first in enumerate(names):
-        for second in names[i + 1:]:
-            shared = sorted(bones[first] & bones[second])
-            if shared:
-                for me, other in ((first, second), (second, first)):
-                    out.setdefault(me, f"chain {me!r} shares bone(s) {', '.join(map(repr, shared))} with chain "
-                                       f"{other!r}; chains that share bones are not solved")
-    return out
+    return bones
 
 
 _FAR = 1e15  # world units: a target farther than this is a typo or a clamped infinity, not a goal

@@ -49,6 +49,9 @@ class ChainSpec:
             (Blender's IK Stretch).
         influence: 0..1, animatable: blends the solved rotations with the bones' own keyed pose
             (1: all IK; 0: the keys alone), like a constraint's influence.
+        weight: 0..1, how much this chain counts when it shares bones with other chains and their
+            targets cannot all be reached at once (Blender's IK Weight Position; :mod:`.groups`).
+            0: it does not pull at all. A chain on its own ignores it.
         enabled: Live solving on frame change and while dragging a target.
         method: ``"lm"`` (default) or ``"tutorial"``.
         max_iterations: Solver iteration cap per frame.
@@ -98,6 +101,7 @@ class ChainSpec:
     pole_angle: float = 0.0
     pole_rule: str = "bend"
     use_stretch: bool = False
+    weight: float = 1.0
     # Not compared: animated, it changes every frame, and what the live pass keeps per spec (the
     # prepared chain, its solver jobs) does not depend on it (see :mod:`.influence`).
     influence: float = field(default=1.0, compare=False)
@@ -156,6 +160,7 @@ def spec_from_settings(settings: Any) -> ChainSpec:
         pole_angle=float(settings.pole_angle),
         pole_rule=settings.pole_rule.lower(),
         use_stretch=bool(settings.use_stretch),
+        weight=float(settings.weight),
         influence=float(settings.influence),
         target_object=settings.target,
         pole_object=settings.pole,

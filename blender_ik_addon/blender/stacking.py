@@ -20,6 +20,7 @@ import numpy as np
 
 from ..core.fk import joint_pose
 from ..core.types import FloatArray
+from .grouping import group_of, sharing_groups
 from .read import ChainBinding
 
 Solved = dict[str, tuple[ChainBinding, FloatArray, FloatArray, FloatArray | None]]
@@ -29,14 +30,19 @@ Solved = dict[str, tuple[ChainBinding, FloatArray, FloatArray, FloatArray | None
 def links(chains: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> dict[str, tuple[str, int]]:
     """Chain name -> ``(upper chain, joint index)`` for chains whose root hangs below another chain.
 
+    Chains that share bones (directly or through others: one group, :mod:`.groups`) are solved
+    together, so one never hangs below another of its group.
+
     Args:
         chains: Chain name -> ``(bone names root first, ancestors of the root parent first)``.
     """
+    together = group_of(sharing_groups({name: bones for name, (bones, _) in chains.items()}))
     owner = {bone: (name, j) for name, (bones, _) in chains.items() for j, bone in enumerate(bones)}
     out = {}
     for name, (_, ancestors) in chains.items():
+        mine = together.get(name, (name,))
         for ancestor in ancestors:
-            if ancestor in owner and owner[ancestor][0] != name:
+            if ancestor in owner and owner[ancestor][0] not in mine:
                 out[name] = owner[ancestor]
                 break
     return out

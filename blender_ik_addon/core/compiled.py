@@ -1,5 +1,5 @@
 """The optional compiled backend: when numba is installed, LM solves run in :mod:`.kernel` instead
-of numpy.
+of numpy, and tree solves (:func:`.tree_solver.solve_tree`) in :mod:`.tree_kernel`.
 
 Which backend solves is :attr:`SolverOptions.backend`:
 
@@ -12,9 +12,10 @@ Setting the environment variable ``IK_CHAINS_NUMBA=0`` makes numba count as not 
 example to compare the two, or on a farm node where its JIT cache directory is not writable). It is
 read at every solve.
 
-The first compiled solve in a fresh environment compiles the kernel (about 75 s on a 2-core machine); numba caches the
-result on disk, so later processes load it in a fraction of a second. If numba cannot load or run
-the kernel here, ``"auto"`` warns once and solves with numpy for the rest of the session.
+The first compiled solve in a fresh environment compiles the kernel (about 75 s on a 2-core machine; the
+tree kernel, loaded and compiled on its own, about 15 s); numba caches the result on disk, so later
+processes load it in a fraction of a second. If numba cannot load or run a kernel here, ``"auto"``
+warns once and solves with numpy for the rest of the session.
 """
 
 from __future__ import annotations
@@ -23,18 +24,21 @@ import hashlib
 import importlib
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from . import rules
+from . import rules, tree_solver
 from .chain import Chain, Joint
 from .errors import IKInputError
 from .lm import Attempt, has_null_space, relax_slack, restart_draws, soft_comfort
 from .objectives import Problem
 from .options import SolverOptions
+from .tree import Effector, Tree
+from .tree_solver import TreeResult, TreeTargets
 from .types import AnyArray, FloatArray
 
 _kernel: ModuleType | None = None
@@ -65,20 +69,25 @@ def kernel_module() -> ModuleType | None:
     return _kernel
 
 
-def forget_stale_kernel_cache(folder: Path) -> bool:
-    """Delete numba's cached kernel in ``folder`` if it was compiled against other rules; True if it did.
+def forget_stale_kernel_cache(folder: Path, module: str = "kernel", sources: tuple[str, ...] = ("rules.py",)) -> bool:
+    """Delete numba's cached ``module`` in ``folder`` if it was compiled against other rules; True if it did.
 
     numba compiles the constants of ``rules.py`` into the kernel but decides whether its on-disk
     cache is current from ``kernel.py`` alone, so a changed rule would keep running with its old
-    value. A stamp file holds a hash of the rules the cache was built with. Best effort: a
-    read-only install (no cache there either) or a cache elsewhere (``NUMBA_CACHE_DIR``) is left alone.
+    value. A stamp file (``<module>.rules-stamp``) holds a hash of the ``sources`` (files beside this
+    one) whose constants the cache was built with: ``rules.py`` for :mod:`.kernel`, ``rules.py`` and
+    ``tree_solver.py`` for :mod:`.tree_kernel`. Best effort: a read-only install (no cache there
+    either) or a cache elsewhere (``NUMBA_CACHE_DIR``) is left alone.
     """
-    digest = hashlib.sha256(Path(__file__).with_name("rules.py").read_bytes()).hexdigest()[:16]
-    stamp = folder / "kernel.rules-stamp"
+    hasher = hashlib.sha256()
+    for source in sources:
+        hasher.update(Path(__file__).with_name(source).read_bytes())
+    digest = hasher.hexdigest()[:16]
+    stamp = folder / f"{module}.rules-stamp"
     try:
         if stamp.is_file() and stamp.read_text(encoding="ascii") == digest:
             return False
-        stale = [*folder.glob("kernel.*.nbi"), *folder.glob("kernel.*.nbc")] if folder.is_dir() else []
+        stale = [*folder.glob(f"{module}.*.nbi"), *folder.glob(f"{module}.*.nbc")] if folder.is_dir() else []
         for path in stale:
             path.unlink()
         folder.mkdir(exist_ok=True)  # before numba's first compile: the stamp then vouches for it
@@ -100,23 +109,24 @@ def give_up(err: BaseException) -> None:
 
 
 def warm_up() -> None:
-    """Load (or on first use, compile) the kernel now, e.g. in a background thread when the add-on
-    is enabled, so the first live frame does not wait for it. Never raises: a kernel that cannot
-    be loaded leaves the numpy solver in charge, as it would anyway."""
+    """Load (or on first use, compile) the kernels now, e.g. in a background thread when the add-on
+    is enabled, so the first live frame does not wait for them: the chain kernel, then the tree
+    kernel. Never raises: a kernel that cannot be loaded leaves the numpy solver in charge, as it
+    would anyway."""
     kernel = kernel_module()
-    if kernel is None:
-        return
-    try:
-        chain = _warm_up_chain()
-        options = SolverOptions(backend="numba", restarts=1, max_iterations=2)
-        target = np.array([[0.0, 1.0, 1.0]])
-        unit, spread = restart_draws(1, options)  # read-only arrays: numba compiles per array flavour
-        start = np.zeros((1, 1))
-        # Both paths of the kernel: the plain one, and the one with a pole (secondary tasks).
-        for problem in (Problem(chain, target), Problem(chain, target, poles=np.array([[1.0, 0.0, 0.0]]))):
-            lm_solve_compiled(problem, start, start, np.zeros(1, dtype=bool), unit, spread, options)
-    except Exception:  # a warm-up is only an optimisation; the real solve reports its own errors
-        return
+    if kernel is not None:
+        try:
+            chain = _warm_up_chain()
+            options = SolverOptions(backend="numba", restarts=1, max_iterations=2)
+            target = np.array([[0.0, 1.0, 1.0]])
+            unit, spread = restart_draws(1, options)  # read-only arrays: numba compiles per array flavour
+            start = np.zeros((1, 1))
+            # Both paths of the kernel: the plain one, and the one with a pole (secondary tasks).
+            for problem in (Problem(chain, target), Problem(chain, target, poles=np.array([[1.0, 0.0, 0.0]]))):
+                lm_solve_compiled(problem, start, start, np.zeros(1, dtype=bool), unit, spread, options)
+        except Exception:  # a warm-up is only an optimisation; the real solve reports its own errors
+            pass
+    _warm_up_tree()
 
 
 def _warm_up_chain() -> Chain:
@@ -308,3 +318,172 @@ def lm_solve_compiled(problem: Problem, starts: FloatArray, seed_poses: FloatArr
         give_up(err)
         raise KernelError(_kernel_error) from err
     return Attempt(q, error, orientation_error, iterations, status)
+
+
+# -- the tree solver (tree_solver.solve_tree) --------------------------------------------------------
+_tree_kernel: ModuleType | None = None
+_tree_kernel_error: str | None = None
+
+
+def tree_kernel_module() -> ModuleType | None:
+    """The compiled tree solver's module (:mod:`.tree_kernel`), or None if numba is missing or
+    disabled (imported once). Loaded on its own: a tree solve neither loads nor compiles the chain
+    kernel, nor the other way round."""
+    global _tree_kernel, _tree_kernel_error
+    if _disabled():
+        return None
+    if _tree_kernel is None and _tree_kernel_error is None:
+        try:
+            # The tree kernel compiles in constants of rules.py and of tree_solver.py (STAGES, ...).
+            forget_stale_kernel_cache(Path(__file__).with_name("__pycache__"), "tree_kernel",
+                                      ("rules.py", "tree_solver.py"))
+            _tree_kernel = importlib.import_module(f"{__package__}.tree_kernel")
+        except ImportError as err:  # numba missing, or built for another numpy
+            _tree_kernel_error = f"numba is not available ({err})"
+        except Exception as err:  # e.g. numba finds no writable cache folder (RuntimeError at import)
+            _tree_kernel_error = f"numba could not load the tree kernel ({type(err).__name__}: {err})"
+    return _tree_kernel
+
+
+def tree_unavailable_reason() -> str | None:
+    """Why the compiled tree solver cannot be used (numba missing, disabled, or failing), or None."""
+    if tree_kernel_module() is not None:
+        return None
+    return _DISABLED if _disabled() else _tree_kernel_error
+
+
+TreeSolver = Callable[[Tree, TreeTargets, FloatArray, FloatArray, FloatArray, SolverOptions], TreeResult]
+"""The signature of ``tree_solver._solve_numpy`` (tree, targets, preferred, comfort weights, seeds, options)."""
+
+
+def tree_kernel_for(options: SolverOptions) -> TreeSolver | None:
+    """The compiled tree solver (same signature as ``tree_solver._solve_numpy``) if ``options.backend``
+    picks it, else None: ``"numpy"`` never, ``"auto"`` where numba can load :mod:`.tree_kernel`.
+
+    Raises:
+        IKInputError: ``backend="numba"`` but the compiled tree solver cannot be used here (the
+            message says why).
+    """
+    if options.backend == "numpy":
+        return None
+    if tree_kernel_module() is None:
+        if options.backend == "numba":
+            raise IKInputError(f"backend 'numba' cannot be used: {tree_unavailable_reason()}")
+        return None
+    return solve_tree_compiled
+
+
+def tree_plan_of(tree: Tree) -> tuple[Any, ...]:
+    """The tree kernel's view of ``tree``, built once per tree and kept on it.
+
+    ``(lower, upper, geometry, effectors)``: the variables' limits; what FK reads, ``(rest_rot,
+    rest_pos, rest_rotates, parents, slot_count, slot_axis, slot_dof, slot_fixed, effector_joint,
+    tip_offset)``: per joint its slots in application order (the rotations FK must build: free
+    axes, and locked ones with a non-zero fixed value), each with its axis and either its variable
+    (``slot_dof``) or, locked, its fixed value; and what the rows read, ``(effector_joint,
+    sqrt_weights, moves, dof_joint, base)``. The joints' part depends on ``tree.joints`` alone and is
+    remembered on that chain (trees made by ``with_base`` share it).
+    """
+    cached = tree.__dict__.get("_kernel_plan")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    chain = tree.joints
+    joints = chain.memo("tree kernel joints", (), lambda: _tree_joint_plan(chain))
+    lower, upper, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, dof_joint = joints
+    # Writable copies throughout: numba compiles a separate kernel for read-only arrays.
+    effector_joint = np.array([e.joint for e in tree.effectors], dtype=np.int64)
+    tip_offset = np.array([e.tip_offset for e in tree.effectors], dtype=np.float64).reshape(-1, 3)
+    geometry = (rest_rot, rest_pos, rest_rotates, np.array(tree.parents, dtype=np.int64), slot_count, slot_axis,
+                slot_dof, slot_fixed, effector_joint, tip_offset)
+    effectors = (effector_joint, np.array(np.sqrt(tree.weights), dtype=np.float64),
+                 np.array(tree.moves, dtype=np.bool_, order="C"), dof_joint,
+                 np.array(tree.base, dtype=np.float64, order="C"))
+    plan = (lower, upper, geometry, effectors)
+    # Tree is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
+    object.__setattr__(tree, "_kernel_plan", plan)
+    return plan
+
+
+def _tree_joint_plan(chain: Chain) -> tuple[Any, ...]:
+    n = chain.n_joints
+    slot_count = np.zeros(n, dtype=np.int64)
+    slot_axis = np.zeros((n, 3), dtype=np.int64)
+    slot_dof = np.full((n, 3), -1, dtype=np.int64)
+    slot_fixed = np.zeros((n, 3))
+    dof_of = {(int(j), int(a)): k for k, (j, a) in enumerate(zip(chain.free_joint, chain.free_axis, strict=True))}
+    for j in range(n):
+        for axis in chain.orders[j]:  # application order
+            dof = dof_of.get((j, int(axis)), -1)
+            fixed = float(chain.fixed[j, axis])
+            if dof < 0 and fixed == 0.0:
+                continue  # tree_forward skips a locked axis at zero
+            s = int(slot_count[j])
+            slot_axis[j, s], slot_dof[j, s], slot_fixed[j, s] = int(axis), dof, fixed
+            slot_count[j] += 1
+    return (np.array(chain.lower, dtype=np.float64), np.array(chain.upper, dtype=np.float64),
+            np.array(chain.rest[:, :3, :3], dtype=np.float64, order="C"),
+            np.array(chain.rest[:, :3, 3], dtype=np.float64, order="C"), np.array(chain.rest_rotates, dtype=np.bool_),
+            slot_count, slot_axis, slot_dof, slot_fixed, np.array(chain.dof_joint, dtype=np.int64))
+
+
+def _kernel_array(values: AnyArray, dtype: Any = np.float64) -> AnyArray:
+    """``values`` as numba should see them every call: C-contiguous and writable (one compiled kernel)."""
+    return np.require(values, dtype=dtype, requirements=("C", "W"))
+
+
+def solve_tree_compiled(tree: Tree, targets: TreeTargets, preferred: FloatArray, comfort_weights: FloatArray,
+                        seeds: FloatArray, options: SolverOptions) -> TreeResult:
+    """``tree_solver._solve_numpy`` in the compiled kernel (:func:`.tree_kernel.solve_frames`).
+
+    If the kernel cannot run here it is dropped for the session with a warning; then
+    ``backend="numba"`` raises :class:`KernelError` and ``"auto"`` solves with numpy.
+    """
+    kernel = _tree_kernel  # tree_kernel_for() has just loaded it (and read IK_CHAINS_NUMBA) for this solve
+    assert kernel is not None, "tree_kernel_for() decides whether the kernel may be used"
+    count, dofs, count_e = targets.positions.shape[0], tree.n_dofs, len(tree.effectors)
+    q = np.empty((count, dofs))
+    errors = np.empty((count, count_e))
+    orientation_errors = np.zeros((count, count_e))
+    iterations = np.zeros(count, dtype=np.int64)
+    # The residual scales as tree_solver._Frame has them.
+    settings = (float(options.tolerance), float(options.orientation_tolerance),
+                float(options.orientation_weight * tree.reach), int(options.max_iterations),
+                float(options.initial_damping))
+    try:
+        kernel.solve_frames(tree_plan_of(tree), _kernel_array(targets.positions), _kernel_array(targets.orientations),
+                            _kernel_array(targets.follow, np.bool_), _kernel_array(preferred),
+                            _kernel_array(tree.reach * np.sqrt(comfort_weights)), _kernel_array(seeds), settings,
+                            q, errors, orientation_errors, iterations)
+    except Exception as err:  # e.g. numba cannot compile here (no writable cache, no executable memory)
+        _give_up_tree(err)
+        if options.backend == "numba":
+            raise KernelError(_tree_kernel_error) from err
+        return tree_solver._solve_numpy(tree, targets, preferred, comfort_weights, seeds, options)
+    return tree_solver.finish(tree, q, errors, orientation_errors, iterations, options)
+
+
+def _give_up_tree(err: BaseException) -> None:
+    """Stop using the tree kernel for the rest of the session, keeping the reason."""
+    global _tree_kernel, _tree_kernel_error
+    _tree_kernel = None
+    _tree_kernel_error = f"numba could not run the tree kernel ({type(err).__name__}: {err})"
+    warnings.warn(f"IK Chains: solving trees with numpy from now on: {_tree_kernel_error}", RuntimeWarning,
+                  stacklevel=4)
+
+
+def _warm_up_tree() -> None:
+    """Load or compile the tree kernel and solve a tiny tree (two hinges on a hinge, one effector
+    following an orientation) with it, as the real solves call it. Never raises."""
+    if tree_kernel_module() is None:
+        return
+    try:
+        hinge, rest = (True, False, False), np.array([[1.0, 0, 0, 0], [0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1]])
+        chain = Chain((Joint("root", free=hinge), Joint("arm", rest, free=hinge), Joint("other", rest, free=hinge)))
+        tip = np.array([0.0, 1.0, 0.0])
+        tree = Tree(chain, np.array([-1, 0, 0]), (Effector("a", 1, tip), Effector("b", 2, tip)))
+        targets = np.array([[[0.0, 1.0, 1.0], [0.0, 2.0, 0.0]]])
+        options = SolverOptions(backend="numba", restarts=1, max_iterations=2)
+        tree_solver.solve_tree(tree, targets, orientations=np.eye(3)[None].repeat(2, axis=0), follow=[True, False],
+                               options=options)
+    except Exception:  # a warm-up is only an optimisation; the real solve reports its own errors
+        return

@@ -152,6 +152,7 @@ class VIEW3D_PT_ikchains_chain(_ChainPanel, Panel):
             layout.prop(chain, "pole_angle")
             layout.prop(chain, "pole_rule")
         layout.prop(chain, "use_stretch")
+        layout.prop(chain, "weight", slider=True)  # counts where chains share bones (blender/groups.py)
         layout.prop(chain, "enabled")
         layout.prop(chain, "influence", slider=True)  # keyable (I over it): the IK/FK blend
 

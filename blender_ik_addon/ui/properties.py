@@ -103,6 +103,10 @@ class IKCHAINS_PG_chain(PropertyGroup):
         name="Stretch", default=False, update=_resolve_now,
         description="Bones with an IK Stretch above 0 (Bone properties > Inverse Kinematics) may scale along their "
                     "length to reach, as with Blender's IK constraint")
+    weight: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
+        name="Weight", default=1.0, min=0.0, max=1.0, subtype="FACTOR", update=_resolve_now,
+        description="For chains that share bones (solved together): how much this chain's target counts when the "
+                    "targets cannot all be reached at once, as Blender's IK Weight Position (0: it does not pull)")
     influence: FloatProperty(override=OVERRIDABLE,  # type: ignore[valid-type]
         name="Influence", default=1.0, min=0.0, max=1.0, subtype="FACTOR", update=_resolve_now,
         description="Blend of the solved rotations with the bones' own keys (1: all IK, 0: the keys); keyable, "

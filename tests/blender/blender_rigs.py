@@ -114,3 +114,49 @@ def pose_matrices(obj: bpy.types.Object, bones: Sequence[str]) -> np.ndarray:
 def vec(values: Sequence[float]) -> Vector:
     """A mathutils Vector."""
     return Vector(values)
+
+
+SPINE = ["spine.0", "spine.1", "spine.2", "spine.3"]
+LEFT = ["shoulder.L", "upper_arm.L", "forearm.L", "hand.L"]
+RIGHT = ["shoulder.R", "upper_arm.R", "forearm.R", "hand.R"]
+
+
+def torso_bones(prefix: str = "", x0: float = 0.0) -> list[BoneDef]:
+    """A spine of 4 bones up +Z at ``x = x0``, and two arms (shoulder, upper arm, forearm, hand) off
+    its top bone; every name prefixed with ``prefix``."""
+    spine = [prefix + name for name in SPINE]
+    bones = [BoneDef(name, (x0, 0, 1.0 + 0.15 * i), (x0, 0, 1.15 + 0.15 * i), parent=spine[i - 1] if i else None,
+                     connect=bool(i)) for i, name in enumerate(spine)]
+    for side, names in ((1.0, LEFT), (-1.0, RIGHT)):
+        x = 0.0
+        lengths = (0.15, 0.3, 0.28, 0.1)
+        for i, (name, length) in enumerate(zip(names, lengths, strict=True)):
+            head = (x0 + side * x, 0, 1.55)
+            x += length
+            bones.append(BoneDef(prefix + name, head, (x0 + side * x, 0, 1.55),
+                                 parent=prefix + names[i - 1] if i else spine[-1], connect=bool(i)))
+    return bones
+
+
+def torso(prefixes: Sequence[str] = ("",)) -> bpy.types.Object:
+    """One armature with a :func:`torso_bones` per prefix (2 m apart), hinge elbows (IK locks and limits)."""
+    bones = [bone for i, prefix in enumerate(prefixes) for bone in torso_bones(prefix, 2.0 * i)]
+    rig = make_armature(bones, "Rig")
+    for name in (p + n for p in prefixes for n in ("forearm.L", "forearm.R")):  # hinge elbows (IK locks, limits)
+        pbone = rig.pose.bones[name]
+        pbone.lock_ik_x = pbone.lock_ik_y = True
+        pbone.use_ik_limit_z = True
+        pbone.ik_min_z, pbone.ik_max_z = (-math.radians(150), 0.0) if name.endswith("L") else (0.0, math.radians(150))
+    return rig
+
+
+
+
+def torso_arms(rig: bpy.types.Object, left: Sequence[float], right: Sequence[float], prefix: str = "",
+               **settings: object) -> tuple[bpy.types.Object, bpy.types.Object]:
+    """Both arms' chains (``arm.L``, ``arm.R``), tip = forearm (the wrist), 2 bones into the spine
+    (they share spine.2 and spine.3): a group solved together. Returns their targets."""
+    t_left, t_right = empty(prefix + "T.L", left), empty(prefix + "T.R", right)
+    add_chain(rig, prefix + "forearm.L", 5, t_left, name=prefix + "arm.L", **settings)
+    add_chain(rig, prefix + "forearm.R", 5, t_right, name=prefix + "arm.R", **settings)
+    return t_left, t_right

@@ -7,7 +7,7 @@ import math
 
 import bpy
 import pytest
-from blender_rigs import limit_rotation, straight_chain
+from blender_rigs import limit_rotation, straight_chain, torso, torso_arms
 from fault_helpers import (
     BAD_BONES,
     KEPT,
@@ -162,22 +162,62 @@ def test_bone_that_does_not_inherit_rotation(capfd) -> None:
                    case="no-inherit-rotation", given="A chain bone with Inherit Rotation off")
 
 
-def test_chains_that_share_bones(capfd) -> None:
+def test_chains_that_share_bones_all_at_weight_zero(capfd) -> None:
     scene = bystander_rig()
     chain = scene.rig.ik_chains.chains.add()
     chain.name, chain.tip_bone, chain.chain_length, chain.target = "overlap", "bad.1", 2, scene.good_target
+    for name in ("bad", "overlap"):
+        scene.rig.ik_chains.chains[name].weight = 0.0
     before = snapshot(scene.rig)
     bpy.context.scene.frame_set(4)
-    message = "chain 'bad' shares bone(s) 'bad.0', 'bad.1' with chain 'overlap'; chains that share bones are not solved"
+    message = ("every chain of the group 'bad', 'overlap' (they share bones and are solved together) has Weight 0: "
+               "nothing pulls them; give one chain a Weight above 0")
     assert status_message("Rig", "bad") == f"Error: {message}"
-    assert status_message("Rig", "overlap").startswith("Error: chain 'overlap' shares bone(s)")
+    assert status_message("Rig", "overlap") == f"Error: {message}"
     assert_playback(scene.rig, scene.good_target)
     select_chain(scene.rig, "bad")
     baked = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=20, chains="ALL")
     assert (baked.result, baked.level, baked.report) == (frozenset(), "ERROR", message)
     assert_preserved(before, after_at(scene.rig))
-    user_sees("chains-share-bones", given="Two live chains share bones", where="panel status; Bake report",
-              message=message, preserved="neither chain writes (they would fight); " + KEPT)
+    user_sees("group-weight-zero", given="Chains that share bones, every one at Weight 0",
+              where="panel status; Bake report", message=message,
+              preserved="the group writes nothing; the other chains solve; " + KEPT)
+
+
+def test_groups_that_follow_each_other_in_a_circle() -> None:
+    rig = torso(("A.", "B."))
+    a_left, _ = torso_arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6), prefix="A.")
+    b_left, _ = torso_arms(rig, (2.45, 0.25, 1.45), (1.6, 0.3, 1.6), prefix="B.")
+    for target, bone in ((a_left, "B.hand.R"), (b_left, "A.hand.R")):  # each group's target on the other's hand
+        matrix = target.matrix_world.copy()
+        target.parent, target.parent_type, target.parent_bone = rig, "BONE", bone
+        target.matrix_world = matrix
+    before = [pb.matrix_basis.copy() for pb in rig.pose.bones]
+    bpy.context.scene.frame_set(2)
+    message = ("chain 'A.arm.L' is solved together with 'A.arm.R' (they share bones), and that group and another "
+               "follow each other in a circle (a target of each moves with bones the other solves): neither can be "
+               "solved first; break one link")
+    assert status_message("Rig", "A.arm.L") == f"Error: {message}"
+    for name in ("A.arm.R", "B.arm.L", "B.arm.R"):
+        assert "follow each other in a circle" in status_message("Rig", name)
+    assert [pb.matrix_basis for pb in rig.pose.bones] == before
+    user_sees("group-cycle", given="Two groups of chains that share bones, each with a target on the other's bones",
+              where="panel status", message=message, preserved="neither group writes; " + KEPT)
+
+
+def test_a_target_pair_no_pose_reaches_at_once() -> None:
+    rig = torso()
+    torso_arms(rig, (2.0, 0.0, 1.55), (-2.0, 0.0, 1.55))
+    bpy.context.scene.frame_set(2)
+    status = status_message("Rig", "arm.L")
+    assert status.startswith("Not converged, residual ")
+    assert "shares bones with 'arm.R': solved together; the group's targets ('arm.L', 'arm.R') cannot all be " \
+           "reached at once: weighted compromise, group residual " in status
+    message = status[status.index("the group's"):]
+    user_sees("group-unreachable", given="Chains solved together whose targets no pose reaches at once",
+              where="panel status", message=message,
+              preserved="the weighted least-squares compromise is written, limits held; each chain shows its "
+                        "own residual")
 
 
 def test_nla_strip_under_the_bake(capfd) -> None:

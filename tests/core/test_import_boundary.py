@@ -1,5 +1,6 @@
 """The layers' import rules (docs/architecture.md): the core never imports Blender, and nothing but
-``core.compiled`` imports the kernel; the adapter never imports the UI."""
+``core.compiled`` imports the kernels (``core.kernel``, ``core.tree_kernel``: the only modules but
+``core.compiled`` that import numba); the adapter never imports the UI."""
 
 import ast
 import subprocess
@@ -8,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "blender_ik_addon"
-CORE_MODULES = sorted(p.stem for p in (PACKAGE / "core").glob("*.py") if p.stem not in ("__init__", "kernel"))
+KERNELS = ("kernel", "tree_kernel")  # numba-compiled; core.compiled loads them with importlib
+CORE_MODULES = sorted(p.stem for p in (PACKAGE / "core").glob("*.py") if p.stem not in ("__init__", *KERNELS))
 
 
 def test_importing_the_core_does_not_import_bpy() -> None:
@@ -48,7 +50,23 @@ def test_layers_import_only_downward() -> None:
         if layer in ("core", "blender") and any(m.startswith(("blender_ik_addon.ui", "blender_ik_addon.handlers"))
                                                  for m in imports):
             bad.append(f"{layer}/{path.name}: imports the UI or the handlers")
-        if path.name not in ("compiled.py", "kernel.py") and any(
-                m in ("numba", "blender_ik_addon.core.kernel") or m.startswith("numba.") for m in imports):
-            bad.append(f"{path.name}: imports numba or the kernel (only core.compiled may)")
+        kernels = {f"blender_ik_addon.core.{name}" for name in KERNELS}
+        if path.name not in ("compiled.py", *(f"{name}.py" for name in KERNELS)) and any(
+                m == "numba" or m.startswith("numba.") for m in imports):
+            bad.append(f"{path.name}: imports numba (only core.compiled and the kernels may)")
+        # A kernel imported anywhere but through core.compiled's importlib would load (and on a fresh
+        # install compile) without its stale-cache check, and without numba being optional; one
+        # kernel importing the other would compile both whenever one is wanted.
+        if layer != "core" or path.stem != "compiled":
+            reached = {m for m in imports if m in kernels or any(m.startswith(f"{k}.") for k in kernels)}
+            if reached:
+                bad.append(f"{layer}/{path.name}: imports {sorted(reached)} (only core.compiled, through importlib)")
     assert not bad, bad
+
+
+def test_core_compiled_loads_the_kernels_lazily() -> None:
+    source = (PACKAGE / "core" / "compiled.py").read_text(encoding="utf-8")
+    imports = _imports(PACKAGE / "core" / "compiled.py")
+    for name in KERNELS:
+        assert f"blender_ik_addon.core.{name}" not in imports, f"core.compiled imports {name} at module level"
+        assert f'importlib.import_module(f"{{__package__}}.{name}")' in source, f"core.compiled does not load {name}"

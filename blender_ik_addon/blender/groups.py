@@ -1,0 +1,162 @@
+"""Chains of one armature that share bones, solved together as one tree (:mod:`..core.tree`).
+
+Two arms whose chains run into the spine, two legs that include the hips, a tentacle's branches:
+the chains that share bones (directly, or through a chain between them) form a **group**, and the
+group is one problem, each chain's tip an effector with the chain's **Weight** (Blender's IK
+Weight Position). Where every target can be reached at once, each is; where not, the pose is the
+weighted least-squares compromise, and each chain's status shows its own residual plus the
+group's note. As in Blender's tree IK, every bone between a chain's tip and the group's root
+moves it.
+
+The live pass, Key Current Frame and the bake call :func:`solve_group` where they would solve a
+single chain: the group's members arrive together (the same level of the pass, the same stage of
+the bake) and each gets its own :class:`.solving.FrameSolution`, written and keyed as any chain's
+(a shared bone is written once per member, with the same value).
+
+What a group does not do yet is refused by name (:func:`group_refusal`): a pole, IK Stretch,
+the tutorial solver or follow mode on a member, Influence below 1, and every member at Weight 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..core import ComfortPose, SolverOptions
+from ..core.errors import IKError
+from ..core.tree import Tree
+from ..core.tree_solver import solve_tree
+from ..core.types import AnyArray, FloatArray
+from .errors import RigSetupError
+from .solving import FrameSolution, PreparedChain, to_chain_space
+
+_ORIENTATION_TOLERANCE = SolverOptions().orientation_tolerance
+
+
+def describe_group(group: Sequence[str], me: str) -> str:
+    """``"shares bones with 'arm.R'"`` for the panel."""
+    others = [name for name in group if name != me]
+    return f"shares bones with {', '.join(map(repr, others))}: solved together"
+
+
+@dataclass(frozen=True)
+class GroupTree:
+    """A group's tree and where each member's joints sit in it.
+
+    Attributes:
+        tree: The merged tree (tree space: the root member's chain space).
+        joints: Per member, ``(n_member,)`` the tree joint of each of its joints.
+        root: The member whose root is the tree's root (its base is the group's).
+        bindings: The members' bindings it was built from.
+    """
+
+    tree: Tree
+    joints: tuple[AnyArray, ...]
+    root: int
+    bindings: tuple[object, ...]
+
+
+_TREES: dict[tuple[object, ...], GroupTree] = {}
+
+
+def forget() -> None:
+    """Drop the kept trees (file load; the live pass's :func:`.live.forget`)."""
+    _TREES.clear()
+
+
+def group_tree(members: Sequence[PreparedChain]) -> GroupTree:
+    """The group's tree, built once per set of bindings and weights (the bindings are the live
+    pass's cached ones, so a still rig builds it once)."""
+    key = tuple((id(p.binding), p.spec.name, p.spec.weight) for p in members)
+    kept = _TREES.get(key)
+    if kept is not None and all(a is p.binding for a, p in zip(kept.bindings, members, strict=True)):
+        return kept
+    try:
+        tree = Tree.from_chains([p.binding.chain for p in members], names=[p.spec.name for p in members],
+                                weights=[max(float(p.spec.weight), 0.0) for p in members])
+    except IKError as err:
+        raise RigSetupError(f"chains {', '.join(repr(p.spec.name) for p in members)} share bones but cannot be "
+                            f"solved as one tree: {err}") from err
+    index = {joint.name: j for j, joint in enumerate(tree.joints.joints)}
+    joints = tuple(np.array([index[b] for b in p.binding.bone_names], dtype=np.intp) for p in members)
+    root = next(i for i, p in enumerate(members) if p.binding.bone_names[0] == tree.joints.joints[0].name)
+    if len(_TREES) > 256:
+        _TREES.clear()
+    made = _TREES[key] = GroupTree(tree, joints, root, tuple(p.binding for p in members))
+    return made
+
+
+def group_options(members: Sequence[PreparedChain], tolerance_scale: float) -> SolverOptions:
+    """One set of solver options for the group: the strictest tolerance, the most iterations and
+    restarts any member asks for, the members' orientation weight (the largest)."""
+    specs = [p.spec for p in members]
+    return SolverOptions(max_iterations=max(s.max_iterations for s in specs), restarts=max(s.restarts for s in specs),
+                         tolerance=min(s.tolerance for s in specs) * tolerance_scale,
+                         orientation_weight=max(s.orientation_weight for s in specs))
+
+
+def group_comfort(group: GroupTree, members: Sequence[PreparedChain]) -> ComfortPose:
+    """The preferred pose of the tree's joints: each member's comfort pose on its bones (the first
+    member's where they share one), weighted by the member's comfort weight."""
+    tree = group.tree
+    angles = np.zeros((tree.n_joints, 3))
+    weights = np.zeros((tree.n_joints, 3))
+    done = np.zeros(tree.n_joints, dtype=bool)
+    for joints, prepared in zip(group.joints, members, strict=True):
+        fresh = ~done[joints]
+        angles[joints[fresh]] = prepared.comfort_angles[fresh]
+        weights[joints] = np.maximum(weights[joints], max(float(prepared.spec.comfort_weight), 0.0))
+        done[joints] = True
+    return ComfortPose(angles, weights)
+
+
+def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray],
+                targets: Sequence[FloatArray]) -> list[FrameSolution]:
+    """Solve ``F`` frames of a group: one :class:`.solving.FrameSolution` per member, in order.
+
+    Args:
+        members: The group's chains (their specs and bindings).
+        bases: Per member, ``(F, 4, 4)`` its chain base (only the root member's is used: the
+            others hang from the tree's joints).
+        targets: Per member, ``(F, 4, 4)`` its target's world matrices.
+    """
+    group = group_tree(members)
+    tree, root_bases = group.tree, np.asarray(bases[group.root])
+    follow = np.array([p.spec.follow_orientation for p in members])
+    positions, orientations = [], []
+    for prepared, matrices in zip(members, targets, strict=True):
+        pos, rot = to_chain_space(root_bases, np.asarray(matrices), rotations=prepared.spec.follow_orientation)
+        positions.append(pos)
+        orientations.append(rot if rot is not None else np.broadcast_to(np.eye(3), (len(pos), 3, 3)))
+    scales = np.cbrt(np.abs(np.linalg.det(root_bases[:, :3, :3])))
+    tolerance_scale = 1.0 / float(f"{float(scales.max()):.5g}")  # rounded, as solving.frame_problem's
+    options = group_options(members, tolerance_scale)
+    result = solve_tree(tree, np.stack(positions, axis=1), orientations=np.stack(orientations, axis=1),
+                        follow=follow, comfort=group_comfort(group, members), options=options)
+    out = []
+    for e, (prepared, joints) in enumerate(zip(members, group.joints, strict=True)):
+        spec, chain = prepared.spec, prepared.binding.chain
+        angles = result.angles[:, joints]
+        blend = min(max(float(spec.comfort_blend), 0.0), 1.0)
+        if blend > 0:
+            comfort = chain.compress(prepared.comfort_angles)
+            angles = chain.expand((1.0 - blend) * chain.compress(angles) + blend * comfort)
+        error = result.errors[:, e] * scales
+        converged = error <= spec.tolerance
+        if spec.follow_orientation:
+            converged &= result.orientation_errors[:, e] <= _ORIENTATION_TOLERANCE
+        out.append(FrameSolution(angles, error, result.orientation_errors[:, e], converged))
+    return out
+
+
+def group_note(group: Sequence[str], solutions: Mapping[str, FrameSolution], frame: int = 0) -> str:
+    """The status note of a group at one frame: who it is solved with, and when the targets fight
+    (some member did not converge), the group's RMS residual."""
+    fighting = [name for name in group if name in solutions and not bool(solutions[name].converged[frame])]
+    if not fighting:
+        return ""
+    rms = float(np.sqrt(np.mean([float(solutions[n].error[frame]) ** 2 for n in group if n in solutions])))
+    return (f"the group's targets ({', '.join(map(repr, group))}) cannot all be reached at once: weighted "
+            f"compromise, group residual {rms:.3g} (RMS)")

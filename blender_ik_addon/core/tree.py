@@ -1,0 +1,295 @@
+"""A tree of joints with several effectors: chains that share bones, solved as one problem.
+
+Two arms whose chains run into the spine, two legs that share the hips, a tentacle's branches: each
+chain is a path from its tip up to its root, and where paths share joints they form a tree. The
+tree's joints keep :class:`.chain.Joint`'s meaning (a rest transform from the parent joint's frame,
+Euler angles in the joint's order, limits, locked axes); what is new is that a joint's parent is
+any earlier joint (``parents``), and that several **effectors** (each chain's tip) pull at once.
+
+As in Blender's tree IK, an effector is moved by every joint between it and the tree's root: a
+chain that is shorter than another it shares bones with still turns the longer one's bones. Where
+not every target can be reached at once, the solve finds the weighted least-squares compromise
+(each effector's rows times the square root of its weight) and reports each effector's error.
+
+Conventions are the core's (see :mod:`blender_ik_addon.core`): radians, ``(F, ...)`` batches first,
+the free angles of all joints as the variables, in joint order (parents before children), X, Y, Z
+within a joint. The tree space is the root's parent frame; ``base`` maps it to world (it may scale).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from .chain import Chain, Joint
+from .errors import ChainDefinitionError
+from .types import AnyArray, FloatArray
+
+
+@dataclass(frozen=True)
+class Effector:
+    """One chain's tip in the tree.
+
+    Attributes:
+        name: Used in messages and results (the add-on: the chain's name).
+        joint: Index of the tree joint the tip hangs from.
+        tip_offset: ``(3,)`` tip position in that joint's frame (a bone's ``(0, length, 0)``).
+        weight: How much this effector counts where targets compete, ``>= 0`` (Blender's IK
+            Weight Position). 0: it does not pull at all; its error is still reported.
+        joints: The tree joints of its own chain, root first (its pole hint bends these).
+    """
+
+    name: str
+    joint: int
+    tip_offset: FloatArray = field(default_factory=lambda: np.zeros(3))
+    weight: float = 1.0
+    joints: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        weight = float(self.weight)
+        if not (np.isfinite(weight) and weight >= 0.0):
+            raise ChainDefinitionError(
+                f"effector {self.name!r}: weight must be a finite number >= 0, got {self.weight!r}")
+        tip = np.asarray(self.tip_offset, dtype=np.float64)
+        if tip.shape != (3,) or not np.all(np.isfinite(tip)):
+            raise ChainDefinitionError(f"effector {self.name!r}: tip_offset must be 3 finite values")
+        object.__setattr__(self, "weight", weight)
+        object.__setattr__(self, "tip_offset", tip)
+        object.__setattr__(self, "joints", tuple(int(j) for j in self.joints) or (int(self.joint),))
+
+
+@dataclass(frozen=True)
+class Tree:
+    """A validated tree of joints and its effectors.
+
+    Attributes:
+        joints: The joints as a :class:`.chain.Chain` (its per-joint arrays, variables, limits,
+            ``expand``/``compress``/``clamp``; its serial tip and FK are not used here).
+        parents: ``(n,)`` each joint's parent joint index, ``-1`` for the root (joint 0 only);
+            a parent always comes before its children.
+        effectors: The effectors, at least one.
+        base: ``(4, 4)`` tree space to world.
+    """
+
+    joints: Chain
+    parents: AnyArray
+    effectors: tuple[Effector, ...]
+    base: FloatArray = field(default_factory=lambda: np.eye(4))
+
+    def __post_init__(self) -> None:
+        parents = np.asarray(self.parents, dtype=np.intp)
+        n = self.joints.n_joints
+        if parents.shape != (n,):
+            raise ChainDefinitionError(f"parents must have one entry per joint ({n}), got shape {parents.shape}")
+        if parents[0] != -1 or np.any(parents[1:] < 0) or np.any(parents[1:] >= np.arange(1, n)):
+            raise ChainDefinitionError(
+                "parents must name an earlier joint for every joint but the first (the root, -1)")
+        if not self.effectors:
+            raise ChainDefinitionError("a tree needs at least one effector")
+        names = [e.name for e in self.effectors]
+        if len(set(names)) != len(names):
+            raise ChainDefinitionError(f"effector names must be unique, got {names}")
+        for effector in self.effectors:
+            if not 0 <= effector.joint < n or any(not 0 <= j < n for j in effector.joints):
+                raise ChainDefinitionError(f"effector {effector.name!r} names a joint outside the tree")
+        base = np.asarray(self.base, dtype=np.float64)
+        if base.shape != (4, 4) or not np.all(np.isfinite(base)) or abs(np.linalg.det(base[:3, :3])) < 1e-12:
+            raise ChainDefinitionError("base must be a finite, invertible 4x4 matrix")
+        if self.joints.n_stretch:
+            raise ChainDefinitionError("joints of a tree cannot stretch (IK Stretch) yet: "
+                                       f"{', '.join(j.name for j in self.joints.joints if j.stretch > 0)}")
+        object.__setattr__(self, "parents", parents)
+        object.__setattr__(self, "base", base)
+        object.__setattr__(self, "effectors", tuple(self.effectors))
+
+    # -- building -------------------------------------------------------------------------------
+    @classmethod
+    def from_chains(cls, chains: Sequence[Chain], *, names: Sequence[str] | None = None,
+                    weights: Sequence[float] | None = None) -> Tree:
+        """Merge serial chains that share joints (by joint name) into one tree.
+
+        The chains' joints must agree where they overlap (a shared joint's parent is the same in
+        every chain that holds it), and exactly one chain root must be the root of the whole tree
+        (its base is the tree's base): every other chain's root must be a joint of another chain.
+        A chain on its own gives a tree with one effector.
+        """
+        if not chains:
+            raise ChainDefinitionError("from_chains needs at least one chain")
+        names = list(names) if names is not None else [f"chain{i}" for i in range(len(chains))]
+        weights = list(weights) if weights is not None else [1.0] * len(chains)
+        if len(names) != len(chains) or len(weights) != len(chains):
+            raise ChainDefinitionError("names and weights need one entry per chain")
+        parent_of: dict[str, str | None] = {}
+        joint_of: dict[str, Joint] = {}
+        holder: dict[str, str] = {}
+        for name, chain in zip(names, chains, strict=True):
+            for j, joint in enumerate(chain.joints):
+                parent = chain.joints[j - 1].name if j else None
+                known = parent_of.get(joint.name, "")
+                if joint.name in parent_of and known is not None and parent is not None and known != parent:
+                    raise ChainDefinitionError(
+                        f"joint {joint.name!r} hangs from {known!r} in chain {holder[joint.name]!r} "
+                        f"but from {parent!r} in chain {name!r}")
+                if parent is not None or joint.name not in parent_of:
+                    parent_of[joint.name] = parent
+                    joint_of[joint.name] = joint
+                    holder[joint.name] = name
+        roots = [j for j, p in parent_of.items() if p is None]
+        if len(roots) != 1:
+            raise ChainDefinitionError(
+                f"the chains do not form one tree: {len(roots)} roots ({', '.join(map(repr, roots))}); "
+                "chains solved together must share bones")
+        root_chain = next(c for c in chains if c.joints[0].name == roots[0])
+        order: list[str] = []
+        children: dict[str | None, list[str]] = {}
+        for name_, parent in parent_of.items():
+            children.setdefault(parent, []).append(name_)
+        stack = [roots[0]]
+        while stack:  # depth first, children in the order the chains named them
+            name_ = stack.pop()
+            order.append(name_)
+            stack.extend(reversed(children.get(name_, [])))
+        index = {name_: i for i, name_ in enumerate(order)}
+        parents = [index[p] if (p := parent_of[name_]) is not None else -1 for name_ in order]
+        flat = Chain(tuple(joint_of[j] for j in order), np.zeros(3) if len(order) > 1 else root_chain.tip_offset)
+        effectors = tuple(
+            Effector(name, index[chain.joints[-1].name], chain.tip_offset, weight,
+                     tuple(index[j.name] for j in chain.joints))
+            for name, chain, weight in zip(names, chains, weights, strict=True))
+        return cls(flat, np.array(parents, dtype=np.intp), effectors, root_chain.base)
+
+    def with_base(self, base: ArrayLike) -> Tree:
+        """A copy with another base transform."""
+        return Tree(self.joints, self.parents, self.effectors, np.asarray(base, dtype=np.float64))
+
+    # -- derived ---------------------------------------------------------------------------------
+    @property
+    def n_joints(self) -> int:
+        return self.joints.n_joints
+
+    @property
+    def n_dofs(self) -> int:
+        return self.joints.n_dofs
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The effectors' names, in order."""
+        return tuple(e.name for e in self.effectors)
+
+    @cached_property
+    def ancestors(self) -> AnyArray:
+        """``(E, n)`` True where joint ``j`` lies on effector ``e``'s path to the root (its own joint included)."""
+        out = np.zeros((len(self.effectors), self.n_joints), dtype=bool)
+        for e, effector in enumerate(self.effectors):
+            j = effector.joint
+            while j >= 0:
+                out[e, j] = True
+                j = int(self.parents[j])
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def moves(self) -> AnyArray:
+        """``(E, m)`` True where variable ``k`` moves effector ``e``."""
+        out = np.asarray(self.ancestors[:, self.joints.dof_joint])
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def weights(self) -> FloatArray:
+        """``(E,)`` the effectors' weights."""
+        out = np.array([e.weight for e in self.effectors], dtype=np.float64)
+        out.flags.writeable = False
+        return out
+
+    @cached_property
+    def reach(self) -> float:
+        """A length scale in world units: the longest path from the root to a tip (through the base's scale)."""
+        rest_pos = self.joints.rest[:, :3, 3]
+        scale = float(abs(np.linalg.det(self.base[:3, :3]))) ** (1.0 / 3.0)
+        depth = np.zeros(self.n_joints)
+        for j in range(1, self.n_joints):
+            depth[j] = depth[self.parents[j]] + np.linalg.norm(rest_pos[j])
+        longest = max(float(depth[e.joint]) + float(np.linalg.norm(e.tip_offset)) for e in self.effectors)
+        return float(max(longest * scale, 1e-9))
+
+    @cached_property
+    def var_of(self) -> AnyArray:
+        """``(n, 3)`` the variable of each joint axis, ``-1`` for a locked axis."""
+        out = np.full((self.n_joints, 3), -1, dtype=np.intp)
+        out[self.joints.free_joint, self.joints.free_axis] = np.arange(self.joints.n_angles)
+        out.flags.writeable = False
+        return out
+
+
+@dataclass(frozen=True)
+class TreePose:
+    """The tree evaluated at one configuration, tree space (the base not applied).
+
+    Attributes:
+        origins: ``(n, 3)`` each joint's origin.
+        rotations: ``(n, 3, 3)`` each joint's frame after it turns.
+        axes: ``(m, 3)`` each variable's axis: turning it by ``d`` turns everything below its joint
+            by ``d`` about this axis through the joint's origin.
+        tips: ``(E, 3)`` the effectors' tips.
+    """
+
+    origins: FloatArray
+    rotations: FloatArray
+    axes: FloatArray
+    tips: FloatArray
+
+
+def _axis_rotation(axis: int, angle: float) -> FloatArray:
+    c, s = np.cos(angle), np.sin(angle)
+    out = np.eye(3)
+    i, k = (axis + 1) % 3, (axis + 2) % 3
+    out[i, i], out[i, k], out[k, i], out[k, k] = c, -s, s, c
+    return out
+
+
+def tree_forward(tree: Tree, q: ArrayLike) -> TreePose:
+    """Forward kinematics of one configuration ``q`` ``(m,)`` (see :class:`TreePose`).
+
+    A joint's frame is ``parent frame @ rest @ R``, ``R`` its Euler rotation in application order
+    (the last applied outermost), so an angle turns about an axis of the frame after the rotations
+    applied after it, as in :func:`.fk.forward`.
+    """
+    chain = tree.joints
+    angles = chain.expand(np.asarray(q, dtype=np.float64))
+    n = tree.n_joints
+    origins = np.empty((n, 3))
+    rotations = np.empty((n, 3, 3))
+    axes = np.zeros((chain.n_dofs, 3))
+    var_of = tree.var_of
+    for j in range(n):
+        p = tree.parents[j]
+        if p < 0:
+            origins[j] = chain.rest[j, :3, 3]
+            frame = chain.rest[j, :3, :3].copy()
+        else:
+            origins[j] = origins[p] + rotations[p] @ chain.rest[j, :3, 3]
+            frame = rotations[p] @ chain.rest[j, :3, :3]
+        for axis in chain.orders[j][::-1]:  # outermost (applied last) first
+            k = var_of[j, axis]
+            if k >= 0:
+                axes[k] = frame[:, axis]
+            elif angles[j, axis] == 0.0:
+                continue
+            frame = frame @ _axis_rotation(int(axis), float(angles[j, axis]))
+        rotations[j] = frame
+    tips = np.array([origins[e.joint] + rotations[e.joint] @ e.tip_offset for e in tree.effectors])
+    return TreePose(origins, rotations, axes, tips)
+
+
+def tree_tips(tree: Tree, q: ArrayLike) -> FloatArray:
+    """``(F, E, 3)`` world tips for configurations ``(F, m)`` (or ``(E, 3)`` for one ``(m,)``)."""
+    q_arr = np.asarray(q, dtype=np.float64)
+    flat = q_arr.reshape(-1, q_arr.shape[-1])
+    tips = np.stack([tree_forward(tree, row).tips for row in flat])
+    world = tips @ tree.base[:3, :3].T + tree.base[:3, 3]
+    return np.asarray(world.reshape(*q_arr.shape[:-1], len(tree.effectors), 3))

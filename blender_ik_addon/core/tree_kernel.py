@@ -1,0 +1,533 @@
+"""The tree solver as scalar loops compiled by numba (optional): :mod:`.tree_solver`'s numpy
+``_solve_numpy``, rule for rule.
+
+This module imports numba and is only imported by :mod:`.compiled` (through ``importlib``, in
+``tree_kernel_module``), which checks that numba is there first. It keeps its own copies of the few
+small routines it shares with :mod:`.kernel` (an axis turn, the rotation vector, a Cholesky solve):
+importing them from there would load, and on a fresh install compile, the chain kernel too.
+
+What it computes is ``tree_solver._Frame`` on every frame:
+
+* FK as :func:`.tree.tree_forward`: a joint's frame is ``parent frame @ rest @ R``, its Euler slots
+  in application order, the last applied outermost, so an angle turns about an axis of the frame
+  after the rotations applied after it; a locked axis with a non-zero fixed value turns, one fixed
+  at zero is skipped. Each variable's axis is that frame's column, through its joint's origin.
+* The stacked rows: per effector of positive weight ``sqrt(w_e) (base @ tip_e - target_e)`` and,
+  when it follows, ``sqrt(w_e) * orientation_weight * reach * log(R_e O_e^T)``, with the Jacobian
+  (``axis x (tip - origin)`` through the base, the axes for the rotation rows) on the variables
+  that move the effector; then the comfort pull ``sqrt(mu) * reach * sqrt(c_k) (q_k - p_k)``.
+* One LM stage per ``mu`` of :data:`.tree_solver.STAGES`: active set (a variable on a limit whose
+  gradient pushes outward is frozen), Marquardt scaling with a floor, the whole step scaled down
+  so no angle turns more than :data:`.rules.MAX_STEP`, projection onto the limits, the damping rules
+  and the stage's stop rules (:data:`.tree_solver.STAGE_QUIET`, :data:`.tree_solver.STEP_QUIET`).
+* Per frame: an attempt from the preferred pose, then the restarts in order while no attempt has
+  reached every weighted target (the first that does wins, else the least weighted error; at most
+  :data:`.tree_solver.FRUITLESS_TREE_RESTARTS` in a row that gain nothing).
+
+The normal equations of the free variables (``m x m``, symmetric positive definite: the pull rows
+and the damping keep them so) are solved by Cholesky where numpy calls LAPACK's LU (Gaussian
+elimination if rounding ever breaks definiteness); the sums run in another order, so the answers
+agree with numpy's to rounding, not bit for bit: the same iterations, the same branches, poses
+within ~1e-12 where the targets are reached; where they are not, the stop rule leaves the pose
+anywhere along a flat valley of the compromise, and the backends' poses differ by up to ~1e-6
+(``tests/core/test_tree_compiled.py``). A trial's Jacobian is computed only once the trial is
+kept (numpy computes it for every trial; the result is the same). Frames are solved one after
+another, each alone: a batch is exactly a loop of single frames.
+
+numba compiles in the constants of ``rules.py`` and ``tree_solver.py`` (:data:`.tree_solver.STAGES`
+and the stop rules) but judges its on-disk cache by this file alone, so :mod:`.compiled` stamps
+the cache with a hash of both (``tree_kernel.rules-stamp``, see ``forget_stale_kernel_cache``).
+
+Arrays are float64 (int64, bool where said) and C-contiguous; the plan is built by
+:func:`.compiled.tree_plan_of`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from .rules import DAMPING_DOWN, DAMPING_MAX, DAMPING_MIN, DAMPING_UP, LIMIT_EPS, MAX_STEP, RESTART_GAIN, SCALE_FLOOR
+from .tree_solver import FRUITLESS_TREE_RESTARTS, STAGE_QUIET, STAGES, STEP_QUIET
+from .types import AnyArray, FloatArray
+
+# Annotations are for readers and mypy; numba compiles from the argument types it is called with.
+# Every array a call hands on costs numba IR to pass (and compile time, per call site), so the
+# functions take small tuples: the tree's geometry (FK) apart from its effectors' rows.
+Plan = tuple[Any, ...]  # (lower, upper, geometry, effectors), see compiled.tree_plan_of
+Geometry = tuple[Any, ...]  # (rest_rot, rest_pos, rest_rotates, parents, slot_count, slot_axis, slot_dof,
+# slot_fixed, effector_joint, tip_offset): what FK reads
+Effectors = tuple[Any, ...]  # (effector_joint, sqrt_weights, moves, dof_joint, base): what the rows read
+Kinematics = tuple[Any, ...]  # (origins (n, 3), rotations (n, 3, 3), axes (m, 3), tips (E, 3), scratch (3, 3))
+Scratch = tuple[Any, ...]  # see _scratch
+Frame = tuple[Any, ...]  # (targets (E, 3), orientations (E, 3, 3), follow (E,), orientation scale)
+
+_jit = njit(cache=True, nogil=True, fastmath=False)
+
+
+@_jit
+def _turn(frame: FloatArray, axis: int, angle: float) -> None:
+    """``frame = frame @ R_axis(angle)`` in place (right-handed, active)."""
+    c, s = np.cos(angle), np.sin(angle)
+    i, k = (axis + 1) % 3, (axis + 2) % 3
+    for r in range(3):
+        a, b = frame[r, i], frame[r, k]
+        frame[r, i] = c * a + s * b
+        frame[r, k] = c * b - s * a
+
+
+@_jit
+def _rotation_vector(m: FloatArray) -> tuple[float, float, float]:
+    """The axis-angle vector of rotation ``m``, as ``rotations.rotation_vector``: Shepperd's
+    quaternion (largest pivot, first on ties), ``w >= 0``, then ``axis * angle``."""
+    xx, yy, zz = m[0, 0], m[1, 1], m[2, 2]
+    pivots = (1 + xx + yy + zz, 1 + xx - yy - zz, 1 - xx + yy - zz, 1 - xx - yy + zz)
+    best = 0
+    for i in range(1, 4):
+        if pivots[i] > pivots[best]:
+            best = i
+    zy, yz, xz, zx, yx, xy = m[2, 1], m[1, 2], m[0, 2], m[2, 0], m[1, 0], m[0, 1]
+    if best == 0:
+        w, x, y, z = pivots[0], zy - yz, xz - zx, yx - xy
+    elif best == 1:
+        w, x, y, z = zy - yz, pivots[1], xy + yx, xz + zx
+    elif best == 2:
+        w, x, y, z = xz - zx, xy + yx, pivots[2], yz + zy
+    else:
+        w, x, y, z = yx - xy, xz + zx, yz + zy, pivots[3]
+    norm = np.sqrt(w * w + x * x + y * y + z * z)
+    w, x, y, z = w / norm, x / norm, y / norm, z / norm
+    if w < 0:
+        w, x, y, z = -w, -x, -y, -z
+    sin_half = np.sqrt(x * x + y * y + z * z)
+    scale = 2.0 * np.arctan2(sin_half, w) / sin_half if sin_half > 1e-12 else 2.0
+    return x * scale, y * scale, z * scale
+
+
+@_jit
+def _forward(q: FloatArray, geometry: Geometry, kin: Kinematics) -> None:
+    """``tree.tree_forward`` at ``q``: the joints' origins and frames, the variables' axes and the
+    effectors' tips (tree space) into ``kin``."""
+    rest_rot, rest_pos, rest_rotates, parents, slot_count, slot_axis, slot_dof, slot_fixed = geometry[:8]
+    effector_joint, tip_offset = geometry[8], geometry[9]
+    origins, rotations, axes, tips, frame = kin
+    for j in range(rest_pos.shape[0]):
+        p = parents[j]
+        rx, ry, rz = rest_pos[j, 0], rest_pos[j, 1], rest_pos[j, 2]
+        if p < 0:
+            for a in range(3):
+                origins[j, a] = rest_pos[j, a]
+                for b in range(3):
+                    frame[a, b] = rest_rot[j, a, b]
+        else:
+            for a in range(3):
+                origins[j, a] = origins[p, a] + (rotations[p, a, 0] * rx + rotations[p, a, 1] * ry
+                                                 + rotations[p, a, 2] * rz)
+            if rest_rotates[j]:
+                for a in range(3):
+                    for b in range(3):
+                        frame[a, b] = (rotations[p, a, 0] * rest_rot[j, 0, b] + rotations[p, a, 1] * rest_rot[j, 1, b]
+                                       + rotations[p, a, 2] * rest_rot[j, 2, b])
+            else:
+                for a in range(3):
+                    for b in range(3):
+                        frame[a, b] = rotations[p, a, b]
+        for s in range(slot_count[j] - 1, -1, -1):  # outermost (applied last) first
+            axis, dof = slot_axis[j, s], slot_dof[j, s]
+            if dof >= 0:
+                axes[dof, 0], axes[dof, 1], axes[dof, 2] = frame[0, axis], frame[1, axis], frame[2, axis]
+                _turn(frame, axis, q[dof])
+            else:
+                _turn(frame, axis, slot_fixed[j, s])
+        for a in range(3):
+            for b in range(3):
+                rotations[j, a, b] = frame[a, b]
+    for e in range(effector_joint.shape[0]):
+        j = effector_joint[e]
+        tx, ty, tz = tip_offset[e, 0], tip_offset[e, 1], tip_offset[e, 2]
+        for a in range(3):
+            tips[e, a] = origins[j, a] + (rotations[j, a, 0] * tx + rotations[j, a, 1] * ty + rotations[j, a, 2] * tz)
+
+
+@_jit
+def _rotation_error(kin: Kinematics, j: int, orientation: FloatArray) -> tuple[float, float, float]:
+    """``rotation_vector(R_j O^T)``: joint ``j``'s frame (from the last FK) against a target rotation."""
+    rotations, tmp = kin[1], kin[4]
+    for a in range(3):
+        for b in range(3):
+            tmp[a, b] = (rotations[j, a, 0] * orientation[b, 0] + rotations[j, a, 1] * orientation[b, 1]
+                         + rotations[j, a, 2] * orientation[b, 2])
+    return _rotation_vector(tmp)
+
+
+@_jit
+def _primary(q: FloatArray, frame: Frame, geometry: Geometry, effectors: Effectors, kin: Kinematics,
+             rows: FloatArray) -> float:
+    """``_Frame.primary``'s rows: FK at ``q``, then the weighted effector rows into ``rows``; returns
+    ``0.5 |rows|^2``. Effectors of weight 0 have no rows; the rows used are the first
+    ``3 * positive + 3 * following positive`` (:func:`_row_count`)."""
+    effector_joint, sqrt_weights, base = effectors[0], effectors[1], effectors[4]
+    targets, orientations, follow, orientation_scale = frame
+    _forward(q, geometry, kin)
+    tips = kin[3]
+    r = 0
+    cost = 0.0
+    for e in range(effector_joint.shape[0]):
+        w = sqrt_weights[e]
+        if w == 0.0:
+            continue
+        cx, cy, cz = tips[e, 0], tips[e, 1], tips[e, 2]
+        for a in range(3):
+            value = w * (base[a, 0] * cx + base[a, 1] * cy + base[a, 2] * cz + base[a, 3] - targets[e, a])
+            rows[r + a] = value
+            cost += value * value
+        r += 3
+        if follow[e]:
+            s = w * orientation_scale
+            vx, vy, vz = _rotation_error(kin, effector_joint[e], orientations[e])
+            rows[r], rows[r + 1], rows[r + 2] = s * vx, s * vy, s * vz
+            for a in range(3):
+                cost += rows[r + a] * rows[r + a]
+            r += 3
+    return 0.5 * cost
+
+
+@_jit
+def _jacobian(follow: AnyArray, orientation_scale: float, effectors: Effectors, kin: Kinematics,
+              jac: FloatArray) -> None:
+    """``_Frame.primary``'s Jacobian of the rows :func:`_primary` has just computed (from the FK it
+    left in ``kin``): ``axis x (tip - joint origin)`` through the base for a position row, the axis
+    for a rotation row, on the variables that move the effector (zero elsewhere)."""
+    _, sqrt_weights, moves, dof_joint, base = effectors
+    origins, axes, tips = kin[0], kin[2], kin[3]
+    m = axes.shape[0]
+    r = 0
+    for e in range(sqrt_weights.shape[0]):
+        w = sqrt_weights[e]
+        if w == 0.0:
+            continue
+        cx, cy, cz = tips[e, 0], tips[e, 1], tips[e, 2]
+        for k in range(m):
+            if moves[e, k]:
+                j = dof_joint[k]
+                lx, ly, lz = cx - origins[j, 0], cy - origins[j, 1], cz - origins[j, 2]
+                ax, ay, az = axes[k, 0], axes[k, 1], axes[k, 2]
+                col0, col1, col2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
+                for a in range(3):
+                    jac[r + a, k] = w * (base[a, 0] * col0 + base[a, 1] * col1 + base[a, 2] * col2)
+            else:
+                for a in range(3):
+                    jac[r + a, k] = 0.0
+        r += 3
+        if follow[e]:
+            s = w * orientation_scale
+            for k in range(m):
+                for a in range(3):
+                    jac[r + a, k] = s * axes[k, a] if moves[e, k] else 0.0
+            r += 3
+
+
+@_jit
+def _row_count(follow: AnyArray, sqrt_weights: FloatArray) -> int:
+    """How many effector rows :func:`_primary` fills."""
+    count = 0
+    for e in range(sqrt_weights.shape[0]):
+        if sqrt_weights[e] != 0.0:
+            count += 6 if follow[e] else 3
+    return count
+
+
+@_jit
+def _errors(q: FloatArray, frame: Frame, geometry: Geometry, base: FloatArray, kin: Kinematics,
+            distance: FloatArray, rotation: FloatArray) -> None:
+    """``_Frame.errors``: each effector's distance and rotation error (unweighted)."""
+    targets, orientations, follow = frame[0], frame[1], frame[2]
+    effector_joint = geometry[8]
+    _forward(q, geometry, kin)
+    tips = kin[3]
+    for e in range(effector_joint.shape[0]):
+        cx, cy, cz = tips[e, 0], tips[e, 1], tips[e, 2]
+        total = 0.0
+        for a in range(3):
+            d = base[a, 0] * cx + base[a, 1] * cy + base[a, 2] * cz + base[a, 3] - targets[e, a]
+            total += d * d
+        distance[e] = np.sqrt(total)
+        rotation[e] = 0.0
+        if follow[e]:
+            vx, vy, vz = _rotation_error(kin, effector_joint[e], orientations[e])
+            rotation[e] = np.sqrt(vx * vx + vy * vy + vz * vz)
+
+
+@_jit
+def _reached(distance: FloatArray, rotation: FloatArray, sqrt_weights: FloatArray, tolerance: float,
+             orientation_tolerance: float) -> bool:
+    """``_Frame.reached`` from :func:`_errors`' output: every effector of positive weight within its
+    tolerances."""
+    for e in range(sqrt_weights.shape[0]):
+        if sqrt_weights[e] > 0.0 and not (distance[e] <= tolerance and rotation[e] <= orientation_tolerance):
+            return False
+    return True
+
+
+@_jit
+def _cholesky_solve(matrix: FloatArray, rhs: FloatArray, size: int) -> bool:
+    """Solve ``matrix[:size, :size] x = rhs[:size]`` by Cholesky in place (the lower triangle
+    becomes ``L``, the answer is left in ``rhs``); False, with ``rhs`` untouched, if the matrix is
+    not positive definite."""
+    for j in range(size):
+        total = matrix[j, j]
+        for k in range(j):
+            total -= matrix[j, k] * matrix[j, k]
+        if not total > 0.0:
+            return False
+        pivot = np.sqrt(total)
+        matrix[j, j] = pivot
+        for i in range(j + 1, size):
+            total = matrix[i, j]
+            for k in range(j):
+                total -= matrix[i, k] * matrix[j, k]
+            matrix[i, j] = total / pivot
+    for i in range(size):  # L y = b
+        total = rhs[i]
+        for k in range(i):
+            total -= matrix[i, k] * rhs[k]
+        rhs[i] = total / matrix[i, i]
+    for i in range(size - 1, -1, -1):  # L^T x = y
+        total = rhs[i]
+        for k in range(i + 1, size):
+            total -= matrix[k, i] * rhs[k]
+        rhs[i] = total / matrix[i, i]
+    return True
+
+
+@_jit
+def _solve_small(matrix: FloatArray, rhs: FloatArray, size: int) -> None:
+    """Solve ``matrix[:size, :size] x = rhs[:size]`` in place (Gaussian elimination, partial
+    pivoting, as LAPACK's LU); the answer is left in ``rhs``."""
+    for col in range(size):
+        pivot = col
+        for row in range(col + 1, size):
+            if abs(matrix[row, col]) > abs(matrix[pivot, col]):
+                pivot = row
+        if pivot != col:
+            for c in range(size):
+                matrix[col, c], matrix[pivot, c] = matrix[pivot, c], matrix[col, c]
+            rhs[col], rhs[pivot] = rhs[pivot], rhs[col]
+        for row in range(col + 1, size):
+            factor = matrix[row, col] / matrix[col, col]
+            for c in range(col, size):
+                matrix[row, c] -= factor * matrix[col, c]
+            rhs[row] -= factor * rhs[col]
+    for row in range(size - 1, -1, -1):
+        total = rhs[row]
+        for c in range(row + 1, size):
+            total -= matrix[row, c] * rhs[c]
+        rhs[row] = total / matrix[row, row]
+
+
+@_jit
+def _active_set(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: FloatArray, count: int,
+                lower: FloatArray, upper: FloatArray, scratch: Scratch) -> int:
+    """The gradient of the stacked rows, and the variables free to move: not on a limit with the
+    gradient pushing outward. Returns how many are free; their indices go to ``scratch``'s free
+    list and their negated gradient to its right-hand side, the step is zeroed."""
+    pull, step, free, rhs = scratch[0], scratch[1], scratch[3], scratch[6]
+    size = 0
+    for k in range(q.shape[0]):
+        g = 0.0
+        for r in range(count):
+            g += jac[r, k] * rows[r]
+        g += pull[k] * (pull[k] * (q[k] - preferred[k]))  # the pull row's share
+        step[k] = 0.0
+        if not ((q[k] <= lower[k] + LIMIT_EPS and g > 0) or (q[k] >= upper[k] - LIMIT_EPS and g < 0)):
+            free[size] = k
+            rhs[size] = -g
+            size += 1
+    return size
+
+
+@_jit
+def _step(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: FloatArray, count: int, damping: float,
+          lower: FloatArray, upper: FloatArray, scratch: Scratch) -> None:
+    """``_Frame._stage``'s step into ``scratch``'s step: the damped Gauss-Newton step on the free
+    variables (active set, Marquardt scaling with a floor), scaled down to :data:`MAX_STEP`."""
+    pull, step, free, normal, spare, rhs = scratch[0], scratch[1], scratch[3], scratch[4], scratch[5], scratch[6]
+    m = q.shape[0]
+    # (Counted in a function of its own: a count that starts as a literal 0 here made numba compile
+    # the solves below a second time, for a size of literally 0.)
+    size = _active_set(q, preferred, rows, jac, count, lower, upper, scratch)
+    if size > 0:
+        largest = 0.0
+        for a in range(size):
+            ka = free[a]
+            for b in range(a + 1):
+                kb = free[b]
+                total = 0.0
+                for r in range(count):
+                    total += jac[r, ka] * jac[r, kb]
+                if a == b:
+                    total += pull[ka] * pull[ka]
+                    largest = max(largest, total)
+                normal[a, b] = total
+                normal[b, a] = total
+        floor = SCALE_FLOOR * max(largest, 1e-300)
+        for a in range(size):
+            normal[a, a] += damping * max(normal[a, a], floor)
+            for b in range(size):
+                spare[a, b] = normal[a, b]
+        if not _cholesky_solve(normal, rhs, size):  # rounding broke definiteness: LU, as numpy's solve
+            _solve_small(spare, rhs, size)
+        for a in range(size):
+            step[free[a]] = rhs[a]
+    largest = 0.0
+    for k in range(m):
+        largest = max(largest, abs(step[k]))
+    if largest > MAX_STEP:
+        scale = MAX_STEP / largest
+        for k in range(m):
+            step[k] *= scale
+
+
+@_jit
+def _pull_cost(q: FloatArray, preferred: FloatArray, pull: FloatArray) -> float:
+    """``0.5 |pull * (q - p)|^2``, the comfort rows' share of the cost."""
+    total = 0.0
+    for k in range(q.shape[0]):
+        value = pull[k] * (q[k] - preferred[k])
+        total += value * value
+    return 0.5 * total
+
+
+@_jit
+def _stage(q: FloatArray, mu: float, frame: Frame, preferred: FloatArray, pull_base: FloatArray,
+           max_iterations: int, initial_damping: float, plan: Plan, kin: Kinematics, scratch: Scratch) -> int:
+    """``_Frame._stage``: Levenberg-Marquardt on the stacked rows at pull ``mu``, ``q`` in place;
+    returns the iterations used."""
+    lower, upper, geometry, effectors = plan
+    pull, step, trial, rows, jac = scratch[0], scratch[1], scratch[2], scratch[7], scratch[8]
+    follow, orientation_scale = frame[2], frame[3]
+    m = q.shape[0]
+    root = np.sqrt(mu)
+    for k in range(m):
+        pull[k] = root * pull_base[k]
+    count = _row_count(follow, effectors[1])
+    current = 0  # rows[current], jac[current] hold q's; the other slot receives the trial's
+    cost = _primary(q, frame, geometry, effectors, kin, rows[current]) + _pull_cost(q, preferred, pull)
+    _jacobian(follow, orientation_scale, effectors, kin, jac[current])
+    damping = initial_damping
+    iterations = 0
+    while iterations < max_iterations:
+        iterations += 1
+        _step(q, preferred, rows[current], jac[current], count, damping, lower, upper, scratch)
+        for k in range(m):
+            trial[k] = min(max(q[k] + step[k], lower[k]), upper[k])
+        other = 1 - current
+        trial_cost = _primary(trial, frame, geometry, effectors, kin, rows[other]) + _pull_cost(trial, preferred, pull)
+        if trial_cost < cost:
+            # numpy's _rows computes the Jacobian of every trial; only a kept one needs it.
+            _jacobian(follow, orientation_scale, effectors, kin, jac[other])
+            gain, moved = cost - trial_cost, 0.0
+            for k in range(m):
+                moved = max(moved, abs(trial[k] - q[k]))
+                q[k] = trial[k]
+            current, cost = other, trial_cost
+            damping = max(damping / DAMPING_DOWN, DAMPING_MIN)
+            if gain <= STAGE_QUIET * cost or moved <= STEP_QUIET:
+                break
+        else:
+            damping *= DAMPING_UP
+            if damping > DAMPING_MAX:
+                break
+    return iterations
+
+
+@_jit
+def _attempt(q: FloatArray, start: FloatArray, frame: Frame, preferred: FloatArray, pull_base: FloatArray,
+             max_iterations: int, initial_damping: float, plan: Plan, kin: Kinematics, scratch: Scratch) -> int:
+    """``_Frame.attempt``: the stages from ``start`` (clamped) into ``q``; returns the iterations."""
+    lower, upper = plan[0], plan[1]
+    for k in range(q.shape[0]):
+        q[k] = min(max(start[k], lower[k]), upper[k])
+    total = 0
+    for mu in STAGES:
+        total += _stage(q, mu, frame, preferred, pull_base, max_iterations, initial_damping, plan, kin, scratch)
+    return total
+
+
+@_jit
+def _copy(source: FloatArray, out: FloatArray) -> None:
+    """``out[:] = source`` (a loop: numba's slice assignment compiles its error messages' string
+    formatting, seconds of compile time)."""
+    for k in range(source.shape[0]):
+        out[k] = source[k]
+
+
+@_jit
+def _kinematics(m: int, n: int, count_e: int) -> Kinematics:
+    return np.empty((n, 3)), np.empty((n, 3, 3)), np.zeros((m, 3)), np.empty((count_e, 3)), np.empty((3, 3))
+
+
+@_jit
+def _scratch(m: int, count_e: int) -> Scratch:
+    """The LM's scratch: 0 pull, 1 step, 2 trial, 3 the free variables, 4 the normal matrix, 5 its
+    copy, 6 the right-hand side, 7 rows and 8 their Jacobian (two slots each: the current pose's and
+    the trial's)."""
+    rows = 6 * count_e
+    return (np.empty(m), np.empty(m), np.empty(m), np.empty(m, dtype=np.int64), np.empty((m, m)), np.empty((m, m)),
+            np.empty(m), np.zeros((2, rows)), np.zeros((2, rows, m)))
+
+
+@_jit
+def solve_frames(plan: Plan, targets: FloatArray, orientations: FloatArray, follow: AnyArray, preferred: FloatArray,
+                 pull_base: FloatArray, seeds: FloatArray, settings: tuple[float, float, float, int, float],
+                 out_q: FloatArray, out_errors: FloatArray, out_orientation_errors: FloatArray,
+                 out_iterations: AnyArray) -> None:
+    """``tree_solver._solve_numpy`` over ``F`` frames.
+
+    Args:
+        plan: The tree (:func:`.compiled.tree_plan_of`).
+        targets: ``(F, E, 3)`` world target positions.
+        orientations: ``(F, E, 3, 3)`` tree-space target rotations (read where ``follow``).
+        follow: ``(E,)`` bool, the effector follows its target's orientation.
+        preferred: ``(m,)`` the preferred pose, inside the limits.
+        pull_base: ``(m,)`` ``reach * sqrt(comfort weight)`` per variable.
+        seeds: ``(R, m)`` the restarts' start poses.
+        settings: ``(tolerance, orientation tolerance, orientation weight * reach, max iterations
+            per stage, initial damping)``.
+        out_q, out_errors, out_orientation_errors, out_iterations: ``(F, m)``, ``(F, E)``,
+            ``(F, E)``, ``(F,)`` int64: filled.
+    """
+    tolerance, orientation_tolerance, orientation_scale, max_iterations, initial_damping = settings
+    geometry, effectors = plan[2], plan[3]
+    base, sqrt_weights = effectors[4], effectors[1]
+    m, n, count_e = preferred.shape[0], geometry[1].shape[0], sqrt_weights.shape[0]
+    kin, scratch = _kinematics(m, n, count_e), _scratch(m, count_e)
+    q, best, rows = np.empty(m), np.empty(m), np.empty(6 * count_e)
+    distance, rotation = np.empty(count_e), np.empty(count_e)
+    for f in range(targets.shape[0]):
+        frame = (targets[f], orientations[f], follow, orientation_scale)
+        iterations = _attempt(best, preferred, frame, preferred, pull_base, max_iterations, initial_damping, plan,
+                              kin, scratch)
+        _errors(best, frame, geometry, base, kin, distance, rotation)
+        if not _reached(distance, rotation, sqrt_weights, tolerance, orientation_tolerance):
+            best_cost = _primary(best, frame, geometry, effectors, kin, rows)  # _Frame.primary_cost
+            fruitless = 0
+            for r in range(seeds.shape[0]):
+                iterations += _attempt(q, seeds[r], frame, preferred, pull_base, max_iterations, initial_damping,
+                                       plan, kin, scratch)
+                cost = _primary(q, frame, geometry, effectors, kin, rows)
+                _errors(q, frame, geometry, base, kin, distance, rotation)
+                if _reached(distance, rotation, sqrt_weights, tolerance, orientation_tolerance):
+                    _copy(q, best)
+                    break
+                fruitless = 0 if cost < (1.0 - RESTART_GAIN) * best_cost else fruitless + 1
+                if cost < best_cost:
+                    _copy(q, best)
+                    best_cost = cost
+                if fruitless >= FRUITLESS_TREE_RESTARTS:
+                    break
+        _copy(best, out_q[f])
+        _errors(best, frame, geometry, base, kin, out_errors[f], out_orientation_errors[f])
+        out_iterations[f] = iterations

@@ -1,0 +1,323 @@
+"""Solve a :class:`.tree.Tree`: several effectors, one problem (numpy; the compiled twin is
+:mod:`.tree_kernel`, loaded through :mod:`.compiled` when numba is there).
+
+What a solve computes: among the poses inside the limits, the one that minimises the effectors'
+weighted squared errors ``sum_e w_e |tip_e - target_e|^2`` (plus, for an effector that follows
+its target's orientation, its weighted rotation error times the tree's reach) and, among those
+(when every target is reachable there are many), the one **nearest the preferred pose** (the
+comfort pose, else the rest pose), ``sum_k c_k (q_k - p_k)^2``.
+
+How: Levenberg-Marquardt on the stacked residual ``[sqrt(w_e) r_e ; sqrt(mu) * reach * sqrt(c_k)
+(q_k - p_k)]`` over a few stages of falling ``mu`` (:data:`STAGES`), each stage starting where the
+one before ended. A large ``mu`` first settles near the preferred pose, the smaller ones let the
+tips close onto their targets while the pose stays on the branch the first stage chose: the
+answer is a continuous function of the targets (smooth targets give smooth joint curves), and the
+same every time (no history: every frame starts from the preferred pose). The last stage's ``mu``
+is so small that its pull moves a tip by far less than the tolerance.
+
+Limits stay inside the solve: a variable on a limit whose gradient pushes outward is frozen for
+the step (an active set), every step is projected onto the limits, and no angle turns more than
+:data:`.rules.MAX_STEP` in one step. Where the first attempt does not reach every weighted target,
+deterministic restarts (seeded draws around the preferred pose, as the chain solver's) try again;
+the first one that reaches wins, else the one with the least weighted error.
+
+Convergence is per effector (its distance, and its orientation error when it follows one); the
+tree has converged when every effector of positive weight has. An effector of weight 0 pulls
+nothing and never blocks convergence; its error is still reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import rules
+from .errors import IKInputError
+from .objectives import ComfortPose
+from .options import SolverOptions
+from .rotations import orthonormalize, rotation_vector
+from .tree import Tree, tree_forward
+from .types import AnyArray, BoolArray, FloatArray
+
+STAGES: Final = (10.0, 1e-1, 1e-3, 1e-6, 1e-10)
+"""The comfort pull's ``mu`` per stage, relative (see the module docstring)."""
+MIN_COMFORT: Final = 1e-2
+"""The preferred pose's weight floor: with no comfort weight at all the pose is still the one
+nearest the preferred pose, and so well defined."""
+STAGE_QUIET: Final = 1e-10
+"""A stage ends when an accepted step gains less than this share of the cost (or moves no angle
+more than :data:`STEP_QUIET`)."""
+STEP_QUIET: Final = 1e-10
+TREE_RESTARTS: Final = 8
+"""At most this many restarts per frame (``SolverOptions.restarts`` caps it too)."""
+FRUITLESS_TREE_RESTARTS: Final = 2
+"""Give up after this many restarts in a row that did not lower the weighted error by
+:data:`.rules.RESTART_GAIN` of it (targets no pose reaches at once: the compromise is found)."""
+RESTART_SPREAD: Final = 1.0
+"""Radians: a restart draws each angle within this far of the preferred pose (inside the limits)."""
+
+
+@dataclass(frozen=True)
+class TreeTargets:
+    """The targets of ``F`` frames, checked: see :func:`solve_tree`."""
+
+    positions: FloatArray  # (F, E, 3) world
+    orientations: FloatArray  # (F, E, 3, 3) tree-space rotations (identity where not followed)
+    follow: BoolArray  # (E,) the effector follows its target's orientation
+
+
+@dataclass(frozen=True)
+class TreeResult:
+    """The outcome of ``F`` tree solves.
+
+    Attributes:
+        q: ``(F, m)`` the variables (free angles), inside the limits.
+        angles: ``(F, n, 3)`` per-joint Euler angles.
+        errors: ``(F, E)`` each effector's tip distance to its target, world units.
+        orientation_errors: ``(F, E)`` each effector's rotation error, radians (0 unless it follows).
+        reached: ``(F, E)`` each effector within tolerance.
+        converged: ``(F,)`` every effector of positive weight reached.
+        iterations: ``(F,)`` LM iterations over all stages and attempts.
+        names: The effectors' names (the order of the ``E`` axis).
+    """
+
+    q: FloatArray
+    angles: FloatArray
+    errors: FloatArray
+    orientation_errors: FloatArray
+    reached: BoolArray
+    converged: BoolArray
+    iterations: AnyArray
+    names: tuple[str, ...]
+
+    @property
+    def compromise(self) -> FloatArray:
+        """``(F,)`` the RMS of the effectors' errors: what the tree traded where targets fight."""
+        return np.asarray(np.sqrt(np.mean(self.errors ** 2, axis=1)))
+
+
+def check_targets(tree: Tree, targets: ArrayLike, orientations: ArrayLike | None = None,
+                  follow: ArrayLike | None = None) -> TreeTargets:
+    """Validate and shape the inputs of :func:`solve_tree`."""
+    count_e = len(tree.effectors)
+    pos = np.asarray(targets, dtype=np.float64)
+    if pos.shape == (count_e, 3):
+        pos = pos[None]
+    if pos.ndim != 3 or pos.shape[1:] != (count_e, 3):
+        raise IKInputError(f"targets must have shape (F, {count_e}, 3) (one per effector: "
+                           f"{', '.join(tree.names)}), got {pos.shape}")
+    if not np.all(np.isfinite(pos)):
+        bad = sorted({tree.names[e] for e in np.argwhere(~np.isfinite(pos))[:, 1]})
+        raise IKInputError(f"target position is not finite (NaN or infinite) for {', '.join(map(repr, bad))}")
+    count = pos.shape[0]
+    flags = np.zeros(count_e, dtype=bool) if follow is None else np.asarray(follow, dtype=bool).reshape(count_e)
+    rot = np.broadcast_to(np.eye(3), (count, count_e, 3, 3)).copy()
+    if orientations is not None and flags.any():
+        given = np.asarray(orientations, dtype=np.float64)
+        if given.shape == (count_e, 3, 3):
+            given = np.broadcast_to(given, (count, count_e, 3, 3))
+        if given.shape != (count, count_e, 3, 3):
+            raise IKInputError(f"orientations must have shape ({count}, {count_e}, 3, 3), got {given.shape}")
+        if not np.all(np.isfinite(given[:, flags])):
+            raise IKInputError("target orientation is not finite (NaN or infinite)")
+        base_rotation = orthonormalize(tree.base[:3, :3])
+        rot[:, flags] = orthonormalize(base_rotation.T @ orthonormalize(given[:, flags]))
+    elif flags.any():
+        raise IKInputError("follow asks for orientations, but none were given")
+    return TreeTargets(pos, rot, flags)
+
+
+def preferred_pose(tree: Tree, comfort: ComfortPose | None) -> tuple[FloatArray, FloatArray]:
+    """``(p, c)``: the preferred pose (inside the limits) and each variable's weight (floored)."""
+    chain = tree.joints
+    if comfort is None:
+        return chain.clamp(np.zeros(chain.n_dofs)), np.full(chain.n_dofs, MIN_COMFORT)
+    angles, weights = comfort.resolve(chain)
+    return chain.clamp(angles), np.maximum(weights, MIN_COMFORT)
+
+
+def restart_poses(tree: Tree, preferred: FloatArray, options: SolverOptions) -> FloatArray:
+    """``(R, m)`` the restarts' start poses, the same for every frame (seeded by ``options.seed``)."""
+    count = min(TREE_RESTARTS, int(options.restarts))
+    draws = np.random.default_rng(options.seed).uniform(-1.0, 1.0, (count, tree.n_dofs))
+    return tree.joints.clamp(preferred + RESTART_SPREAD * draws)
+
+
+def solve_tree(tree: Tree, targets: ArrayLike, *, orientations: ArrayLike | None = None,
+               follow: ArrayLike | None = None, comfort: ComfortPose | None = None,
+               options: SolverOptions | None = None) -> TreeResult:
+    """Solve ``F`` frames of a tree (each frame on its own, from the preferred pose).
+
+    Args:
+        tree: The joints and effectors.
+        targets: ``(F, E, 3)`` (or ``(E, 3)``) world target of each effector, in ``tree.effectors`` order.
+        orientations: ``(F, E, 3, 3)`` (or ``(E, 3, 3)``) world target rotations, read where ``follow``.
+        follow: ``(E,)`` which effectors follow their target's orientation (default none).
+        comfort: The preferred pose and its weights (default the rest pose).
+        options: ``tolerance``, ``orientation_tolerance``, ``orientation_weight``, ``max_iterations``
+            (per stage), ``restarts``, ``seed``, ``initial_damping`` and ``backend`` are used.
+
+    Raises:
+        IKInputError: malformed or non-finite targets, or every effector at weight 0.
+    """
+    options = options or SolverOptions()
+    if not np.any(tree.weights > 0):
+        raise IKInputError(f"every effector has weight 0 ({', '.join(map(repr, tree.names))}): nothing pulls the tree")
+    checked = check_targets(tree, targets, orientations, follow)
+    preferred, comfort_weights = preferred_pose(tree, comfort)
+    seeds = restart_poses(tree, preferred, options)
+    from .compiled import tree_kernel_for  # here: compiled imports this module's names
+
+    kernel = tree_kernel_for(options)
+    if kernel is not None:
+        return kernel(tree, checked, preferred, comfort_weights, seeds, options)
+    return _solve_numpy(tree, checked, preferred, comfort_weights, seeds, options)
+
+
+def _solve_numpy(tree: Tree, targets: TreeTargets, preferred: FloatArray, comfort_weights: FloatArray,
+                 seeds: FloatArray, options: SolverOptions) -> TreeResult:
+    count = targets.positions.shape[0]
+    m, count_e = tree.n_dofs, len(tree.effectors)
+    q_out = np.empty((count, m))
+    errors = np.empty((count, count_e))
+    orientation_errors = np.zeros((count, count_e))
+    iterations = np.zeros(count, dtype=np.int64)
+    for f in range(count):
+        problem = _Frame(tree, targets.positions[f], targets.orientations[f], targets.follow, preferred,
+                         comfort_weights, options)
+        q, iters = problem.attempt(preferred)
+        best, best_cost = q, problem.primary_cost(q)
+        fruitless = 0
+        for seed in seeds if not problem.reached(best) else ():
+            q, more = problem.attempt(seed)
+            iters += more
+            cost = problem.primary_cost(q)
+            if problem.reached(q):
+                best = q
+                break
+            fruitless = 0 if cost < (1.0 - rules.RESTART_GAIN) * best_cost else fruitless + 1
+            if cost < best_cost:
+                best, best_cost = q, cost
+            if fruitless >= FRUITLESS_TREE_RESTARTS:
+                break
+        q_out[f] = best
+        errors[f], orientation_errors[f] = problem.errors(best)
+        iterations[f] = iters
+    return finish(tree, q_out, errors, orientation_errors, iterations, options)
+
+
+def finish(tree: Tree, q: FloatArray, errors: FloatArray, orientation_errors: FloatArray,
+           iterations: AnyArray, options: SolverOptions) -> TreeResult:
+    """The result from the variables and errors (both backends)."""
+    reached = (errors <= options.tolerance) & (orientation_errors <= options.orientation_tolerance)
+    converged = np.all(reached | (tree.weights <= 0)[None], axis=1)
+    return TreeResult(q, tree.joints.expand(q), errors, orientation_errors, reached, converged, iterations,
+                      tree.names)
+
+
+class _Frame:
+    """One frame's problem: targets in world space, the residual rows and the LM stages."""
+
+    def __init__(self, tree: Tree, positions: FloatArray, orientations: FloatArray, follow: BoolArray,
+                 preferred: FloatArray, comfort_weights: FloatArray, options: SolverOptions) -> None:
+        self.tree, self.positions, self.orientations, self.follow = tree, positions, orientations, follow
+        self.preferred, self.options = preferred, options
+        self.sqrt_comfort = tree.reach * np.sqrt(comfort_weights)
+        self.sqrt_weights = np.sqrt(tree.weights)
+        self.orientation_scale = options.orientation_weight * tree.reach
+        self.base3, self.offset = tree.base[:3, :3], tree.base[:3, 3]
+        self.lower, self.upper = tree.joints.lower, tree.joints.upper
+
+    def primary(self, q: FloatArray, *, jacobian: bool = True) -> tuple[FloatArray, FloatArray | None]:
+        """Weighted effector rows ``(R,)`` and their Jacobian ``(R, m)``."""
+        tree, pose = self.tree, tree_forward(self.tree, q)
+        rows, jacs = [], []
+        origins = pose.origins[tree.joints.dof_joint]  # (m, 3)
+        for e, effector in enumerate(tree.effectors):
+            w = self.sqrt_weights[e]
+            if w == 0.0:
+                continue
+            tip = pose.tips[e]
+            rows.append(w * (self.base3 @ tip + self.offset - self.positions[e]))
+            if jacobian:
+                columns = np.cross(pose.axes, tip - origins) * tree.moves[e][:, None]  # (m, 3) tree space
+                jacs.append(w * (self.base3 @ columns.T))
+            if self.follow[e]:
+                s = w * self.orientation_scale
+                rotation = pose.rotations[effector.joint]
+                rows.append(s * rotation_vector(rotation @ self.orientations[e].T))
+                if jacobian:
+                    jacs.append(s * (pose.axes * tree.moves[e][:, None]).T)
+        return np.concatenate(rows), (np.concatenate(jacs) if jacobian else None)
+
+    def primary_cost(self, q: FloatArray) -> float:
+        rows, _ = self.primary(q, jacobian=False)
+        return 0.5 * float(rows @ rows)
+
+    def errors(self, q: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Each effector's distance and rotation error (unweighted)."""
+        pose = tree_forward(self.tree, q)
+        tips = pose.tips @ self.base3.T + self.offset
+        distance = np.linalg.norm(tips - self.positions, axis=1)
+        rotation = np.zeros(len(self.tree.effectors))
+        for e, effector in enumerate(self.tree.effectors):
+            if self.follow[e]:
+                rotation[e] = np.linalg.norm(rotation_vector(pose.rotations[effector.joint] @ self.orientations[e].T))
+        return distance, rotation
+
+    def reached(self, q: FloatArray) -> bool:
+        distance, rotation = self.errors(q)
+        ok = (distance <= self.options.tolerance) & (rotation <= self.options.orientation_tolerance)
+        return bool(np.all(ok | (self.tree.weights <= 0)))
+
+    def attempt(self, start: FloatArray) -> tuple[FloatArray, int]:
+        """The stages from ``start``; returns the pose and the iterations used."""
+        q, total = self.tree.joints.clamp(start), 0
+        for mu in STAGES:
+            q, used = self._stage(q, mu)
+            total += used
+        return q, total
+
+    def _rows(self, q: FloatArray, pull: FloatArray) -> tuple[FloatArray, FloatArray]:
+        rows, jac = self.primary(q)
+        assert jac is not None
+        return np.concatenate([rows, pull * (q - self.preferred)]), np.concatenate([jac, np.diag(pull)])
+
+    def _stage(self, q: FloatArray, mu: float) -> tuple[FloatArray, int]:
+        """Levenberg-Marquardt on the stacked rows at pull ``mu`` (see the module docstring)."""
+        pull = np.sqrt(mu) * self.sqrt_comfort
+        rows, jac = self._rows(q, pull)
+        cost = 0.5 * float(rows @ rows)
+        damping = self.options.initial_damping
+        iterations = 0
+        while iterations < self.options.max_iterations:
+            iterations += 1
+            gradient = jac.T @ rows
+            free = ~(((q <= self.lower + rules.LIMIT_EPS) & (gradient > 0))
+                     | ((q >= self.upper - rules.LIMIT_EPS) & (gradient < 0)))
+            step = np.zeros_like(q)
+            if free.any():
+                jf = jac[:, free]
+                normal = jf.T @ jf
+                diagonal = np.maximum(np.diag(normal), rules.SCALE_FLOOR * max(float(normal.diagonal().max()), 1e-300))
+                step[free] = np.linalg.solve(normal + damping * np.diag(diagonal), -gradient[free])
+            largest = float(np.abs(step).max(initial=0.0))
+            if largest > rules.MAX_STEP:
+                step *= rules.MAX_STEP / largest
+            trial = np.minimum(np.maximum(q + step, self.lower), self.upper)
+            trial_rows, trial_jac = self._rows(trial, pull)
+            trial_cost = 0.5 * float(trial_rows @ trial_rows)
+            if trial_cost < cost:
+                gain, moved = cost - trial_cost, float(np.abs(trial - q).max(initial=0.0))
+                q, rows, jac, cost = trial, trial_rows, trial_jac, trial_cost
+                damping = max(damping / rules.DAMPING_DOWN, rules.DAMPING_MIN)
+                if gain <= STAGE_QUIET * cost or moved <= STEP_QUIET:
+                    break
+            else:
+                damping *= rules.DAMPING_UP
+                if damping > rules.DAMPING_MAX:
+                    break
+        return q, iterations

@@ -1,0 +1,161 @@
+"""Chains that share bones, solved together (blender/groups.py): live, Key Current Frame, Bake."""
+
+from __future__ import annotations
+
+import math
+
+import bpy
+import numpy as np
+import pytest
+from blender_rigs import LEFT, RIGHT, SPINE, empty, evaluated, limit_rotation, torso, torso_arms, world_tail
+
+from blender_ik_addon.blender.bake import bake_chains, key_chains
+from blender_ik_addon.blender.errors import RigSetupError
+from blender_ik_addon.blender.status import get_status
+
+
+def arms(rig: bpy.types.Object, left: tuple[float, ...], right: tuple[float, ...], **settings: object) -> tuple:
+    return torso_arms(rig, left, right, **settings)
+
+
+def test_two_arms_through_the_spine_reach_together_live() -> None:
+    rig = torso()
+    t_left, t_right = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    for frame, shift in ((1, 0.0), (2, 0.05), (3, 0.1)):
+        t_left.location.y = 0.25 + shift
+        t_right.location.z = 1.6 - shift
+        bpy.context.scene.frame_set(frame)
+        for chain, target, tip in (("arm.L", t_left, "forearm.L"), ("arm.R", t_right, "forearm.R")):
+            status = get_status(rig.name, chain)
+            assert status.solved and status.converged, status.describe()
+            assert "shares bones with" in status.message
+            np.testing.assert_allclose(world_tail(rig, tip), target.location, atol=1e-4)
+    # the shared spine bones moved (the chains reach through them), the bones below did not
+    assert rig.pose.bones["spine.3"].rotation_quaternion.angle > 1e-4 or any(rig.pose.bones["spine.3"].rotation_euler)
+    assert rig.pose.bones["spine.1"].matrix_basis == rig.pose.bones["spine.0"].matrix_basis  # identity both
+
+
+def test_elbow_limits_and_a_limit_rotation_on_a_shared_bone_hold() -> None:
+    rig = torso()
+    limit_rotation(rig, "spine.3", x=(-5.0, 5.0), y=(-5.0, 5.0), z=(-5.0, 5.0))
+    arms(rig, (0.35, 0.35, 1.3), (-0.3, 0.35, 1.75))
+    bpy.context.scene.frame_set(1)
+    ev = evaluated(rig)
+    for name in ("forearm.L", "forearm.R"):
+        basis = ev.pose.bones[name].matrix_basis.to_euler()
+        assert abs(basis.x) < 1e-4 and abs(basis.y) < 1e-4  # locked IK axes
+        lo, hi = (-math.radians(150), 0.0) if name.endswith("L") else (0.0, math.radians(150))
+        assert lo - 1e-4 <= basis.z <= hi + 1e-4
+    spine = ev.pose.bones["spine.3"].matrix_basis.to_euler()
+    assert max(abs(a) for a in spine) <= math.radians(5.0) + 1e-4  # Limit Rotation held inside the solve
+    for chain in ("arm.L", "arm.R"):
+        assert get_status(rig.name, chain).converged, get_status(rig.name, chain).describe()
+
+
+def test_an_unreachable_pair_gives_the_weighted_compromise_and_says_so() -> None:
+    rig = torso()
+    arms(rig, (2.0, 0.0, 1.55), (-2.0, 0.0, 1.55))
+    bpy.context.scene.frame_set(1)
+    left, right = get_status(rig.name, "arm.L"), get_status(rig.name, "arm.R")
+    assert left.solved and right.solved and not left.converged and not right.converged
+    assert "cannot all be reached at once" in left.message and "group residual" in left.message
+    np.testing.assert_allclose(left.residual, right.residual, rtol=0.05)  # equal weights: a fair split
+    rig.ik_chains.chains["arm.R"].weight = 0.1  # the left target counts ten times more
+    bpy.context.scene.frame_set(2)
+    assert get_status(rig.name, "arm.L").residual < 0.8 * get_status(rig.name, "arm.R").residual
+
+
+def test_weight_zero_everywhere_is_refused_by_name_and_nothing_moves() -> None:
+    rig = torso()
+    t_left, _ = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6), weight=0.0)
+    before = [pb.matrix_basis.copy() for pb in rig.pose.bones]  # (the first chain solved alone when added)
+    t_left.location.z += 0.1
+    bpy.context.scene.frame_set(1)
+    for chain in ("arm.L", "arm.R"):
+        status = get_status(rig.name, chain)
+        assert not status.solved
+        assert "has Weight 0" in status.message and "'arm.L', 'arm.R'" in status.message
+    assert [pb.matrix_basis for pb in rig.pose.bones] == before
+
+
+def test_a_pole_on_a_shared_chain_is_refused_by_name() -> None:
+    rig = torso()
+    pole = empty("Pole", (0.5, -1.0, 1.5))
+    arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    rig.ik_chains.chains["arm.L"].pole = pole
+    bpy.context.scene.frame_set(1)
+    message = get_status(rig.name, "arm.R").message
+    assert "chain 'arm.L' shares bone(s) 'spine.2', 'spine.3'" in message and "has a pole target" in message
+
+
+def test_a_target_that_moves_with_the_other_chain_is_a_cycle_refused_by_name() -> None:
+    rig = torso()
+    _, t_right = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    t_right.parent = rig
+    t_right.parent_type = "BONE"
+    t_right.parent_bone = "forearm.L"
+    bpy.context.scene.frame_set(1)
+    assert "solved together" in get_status(rig.name, "arm.R").message
+    assert not get_status(rig.name, "arm.R").solved
+
+
+def test_key_current_frame_keys_the_group_and_plays_back() -> None:
+    rig = torso()
+    t_left, t_right = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6), enabled=False)
+    scene = bpy.context.scene
+    scene.frame_set(4)
+    key_chains(rig, ["arm.L", "arm.R"])
+    fcurves = {(fc.data_path, fc.array_index) for fc in _fcurves(rig)}
+    bones = {path.split('"')[1] for path, _ in fcurves}
+    assert bones == set(SPINE[2:] + LEFT[:3] + RIGHT[:3])  # the chains' bones, nothing else
+    scene.frame_set(4)
+    np.testing.assert_allclose(world_tail(rig, "forearm.L"), t_left.location, atol=1e-4)
+    np.testing.assert_allclose(world_tail(rig, "forearm.R"), t_right.location, atol=1e-4)
+
+
+def test_key_current_frame_on_one_chain_of_a_live_group_is_refused() -> None:
+    rig = torso()
+    arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    rig.ik_chains.chains["arm.L"].enabled = False
+    status = key_chains(rig, ["arm.L"])["arm.L"]
+    assert not status.solved and "solve or key them together" in status.message
+    assert not _fcurves(rig)
+
+
+def test_bake_keys_the_group_and_playback_reaches_every_frame() -> None:
+    rig = torso()
+    t_left, t_right = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    for frame, (y, z) in ((1, (0.25, 1.6)), (10, (0.4, 1.45))):
+        t_left.location.y, t_right.location.z = y, z
+        t_left.keyframe_insert("location", frame=frame)
+        t_right.keyframe_insert("location", frame=frame)
+    report = bake_chains(rig, None, 1, 10, disable_live=True)
+    assert report.not_converged == 0, report.summary()
+    scene = bpy.context.scene
+    for frame in range(1, 11):
+        scene.frame_set(frame)
+        np.testing.assert_allclose(world_tail(rig, "forearm.L"), np.array(t_left.matrix_world.translation), atol=2e-4)
+        np.testing.assert_allclose(world_tail(rig, "forearm.R"), np.array(t_right.matrix_world.translation), atol=2e-4)
+    steps = []
+    previous = None
+    for frame in range(1, 11):
+        scene.frame_set(frame)
+        bones = evaluated(rig).pose.bones
+        quats = np.array([list(bones[b].matrix_basis.to_quaternion()) for b in SPINE[2:] + LEFT[:3]])
+        if previous is not None:
+            steps.append(np.abs(np.abs(np.einsum("ij,ij->i", quats, previous)) - 1.0).max())
+        previous = quats
+    assert max(steps) < 0.01  # smooth targets, smooth joints: no pop
+
+
+def test_baking_one_chain_of_a_group_is_refused_by_name() -> None:
+    rig = torso()
+    arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    with pytest.raises(RigSetupError, match=r"shares bones with chain 'arm\.R'"):
+        bake_chains(rig, ["arm.L"], 1, 3)
+
+
+def _fcurves(obj: bpy.types.Object) -> list:
+    from blender_ik_addon.blender.keys import iter_fcurves
+
+    return list(iter_fcurves(obj))
