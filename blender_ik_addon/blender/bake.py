@@ -210,7 +210,8 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
             if name in together and name not in grouped:  # the group's first chain: solve the whole group
                 group = together[name]
                 member_bases = [bases if m == name else _stacked_bases(obj, samples, stacked, solved, m) for m in group]
-                found = solve_group([part[m] for m in group], member_bases, [inputs[m][0] for m in group])
+                found = solve_group([part[m] for m in group], member_bases, [inputs[m][0] for m in group],
+                                    [inputs[m][1] for m in group])
                 grouped.update(zip(group, found, strict=True))
             solution = grouped[name] if name in together else _solve(item, *inputs[name], bases, continuous=continuous)
             written = blend_bake(item, solution, bases, blends.get(name))  # with the bones' keys (influence < 1)

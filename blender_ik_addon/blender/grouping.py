@@ -51,8 +51,10 @@ def group_refusal(specs: Sequence[ChainSpec], bones: Mapping[str, Sequence[str]]
         what = None
         if spec.follow_mode or spec.method != "lm":
             what = "uses the tutorial solver" + (" in follow mode" if spec.follow_mode else "")
-        elif spec.pole is not None:
-            what = "has a pole target"
+        elif spec.pole is not None and spec.pole_rule == "turn":
+            what = "has Pole Rule Turn Toward Pole"
+        elif spec.pole is not None and spec.pole_angle != 0.0:
+            what = "has a Pole Angle"
         elif spec.use_stretch:
             what = "has IK Stretch on"
         if what is not None:

@@ -13,8 +13,10 @@ single chain: the group's members arrive together (the same level of the pass, t
 the bake) and each gets its own :class:`.solving.FrameSolution`, written and keyed as any chain's
 (a shared bone is written once per member, with the same value).
 
-What a group does not do yet is refused by name (:func:`group_refusal`): a pole, IK Stretch,
-the tutorial solver or follow mode on a member, Influence below 1, and every member at Weight 0.
+A member's pole bends its own chain (the rule "bend", :func:`..core.tree_solver.solve_tree`). What
+a group does not do yet is refused by name (:func:`.grouping.group_refusal`): Pole Rule Turn Toward
+Pole or a Pole Angle, IK Stretch, the tutorial solver or follow mode on a member, Influence below
+1, and every member at Weight 0.
 """
 
 from __future__ import annotations
@@ -90,11 +92,12 @@ def group_tree(members: Sequence[PreparedChain]) -> GroupTree:
 
 def group_options(members: Sequence[PreparedChain], tolerance_scale: float) -> SolverOptions:
     """One set of solver options for the group: the strictest tolerance, the most iterations and
-    restarts any member asks for, the members' orientation weight (the largest)."""
+    restarts any member asks for, the members' orientation and pole weights (the largest)."""
     specs = [p.spec for p in members]
     return SolverOptions(max_iterations=max(s.max_iterations for s in specs), restarts=max(s.restarts for s in specs),
                          tolerance=min(s.tolerance for s in specs) * tolerance_scale,
-                         orientation_weight=max(s.orientation_weight for s in specs))
+                         orientation_weight=max(s.orientation_weight for s in specs),
+                         pole_weight=max(s.pole_weight for s in specs))
 
 
 def group_comfort(group: GroupTree, members: Sequence[PreparedChain]) -> ComfortPose:
@@ -112,8 +115,8 @@ def group_comfort(group: GroupTree, members: Sequence[PreparedChain]) -> Comfort
     return ComfortPose(angles, weights)
 
 
-def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray],
-                targets: Sequence[FloatArray]) -> list[FrameSolution]:
+def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], targets: Sequence[FloatArray],
+                poles: Sequence[FloatArray | None] | None = None) -> list[FrameSolution]:
     """Solve ``F`` frames of a group: one :class:`.solving.FrameSolution` per member, in order.
 
     Args:
@@ -121,6 +124,8 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray],
         bases: Per member, ``(F, 4, 4)`` its chain base (only the root member's is used: the
             others hang from the tree's joints).
         targets: Per member, ``(F, 4, 4)`` its target's world matrices.
+        poles: Per member, ``(F, 4, 4)`` its pole's world matrices, or None (no pole): its chain
+            bends toward it (the rule "bend"; :func:`.grouping.group_refusal` refuses the others).
     """
     group = group_tree(members)
     tree, root_bases = group.tree, np.asarray(bases[group.root])
@@ -130,11 +135,17 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray],
         pos, rot = to_chain_space(root_bases, np.asarray(matrices), rotations=prepared.spec.follow_orientation)
         positions.append(pos)
         orientations.append(rot if rot is not None else np.broadcast_to(np.eye(3), (len(pos), 3, 3)))
+    has_pole = np.array([p is not None for p in (poles or [None] * len(members))])
+    pole_positions = np.zeros((len(root_bases), len(members), 3))
+    for e, matrices in enumerate(poles or ()):
+        if matrices is not None:
+            pole_positions[:, e] = to_chain_space(root_bases, np.asarray(matrices), rotations=False)[0]
     scales = np.cbrt(np.abs(np.linalg.det(root_bases[:, :3, :3])))
     tolerance_scale = 1.0 / float(f"{float(scales.max()):.5g}")  # rounded, as solving.frame_problem's
     options = group_options(members, tolerance_scale)
     result = solve_tree(tree, np.stack(positions, axis=1), orientations=np.stack(orientations, axis=1),
-                        follow=follow, comfort=group_comfort(group, members), options=options)
+                        follow=follow, poles=pole_positions if has_pole.any() else None, has_pole=has_pole,
+                        comfort=group_comfort(group, members), options=options)
     out = []
     for e, (prepared, joints) in enumerate(zip(members, group.joints, strict=True)):
         spec, chain = prepared.spec, prepared.binding.chain

@@ -771,7 +771,7 @@ def _solve_group(group: tuple[str, ...], frames: dict[str, _Frame], pose: _RigPo
             item.outcome = (replace(still, frame=frame), False)
         return
     solutions = solve_group([item.state.prepared for item in members], [item.base for item in members],
-                            [item.target for item in members])
+                            [item.target for item in members], [item.pole for item in members])
     fight = group_note(group, dict(zip(group, solutions, strict=True)))
     for item, solution in zip(members, solutions, strict=True):
         item.solution = solution

@@ -376,12 +376,13 @@ def tree_kernel_for(options: SolverOptions) -> TreeSolver | None:
 def tree_plan_of(tree: Tree) -> tuple[Any, ...]:
     """The tree kernel's view of ``tree``, built once per tree and kept on it.
 
-    ``(lower, upper, geometry, effectors)``: the variables' limits; what FK reads, ``(rest_rot,
+    ``(lower, upper, geometry, effectors, bends)``: the variables' limits; what FK reads, ``(rest_rot,
     rest_pos, rest_rotates, parents, slot_count, slot_axis, slot_dof, slot_fixed, effector_joint,
     tip_offset)``: per joint its slots in application order (the rotations FK must build: free
     axes, and locked ones with a non-zero fixed value), each with its axis and either its variable
     (``slot_dof``) or, locked, its fixed value; and what the rows read, ``(effector_joint,
-    sqrt_weights, moves, dof_joint, base)``. The joints' part depends on ``tree.joints`` alone and is
+    sqrt_weights, moves, dof_joint, base)``; and what the poles read, ``(chain joints, chain lengths,
+    strict ancestors)``. The joints' part depends on ``tree.joints`` alone and is
     remembered on that chain (trees made by ``with_base`` share it).
     """
     cached = tree.__dict__.get("_kernel_plan")
@@ -398,7 +399,13 @@ def tree_plan_of(tree: Tree) -> tuple[Any, ...]:
     effectors = (effector_joint, np.array(np.sqrt(tree.weights), dtype=np.float64),
                  np.array(tree.moves, dtype=np.bool_, order="C"), dof_joint,
                  np.array(tree.base, dtype=np.float64, order="C"))
-    plan = (lower, upper, geometry, effectors)
+    longest = max(len(e.joints) for e in tree.effectors)
+    chain_joints = np.full((len(tree.effectors), longest), -1, dtype=np.int64)
+    for e, effector in enumerate(tree.effectors):
+        chain_joints[e, :len(effector.joints)] = effector.joints
+    bends = (chain_joints, np.array([len(e.joints) for e in tree.effectors], dtype=np.int64),
+             np.array(tree.strict_ancestors, dtype=np.bool_, order="C"))
+    plan = (lower, upper, geometry, effectors, bends)
     # Tree is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
     object.__setattr__(tree, "_kernel_plan", plan)
     return plan
@@ -453,7 +460,9 @@ def solve_tree_compiled(tree: Tree, targets: TreeTargets, preferred: FloatArray,
         kernel.solve_frames(tree_plan_of(tree), _kernel_array(targets.positions), _kernel_array(targets.orientations),
                             _kernel_array(targets.follow, np.bool_), _kernel_array(preferred),
                             _kernel_array(tree.reach * np.sqrt(comfort_weights)), _kernel_array(seeds), settings,
-                            q, errors, orientation_errors, iterations)
+                            _kernel_array(targets.poles), _kernel_array(targets.has_pole, np.bool_),
+                            float(targets.pole_weight * tree_solver.POLE_GAIN), q, errors, orientation_errors,
+                            iterations)
     except Exception as err:  # e.g. numba cannot compile here (no writable cache, no executable memory)
         _give_up_tree(err)
         if options.backend == "numba":

@@ -193,6 +193,18 @@ class Tree:
         return out
 
     @cached_property
+    def strict_ancestors(self) -> AnyArray:
+        """``(n, n)`` True where joint ``i`` lies above joint ``j`` (``[j, i]``; not ``j`` itself): the
+        joints whose turning moves ``j``'s origin."""
+        out = np.zeros((self.n_joints, self.n_joints), dtype=bool)
+        for j in range(1, self.n_joints):
+            parent = int(self.parents[j])
+            out[j] = out[parent]
+            out[j, parent] = True
+        out.flags.writeable = False
+        return out
+
+    @cached_property
     def moves(self) -> AnyArray:
         """``(E, m)`` True where variable ``k`` moves effector ``e``."""
         out = np.asarray(self.ancestors[:, self.joints.dof_joint])

@@ -50,19 +50,30 @@ import numpy as np
 from numba import njit
 
 from .rules import DAMPING_DOWN, DAMPING_MAX, DAMPING_MIN, DAMPING_UP, LIMIT_EPS, MAX_STEP, RESTART_GAIN, SCALE_FLOOR
-from .tree_solver import FRUITLESS_TREE_RESTARTS, STAGE_QUIET, STAGES, STEP_QUIET
+from .tree_solver import (
+    EARLY_QUIET,
+    EARLY_STEP,
+    FRUITLESS_TREE_RESTARTS,
+    RESTART_STAGE,
+    SETTLE_STAGES,
+    STAGE_QUIET,
+    STAGES,
+    STEP_QUIET,
+)
 from .types import AnyArray, FloatArray
 
 # Annotations are for readers and mypy; numba compiles from the argument types it is called with.
 # Every array a call hands on costs numba IR to pass (and compile time, per call site), so the
 # functions take small tuples: the tree's geometry (FK) apart from its effectors' rows.
-Plan = tuple[Any, ...]  # (lower, upper, geometry, effectors), see compiled.tree_plan_of
+Plan = tuple[Any, ...]  # (lower, upper, geometry, effectors, bends), see compiled.tree_plan_of
 Geometry = tuple[Any, ...]  # (rest_rot, rest_pos, rest_rotates, parents, slot_count, slot_axis, slot_dof,
 # slot_fixed, effector_joint, tip_offset): what FK reads
 Effectors = tuple[Any, ...]  # (effector_joint, sqrt_weights, moves, dof_joint, base): what the rows read
 Kinematics = tuple[Any, ...]  # (origins (n, 3), rotations (n, 3, 3), axes (m, 3), tips (E, 3), scratch (3, 3))
 Scratch = tuple[Any, ...]  # see _scratch
-Frame = tuple[Any, ...]  # (targets (E, 3), orientations (E, 3, 3), follow (E,), orientation scale)
+Frame = tuple[Any, ...]  # (targets (E, 3), orientations (E, 3, 3), follow (E,), orientation scale,
+# poles (E, 3) world, has_pole (E,), pole weight (times tree_solver.POLE_GAIN))
+Bends = tuple[Any, ...]  # (chain joints (E, L) root first, -1 padded; chain lengths (E,); strict ancestors (n, n))
 
 _jit = njit(cache=True, nogil=True, fastmath=False)
 
@@ -169,7 +180,7 @@ def _primary(q: FloatArray, frame: Frame, geometry: Geometry, effectors: Effecto
     ``0.5 |rows|^2``. Effectors of weight 0 have no rows; the rows used are the first
     ``3 * positive + 3 * following positive`` (:func:`_row_count`)."""
     effector_joint, sqrt_weights, base = effectors[0], effectors[1], effectors[4]
-    targets, orientations, follow, orientation_scale = frame
+    targets, orientations, follow, orientation_scale = frame[0], frame[1], frame[2], frame[3]
     _forward(q, geometry, kin)
     tips = kin[3]
     r = 0
@@ -227,6 +238,107 @@ def _jacobian(follow: AnyArray, orientation_scale: float, effectors: Effectors, 
                 for a in range(3):
                     jac[r + a, k] = s * axes[k, a] if moves[e, k] else 0.0
             r += 3
+
+
+@_jit
+def _pole_rows(frame: Frame, bends: Bends, effectors: Effectors, kin: Kinematics, rows: FloatArray,
+               jac: FloatArray, start: int, scale: float) -> float:
+    """``_Frame.pole_rows`` (times ``scale``) into ``rows``/``jac`` from row ``start``, from the FK
+    :func:`_primary` has just left in ``kin``; returns ``0.5 |rows|^2`` of them. Three rows per
+    interior joint of each poled effector's chain (zero where its pole lies on the root-to-target
+    line): the joint's offset from that line minus its length along the pole's direction off it."""
+    targets, poles, has_pole = frame[0], frame[4], frame[5]
+    chain_joints, chain_length, above = bends
+    dof_joint, base = effectors[3], effectors[4]
+    origins, axes = kin[0], kin[2]
+    m = axes.shape[0]
+    r = start
+    cost = 0.0
+    for e in range(chain_length.shape[0]):
+        length = chain_length[e]
+        if not has_pole[e] or length < 2:
+            continue
+        root_joint = chain_joints[e, 0]
+        rx, ry, rz = _world(base, origins, root_joint)
+        ax, ay, az = targets[e, 0] - rx, targets[e, 1] - ry, targets[e, 2] - rz
+        size = max(np.sqrt(ax * ax + ay * ay + az * az), 1e-12)
+        ax, ay, az = ax / size, ay / size, az / size
+        px, py, pz = poles[e, 0] - rx, poles[e, 1] - ry, poles[e, 2] - rz
+        along = px * ax + py * ay + pz * az
+        dx, dy, dz = px - along * ax, py - along * ay, pz - along * az
+        width = np.sqrt(dx * dx + dy * dy + dz * dz)
+        usable = width > 1e-9
+        width = max(width, 1e-12)
+        dx, dy, dz = dx / width, dy / width, dz / width
+        weight = scale / np.sqrt(length - 1.0)
+        for i in range(1, length):
+            joint = chain_joints[e, i]
+            if not usable:
+                for a in range(3):
+                    rows[r + a] = 0.0
+                    for k in range(m):
+                        jac[r + a, k] = 0.0
+                r += 3
+                continue
+            wx, wy, wz = _world(base, origins, joint)
+            ox, oy, oz = wx - rx, wy - ry, wz - rz
+            along = ox * ax + oy * ay + oz * az
+            ox, oy, oz = ox - along * ax, oy - along * ay, oz - along * az
+            length_o = np.sqrt(ox * ox + oy * oy + oz * oz)
+            rows[r], rows[r + 1], rows[r + 2] = (weight * (ox - length_o * dx), weight * (oy - length_o * dy),
+                                                 weight * (oz - length_o * dz))
+            for a in range(3):
+                cost += rows[r + a] * rows[r + a]
+            unit = max(length_o, 1e-12)
+            ux, uy, uz = ox / unit, oy / unit, oz / unit
+            for k in range(m):
+                j = dof_joint[k]
+                # world d(origin of joint) - d(origin of root) for variable k (joints above each move it)
+                cx, cy, cz = 0.0, 0.0, 0.0
+                if above[joint, j]:
+                    cx, cy, cz = _moved(base, origins, axes, k, j, joint)
+                if above[root_joint, j]:
+                    bx, by, bz = _moved(base, origins, axes, k, j, root_joint)
+                    cx, cy, cz = cx - bx, cy - by, cz - bz
+                # the projector off the line, then (I - direction unit^T)
+                along = cx * ax + cy * ay + cz * az
+                cx, cy, cz = cx - along * ax, cy - along * ay, cz - along * az
+                dot = ux * cx + uy * cy + uz * cz
+                jac[r, k] = weight * (cx - dx * dot)
+                jac[r + 1, k] = weight * (cy - dy * dot)
+                jac[r + 2, k] = weight * (cz - dz * dot)
+            r += 3
+    return 0.5 * cost
+
+
+@_jit
+def _world(base: FloatArray, origins: FloatArray, j: int) -> tuple[float, float, float]:
+    """Joint ``j``'s origin in world space."""
+    x, y, z = origins[j, 0], origins[j, 1], origins[j, 2]
+    return (base[0, 0] * x + base[0, 1] * y + base[0, 2] * z + base[0, 3],
+            base[1, 0] * x + base[1, 1] * y + base[1, 2] * z + base[1, 3],
+            base[2, 0] * x + base[2, 1] * y + base[2, 2] * z + base[2, 3])
+
+
+@_jit
+def _moved(base: FloatArray, origins: FloatArray, axes: FloatArray, k: int, j: int,
+           point: int) -> tuple[float, float, float]:
+    """World derivative of joint ``point``'s origin by variable ``k`` (at joint ``j``, above it)."""
+    lx, ly, lz = origins[point, 0] - origins[j, 0], origins[point, 1] - origins[j, 1], origins[point, 2] - origins[j, 2]
+    ax, ay, az = axes[k, 0], axes[k, 1], axes[k, 2]
+    c0, c1, c2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
+    return (base[0, 0] * c0 + base[0, 1] * c1 + base[0, 2] * c2, base[1, 0] * c0 + base[1, 1] * c1 + base[1, 2] * c2,
+            base[2, 0] * c0 + base[2, 1] * c1 + base[2, 2] * c2)
+
+
+@_jit
+def _pole_row_count(has_pole: AnyArray, chain_length: AnyArray) -> int:
+    """How many rows :func:`_pole_rows` fills."""
+    count = 0
+    for e in range(chain_length.shape[0]):
+        if has_pole[e] and chain_length[e] >= 2:
+            count += 3 * (chain_length[e] - 1)
+    return count
 
 
 @_jit
@@ -402,20 +514,26 @@ def _pull_cost(q: FloatArray, preferred: FloatArray, pull: FloatArray) -> float:
 
 @_jit
 def _stage(q: FloatArray, mu: float, frame: Frame, preferred: FloatArray, pull_base: FloatArray,
-           max_iterations: int, initial_damping: float, plan: Plan, kin: Kinematics, scratch: Scratch) -> int:
-    """``_Frame._stage``: Levenberg-Marquardt on the stacked rows at pull ``mu``, ``q`` in place;
+           max_iterations: int, initial_damping: float, plan: Plan, kin: Kinematics, scratch: Scratch,
+           quiet: float, step_quiet: float) -> int:
+    """``_Frame._stage``: Levenberg-Marquardt on the stacked rows at pull ``mu``, ``q`` in place,
+    until a step gains less than ``quiet`` of the cost or moves no angle more than ``step_quiet``;
     returns the iterations used."""
-    lower, upper, geometry, effectors = plan
+    lower, upper, geometry, effectors, bends = plan
     pull, step, trial, rows, jac = scratch[0], scratch[1], scratch[2], scratch[7], scratch[8]
-    follow, orientation_scale = frame[2], frame[3]
+    follow, orientation_scale, has_pole = frame[2], frame[3], frame[5]
     m = q.shape[0]
     root = np.sqrt(mu)
     for k in range(m):
         pull[k] = root * pull_base[k]
-    count = _row_count(follow, effectors[1])
+    primary = _row_count(follow, effectors[1])
+    pole_scale = root * frame[6]
+    count = primary + _pole_row_count(has_pole, bends[1])  # the effectors' rows, then the poles'
     current = 0  # rows[current], jac[current] hold q's; the other slot receives the trial's
     cost = _primary(q, frame, geometry, effectors, kin, rows[current]) + _pull_cost(q, preferred, pull)
     _jacobian(follow, orientation_scale, effectors, kin, jac[current])
+    if count > primary:
+        cost += _pole_rows(frame, bends, effectors, kin, rows[current], jac[current], primary, pole_scale)
     damping = initial_damping
     iterations = 0
     while iterations < max_iterations:
@@ -425,6 +543,8 @@ def _stage(q: FloatArray, mu: float, frame: Frame, preferred: FloatArray, pull_b
             trial[k] = min(max(q[k] + step[k], lower[k]), upper[k])
         other = 1 - current
         trial_cost = _primary(trial, frame, geometry, effectors, kin, rows[other]) + _pull_cost(trial, preferred, pull)
+        if count > primary:
+            trial_cost += _pole_rows(frame, bends, effectors, kin, rows[other], jac[other], primary, pole_scale)
         if trial_cost < cost:
             # numpy's _rows computes the Jacobian of every trial; only a kept one needs it.
             _jacobian(follow, orientation_scale, effectors, kin, jac[other])
@@ -434,7 +554,7 @@ def _stage(q: FloatArray, mu: float, frame: Frame, preferred: FloatArray, pull_b
                 q[k] = trial[k]
             current, cost = other, trial_cost
             damping = max(damping / DAMPING_DOWN, DAMPING_MIN)
-            if gain <= STAGE_QUIET * cost or moved <= STEP_QUIET:
+            if gain <= quiet * cost or moved <= step_quiet:
                 break
         else:
             damping *= DAMPING_UP
@@ -445,14 +565,18 @@ def _stage(q: FloatArray, mu: float, frame: Frame, preferred: FloatArray, pull_b
 
 @_jit
 def _attempt(q: FloatArray, start: FloatArray, frame: Frame, preferred: FloatArray, pull_base: FloatArray,
-             max_iterations: int, initial_damping: float, plan: Plan, kin: Kinematics, scratch: Scratch) -> int:
-    """``_Frame.attempt``: the stages from ``start`` (clamped) into ``q``; returns the iterations."""
+             max_iterations: int, initial_damping: float, plan: Plan, kin: Kinematics, scratch: Scratch,
+             first_stage: int) -> int:
+    """``_Frame.attempt``: the stages from ``first_stage`` on, from ``start`` (clamped) into ``q``;
+    returns the iterations."""
     lower, upper = plan[0], plan[1]
     for k in range(q.shape[0]):
         q[k] = min(max(start[k], lower[k]), upper[k])
     total = 0
-    for mu in STAGES:
-        total += _stage(q, mu, frame, preferred, pull_base, max_iterations, initial_damping, plan, kin, scratch)
+    for i in range(first_stage, len(STAGES)):
+        settle = i >= len(STAGES) - SETTLE_STAGES  # the last stages converge; the others choose the branch
+        total += _stage(q, STAGES[i], frame, preferred, pull_base, max_iterations, initial_damping, plan, kin,
+                        scratch, STAGE_QUIET if settle else EARLY_QUIET, STEP_QUIET if settle else EARLY_STEP)
     return total
 
 
@@ -470,11 +594,11 @@ def _kinematics(m: int, n: int, count_e: int) -> Kinematics:
 
 
 @_jit
-def _scratch(m: int, count_e: int) -> Scratch:
+def _scratch(m: int, count_e: int, pole_rows: int) -> Scratch:
     """The LM's scratch: 0 pull, 1 step, 2 trial, 3 the free variables, 4 the normal matrix, 5 its
     copy, 6 the right-hand side, 7 rows and 8 their Jacobian (two slots each: the current pose's and
-    the trial's)."""
-    rows = 6 * count_e
+    the trial's; the effectors' rows, then ``pole_rows``)."""
+    rows = 6 * count_e + pole_rows
     return (np.empty(m), np.empty(m), np.empty(m), np.empty(m, dtype=np.int64), np.empty((m, m)), np.empty((m, m)),
             np.empty(m), np.zeros((2, rows)), np.zeros((2, rows, m)))
 
@@ -482,6 +606,7 @@ def _scratch(m: int, count_e: int) -> Scratch:
 @_jit
 def solve_frames(plan: Plan, targets: FloatArray, orientations: FloatArray, follow: AnyArray, preferred: FloatArray,
                  pull_base: FloatArray, seeds: FloatArray, settings: tuple[float, float, float, int, float],
+                 poles: FloatArray, has_pole: AnyArray, pole_weight: float,
                  out_q: FloatArray, out_errors: FloatArray, out_orientation_errors: FloatArray,
                  out_iterations: AnyArray) -> None:
     """``tree_solver._solve_numpy`` over ``F`` frames.
@@ -496,27 +621,30 @@ def solve_frames(plan: Plan, targets: FloatArray, orientations: FloatArray, foll
         seeds: ``(R, m)`` the restarts' start poses.
         settings: ``(tolerance, orientation tolerance, orientation weight * reach, max iterations
             per stage, initial damping)``.
+        poles: ``(F, E, 3)`` world pole positions (read where ``has_pole``).
+        has_pole: ``(E,)`` bool, the effector's chain bends toward its pole.
+        pole_weight: the poles' weight (``pole_weight * POLE_GAIN``).
         out_q, out_errors, out_orientation_errors, out_iterations: ``(F, m)``, ``(F, E)``,
             ``(F, E)``, ``(F,)`` int64: filled.
     """
     tolerance, orientation_tolerance, orientation_scale, max_iterations, initial_damping = settings
-    geometry, effectors = plan[2], plan[3]
+    geometry, effectors, bends = plan[2], plan[3], plan[4]
     base, sqrt_weights = effectors[4], effectors[1]
     m, n, count_e = preferred.shape[0], geometry[1].shape[0], sqrt_weights.shape[0]
-    kin, scratch = _kinematics(m, n, count_e), _scratch(m, count_e)
+    kin, scratch = _kinematics(m, n, count_e), _scratch(m, count_e, _pole_row_count(has_pole, bends[1]))
     q, best, rows = np.empty(m), np.empty(m), np.empty(6 * count_e)
     distance, rotation = np.empty(count_e), np.empty(count_e)
     for f in range(targets.shape[0]):
-        frame = (targets[f], orientations[f], follow, orientation_scale)
+        frame = (targets[f], orientations[f], follow, orientation_scale, poles[f], has_pole, pole_weight)
         iterations = _attempt(best, preferred, frame, preferred, pull_base, max_iterations, initial_damping, plan,
-                              kin, scratch)
+                              kin, scratch, 0)
         _errors(best, frame, geometry, base, kin, distance, rotation)
         if not _reached(distance, rotation, sqrt_weights, tolerance, orientation_tolerance):
             best_cost = _primary(best, frame, geometry, effectors, kin, rows)  # _Frame.primary_cost
             fruitless = 0
             for r in range(seeds.shape[0]):
                 iterations += _attempt(q, seeds[r], frame, preferred, pull_base, max_iterations, initial_damping,
-                                       plan, kin, scratch)
+                                       plan, kin, scratch, RESTART_STAGE)
                 cost = _primary(q, frame, geometry, effectors, kin, rows)
                 _errors(q, frame, geometry, base, kin, distance, rotation)
                 if _reached(distance, rotation, sqrt_weights, tolerance, orientation_tolerance):

@@ -78,14 +78,38 @@ def test_weight_zero_everywhere_is_refused_by_name_and_nothing_moves() -> None:
     assert [pb.matrix_basis for pb in rig.pose.bones] == before
 
 
-def test_a_pole_on_a_shared_chain_is_refused_by_name() -> None:
+@pytest.mark.parametrize("side", [1.0, -1.0])
+def test_a_pole_bends_its_own_chain_of_the_group_toward_it(side: float) -> None:
     rig = torso()
-    pole = empty("Pole", (0.5, -1.0, 1.5))
-    arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    pole = empty("Pole", (0.35, side * 1.5, 1.45))  # in front of or behind the left arm
+    t_left, _ = arms(rig, (0.4, 0.0, 1.3), (-0.4, 0.3, 1.6))
     rig.ik_chains.chains["arm.L"].pole = pole
+    rig.ik_chains.chains["arm.L"].pole_weight = 1.0
+    bpy.context.scene.frame_set(1)
+    assert get_status(rig.name, "arm.L").converged and get_status(rig.name, "arm.R").converged
+    ev = evaluated(rig)
+    # As a pole is defined: the chain's interior joints, off the line from its root (spine.2's head)
+    # to the target, point toward the pole's side of that line.
+    root = np.array(ev.matrix_world @ ev.pose.bones["spine.2"].head)
+    axis = np.array(t_left.location) - root
+    axis /= np.linalg.norm(axis)
+    toward = np.array(pole.location) - root
+    toward -= axis * float(toward @ axis)
+    for bone in ("upper_arm.L", "forearm.L"):
+        offset = np.array(ev.matrix_world @ ev.pose.bones[bone].head) - root
+        offset -= axis * float(offset @ axis)
+        assert float(offset @ toward) > 0.0, bone
+
+
+def test_pole_rule_turn_on_a_shared_chain_is_refused_by_name() -> None:
+    rig = torso()
+    arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    rig.ik_chains.chains["arm.L"].pole = empty("Pole", (0.5, -1.0, 1.5))
+    rig.ik_chains.chains["arm.L"].pole_rule = "TURN"
     bpy.context.scene.frame_set(1)
     message = get_status(rig.name, "arm.R").message
-    assert "chain 'arm.L' shares bone(s) 'spine.2', 'spine.3'" in message and "has a pole target" in message
+    assert "chain 'arm.L' shares bone(s) 'spine.2', 'spine.3'" in message
+    assert "has Pole Rule Turn Toward Pole" in message
 
 
 def test_a_target_that_moves_with_the_other_chain_is_a_cycle_refused_by_name() -> None:

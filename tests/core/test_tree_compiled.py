@@ -141,7 +141,8 @@ def test_kernel_kinematics_rows_and_jacobian_equal_the_numpy_ones(make: Any) -> 
         pose = tree_forward(tree, q)
         for got, expected in zip(kin[:4], (pose.origins, pose.rotations, pose.axes, pose.tips), strict=True):
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-13)
-        frame = (checked.positions[f], checked.orientations[f], checked.follow, 0.7 * tree.reach)
+        frame = (checked.positions[f], checked.orientations[f], checked.follow, 0.7 * tree.reach, checked.poles[f],
+                 checked.has_pole, 0.0)
         cost = tree_kernel._primary(q, frame, plan[2], plan[3], kin, rows)
         tree_kernel._jacobian(checked.follow, 0.7 * tree.reach, plan[3], kin, jac)
         numpy_frame = _Frame(tree, checked.positions[f], checked.orientations[f], checked.follow, np.zeros(m),
@@ -152,6 +153,60 @@ def test_kernel_kinematics_rows_and_jacobian_equal_the_numpy_ones(make: Any) -> 
         np.testing.assert_allclose(rows[:count], expected_rows, rtol=0, atol=1e-12)
         np.testing.assert_allclose(jac[:count], expected_jac, rtol=0, atol=1e-12)
         assert cost == pytest.approx(numpy_frame.primary_cost(q), rel=1e-12, abs=1e-15)
+
+
+@needs_numba
+@pytest.mark.parametrize("make", [two_arms, tentacle])
+def test_kernel_pole_rows_equal_the_numpy_ones_and_their_jacobian_its_differences(make: Any) -> None:
+    from blender_ik_addon.core import tree_kernel
+    from blender_ik_addon.core.tree_solver import _Frame, check_targets
+
+    tree = make()
+    plan = compiled.tree_plan_of(tree)
+    m, n, count_e = tree.n_dofs, tree.n_joints, len(tree.effectors)
+    poses = random_poses(tree, 3, 11)
+    targets = tree_tips(tree, poses[::-1])
+    poles = targets + np.array([0.3, -1.0, 2.0])
+    has_pole = np.arange(count_e) != 1  # the second effector has none
+    checked = check_targets(tree, targets, poles=poles, has_pole=has_pole)
+    kin = tree_kernel._kinematics(m, n, count_e)
+    count = int(sum(3 * (len(e.joints) - 1) for e, p in zip(tree.effectors, has_pole, strict=True) if p))
+    rows, jac = np.zeros(6 * count_e + count), np.zeros((6 * count_e + count, m))
+    for f, q in enumerate(poses):
+        numpy_frame = _Frame(tree, checked.positions[f], checked.orientations[f], checked.follow, np.zeros(m),
+                             np.ones(m), SolverOptions(), checked.poles[f], checked.has_pole)
+        expected_rows, expected_jac = numpy_frame.pole_rows(q, 0.37)
+        frame = (checked.positions[f], checked.orientations[f], checked.follow, 1.0, checked.poles[f],
+                 checked.has_pole, 0.37)
+        tree_kernel._primary(q, frame, plan[2], plan[3], kin, rows)
+        cost = tree_kernel._pole_rows(frame, plan[4], plan[3], kin, rows, jac, 0, 0.37)
+        np.testing.assert_allclose(rows[:count], expected_rows, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(jac[:count], expected_jac, rtol=0, atol=1e-12)
+        assert cost == pytest.approx(0.5 * float(expected_rows @ expected_rows), rel=1e-12, abs=1e-15)
+        # The Jacobian leaves out the turning of the root-to-target line (as the chain solver's pole):
+        # where the chain's root does not move (its joint is the tree's root, variables below it), the
+        # differences agree; compare on the variables that do not move any effector's root joint.
+        still = ~np.any([tree.strict_ancestors[e.joints[0]][tree.joints.dof_joint] | (
+            tree.joints.dof_joint == e.joints[0]) for e in tree.effectors], axis=0)
+        step = 1e-6
+        for k in np.flatnonzero(still):
+            bumped = q.copy()
+            bumped[k] += step
+            numeric = (numpy_frame.pole_rows(bumped, 0.37)[0] - expected_rows) / step
+            np.testing.assert_allclose(expected_jac[:, k], numeric, rtol=0, atol=1e-4)
+
+
+@needs_numba
+def test_poles_agree_and_bend_each_chain_toward_its_own() -> None:
+    tree = two_arms()
+    poses = random_poses(tree, 10, 6)
+    targets = tree_tips(tree, poses)
+    poles = targets + np.array([0.0, 0.0, 2.0])
+    slow, fast = both(tree, targets, poles=poles, has_pole=[True, False])
+    assert slow.converged.mean() > 0.5
+    assert_agree(tree, slow, fast)
+    unpoled = solve_tree(tree, targets)
+    assert not np.allclose(unpoled.q, slow.q)  # the pole changed the pose
 
 
 @needs_numba
