@@ -137,9 +137,9 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], t
         orientations.append(rot if rot is not None else np.broadcast_to(np.eye(3), (len(pos), 3, 3)))
     has_pole = np.array([p is not None for p in (poles or [None] * len(members))])
     pole_positions = np.zeros((len(root_bases), len(members), 3))
-    for e, matrices in enumerate(poles or ()):
-        if matrices is not None:
-            pole_positions[:, e] = to_chain_space(root_bases, np.asarray(matrices), rotations=False)[0]
+    for e, pole in enumerate(poles or ()):
+        if pole is not None:
+            pole_positions[:, e] = to_chain_space(root_bases, np.asarray(pole), rotations=False)[0]
     scales = np.cbrt(np.abs(np.linalg.det(root_bases[:, :3, :3])))
     tolerance_scale = 1.0 / float(f"{float(scales.max()):.5g}")  # rounded, as solving.frame_problem's
     options = group_options(members, tolerance_scale)
