@@ -180,8 +180,8 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     report: Progress = progress or (lambda _fraction: None)
     objects = {name: require_goals(item.spec, scene) for name, item in prepared.items()}
     stages = _stages(obj, prepared, scene)
-    # Chains that share bones are solved together, each frame on its own (groups.py): a continuous
-    # bake does not carry a group from frame to frame.
+    # Chains that share bones are solved together (groups.py); Continuous carries a group from frame
+    # to frame too, but its findings do not compare it with each member's nearest pose alone.
     together = group_of(find_groups(obj, [item.spec for item in prepared.values()], {}))
     inputs: dict[str, tuple[FloatArray, FloatArray | None]] = {}  # chain -> sampled (targets, poles)
     solutions: dict[str, tuple[FloatArray, FrameSolution]] = {}
@@ -211,7 +211,7 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
                 group = together[name]
                 member_bases = [bases if m == name else _stacked_bases(obj, samples, stacked, solved, m) for m in group]
                 found = solve_group([part[m] for m in group], member_bases, [inputs[m][0] for m in group],
-                                    [inputs[m][1] for m in group])
+                                    [inputs[m][1] for m in group], continuous=continuous)
                 grouped.update(zip(group, found, strict=True))
             solution = grouped[name] if name in together else _solve(item, *inputs[name], bases, continuous=continuous)
             written = blend_bake(item, solution, bases, blends.get(name))  # with the bones' keys (influence < 1)

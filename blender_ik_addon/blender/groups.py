@@ -116,7 +116,7 @@ def group_comfort(group: GroupTree, members: Sequence[PreparedChain]) -> Comfort
 
 
 def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], targets: Sequence[FloatArray],
-                poles: Sequence[FloatArray | None] | None = None) -> list[FrameSolution]:
+                poles: Sequence[FloatArray | None] | None = None, *, continuous: bool = False) -> list[FrameSolution]:
     """Solve ``F`` frames of a group: one :class:`.solving.FrameSolution` per member, in order.
 
     Args:
@@ -126,6 +126,8 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], t
         targets: Per member, ``(F, 4, 4)`` its target's world matrices.
         poles: Per member, ``(F, 4, 4)`` its pole's world matrices, or None (no pole): its chain
             bends toward it (the rule "bend"; :func:`.grouping.group_refusal` refuses the others).
+        continuous: A bake's Continuous: each frame from, and nearest to, the frame before
+            (:func:`..core.tree_solver.solve_tree`).
     """
     group = group_tree(members)
     tree, root_bases = group.tree, np.asarray(bases[group.root])
@@ -145,7 +147,7 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], t
     options = group_options(members, tolerance_scale)
     result = solve_tree(tree, np.stack(positions, axis=1), orientations=np.stack(orientations, axis=1),
                         follow=follow, poles=pole_positions if has_pole.any() else None, has_pole=has_pole,
-                        comfort=group_comfort(group, members), options=options)
+                        comfort=group_comfort(group, members), options=options, continuous=continuous)
     out = []
     for e, (prepared, joints) in enumerate(zip(members, group.joints, strict=True)):
         spec, chain = prepared.spec, prepared.binding.chain

@@ -68,9 +68,11 @@ EARLY_QUIET: Final = 1e-6
 EARLY_STEP: Final = 1e-4
 TREE_RESTARTS: Final = 8
 """At most this many restarts per frame (``SolverOptions.restarts`` caps it too)."""
-FRUITLESS_TREE_RESTARTS: Final = 2
+FRUITLESS_TREE_RESTARTS: Final = 4
 """Give up after this many restarts in a row that did not lower the weighted error by
-:data:`.rules.RESTART_GAIN` of it (targets no pose reaches at once: the compromise is found)."""
+:data:`.rules.RESTART_GAIN` of it (targets no pose reaches at once: the compromise is found).
+Measured on 360 reachable frames of the three test trees (smooth paths through 80 % of every
+range): 2 and 3 left one frame of two legs unreached (0.57 off), 4 reaches every one."""
 RESTART_STAGE: Final = 2
 """A restart begins at this stage: the strongest pulls toward the preferred pose would first draw
 its start pose back to where the first attempt began (a straight knee on its limit stays straight),
@@ -90,6 +92,11 @@ class TreeTargets:
     poles: FloatArray  # (F, E, 3) world pole positions (zero where none)
     has_pole: BoolArray  # (E,) the effector's chain bends toward its pole
     pole_weight: float = 0.1  # SolverOptions.pole_weight
+
+    def frames(self, index: slice) -> TreeTargets:
+        """The targets of some frames."""
+        return TreeTargets(self.positions[index], self.orientations[index], self.follow, self.poles[index],
+                           self.has_pole, self.pole_weight)
 
 
 @dataclass(frozen=True)
@@ -190,7 +197,8 @@ def restart_poses(tree: Tree, preferred: FloatArray, options: SolverOptions) -> 
 
 def solve_tree(tree: Tree, targets: ArrayLike, *, orientations: ArrayLike | None = None,
                follow: ArrayLike | None = None, poles: ArrayLike | None = None, has_pole: ArrayLike | None = None,
-               comfort: ComfortPose | None = None, options: SolverOptions | None = None) -> TreeResult:
+               comfort: ComfortPose | None = None, options: SolverOptions | None = None,
+               continuous: bool = False) -> TreeResult:
     """Solve ``F`` frames of a tree (each frame on its own, from the preferred pose).
 
     Args:
@@ -206,6 +214,10 @@ def solve_tree(tree: Tree, targets: ArrayLike, *, orientations: ArrayLike | None
         comfort: The preferred pose and its weights (default the rest pose).
         options: ``tolerance``, ``orientation_tolerance``, ``orientation_weight``, ``max_iterations``
             (per stage), ``restarts``, ``seed``, ``initial_damping``, ``pole_weight`` and ``backend`` are used.
+        continuous: Solve the first frame as above, then each frame from, and nearest to, the pose of
+            the frame before it (the chain solver's ``"continuous"`` mode, :func:`.motion.solve_path`):
+            the motion stays on one solution where the pose nearest the preferred one would switch.
+            Deterministic for given frames, but frame ``k`` depends on the frames before it.
 
     Raises:
         IKInputError: malformed or non-finite targets, or every effector at weight 0.
@@ -219,9 +231,18 @@ def solve_tree(tree: Tree, targets: ArrayLike, *, orientations: ArrayLike | None
     from .compiled import tree_kernel_for  # here: compiled imports this module's names
 
     kernel = tree_kernel_for(options)
-    if kernel is not None:
-        return kernel(tree, checked, preferred, comfort_weights, seeds, options)
-    return _solve_numpy(tree, checked, preferred, comfort_weights, seeds, options)
+    solve = kernel if kernel is not None else _solve_numpy
+    count = checked.positions.shape[0]
+    if not continuous or count < 2:
+        return solve(tree, checked, preferred, comfort_weights, seeds, options)
+    parts = [solve(tree, checked.frames(slice(0, 1)), preferred, comfort_weights, seeds, options)]
+    for f in range(1, count):  # each frame from, and nearest to, the last one's pose
+        before = parts[-1].q[0]
+        parts.append(solve(tree, checked.frames(slice(f, f + 1)), before, comfort_weights,
+                           restart_poses(tree, before, options), options))
+    return finish(tree, np.concatenate([p.q for p in parts]), np.concatenate([p.errors for p in parts]),
+                  np.concatenate([p.orientation_errors for p in parts]),
+                  np.concatenate([p.iterations for p in parts]), options)
 
 
 def _solve_numpy(tree: Tree, targets: TreeTargets, preferred: FloatArray, comfort_weights: FloatArray,

@@ -146,14 +146,15 @@ def test_key_current_frame_on_one_chain_of_a_live_group_is_refused() -> None:
     assert not _fcurves(rig)
 
 
-def test_bake_keys_the_group_and_playback_reaches_every_frame() -> None:
+@pytest.mark.parametrize("continuous", [False, True])
+def test_bake_keys_the_group_and_playback_reaches_every_frame(continuous: bool) -> None:
     rig = torso()
     t_left, t_right = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
     for frame, (y, z) in ((1, (0.25, 1.6)), (10, (0.4, 1.45))):
         t_left.location.y, t_right.location.z = y, z
         t_left.keyframe_insert("location", frame=frame)
         t_right.keyframe_insert("location", frame=frame)
-    report = bake_chains(rig, None, 1, 10, disable_live=True)
+    report = bake_chains(rig, None, 1, 10, disable_live=True, continuous=continuous)
     assert report.not_converged == 0, report.summary()
     scene = bpy.context.scene
     for frame in range(1, 11):

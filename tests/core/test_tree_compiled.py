@@ -391,3 +391,26 @@ def test_warm_up_compiles_exactly_what_real_tree_solves_use() -> None:
     out = _run(code)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["1", "1"], out.stdout
+
+
+@needs_numba
+def test_continuous_follows_the_frame_before_in_both_backends() -> None:
+    """Along a smooth path where the nearest pose switches branches, ``continuous`` stays on one:
+    no step above 5x the median (and 2 degrees), every frame reached, both backends alike."""
+    tree = two_legs()
+    low, high = tree.joints.lower, tree.joints.upper
+    mid, half = (low + high) / 2, (high - low) / 2
+    rng = np.random.default_rng(0)
+    phase, rate = rng.uniform(0, 6, tree.n_dofs), rng.uniform(0.5, 1.5, tree.n_dofs)
+    path = mid + 0.8 * half * np.sin(np.linspace(0, 2 * np.pi, 80)[:, None] * rate + phase)
+    targets = tree_tips(tree, path)
+
+    def pops(q: FloatArray) -> int:
+        steps = np.abs(np.diff(q, axis=0)).max(axis=1)
+        return int(np.sum((steps > 5 * np.median(steps)) & (steps > np.radians(2))))
+
+    nearest = solve_tree(tree, targets)
+    assert pops(nearest.q) > 0  # the case this mode is for
+    slow, fast = both(tree, targets, continuous=True)
+    assert slow.converged.all() and pops(slow.q) == 0
+    assert_agree(tree, slow, fast)
