@@ -61,11 +61,31 @@ class GroupTree:
 
 
 _TREES: dict[tuple[object, ...], GroupTree] = {}
+# The group's comfort pose and options per tolerance scale, for one set of PreparedChains (the live
+# pass keeps them while the chains' settings stay): (the members themselves, comfort, options by scale).
+_SETTINGS: dict[tuple[int, ...], tuple[tuple[PreparedChain, ...], ComfortPose, dict[float, SolverOptions]]] = {}
 
 
 def forget() -> None:
-    """Drop the kept trees (file load; the live pass's :func:`.live.forget`)."""
+    """Drop the kept trees and settings (file load; the live pass's :func:`.live.forget`)."""
     _TREES.clear()
+    _SETTINGS.clear()
+
+
+def _settings(group: GroupTree, members: Sequence[PreparedChain],
+              tolerance_scale: float) -> tuple[ComfortPose, SolverOptions]:
+    """:func:`group_comfort` and :func:`group_options`, made once per set of members and scale."""
+    key = tuple(id(p) for p in members)
+    kept = _SETTINGS.get(key)
+    if kept is None or any(a is not b for a, b in zip(kept[0], members, strict=True)):
+        if len(_SETTINGS) > 256:
+            _SETTINGS.clear()
+        kept = _SETTINGS[key] = (tuple(members), group_comfort(group, members), {})
+    options = kept[2].get(tolerance_scale)
+    if options is None:
+        kept[2].clear()  # one scale at a time (a scaled armature), as the live chains keep theirs
+        options = kept[2][tolerance_scale] = group_options(members, tolerance_scale)
+    return kept[1], options
 
 
 def group_tree(members: Sequence[PreparedChain]) -> GroupTree:
@@ -144,10 +164,10 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], t
             pole_positions[:, e] = to_chain_space(root_bases, np.asarray(pole), rotations=False)[0]
     scales = np.cbrt(np.abs(np.linalg.det(root_bases[:, :3, :3])))
     tolerance_scale = 1.0 / float(f"{float(scales.max()):.5g}")  # rounded, as solving.frame_problem's
-    options = group_options(members, tolerance_scale)
+    comfort, options = _settings(group, members, tolerance_scale)
     result = solve_tree(tree, np.stack(positions, axis=1), orientations=np.stack(orientations, axis=1),
                         follow=follow, poles=pole_positions if has_pole.any() else None, has_pole=has_pole,
-                        comfort=group_comfort(group, members), options=options, continuous=continuous)
+                        comfort=comfort, options=options, continuous=continuous)
     out = []
     for e, (prepared, joints) in enumerate(zip(members, group.joints, strict=True)):
         spec, chain = prepared.spec, prepared.binding.chain
