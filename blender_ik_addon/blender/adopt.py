@@ -278,6 +278,7 @@ def _plan(obj: Any, pbone: Any, con: Any) -> _Plan:
         raise RigSetupError("Blender marks it invalid (red in the constraint stack); fix its targets first")
     values["max_iterations"] = max(1, min(int(con.iterations), _MAX_ITERATIONS))
     values["follow_orientation"] = bool(con.use_rotation)
+    values["weight"] = float(con.weight)  # Weight Position: counts where chains share bones (groups.py)
     if con.use_rotation:
         values["orientation_weight"] = min(max(float(con.orient_weight), 0.0), 100.0)
     values["use_stretch"] = bool(con.use_stretch)
@@ -340,9 +341,6 @@ def _not_carried(obj: Any, con: Any, animated: dict[str, str]) -> list[str]:
     free = [name for name in _ITASC_ONLY if not getattr(con, name)]  # True: the axis is constrained (default)
     if free:
         notes.append(f"iTaSC axes left unconstrained ({', '.join(free)}): the chain reaches on every axis")
-    if not math.isclose(con.weight, 1.0):
-        notes.append(f"Weight Position {con.weight:g}: weights share bones between IK chains, which chains do not "
-                     "yet (the chain reaches fully)")
     for prop, how in animated.items():
         notes.append(f"{prop} is {how}: the chain takes its value at this frame")
     return notes
@@ -398,8 +396,9 @@ def _without_shared(obj: Any, settings: Any, plans: list[_Plan], refused: dict[s
         clash += [label(o.bone, o.constraint) for o in plans if o is not plan and set(o.bones) & mine]
         if clash:
             refused[label(plan.bone, plan.constraint)] = (
-                f"its chain {', '.join(map(repr, plan.bones))} shares bones with {', '.join(clash)}; chains that "
-                "share bones are not supported yet (Blender's IK blends them by weight)")
+                f"its chain {', '.join(map(repr, plan.bones))} shares bones with {', '.join(clash)}; adopting "
+                "IK constraints that share bones (Blender's tree IK) is not supported yet: add those chains by "
+                "hand (chains that share bones are solved together, with a Weight each)")
         else:
             kept.append(plan)
     return kept

@@ -18,6 +18,9 @@ from blender_ik_addon.blender.adopt import blender_pole_angle, label
 FRAMES = range(1, 25)
 TIP_TOLERANCE = 1e-4  # world units: the chains' default tolerance
 
+TREE_IK = ("adopting IK constraints that share bones (Blender's tree IK) is not supported yet: add those chains by "
+           "hand (chains that share bones are solved together, with a Weight each)")
+
 
 def arm_rig() -> bpy.types.Object:
     """Upper arm, forearm (bent at rest), hand; a control bone and a pole bone."""
@@ -133,10 +136,8 @@ def test_refusals_are_named_and_leave_the_constraints_on() -> None:
     report = adopt_constraints(rig)
     assert not report.adopted
     assert report.refused == {
-        label("a3", "IK"): "its chain 'a1', 'a2', 'a3' shares bones with constraint 'IK' on bone 'a2'; chains that "
-                           "share bones are not supported yet (Blender's IK blends them by weight)",
-        label("a2", "IK"): "its chain 'a1', 'a2' shares bones with constraint 'IK' on bone 'a3'; chains that share "
-                           "bones are not supported yet (Blender's IK blends them by weight)",
+        label("a3", "IK"): "its chain 'a1', 'a2', 'a3' shares bones with constraint 'IK' on bone 'a2'; " + TREE_IK,
+        label("a2", "IK"): "its chain 'a1', 'a2' shares bones with constraint 'IK' on bone 'a3'; " + TREE_IK,
         label("b2", "IK"): "its target bone 'b1' is a bone of its own chain, so the chain would chase itself; use a "
                            "control bone outside the chain",
         label("c1", "IK"): "Use Tail is off and the bone is not connected to a parent, so no bone's tail lies at "

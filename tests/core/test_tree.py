@@ -1,0 +1,458 @@
+"""What a user of trees sees: chains that share bones merged into one tree (core/tree.py) and solved
+with several effectors at once (core/tree_solver.py), on the default backend (the compiled kernel
+when numba is installed). The numpy/numba agreement is tests/core/test_tree_compiled.py's.
+
+Tests marked ``xfail(strict=True)`` state what the solver promises but does not yet do on large
+samples (reachable targets it misses, pops where the nearest pose moves smoothly); each names the
+evidence. When the solver gets it right they XPASS and fail: drop the mark then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from blender_ik_addon.core import Chain, ChainDefinitionError, ComfortPose, IKInputError, Joint, SolverOptions, solve
+from blender_ik_addon.core.examples import translation
+from blender_ik_addon.core.tree import Tree, tree_forward, tree_tips
+from blender_ik_addon.core.tree_solver import TreeResult, solve_tree
+from blender_ik_addon.core.types import FloatArray
+
+from .conftest import random_chain, reachable
+from .test_tree_compiled import random_poses, tentacle, two_arms, two_legs, world_rotations
+
+deg = np.radians
+TOL = SolverOptions().tolerance
+XZ = (True, False, True)
+HINGE = (True, False, False)
+FREE = (True, True, True)
+
+
+def bone(name: str, offset: tuple[float, float, float], free: tuple[bool, bool, bool] = FREE,
+         lower: tuple[float, float, float] = (-np.inf,) * 3, upper: tuple[float, float, float] = (np.inf,) * 3,
+         turn_z: float = 0.0, stretch: float = 0.0) -> Joint:
+    """A joint ``offset`` from its parent, its rest frame turned by ``turn_z`` about Z."""
+    rest = translation(*offset)
+    c, s = np.cos(turn_z), np.sin(turn_z)
+    rest[:2, :2] = [[c, -s], [s, c]]
+    return Joint(name, rest, "XYZ", free, np.array(lower, dtype=float), np.array(upper, dtype=float),
+                 stretch=stretch)
+
+
+A, B, C, D = (bone(n, (0, 0.0 if n == "a" else 0.4, 0)) for n in "abcd")
+X = bone("x", (0.3, 0.1, 0))
+TIP = np.array([0.0, 0.3, 0.0])
+
+
+def moved_base() -> FloatArray:
+    base = np.eye(4)
+    base[:3, 3] = (1.0, 2.0, 3.0)
+    return base
+
+
+def yoke(weights: tuple[float, float] = (1.0, 1.0)) -> Tree:
+    """Two arms on a 2-joint spine, mirror-symmetric about the YZ plane (mirrored targets give
+    mirrored answers): spine X/Z +-40 deg, shoulders X/Z +-90 deg, hinge elbows 0-150 deg."""
+    spine = ((-deg(40), 0, -deg(40)), (deg(40), 0, deg(40)))
+    s0, s1 = bone("spine0", (0, 0, 0), XZ, *spine), bone("spine1", (0, 0.5, 0), XZ, *spine)
+    chains = []
+    for side in (1.0, -1.0):
+        shoulder = bone(f"shoulder{side:+.0f}", (side * 0.2, 0.5, 0), XZ, (-deg(90), 0, -deg(90)),
+                        (deg(90), 0, deg(90)), turn_z=-side * np.pi / 2)
+        elbow = bone(f"elbow{side:+.0f}", (0, 0.3, 0), HINGE, (0, 0, 0), (deg(150), 0, 0))
+        chains.append(Chain((s0, s1, shoulder, elbow), tip_offset=TIP))
+    return Tree.from_chains(chains, names=["left", "right"], weights=list(weights))
+
+
+def bent_arms() -> Tree:
+    """A spine and two arms whose elbows and wrists bend only within [0.5, 1.5] rad: the rest
+    angle 0 lies outside their limits."""
+    spine = bone("spine", (0, 0, 0), XZ, (-deg(30), 0, -deg(30)), (deg(30), 0, deg(30)))
+    chains = []
+    for side in (1.0, -1.0):
+        shoulder = bone(f"shoulder{side:+.0f}", (side * 0.2, 0.5, 0), XZ, (-deg(90), 0, -deg(60)),
+                        (deg(90), 0, deg(60)), turn_z=-side * np.pi / 2)
+        elbow = bone(f"elbow{side:+.0f}", (0, 0.3, 0), HINGE, (0.5, 0, 0), (1.5, 0, 0))
+        wrist = bone(f"wrist{side:+.0f}", (0, 0.3, 0), HINGE, (0.5, 0, 0), (1.5, 0, 0))
+        chains.append(Chain((spine, shoulder, elbow, wrist), tip_offset=np.array([0, 0.1, 0])))
+    return Tree.from_chains(chains, names=["left", "right"])
+
+
+def assert_within_limits(tree: Tree, result: TreeResult) -> None:
+    assert np.all(result.q >= tree.joints.lower) and np.all(result.q <= tree.joints.upper)
+
+
+def assert_reached(tree: Tree, result: TreeResult, targets: FloatArray) -> None:
+    assert result.converged.all(), np.flatnonzero(~result.converged)
+    assert result.reached.all() and np.all(result.errors <= TOL)
+    # The reported errors are the real distances of the returned pose's tips.
+    np.testing.assert_allclose(np.linalg.norm(tree_tips(tree, result.q) - targets, axis=-1), result.errors,
+                               rtol=0, atol=1e-12)
+
+
+def smooth_path(tree: Tree, seed: int, frames: int = 120, keys: int = 4) -> FloatArray:
+    """``(frames, m)`` poses easing (smoothstep) through ``keys`` random poses within the limits."""
+    key_poses = random_poses(tree, keys, seed)
+    s = np.linspace(0.0, keys - 1, frames)
+    i = np.minimum(s.astype(int), keys - 2)
+    u = s - i
+    u = u * u * (3 - 2 * u)
+    return np.asarray(key_poses[i] * (1 - u[:, None]) + key_poses[i + 1] * u[:, None])
+
+
+# -- Tree.from_chains ----------------------------------------------------------------------------
+def test_from_chains_merges_joints_by_name_and_keeps_the_root_chains_base() -> None:
+    long = Chain((A, B, C, D), tip_offset=TIP, base=moved_base())
+    branch = Chain((C, X), tip_offset=TIP)  # starts at an interior joint of `long`; its own base is not used
+    for chains, names in (([long, branch], ["long", "branch"]), ([branch, long], ["branch", "long"])):
+        tree = Tree.from_chains(chains, names=names)
+        assert [j.name for j in tree.joints.joints] == ["a", "b", "c", "d", "x"]
+        np.testing.assert_array_equal(tree.parents, [-1, 0, 1, 2, 2])
+        effectors = {e.name: e for e in tree.effectors}
+        assert tree.names == tuple(names)
+        assert effectors["long"].joint == 3 and effectors["long"].joints == (0, 1, 2, 3)
+        assert effectors["branch"].joint == 4 and effectors["branch"].joints == (2, 4)
+        np.testing.assert_array_equal(tree.base, moved_base())  # the chain whose root is the tree's root
+        # Every joint between an effector and the root moves it, not only its own chain's.
+        np.testing.assert_array_equal(tree.ancestors[names.index("branch")], [True, True, True, False, True])
+        np.testing.assert_array_equal(tree.ancestors[names.index("long")], [True, True, True, True, False])
+        assert tree.n_dofs == 15 and tree.weights.tolist() == [1.0, 1.0]
+        # The tree's FK puts each tip where its own chain's FK does (the shared bones are one).
+        q = random_poses(tree, 1, 3)[0]
+        angles = tree.joints.expand(q)
+        tips = tree_tips(tree, q)
+        np.testing.assert_allclose(tips[names.index("long")], long.base[:3, :3] @ _chain_tip(long, angles[:4])
+                                   + long.base[:3, 3], atol=1e-12)
+        branch_from_c = tree_forward(tree, q)
+        expected = branch_from_c.origins[4] + branch_from_c.rotations[4] @ TIP
+        np.testing.assert_allclose(tips[names.index("branch")], expected + moved_base()[:3, 3], atol=1e-12)
+
+
+def _chain_tip(chain: Chain, angles: FloatArray) -> FloatArray:
+    """A chain's tip in chain space, by its own FK (core.fk) at per-joint ``angles``."""
+    from blender_ik_addon.core import forward
+
+    world = forward(chain, chain.compress(angles)).tip
+    return np.asarray(np.linalg.solve(chain.base[:3, :3], world - chain.base[:3, 3]))
+
+
+def test_a_chain_whose_tip_is_an_interior_joint_of_another() -> None:
+    long = Chain((A, B, C, D), tip_offset=TIP)
+    short = Chain((A, B), tip_offset=np.array([0.1, 0.2, 0.0]))  # ends inside `long`
+    tree = Tree.from_chains([long, short], names=["long", "short"])
+    assert tree.n_joints == 4 and tree.effectors[1].joint == 1 and tree.effectors[1].joints == (0, 1)
+    np.testing.assert_array_equal(tree.moves[1], [True] * 6 + [False] * 6)  # only a and b move it
+    targets = tree_tips(tree, random_poses(tree, 12, 4))
+    result = solve_tree(tree, targets)
+    assert_reached(tree, result, targets)
+    assert_within_limits(tree, result)
+
+
+@pytest.mark.parametrize(("chains", "kwargs", "message"), [
+    pytest.param(lambda: [Chain((A, B), TIP), Chain((C, D), TIP)], {},
+                 r"do not form one tree: 2 roots \('a', 'c'\); chains solved together must share bones",
+                 id="no-shared-joint"),
+    pytest.param(lambda: [Chain((A, B, C), TIP), Chain((A, C), TIP)], {},
+                 r"joint 'c' hangs from 'b' in chain 'one' but from 'a' in chain 'two'", id="parent-differs"),
+    pytest.param(lambda: [Chain((A, bone("s", (0, 0.4, 0), stretch=0.5)), TIP), Chain((A, C), TIP)], {},
+                 r"cannot stretch \(IK Stretch\) yet: s", id="stretch"),
+    pytest.param(lambda: [Chain((A, B), TIP), Chain((A, C), TIP)], {"names": ["arm", "arm"]},
+                 r"effector names must be unique, got \['arm', 'arm'\]", id="duplicate-names"),
+    pytest.param(lambda: [Chain((A, B), TIP), Chain((A, C), TIP)], {"weights": [1.0, -0.5]},
+                 r"effector 'two': weight must be a finite number >= 0, got -0.5", id="negative-weight"),
+    pytest.param(lambda: [Chain((A, B), TIP), Chain((A, C), TIP)], {"weights": [float("nan"), 1.0]},
+                 r"effector 'one': weight must be a finite number >= 0, got nan", id="nan-weight"),
+    pytest.param(lambda: [Chain((A, B), TIP), Chain((A, C), TIP)], {"weights": [1.0]},
+                 r"names and weights need one entry per chain", id="weights-count"),
+    pytest.param(lambda: [], {"names": []}, r"needs at least one chain", id="no-chains"),
+])
+def test_from_chains_refuses_with_a_clear_message(chains: Callable[[], list[Chain]], kwargs: dict[str, object],
+                                                  message: str) -> None:
+    built = chains()
+    names = kwargs.pop("names", ["one", "two"][:len(built)])
+    with pytest.raises(ChainDefinitionError, match=message):
+        Tree.from_chains(built, names=names, **kwargs)  # type: ignore[arg-type]
+
+
+# -- one effector: the chain solver's problem ----------------------------------------------------
+@pytest.mark.parametrize("seed", range(4))
+def test_a_one_effector_tree_reaches_what_solve_reaches(seed: int) -> None:
+    chain = random_chain(seed)  # mixed orders, locked axes, a limit range without 0, a scaled base
+    tree = Tree.from_chains([chain])
+    assert len(tree.effectors) == 1 and tree.n_dofs == chain.n_dofs
+    targets, _ = reachable(chain, 10, seed)
+    tree_result = solve_tree(tree, targets[:, None])
+    assert_reached(tree, tree_result, targets[:, None])
+    assert_within_limits(tree, tree_result)
+    for target, q in zip(targets, tree_result.q, strict=True):
+        chain_result = solve(chain, target)
+        assert chain_result.converged
+        # Both put the tip on the target; the poses may differ (the chain solver measures a ball
+        # joint's distance from comfort by its turn, the tree solver by its Euler angles).
+        from blender_ik_addon.core import tip_positions
+
+        assert np.linalg.norm(tip_positions(chain, chain_result.q[None])[0] - target) <= TOL
+        assert np.linalg.norm(tip_positions(chain, q[None])[0] - target) <= TOL
+
+
+# -- reachable targets ---------------------------------------------------------------------------
+@pytest.mark.parametrize(("make", "seed"), [(two_arms, 21), (two_legs, 22), (tentacle, 23)],
+                         ids=["two_arms", "two_legs", "tentacle"])
+def test_reachable_targets_are_reached_by_every_effector_within_the_limits(make: Callable[[], Tree],
+                                                                            seed: int) -> None:
+    # 40 frames each; the large sample below records the rare reachable targets the solver misses.
+    tree = make()
+    targets = tree_tips(tree, random_poses(tree, 40, seed))
+    result = solve_tree(tree, targets)
+    assert_reached(tree, result, targets)
+    assert_within_limits(tree, result)
+    assert result.q.shape == (40, tree.n_dofs) and result.angles.shape == (40, tree.n_joints, 3)
+    np.testing.assert_array_equal(result.compromise <= TOL, True)
+    assert result.names == tree.names and np.all(result.orientation_errors == 0.0)
+
+
+@pytest.mark.xfail(strict=True, reason="about 3 in 1000 reachable two-leg targets are missed (error up to "
+                   "0.65): the first attempt and the restarts land in one local minimum and the restarts give "
+                   "up (FRUITLESS_TREE_RESTARTS) before a later seed that reaches; other seeds reach them")
+def test_every_reachable_target_of_a_large_sample_is_reached() -> None:
+    tree = two_legs()
+    targets = tree_tips(tree, random_poses(tree, 1000, 555))
+    result = solve_tree(tree, targets)
+    assert_within_limits(tree, result)
+    assert result.converged.all(), (np.flatnonzero(~result.converged), result.errors[~result.converged])
+
+
+def test_limits_that_exclude_the_rest_angle_hold_and_targets_are_reached() -> None:
+    tree = bent_arms()
+    bends = [k for k, name in enumerate(tree.joints.dof_names()) if name.startswith(("elbow", "wrist"))]
+    assert len(bends) == 4 and np.all(tree.joints.lower[bends] == 0.5) and np.all(tree.joints.upper[bends] == 1.5)
+    targets = tree_tips(tree, random_poses(tree, 40, 31))
+    result = solve_tree(tree, targets)
+    assert_reached(tree, result, targets)
+    assert_within_limits(tree, result)
+    assert np.all(result.q[:, bends] >= 0.5)
+    # Targets only a bent pose reaches, from a rest pose that is not even inside the limits.
+    straight = tree_tips(tree, np.zeros(tree.n_dofs))
+    unreachable = solve_tree(tree, straight)  # the straight arms: every bend would have to be 0
+    assert not unreachable.converged[0] and np.all(unreachable.q[0, bends] >= 0.5)
+
+
+# -- targets no pose reaches at once ---------------------------------------------------------------
+MIRRORED = np.array([[[2.0, 1.2, 0.3], [-2.0, 1.2, 0.3]],   # both far out to the sides
+                     [[1.5, 0.2, -0.5], [-1.5, 0.2, -0.5]],  # far out and low
+                     [[0.3, 2.5, 0.0], [-0.3, 2.5, 0.0]]])   # above the head
+
+
+def _weighted_cost(tree: Tree, q: FloatArray, targets: FloatArray) -> float:
+    return float(np.sum(tree.weights * np.sum((tree_tips(tree, q) - targets) ** 2, axis=-1)))
+
+
+@pytest.mark.parametrize("weights", [(1.0, 1.0), (3.0, 1.0)])
+def test_an_unreachable_pair_gives_the_weighted_least_squares_compromise(weights: tuple[float, float]) -> None:
+    tree = yoke(weights)
+    result = solve_tree(tree, MIRRORED)
+    assert not result.converged.any() and not result.reached.any()
+    assert np.all(result.errors > 0.4)
+    np.testing.assert_allclose(np.linalg.norm(tree_tips(tree, result.q) - MIRRORED, axis=-1), result.errors,
+                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.compromise, np.sqrt(np.mean(result.errors ** 2, axis=1)), rtol=1e-12)
+    assert_within_limits(tree, result)
+    if weights[0] == weights[1]:  # a symmetric rig and mirrored targets: the errors are shared evenly
+        np.testing.assert_allclose(result.errors[:, 0], result.errors[:, 1], rtol=1e-4, atol=0)
+    # A least-squares minimum: no small move of the joints (within the limits) lowers the weighted cost.
+    rng = np.random.default_rng(0)
+    for q, targets in zip(result.q, MIRRORED, strict=True):
+        cost = _weighted_cost(tree, q, targets)
+        for _ in range(50):
+            nearby = tree.joints.clamp(q + rng.normal(0.0, 1e-3, tree.n_dofs))
+            assert _weighted_cost(tree, nearby, targets) >= cost - 1e-9 * cost
+
+
+def test_raising_an_effectors_weight_lowers_its_error() -> None:
+    even = solve_tree(yoke((1.0, 1.0)), MIRRORED).errors
+    left = solve_tree(yoke((4.0, 1.0)), MIRRORED).errors
+    right = solve_tree(yoke((1.0, 4.0)), MIRRORED).errors
+    assert np.all(left[:, 0] < even[:, 0] - 1e-3) and np.all(left[:, 1] > even[:, 1] + 1e-3)
+    assert np.all(right[:, 1] < even[:, 1] - 1e-3) and np.all(right[:, 0] > even[:, 0] + 1e-3)
+    np.testing.assert_allclose(left, right[:, ::-1], rtol=1e-4)  # mirrored
+
+
+def test_an_effector_of_weight_zero_lets_the_other_reach_exactly() -> None:
+    tree = yoke((1.0, 0.0))
+    targets = tree_tips(tree, random_poses(tree, 8, 41))
+    targets[:, 1] = (-3.0, 0.0, 0.0)  # far away: only reported, never pulled toward
+    result = solve_tree(tree, targets)
+    assert result.converged.all()  # weight-0 effectors do not block convergence
+    assert result.reached[:, 0].all() and not result.reached[:, 1].any()
+    assert np.all(result.errors[:, 0] <= TOL)
+    np.testing.assert_allclose(result.errors[:, 1], np.linalg.norm(tree_tips(tree, result.q)[:, 1] - targets[:, 1],
+                                                                   axis=-1), rtol=0, atol=1e-12)
+    # The same targets with the far one weighted: the near one no longer reaches.
+    assert not solve_tree(yoke((1.0, 1.0)), targets).reached[:, 0].all()
+
+
+def test_every_weight_zero_is_refused_naming_the_effectors() -> None:
+    tree = yoke((0.0, 0.0))
+    with pytest.raises(IKInputError, match=r"every effector has weight 0 \('left', 'right'\)"):
+        solve_tree(tree, MIRRORED)
+
+
+# -- determinism ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+def test_a_frame_solves_the_same_alone_in_a_batch_and_in_a_shuffled_batch(backend: str) -> None:
+    tree = two_legs()
+    count = 8 if backend == "auto" else 4
+    targets = tree_tips(tree, random_poses(tree, count, 51))
+    targets[1, 0] += (2.0, 0.0, 0.0)  # unreachable: restarts run and give the compromise
+    options = SolverOptions(backend=backend)
+    batch = solve_tree(tree, targets, options=options)
+    assert not batch.converged[1] and batch.converged[[0, *range(2, count)]].all()
+    alone = [solve_tree(tree, targets[f], options=options) for f in range(count)]
+    order = np.random.default_rng(5).permutation(count)
+    shuffled = solve_tree(tree, targets[order], options=options)
+    for f in range(count):
+        np.testing.assert_array_equal(alone[f].q[0], batch.q[f])
+        np.testing.assert_array_equal(alone[f].errors[0], batch.errors[f])
+        assert alone[f].iterations[0] == batch.iterations[f]
+    np.testing.assert_array_equal(shuffled.q, batch.q[order])
+    np.testing.assert_array_equal(shuffled.errors, batch.errors[order])
+    np.testing.assert_array_equal(solve_tree(tree, targets, options=options).q, batch.q)  # and again
+
+
+# -- the comfort pose ----------------------------------------------------------------------------
+def _comfort_for(tree: Tree) -> FloatArray:
+    return tree.joints.clamp(0.4 * random_poses(tree, 1, 77)[0])
+
+
+@pytest.mark.parametrize("make", [two_arms, two_legs, tentacle])
+def test_a_reachable_comfort_pose_is_the_answer(make: Callable[[], Tree]) -> None:
+    # Targets the comfort pose itself reaches: the redundancy lets the solver return that pose
+    # exactly, where the rest-pose solution is another reaching pose, farther from it.
+    tree = make()
+    comfort = _comfort_for(tree)
+    assert np.sum(comfort ** 2) > 0.1
+    targets = tree_tips(tree, comfort)[None]
+    with_comfort = solve_tree(tree, targets, comfort=ComfortPose(comfort))
+    from_rest = solve_tree(tree, targets)
+    assert with_comfort.converged.all() and from_rest.converged.all()
+    np.testing.assert_allclose(with_comfort.q[0], comfort, rtol=0, atol=1e-6)
+    assert np.sum((from_rest.q[0] - comfort) ** 2) > 0.1
+
+
+def test_the_comfort_solution_is_no_farther_from_comfort_than_the_rest_solution() -> None:
+    tree = two_legs()
+    comfort = _comfort_for(tree)
+    targets = tree_tips(tree, random_poses(tree, 60, 8))
+    with_comfort = solve_tree(tree, targets, comfort=ComfortPose(comfort))
+    from_rest = solve_tree(tree, targets)
+    both = with_comfort.converged & from_rest.converged
+    assert both.sum() >= 58
+    near = np.sum((with_comfort.q - comfort) ** 2, axis=1)
+    far = np.sum((from_rest.q - comfort) ** 2, axis=1)
+    assert np.all(near[both] <= far[both] + 1e-9), np.flatnonzero(both & (near > far + 1e-9))
+    assert np.mean(near[both]) < np.mean(far[both])
+
+
+@pytest.mark.xfail(strict=True, reason="on two_arms about 1 frame in 20 ends on a reaching pose farther from "
+                   "the comfort pose than the rest-pose solution (itself a reaching pose): the staged pull "
+                   "chooses a branch that is not the nearest one")
+def test_the_comfort_solution_is_no_farther_than_the_rest_solution_on_two_arms() -> None:
+    tree = two_arms()
+    comfort = _comfort_for(tree)
+    targets = tree_tips(tree, random_poses(tree, 200, 8))
+    with_comfort = solve_tree(tree, targets, comfort=ComfortPose(comfort))
+    from_rest = solve_tree(tree, targets)
+    both = with_comfort.converged & from_rest.converged
+    near = np.sum((with_comfort.q - comfort) ** 2, axis=1)
+    far = np.sum((from_rest.q - comfort) ** 2, axis=1)
+    assert np.all(near[both] <= far[both] + 1e-9), np.flatnonzero(both & (near > far + 1e-9))
+
+
+# -- orientation ---------------------------------------------------------------------------------
+@pytest.mark.parametrize(("make", "seed"), [(tentacle, 61), (two_arms, 62)], ids=["tentacle", "two_arms"])
+def test_an_effector_that_follows_matches_the_target_rotation(make: Callable[[], Tree], seed: int) -> None:
+    tree = make()
+    poses = random_poses(tree, 20, seed)
+    follow = np.arange(len(tree.effectors)) == 0
+    targets = tree_tips(tree, poses)
+    result = solve_tree(tree, targets, orientations=world_rotations(tree, poses, 0), follow=follow)
+    assert_reached(tree, result, targets)
+    assert np.all(result.orientation_errors[:, 0] <= SolverOptions().orientation_tolerance)
+    assert np.all(result.orientation_errors[:, 1:] == 0.0)
+    assert_within_limits(tree, result)
+    # The followed joint's world rotation is the target's.
+    joint = tree.effectors[0].joint
+    for q, wanted in zip(result.q, world_rotations(tree, poses, 0)[:, 0], strict=True):
+        got = tree.base[:3, :3] @ tree_forward(tree, q).rotations[joint]
+        np.testing.assert_allclose(got, wanted, atol=2e-3)
+
+
+@pytest.mark.xfail(strict=True, reason="about 1 in 20 reachable position-and-rotation targets of two_arms' left "
+                   "hand is missed (position error up to 0.14, rotation up to 0.06 rad); other seeds reach them")
+def test_every_followed_rotation_of_a_large_sample_is_matched() -> None:
+    tree = two_arms()
+    poses = random_poses(tree, 100, 7)
+    result = solve_tree(tree, tree_tips(tree, poses), orientations=world_rotations(tree, poses, 0),
+                        follow=[True, False])
+    assert result.converged.all(), np.flatnonzero(~result.converged)
+
+
+# -- input validation ----------------------------------------------------------------------------
+def test_targets_of_the_wrong_shape_are_refused() -> None:
+    tree = yoke()
+    with pytest.raises(IKInputError, match=r"targets must have shape \(F, 2, 3\) \(one per effector: left, right\), "
+                       r"got \(3, 3\)"):
+        solve_tree(tree, np.zeros((3, 3)))
+    with pytest.raises(IKInputError, match=r"got \(4, 1, 3\)"):
+        solve_tree(tree, np.zeros((4, 1, 3)))
+    one = solve_tree(tree, MIRRORED[0])  # (E, 3): one frame
+    assert one.q.shape == (1, tree.n_dofs)
+
+
+def test_a_nan_target_is_refused_naming_its_effector() -> None:
+    tree = yoke()
+    targets = MIRRORED.copy()
+    targets[2, 1, 0] = np.nan
+    with pytest.raises(IKInputError, match=r"not finite \(NaN or infinite\) for 'right'$"):
+        solve_tree(tree, targets)
+    targets[0, 0, 2] = np.inf
+    with pytest.raises(IKInputError, match=r"for 'left', 'right'$"):
+        solve_tree(tree, targets)
+
+
+def test_follow_needs_orientations_of_the_right_shape() -> None:
+    tree = yoke()
+    with pytest.raises(IKInputError, match="follow asks for orientations, but none were given"):
+        solve_tree(tree, MIRRORED, follow=[True, False])
+    with pytest.raises(IKInputError, match=r"orientations must have shape \(3, 2, 3, 3\), got \(3, 3, 3\)"):
+        solve_tree(tree, MIRRORED, orientations=np.stack([np.eye(3)] * 3), follow=[False, True])
+    bad = np.broadcast_to(np.eye(3), (3, 2, 3, 3)).copy()
+    bad[0, 1, 0, 0] = np.nan
+    with pytest.raises(IKInputError, match="target orientation is not finite"):
+        solve_tree(tree, MIRRORED, orientations=bad, follow=[False, True])
+
+
+# -- smoothness ----------------------------------------------------------------------------------
+def _pops(q: FloatArray) -> FloatArray:
+    """Frames whose largest joint step exceeds 5x the median step and 2 degrees."""
+    step = np.abs(np.diff(q, axis=0)).max(axis=1)
+    return np.flatnonzero((step > 5.0 * np.median(step)) & (step > deg(2.0)))
+
+
+@pytest.mark.parametrize("seed", [
+    2,
+    pytest.param(0, marks=pytest.mark.xfail(strict=True, reason=(
+        "pops of 20-50 deg; not inherent: the reaching poses nearest the rest pose (best of 26 attempts a frame "
+        "and continuation from the neighbours) move at most 4.2 deg a frame along this path, while the solver's "
+        "poses are up to 2.1 (sum of squared radians) farther from rest in the frames around each pop"))),
+])
+def test_a_smooth_path_of_reachable_targets_gives_smooth_joint_curves(seed: int) -> None:
+    # Two legs easing through 4 random poses in 120 frames; every frame is solved on its own.
+    tree = two_legs()
+    targets = tree_tips(tree, smooth_path(tree, seed))
+    result = solve_tree(tree, targets)
+    assert_reached(tree, result, targets)
+    pops = _pops(result.q)
+    assert pops.size == 0, (pops, np.degrees(np.abs(np.diff(result.q, axis=0)).max(axis=1)[pops]))
