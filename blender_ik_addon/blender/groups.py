@@ -174,8 +174,8 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], t
         angles = result.angles[:, joints]
         blend = min(max(float(spec.comfort_blend), 0.0), 1.0)
         if blend > 0:
-            comfort = chain.compress(prepared.comfort_angles)
-            angles = chain.expand((1.0 - blend) * chain.compress(angles) + blend * comfort)
+            preferred = chain.compress(prepared.comfort_angles)
+            angles = chain.expand((1.0 - blend) * chain.compress(angles) + blend * preferred)
         error = result.errors[:, e] * scales
         converged = error <= spec.tolerance
         if spec.follow_orientation:

@@ -75,7 +75,8 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -513,9 +514,33 @@ def steps_deg(rotations: FloatArray) -> FloatArray:
 
 
 # -- one case -------------------------------------------------------------------------------------
-def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int) -> dict[str, Any]:
-    """Build ``case`` in an empty file, then measure both solvers on it."""
-    from blender_ik_addon.blender import get_status
+NUMPY = "ours (numpy)"
+BAKED_NEAREST = "baked"  # bake_chains(continuous=False): each frame solved on its own
+BAKED = "baked_continuous"  # bake_chains(continuous=True)
+SOLVER_LABELS = {"blender": "Blender tree IK", "ours": "ours", BAKED: "ours, baked (Continuous)",
+                 BAKED_NEAREST: "ours, baked (per frame)"}
+
+
+@contextmanager
+def numba_off(active: bool) -> Iterator[None]:
+    """``IK_CHAINS_NUMBA=0`` while inside (when ``active``): the add-on's numpy solvers; restored after."""
+    if not active:
+        yield
+        return
+    before = os.environ.get("IK_CHAINS_NUMBA")
+    os.environ["IK_CHAINS_NUMBA"] = "0"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["IK_CHAINS_NUMBA"]
+        else:
+            os.environ["IK_CHAINS_NUMBA"] = before
+
+
+def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int, numpy_frames: int) -> dict[str, Any]:
+    """Build ``case`` in an empty file, then measure both solvers on it (ours live, and baked)."""
+    from blender_ik_addon.blender import bake_chains, get_status
 
     live_rigs, motion = bench
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -574,9 +599,9 @@ def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int) -> dict
         constraints.move(constraints.find("bench_ik"), 0)
     live_rigs.use(bpy, chains, "none")
 
-    solvers: dict[str, Any] = {}
-    for solver in ("blender", "ours"):
-        live_rigs.use(bpy, chains, solver)
+    def play(check: bool) -> dict[str, Any]:
+        """Play frames 1..``frames`` as set up now and read what Blender shows; ``check``: collect
+        the add-on chains' error statuses (live solving)."""
         scene.frame_set(0)
         tips_seen, rotations_seen, eulers_seen = [], [], []
         errors: dict[str, str] = {}
@@ -587,37 +612,66 @@ def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int) -> dict
             tips_seen.append(tips_now)
             rotations_seen.append(rotations)
             eulers_seen.append(eulers)
-            if solver == "ours":
-                for chain in chains:
-                    status = get_status(obj.name, chain.tip)
-                    if status is None:
-                        errors.setdefault(chain.tip, "no status (the chain was not solved)")
-                    elif not status.solved:
-                        errors.setdefault(chain.tip, status.message)
-        solvers[solver] = _figures(reader, motion, targets, np.array(tips_seen), np.array(rotations_seen),
-                                   np.array(eulers_seen))
-        solvers[solver]["errors"] = errors
+            for chain in chains if check else ():
+                status = get_status(obj.name, chain.tip)
+                if status is None:
+                    errors.setdefault(chain.tip, f"no status (the chain was not solved), frame {frame}")
+                elif not status.solved:
+                    errors.setdefault(chain.tip, f"frame {frame}: {status.message}")
+        out = _figures(reader, motion, targets, np.array(tips_seen), np.array(rotations_seen), np.array(eulers_seen))
+        out["errors"] = errors
+        return out
+
+    solvers: dict[str, Any] = {}
+    for solver in ("blender", "ours"):
+        live_rigs.use(bpy, chains, solver)
+        solvers[solver] = play(solver == "ours")
     live_rigs.use(bpy, chains, "none")
 
-    seconds: dict[str, list[float]] = {"none": [], "blender": [], "ours": []}
+    # Timing: interleaved passes; "ours (numpy)" is ours with IK_CHAINS_NUMBA=0 (read at every solve),
+    # over the first ``numpy_frames`` frames of each pass only (see --numpy-frames).
+    seconds: dict[str, list[float]] = {"none": [], "blender": [], "ours": [], NUMPY: []}
     for _ in range(passes):
-        for solver in seconds:
-            live_rigs.use(bpy, chains, solver)
-            scene.frame_set(0)  # untimed: the first timed frame moves the targets too
-            for frame in range(1, frames + 1):
-                began = time.perf_counter()
-                scene.frame_set(frame)
-                seconds[solver].append(time.perf_counter() - began)
+        for timed in seconds:
+            live_rigs.use(bpy, chains, "ours" if timed == NUMPY else timed)
+            count = min(frames, numpy_frames) if timed == NUMPY else frames
+            with numba_off(timed == NUMPY):
+                scene.frame_set(0)  # untimed: the first timed frame moves the targets too
+                for frame in range(1, count + 1):
+                    began = time.perf_counter()
+                    scene.frame_set(frame)
+                    seconds[timed].append(time.perf_counter() - began)
     live_rigs.use(bpy, chains, "none")
-    ms = {solver: 1e3 * statistics.median(values) for solver, values in seconds.items()}
+    ms = {timed: 1e3 * statistics.median(values) for timed, values in seconds.items()}
+    none_first = 1e3 * statistics.median([value for k, value in enumerate(seconds["none"])
+                                          if k % frames < min(frames, numpy_frames)])
     for solver in ("blender", "ours"):
         solvers[solver]["ms_per_frame"] = ms[solver] - ms["none"]
+    numpy_ms = ms[NUMPY] - none_first  # against the same frames with neither solver
+
+    # Baked: Blender's IK muted, the add-on's chains baked to keys (live off), the keys played back;
+    # first each frame on its own (the pose live solving picks), then Continuous.
+    for solver, continuous in ((BAKED_NEAREST, False), (BAKED, True)):
+        live_rigs.use(bpy, chains, "none")
+        report = bake_chains(obj, None, 1, frames, disable_live=True, continuous=continuous)
+        if any(obj.ik_chains.chains[chain.tip].enabled for chain in chains):
+            raise RuntimeError(f"{case.name}: a chain still solves live after bake_chains(disable_live=True)")
+        solvers[solver] = play(False)
+        solvers[solver]["ms_per_frame"] = 1e3 * report.seconds / frames
+        solvers[solver]["bake"] = {
+            "seconds": report.seconds, "frames": report.frames, "not_converged": report.not_converged,
+            "worst_error": report.worst_error, "path": report.path, "switches": report.switches,
+            "switch_frames": {c.name: list(c.findings.switches) if c.findings else [] for c in report.chains},
+            "summary": report.summary()}
+        obj.animation_data_clear()  # the bones had no keys before: the next bake (and case) starts clean
+        live_rigs.use(bpy, chains, "none")
     made_steps = steps_deg(np.array(made_rotations))
     return {"case": case.name, "rig": case.rig, "chains": [{"tip": c.tip, "length": c.length, "weight": w}
                                                            for c, w in zip(chains, case.weights, strict=True)],
             "bones": group, "targets": info, "targets_pose_max_step_deg": float(made_steps.max()),
             "targets_pose_ik_blender_excess_deg": made_blender,
-            "ms_none": ms["none"], "notes": notes, "solvers": solvers}
+            "ms_none": ms["none"], "ours_numpy_ms_per_frame": numpy_ms,
+            "ours_numpy_frames_per_pass": min(frames, numpy_frames), "notes": notes, "solvers": solvers}
 
 
 def _figures(reader: Reader, motion: Any, targets: FloatArray, tips: FloatArray, rotations: FloatArray,
@@ -664,7 +718,8 @@ def _violation_cell(figures: dict[str, Any], frames: int) -> str:
 
 
 def markdown(results: list[dict[str, Any]], frames: int) -> list[str]:
-    """The table (one row per case and solver) and, under it, the add-on's error messages and notes."""
+    """The table (one row per case and solver), the add-on's error messages and notes under it, then
+    the timing table (ratios to Blender) with the bakes' flagged switches."""
     lines = [
         "| case | solver | reach | worst tip error | per chain: mean / worst error | IK ranges (Euler) | "
         "IK locks (Euler) | IK limits, Blender's reading | Limit Rotation | max step ° (targets' pose) | pops | "
@@ -672,9 +727,9 @@ def markdown(results: list[dict[str, Any]], frames: int) -> list[str]:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
-        for solver in ("blender", "ours"):
+        for solver in ("blender", "ours", BAKED_NEAREST, BAKED):
             figures = result["solvers"][solver]
-            head = f"| {result['case']} | {'Blender tree IK' if solver == 'blender' else 'ours'} |"
+            head = f"| {result['case']} | {SOLVER_LABELS[solver]} |"
             if figures["errors"]:
                 lines.append(f"{head} error (see below) |{' — |' * 10}")
                 continue
@@ -682,18 +737,56 @@ def markdown(results: list[dict[str, Any]], frames: int) -> list[str]:
                                   for tip, value in figures["max_error_per_chain"].items())
             cells = [_violation_cell(figures[f"{kind}_violation"], frames)
                      for kind in ("ik_range", "ik_lock", "ik_blender", "limit_rotation")]
-            pops = f"{figures['pops']}" + (f" (frames {', '.join(map(str, figures['pop_frames']))})"
-                                           if figures["pops"] else "")
+            mark = "¹" if solver in (BAKED, BAKED_NEAREST) else ""
             lines.append(
                 f"{head} {100 * figures['reach_rate']:.1f} % | {figures['max_error']:.2g} | {per_chain} | "
                 f"{' | '.join(cells)} | {figures['max_step_deg']:.3g} ({result['targets_pose_max_step_deg']:.3g}) | "
-                f"{pops} | {figures['ms_per_frame']:.3f} |")
+                f"{_pops_cell(figures)} | {figures['ms_per_frame']:.3f}{mark} |")
     notes = []
     for result in results:
         for tip, message in result["solvers"]["ours"]["errors"].items():
             notes.append(f"- ours, {result['case']}: chain {tip!r}: error: {message}")
         notes += [f"- {result['case']}: {note}" for note in result["notes"]]
-    return [*lines, "", *notes] if notes else lines
+    lines += ["", "¹ Baked rows: the bake's wall time (`BakeReport.seconds`: sampling, solving, keying, its own "
+              "playback check) / frames; the row's other figures are measured on the keys as Blender plays them."]
+    lines += ["", *notes] if notes else []
+    numpy_frames = {result["ours_numpy_frames_per_pass"] for result in results}
+    lines += [
+        "",
+        "| case | Blender ms/frame | ours ms/frame | ours / Blender | ours (numpy) ms/frame"
+        f"{'' if numpy_frames == {frames} else ' ²'} | numpy / Blender | bake, Continuous, ms/frame | "
+        "bake / Blender | live pops (frames) | switches flagged by the per-frame bake (frames) | "
+        "switches flagged by the Continuous bake |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        solvers = result["solvers"]
+        blender = solvers["blender"]["ms_per_frame"]
+
+        def ratio(value: float, blender: float = blender) -> str:
+            return f"{value / blender:.2f}" if blender > 0.0 else "—"
+
+        ours, numpy_ms, bake = (solvers["ours"]["ms_per_frame"], result["ours_numpy_ms_per_frame"],
+                                solvers[BAKED]["ms_per_frame"])
+        lines.append(f"| {result['case']} | {blender:.3f} | {ours:.3f} | {ratio(ours)} | {numpy_ms:.3f} | "
+                     f"{ratio(numpy_ms)} | {bake:.3f} | {ratio(bake)} | {_pops_cell(solvers['ours'])} | "
+                     f"{_switch_cell(solvers[BAKED_NEAREST]['bake'])} | {_switch_cell(solvers[BAKED]['bake'])} |")
+    if numpy_frames != {frames}:
+        lines += ["", f"² ours (numpy): the first {', '.join(map(str, sorted(numpy_frames)))} frames of each pass "
+                  "(against the same frames with neither solver)."]
+    return lines
+
+
+def _pops_cell(figures: dict[str, Any]) -> str:
+    return f"{figures['pops']}" + (f" ({', '.join(map(str, figures['pop_frames']))})" if figures["pops"] else "")
+
+
+def _switch_cell(bake: dict[str, Any]) -> str:
+    if not bake["switches"]:
+        return "0"
+    where = "; ".join(f"{tip}: {', '.join(map(str, frames))}"
+                      for tip, frames in bake["switch_frames"].items() if frames)
+    return f"{bake['switches']} ({where})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -703,6 +796,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=5, help="interleaved timing passes over the range")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--rigs", default="", help=f"comma-separated, of {', '.join(RIGS)} (default: all)")
+    parser.add_argument("--numpy-frames", type=int, default=None,
+                        help="frames per pass timed for ours (numpy), from frame 1 (default: all)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO / "scripts"))
     import bench  # noqa: F401  # puts this checkout on sys.path; --repo goes before it below
@@ -724,7 +819,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     for case in cases:
         print(f"[tree] {case.name} ...", file=sys.stderr, flush=True)
-        results.append(run_case(bpy, (live_rigs, motion), case, args.frames, args.passes))
+        results.append(run_case(bpy, (live_rigs, motion), case, args.frames, args.passes,
+                                args.frames if args.numpy_frames is None else args.numpy_frames))
     bpy.ops.wm.read_homefile(use_empty=True)
     print(f"{args.frames} frames, timing: median of {args.passes} interleaved passes; Blender "
           f"{bpy.app.version_string}; add-on from {args.repo.resolve()}; solver: {ChainSpec('x', 'x').backend_note()}; "

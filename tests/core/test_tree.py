@@ -14,7 +14,16 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from blender_ik_addon.core import Chain, ChainDefinitionError, ComfortPose, IKInputError, Joint, SolverOptions, solve
+from blender_ik_addon.core import (
+    Chain,
+    ChainDefinitionError,
+    ComfortPose,
+    IKInputError,
+    Joint,
+    SolverOptions,
+    solve,
+    tip_positions,
+)
 from blender_ik_addon.core.examples import translation
 from blender_ik_addon.core.tree import Tree, tree_forward, tree_tips
 from blender_ik_addon.core.tree_solver import TreeResult, solve_tree
@@ -108,34 +117,35 @@ def test_from_chains_merges_joints_by_name_and_keeps_the_root_chains_base() -> N
     branch = Chain((C, X), tip_offset=TIP)  # starts at an interior joint of `long`; its own base is not used
     for chains, names in (([long, branch], ["long", "branch"]), ([branch, long], ["branch", "long"])):
         tree = Tree.from_chains(chains, names=names)
-        assert [j.name for j in tree.joints.joints] == ["a", "b", "c", "d", "x"]
-        np.testing.assert_array_equal(tree.parents, [-1, 0, 1, 2, 2])
+        joint_names = [j.name for j in tree.joints.joints]
+        assert sorted(joint_names) == ["a", "b", "c", "d", "x"] and joint_names[:3] == ["a", "b", "c"]
+        parent_of = {n: (joint_names[p] if p >= 0 else None) for n, p in zip(joint_names, tree.parents, strict=True)}
+        assert parent_of == {"a": None, "b": "a", "c": "b", "d": "c", "x": "c"}
+        assert np.all(tree.parents < np.arange(tree.n_joints))  # parents before children
+        index = {name: i for i, name in enumerate(joint_names)}
         effectors = {e.name: e for e in tree.effectors}
         assert tree.names == tuple(names)
-        assert effectors["long"].joint == 3 and effectors["long"].joints == (0, 1, 2, 3)
-        assert effectors["branch"].joint == 4 and effectors["branch"].joints == (2, 4)
+        assert effectors["long"].joint == index["d"]
+        assert effectors["long"].joints == tuple(index[n] for n in "abcd")
+        assert effectors["branch"].joint == index["x"] and effectors["branch"].joints == (index["c"], index["x"])
         np.testing.assert_array_equal(tree.base, moved_base())  # the chain whose root is the tree's root
         # Every joint between an effector and the root moves it, not only its own chain's.
-        np.testing.assert_array_equal(tree.ancestors[names.index("branch")], [True, True, True, False, True])
-        np.testing.assert_array_equal(tree.ancestors[names.index("long")], [True, True, True, True, False])
+        assert tree.ancestors[names.index("branch")].tolist() == [n != "d" for n in joint_names]
+        assert tree.ancestors[names.index("long")].tolist() == [n != "x" for n in joint_names]
         assert tree.n_dofs == 15 and tree.weights.tolist() == [1.0, 1.0]
-        # The tree's FK puts each tip where its own chain's FK does (the shared bones are one).
+        # The tree's FK puts each tip where its own chain's FK does: `long` from the tree's base,
+        # `branch` from the world frame of c's parent b (the shared bones are one).
         q = random_poses(tree, 1, 3)[0]
         angles = tree.joints.expand(q)
         tips = tree_tips(tree, q)
-        np.testing.assert_allclose(tips[names.index("long")], long.base[:3, :3] @ _chain_tip(long, angles[:4])
-                                   + long.base[:3, 3], atol=1e-12)
-        branch_from_c = tree_forward(tree, q)
-        expected = branch_from_c.origins[4] + branch_from_c.rotations[4] @ TIP
-        np.testing.assert_allclose(tips[names.index("branch")], expected + moved_base()[:3, 3], atol=1e-12)
-
-
-def _chain_tip(chain: Chain, angles: FloatArray) -> FloatArray:
-    """A chain's tip in chain space, by its own FK (core.fk) at per-joint ``angles``."""
-    from blender_ik_addon.core import forward
-
-    world = forward(chain, chain.compress(angles)).tip
-    return np.asarray(np.linalg.solve(chain.base[:3, :3], world - chain.base[:3, 3]))
+        long_q = long.compress(angles[[index[n] for n in "abcd"]])[None]
+        np.testing.assert_allclose(tips[names.index("long")], tip_positions(long, long_q)[0], rtol=0, atol=1e-12)
+        pose = tree_forward(tree, q)
+        frame_b = np.eye(4)
+        frame_b[:3, :3], frame_b[:3, 3] = pose.rotations[index["b"]], pose.origins[index["b"]]
+        branch_q = branch.compress(angles[[index["c"], index["x"]]])[None]
+        expected = tip_positions(branch.with_base(tree.base @ frame_b), branch_q)[0]
+        np.testing.assert_allclose(tips[names.index("branch")], expected, rtol=0, atol=1e-12)
 
 
 def test_a_chain_whose_tip_is_an_interior_joint_of_another() -> None:
@@ -171,9 +181,9 @@ def test_a_chain_whose_tip_is_an_interior_joint_of_another() -> None:
 def test_from_chains_refuses_with_a_clear_message(chains: Callable[[], list[Chain]], kwargs: dict[str, object],
                                                   message: str) -> None:
     built = chains()
-    names = kwargs.pop("names", ["one", "two"][:len(built)])
+    options = {"names": ["one", "two"][:len(built)], **kwargs}
     with pytest.raises(ChainDefinitionError, match=message):
-        Tree.from_chains(built, names=names, **kwargs)  # type: ignore[arg-type]
+        Tree.from_chains(built, **options)  # type: ignore[arg-type]
 
 
 # -- one effector: the chain solver's problem ----------------------------------------------------
@@ -191,8 +201,6 @@ def test_a_one_effector_tree_reaches_what_solve_reaches(seed: int) -> None:
         assert chain_result.converged
         # Both put the tip on the target; the poses may differ (the chain solver measures a ball
         # joint's distance from comfort by its turn, the tree solver by its Euler angles).
-        from blender_ik_addon.core import tip_positions
-
         assert np.linalg.norm(tip_positions(chain, chain_result.q[None])[0] - target) <= TOL
         assert np.linalg.norm(tip_positions(chain, q[None])[0] - target) <= TOL
 
@@ -213,12 +221,16 @@ def test_reachable_targets_are_reached_by_every_effector_within_the_limits(make:
     assert result.names == tree.names and np.all(result.orientation_errors == 0.0)
 
 
-@pytest.mark.xfail(strict=True, reason="about 3 in 1000 reachable two-leg targets are missed (error up to "
-                   "0.65): the first attempt and the restarts land in one local minimum and the restarts give "
-                   "up (FRUITLESS_TREE_RESTARTS) before a later seed that reaches; other seeds reach them")
-def test_every_reachable_target_of_a_large_sample_is_reached() -> None:
-    tree = two_legs()
-    targets = tree_tips(tree, random_poses(tree, 1000, 555))
+@pytest.mark.parametrize(("make", "count"), [
+    (two_legs, 1000),
+    (two_arms, 300),
+    pytest.param(bent_arms, 300, marks=pytest.mark.xfail(strict=True, reason=(
+        "3 of these 300 reachable targets are missed (frames 65, 166, 204; errors up to 0.08): the first "
+        "attempt and the 8 restarts end in the same few local minima; seeds 1-4 reach some of them"))),
+])
+def test_every_reachable_target_of_a_large_sample_is_reached(make: Callable[[], Tree], count: int) -> None:
+    tree = make()
+    targets = tree_tips(tree, random_poses(tree, count, 3 if make is bent_arms else 555))
     result = solve_tree(tree, targets)
     assert_within_limits(tree, result)
     assert result.converged.all(), (np.flatnonzero(~result.converged), result.errors[~result.converged])
@@ -347,12 +359,11 @@ def test_the_comfort_solution_is_no_farther_from_comfort_than_the_rest_solution(
     targets = tree_tips(tree, random_poses(tree, 60, 8))
     with_comfort = solve_tree(tree, targets, comfort=ComfortPose(comfort))
     from_rest = solve_tree(tree, targets)
-    both = with_comfort.converged & from_rest.converged
-    assert both.sum() >= 58
+    assert with_comfort.converged.all() and from_rest.converged.all()
     near = np.sum((with_comfort.q - comfort) ** 2, axis=1)
     far = np.sum((from_rest.q - comfort) ** 2, axis=1)
-    assert np.all(near[both] <= far[both] + 1e-9), np.flatnonzero(both & (near > far + 1e-9))
-    assert np.mean(near[both]) < np.mean(far[both])
+    assert np.all(near <= far + 1e-9), np.flatnonzero(near > far + 1e-9)
+    assert np.mean(near) < np.mean(far)
 
 
 @pytest.mark.xfail(strict=True, reason="on two_arms about 1 frame in 20 ends on a reaching pose farther from "
@@ -389,14 +400,18 @@ def test_an_effector_that_follows_matches_the_target_rotation(make: Callable[[],
         np.testing.assert_allclose(got, wanted, atol=2e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="about 1 in 20 reachable position-and-rotation targets of two_arms' left "
-                   "hand is missed (position error up to 0.14, rotation up to 0.06 rad); other seeds reach them")
-def test_every_followed_rotation_of_a_large_sample_is_matched() -> None:
-    tree = two_arms()
+@pytest.mark.parametrize("make", [
+    two_arms,
+    pytest.param(two_legs, marks=pytest.mark.xfail(strict=True, reason=(
+        "frame 79 of these 100 reachable position-and-rotation targets is missed, narrowly: position errors "
+        "5.8e-4 and 3.5e-4, rotation 2.1e-4 rad (tolerances 1e-4 and 1e-3)"))),
+])
+def test_every_followed_rotation_of_a_large_sample_is_matched(make: Callable[[], Tree]) -> None:
+    tree = make()
     poses = random_poses(tree, 100, 7)
     result = solve_tree(tree, tree_tips(tree, poses), orientations=world_rotations(tree, poses, 0),
                         follow=[True, False])
-    assert result.converged.all(), np.flatnonzero(~result.converged)
+    assert result.converged.all(), (np.flatnonzero(~result.converged), result.errors[~result.converged])
 
 
 # -- input validation ----------------------------------------------------------------------------
