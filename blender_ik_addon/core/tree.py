@@ -134,11 +134,17 @@ class Tree:
                     raise ChainDefinitionError(
                         f"joint {joint.name!r} hangs from {known!r} in chain {holder[joint.name]!r} "
                         f"but from {parent!r} in chain {name!r}")
+                if joint.name in joint_of:
+                    _require_same(joint_of[joint.name], joint, holder[joint.name], name,
+                                  rest=known is not None and parent is not None)
                 if parent is not None or joint.name not in parent_of:
                     parent_of[joint.name] = parent
                     joint_of[joint.name] = joint
                     holder[joint.name] = name
         roots = [j for j, p in parent_of.items() if p is None]
+        if not roots:
+            raise ChainDefinitionError(f"the chains' joints hang from each other in a circle "
+                                       f"({', '.join(map(repr, parent_of))}): a tree needs a root")
         if len(roots) != 1:
             raise ChainDefinitionError(
                 f"the chains do not form one tree: {len(roots)} roots ({', '.join(map(repr, roots))}); "
@@ -236,6 +242,23 @@ class Tree:
         out[self.joints.free_joint, self.joints.free_axis] = np.arange(self.joints.n_angles)
         out.flags.writeable = False
         return out
+
+
+def _require_same(first: Joint, second: Joint, first_chain: str, second_chain: str, *, rest: bool) -> None:
+    """A joint two chains share must be the same joint in both: its axes, limits, locks and (where
+    both give it a parent, so both rests are relative to the same frame) its rest transform. A
+    chain's root joint has its rest relative to that chain's base instead, which is not compared."""
+    fields = [("order", first.order == second.order), ("free axes", first.free == second.free),
+              ("lower limits", np.array_equal(first.lower, second.lower)),
+              ("upper limits", np.array_equal(first.upper, second.upper)),
+              ("locked values", np.array_equal(first.fixed, second.fixed)),
+              ("stretch", first.stretch == second.stretch)]
+    if rest:
+        fields.append(("rest transform", bool(np.allclose(first.rest, second.rest, rtol=0.0, atol=1e-9))))
+    for what, same in fields:
+        if not same:
+            raise ChainDefinitionError(f"joint {first.name!r} has other {what} in chain {second_chain!r} than in "
+                                       f"chain {first_chain!r}: chains that share a joint must agree on it")
 
 
 @dataclass(frozen=True)
