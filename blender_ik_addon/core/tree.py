@@ -247,11 +247,13 @@ class Tree:
 def _require_same(first: Joint, second: Joint, first_chain: str, second_chain: str, *, rest: bool) -> None:
     """A joint two chains share must be the same joint in both: its axes, limits, locks and (where
     both give it a parent, so both rests are relative to the same frame) its rest transform. A
-    chain's root joint has its rest relative to that chain's base instead, which is not compared."""
+    chain's root joint has its rest relative to that chain's base instead, which is not compared.
+    (A free axis's ``fixed`` value is unused: a chain read from a rig may hold its pose there.)"""
+    locked = ~np.array(first.free)
     fields = [("order", first.order == second.order), ("free axes", first.free == second.free),
               ("lower limits", np.array_equal(first.lower, second.lower)),
               ("upper limits", np.array_equal(first.upper, second.upper)),
-              ("locked values", np.array_equal(first.fixed, second.fixed)),
+              ("locked values", np.array_equal(first.fixed[locked], second.fixed[locked])),
               ("stretch", first.stretch == second.stretch)]
     if rest:
         fields.append(("rest transform", bool(np.allclose(first.rest, second.rest, rtol=0.0, atol=1e-9))))
