@@ -650,8 +650,9 @@ def solve_frames(plan: Plan, targets: FloatArray, orientations: FloatArray, foll
                 if _reached(distance, rotation, sqrt_weights, tolerance, orientation_tolerance):
                     _copy(q, best)
                     break
-                fruitless = 0 if cost < (1.0 - RESTART_GAIN) * best_cost else fruitless + 1
-                if cost < best_cost:
+                gained = cost < (1.0 - RESTART_GAIN) * best_cost  # only a clear gain replaces it
+                fruitless = 0 if gained else fruitless + 1
+                if gained:
                     _copy(q, best)
                     best_cost = cost
                 if fruitless >= FRUITLESS_TREE_RESTARTS:

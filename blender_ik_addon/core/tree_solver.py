@@ -272,8 +272,11 @@ def _solve_numpy(tree: Tree, targets: TreeTargets, preferred: FloatArray, comfor
             if problem.reached(q):
                 best = q
                 break
-            fruitless = 0 if cost < (1.0 - rules.RESTART_GAIN) * best_cost else fruitless + 1
-            if cost < best_cost:
+            # Only a clear gain replaces the pose held: among compromises about equally good (no pose
+            # reaches every target) the first attempt's, on the stages' path, stays from frame to frame.
+            gained = cost < (1.0 - rules.RESTART_GAIN) * best_cost
+            fruitless = 0 if gained else fruitless + 1
+            if gained:
                 best, best_cost = q, cost
             if fruitless >= FRUITLESS_TREE_RESTARTS:
                 break

@@ -1,6 +1,7 @@
 """Shared chains (issue 13): Blender's tree IK beside the add-on's shared chains, on the same rigs.
 
-    .venv/bin/python scripts/bench/tree_cases.py [--frames 48] [--passes 5] [--json OUT] [--rigs R,..] [--repo PATH]
+    .venv/bin/python scripts/bench/tree_cases.py [--frames 48] [--passes 5] [--numpy-every 4] [--json OUT]
+                                                 [--rigs R,..] [--repo PATH]
 
 Blender solves IK constraints whose chains share bones *and the same root bone* jointly, as one
 tree (``iksolver_plugin``: trees are keyed by the root bone). The add-on groups chains that share
@@ -59,7 +60,19 @@ Per case and solver:
   largest step of the pose the targets were made from;
 * ms per frame: the median time of ``scene.frame_set`` with that solver acting minus the same with
   neither, ``--passes`` interleaved passes over the frames (as ``scripts/bench/addon.py`` measures
-  the live overhead).
+  the live overhead). "ours (numpy)": the same for ours with ``IK_CHAINS_NUMBA=0`` (the add-on's
+  numpy solvers; set in-process around that timing), on every ``--numpy-every``-th frame only (it
+  is slow; live solving starts each frame afresh, so a subset costs what it costs in a row), against
+  the same frames with neither solver. The second table gives the ratios to Blender.
+
+Two more rows per case measure the add-on's bake (``bake_chains(obj, None, 1, frames,
+disable_live=True, continuous=...)``, Blender's IK muted, the keys written on the chain bones, then
+played back frame by frame with live solving off, the same figures read on what Blender plays):
+"baked (per frame)" (``continuous=False``: each frame's nearest pose, what live solving shows) and
+"baked (Continuous)" (each frame from the previous one's pose). Their ms per frame is the bake's
+wall time (``BakeReport.seconds``) / frames. The second table also gives each bake's
+``BakeReport.switches`` (frames where a chain's baked pose jumps although its target glides) beside
+live solving's pops. The keys are removed after each bake.
 
 While the add-on refuses chains that share bones, its rows say ``error`` and each chain's status
 message is printed under the table.
@@ -513,6 +526,12 @@ def steps_deg(rotations: FloatArray) -> FloatArray:
     return np.asarray(np.degrees(rotation_angles(relative)).max(axis=1))
 
 
+def step_bones(rotations: FloatArray) -> list[int]:
+    """Per step of :func:`steps_deg`, the index of the bone that rotates most."""
+    relative = np.einsum("fbji,fbjk->fbik", rotations[:-1], rotations[1:])
+    return [int(b) for b in np.argmax(rotation_angles(relative), axis=1)]
+
+
 # -- one case -------------------------------------------------------------------------------------
 NUMPY = "ours (numpy)"
 BAKED_NEAREST = "baked"  # bake_chains(continuous=False): each frame solved on its own
@@ -538,7 +557,7 @@ def numba_off(active: bool) -> Iterator[None]:
             os.environ["IK_CHAINS_NUMBA"] = before
 
 
-def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int, numpy_frames: int) -> dict[str, Any]:
+def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int, numpy_every: int) -> dict[str, Any]:
     """Build ``case`` in an empty file, then measure both solvers on it (ours live, and baked)."""
     from blender_ik_addon.blender import bake_chains, get_status
 
@@ -629,25 +648,26 @@ def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int, numpy_f
     live_rigs.use(bpy, chains, "none")
 
     # Timing: interleaved passes; "ours (numpy)" is ours with IK_CHAINS_NUMBA=0 (read at every solve),
-    # over the first ``numpy_frames`` frames of each pass only (see --numpy-frames).
+    # over every ``numpy_every``-th frame only (1, 1 + numpy_every, ...; see --numpy-every: live
+    # solving starts each frame afresh, so a subset of the frames costs what they cost in a row).
     seconds: dict[str, list[float]] = {"none": [], "blender": [], "ours": [], NUMPY: []}
+    numpy_frames = range(1, frames + 1, numpy_every)
     for _ in range(passes):
         for timed in seconds:
             live_rigs.use(bpy, chains, "ours" if timed == NUMPY else timed)
-            count = min(frames, numpy_frames) if timed == NUMPY else frames
             with numba_off(timed == NUMPY):
                 scene.frame_set(0)  # untimed: the first timed frame moves the targets too
-                for frame in range(1, count + 1):
+                for frame in numpy_frames if timed == NUMPY else range(1, frames + 1):
                     began = time.perf_counter()
                     scene.frame_set(frame)
                     seconds[timed].append(time.perf_counter() - began)
     live_rigs.use(bpy, chains, "none")
     ms = {timed: 1e3 * statistics.median(values) for timed, values in seconds.items()}
-    none_first = 1e3 * statistics.median([value for k, value in enumerate(seconds["none"])
-                                          if k % frames < min(frames, numpy_frames)])
+    none_same = 1e3 * statistics.median([value for k, value in enumerate(seconds["none"])
+                                         if k % frames % numpy_every == 0])
     for solver in ("blender", "ours"):
         solvers[solver]["ms_per_frame"] = ms[solver] - ms["none"]
-    numpy_ms = ms[NUMPY] - none_first  # against the same frames with neither solver
+    numpy_ms = ms[NUMPY] - none_same  # against the same frames with neither solver
 
     # Baked: Blender's IK muted, the add-on's chains baked to keys (live off), the keys played back;
     # first each frame on its own (the pose live solving picks), then Continuous.
@@ -669,9 +689,10 @@ def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int, numpy_f
     return {"case": case.name, "rig": case.rig, "chains": [{"tip": c.tip, "length": c.length, "weight": w}
                                                            for c, w in zip(chains, case.weights, strict=True)],
             "bones": group, "targets": info, "targets_pose_max_step_deg": float(made_steps.max()),
+            "targets_max_move": np.linalg.norm(np.diff(targets, axis=0), axis=2).max(axis=1).tolist(),
             "targets_pose_ik_blender_excess_deg": made_blender,
             "ms_none": ms["none"], "ours_numpy_ms_per_frame": numpy_ms,
-            "ours_numpy_frames_per_pass": min(frames, numpy_frames), "notes": notes, "solvers": solvers}
+            "ours_numpy_frames_per_pass": len(numpy_frames), "notes": notes, "solvers": solvers}
 
 
 def _figures(reader: Reader, motion: Any, targets: FloatArray, tips: FloatArray, rotations: FloatArray,
@@ -692,6 +713,8 @@ def _figures(reader: Reader, motion: Any, targets: FloatArray, tips: FloatArray,
         "median_step_deg": median,
         "pops": len(pops),
         "pop_frames": (pops + 1).tolist(),  # scene frames popped into (frame 1 is index 0)
+        "steps_deg": steps.tolist(),  # step into frame 2, 3, ...
+        "step_bones": [reader.bones[b] for b in step_bones(rotations)],  # the bone making each step
     }
     excess = [reader.violations(r, e) for r, e in zip(rotations, eulers, strict=True)]
     for kind in ("ik_range", "ik_lock", "ik_blender", "limit_rotation"):
@@ -751,6 +774,7 @@ def markdown(results: list[dict[str, Any]], frames: int) -> list[str]:
               "playback check) / frames; the row's other figures are measured on the keys as Blender plays them."]
     lines += ["", *notes] if notes else []
     numpy_frames = {result["ours_numpy_frames_per_pass"] for result in results}
+    every = math.ceil(frames / max(numpy_frames))
     lines += [
         "",
         "| case | Blender ms/frame | ours ms/frame | ours / Blender | ours (numpy) ms/frame"
@@ -772,8 +796,8 @@ def markdown(results: list[dict[str, Any]], frames: int) -> list[str]:
                      f"{ratio(numpy_ms)} | {bake:.3f} | {ratio(bake)} | {_pops_cell(solvers['ours'])} | "
                      f"{_switch_cell(solvers[BAKED_NEAREST]['bake'])} | {_switch_cell(solvers[BAKED]['bake'])} |")
     if numpy_frames != {frames}:
-        lines += ["", f"² ours (numpy): the first {', '.join(map(str, sorted(numpy_frames)))} frames of each pass "
-                  "(against the same frames with neither solver)."]
+        lines += ["", f"² ours (numpy): every {every}th frame ({', '.join(map(str, sorted(numpy_frames)))} frames) of "
+                  "each pass, against the same frames with neither solver (too slow for all)."]
     return lines
 
 
@@ -796,8 +820,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--passes", type=int, default=5, help="interleaved timing passes over the range")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     parser.add_argument("--rigs", default="", help=f"comma-separated, of {', '.join(RIGS)} (default: all)")
-    parser.add_argument("--numpy-frames", type=int, default=None,
-                        help="frames per pass timed for ours (numpy), from frame 1 (default: all)")
+    parser.add_argument("--numpy-every", type=int, default=4,
+                        help="time ours (numpy) on every Nth frame of each pass only (1: all; it is slow)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO / "scripts"))
     import bench  # noqa: F401  # puts this checkout on sys.path; --repo goes before it below
@@ -820,7 +844,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for case in cases:
         print(f"[tree] {case.name} ...", file=sys.stderr, flush=True)
         results.append(run_case(bpy, (live_rigs, motion), case, args.frames, args.passes,
-                                args.frames if args.numpy_frames is None else args.numpy_frames))
+                                max(1, args.numpy_every)))
     bpy.ops.wm.read_homefile(use_empty=True)
     print(f"{args.frames} frames, timing: median of {args.passes} interleaved passes; Blender "
           f"{bpy.app.version_string}; add-on from {args.repo.resolve()}; solver: {ChainSpec('x', 'x').backend_note()}; "
