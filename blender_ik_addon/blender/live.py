@@ -702,6 +702,8 @@ def group_cycles(order: list[str], uppers: dict[str, tuple[str, int]], followed:
     its own group (its target or pole moves with bones the group solves), or groups that follow each
     other (a chain of one follows a chain of the other, and back). Chain -> message."""
     out: dict[str, str] = {}
+    if not together:  # the usual rig: nothing to walk on every frame
+        return out
     for name in order:
         group = together.get(name)
         if group is None or refused.get(name):
@@ -740,7 +742,9 @@ def _missing_members(order: list[str], together: dict[str, tuple[str, ...]],
                      refused: dict[str, str | None]) -> dict[str, str]:
     """A group solves only whole: when one of its chains is refused, or left out of this pass (Key
     Current Frame on one chain of a group that solves live), the others are refused too, by name."""
-    out = {}
+    out: dict[str, str] = {}
+    if not together:
+        return out
     for name in order:
         group = together.get(name, ())
         if refused.get(name):
