@@ -204,7 +204,7 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
             require_usable(item, samples.bases[name], *inputs[name])
         solved: Solved = {}
         grouped: dict[str, FrameSolution] = {}  # chains solved together (groups.py), by chain
-        for index, name in enumerate(upper_first(part, stacked)):
+        for index, name in enumerate(upper_first(part, stacked, together)):
             item = part[name]
             bases = _stacked_bases(obj, samples, stacked, solved, name)
             if name in together and name not in grouped:  # the group's first chain: solve the whole group
@@ -372,7 +372,7 @@ def _stacked_bases(obj: Any, samples: Samples, stacked: dict[str, tuple[str, int
                    name: str) -> FloatArray:
     """A chain's sampled bases, moved with the chain it hangs below when that was solved just before."""
     bases = samples.bases[name]
-    if name in stacked and stacked[name][0] in solved:
+    if name in stacked:
         upper, joint = stacked[name]
         upper_binding, upper_bases, upper_angles, upper_factors = solved[upper]
         bone = upper_binding.bone_names[joint]

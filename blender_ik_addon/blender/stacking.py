@@ -48,19 +48,27 @@ def links(chains: Mapping[str, tuple[Sequence[str], Sequence[str]]]) -> dict[str
     return out
 
 
-def upper_first(names: Iterable[str], uppers: dict[str, tuple[str, int]]) -> list[str]:
-    """``names`` ordered so that every chain comes after the chain it hangs from."""
+def upper_first(names: Iterable[str], uppers: dict[str, tuple[str, int]],
+                together: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """``names`` ordered so that every chain comes after the chain it hangs from. The chains of a
+    group (``together``: chain -> its group, :mod:`.groups`) come one after another, after every
+    chain any of them hangs from: the group is solved as one, when its first chain is reached."""
     pending = list(names)
     wanted = set(pending)
+    together = together or {}
     order: list[str] = []
+    visiting: set[str] = set()
 
     def visit(name: str) -> None:
-        if name in order:
+        if name in order or name in visiting:
             return
-        upper = uppers.get(name)
-        if upper is not None and upper[0] in wanted:
-            visit(upper[0])
-        order.append(name)
+        members = [m for m in together.get(name, (name,)) if m in wanted] or [name]
+        visiting.update(members)
+        for member in members:
+            upper = uppers.get(member)
+            if upper is not None and upper[0] in wanted and upper[0] not in members:
+                visit(upper[0])
+        order.extend(m for m in members if m not in order)
 
     for name in pending:
         visit(name)

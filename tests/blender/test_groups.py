@@ -7,7 +7,7 @@ import math
 import bpy
 import numpy as np
 import pytest
-from blender_rigs import LEFT, RIGHT, SPINE, empty, evaluated, limit_rotation, torso, torso_arms, world_tail
+from blender_rigs import LEFT, RIGHT, SPINE, add_chain, empty, evaluated, limit_rotation, torso, torso_arms, world_tail
 
 from blender_ik_addon.blender.bake import bake_chains, key_chains
 from blender_ik_addon.blender.errors import RigSetupError
@@ -184,3 +184,30 @@ def _fcurves(obj: bpy.types.Object) -> list:
     from blender_ik_addon.blender.keys import iter_fcurves
 
     return list(iter_fcurves(obj))
+
+
+@pytest.mark.parametrize("order", [("arm.R", "arm.L", "spine"), ("spine", "arm.L", "arm.R")])
+def test_a_group_hanging_below_another_chain_follows_it_live_and_baked(order: tuple[str, ...]) -> None:
+    rig = torso()
+    targets = {"arm.L": empty("T.L", (0.45, 0.25, 1.45)), "arm.R": empty("T.R", (-0.4, 0.3, 1.6)),
+               "spine": empty("T.spine", (0.08, 0.04, 1.28))}
+    chains = {"arm.L": ("forearm.L", 5), "arm.R": ("forearm.R", 4), "spine": ("spine.1", 2)}  # arm.R from spine.3
+    for name in order:  # the list order must not matter: the spine is solved first, then the arms' group
+        tip, length = chains[name]
+        add_chain(rig, tip, length, targets[name], name=name)
+    scene = bpy.context.scene
+    tips = {"arm.L": "forearm.L", "arm.R": "forearm.R", "spine": "spine.1"}
+    scene.frame_set(2)
+    for name, tip in tips.items():
+        assert get_status(rig.name, name).converged, get_status(rig.name, name).describe()
+        np.testing.assert_allclose(world_tail(rig, tip), targets[name].location, atol=1e-4)
+    for frame, z in ((1, 1.28), (8, 1.25)):
+        targets["spine"].location.z = z
+        targets["spine"].keyframe_insert("location", frame=frame)
+    report = bake_chains(rig, None, 1, 8, disable_live=True)
+    assert report.not_converged == 0, report.summary()
+    for frame in (1, 4, 8):
+        scene.frame_set(frame)
+        for name, tip in tips.items():
+            np.testing.assert_allclose(world_tail(rig, tip), np.array(targets[name].matrix_world.translation),
+                                       atol=2e-4)
