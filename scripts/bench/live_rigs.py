@@ -246,7 +246,7 @@ def build(bpy: Any, rig: str, frames: int | None) -> list[LiveChain]:
     """Build ``rig`` in the current (empty) file with one target per chain, keyed over frames
     1..``frames`` (None: still targets), and both solvers set up, neither acting."""
     bones, plans = _plans(rig)
-    obj = _armature(bpy, rig, bones)
+    obj = build_armature(bpy, rig, bones)
     chains = []
     for plan in plans:
         target = _target(bpy, plan.target, plan.path, frames)
@@ -257,7 +257,9 @@ def build(bpy: Any, rig: str, frames: int | None) -> list[LiveChain]:
     return chains
 
 
-def _armature(bpy: Any, name: str, bones: list[BoneSpec]) -> Any:
+def build_armature(bpy: Any, name: str, bones: Sequence[BoneSpec]) -> Any:
+    """The armature object of ``bones`` (Euler XYZ, IK locks and limits set), without constraints.
+    Any bone with :class:`BoneSpec`'s fields will do (``tree_cases.Bone`` adds Limit Rotation ranges)."""
     data = bpy.data.armatures.new(name)
     obj = bpy.data.objects.new(name, data)
     bpy.context.scene.collection.objects.link(obj)

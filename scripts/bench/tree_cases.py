@@ -88,8 +88,8 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,33 +245,6 @@ CASES = (
 
 
 # -- building -------------------------------------------------------------------------------------
-def build_armature(bpy: Any, name: str, bones: list[Bone]) -> Any:
-    """The armature object (Euler XYZ bones, IK locks and limits set), without constraints."""
-    data = bpy.data.armatures.new(name)
-    obj = bpy.data.objects.new(name, data)
-    bpy.context.scene.collection.objects.link(obj)
-    bpy.context.view_layer.objects.active = obj
-    bpy.ops.object.mode_set(mode="EDIT")
-    for spec in bones:
-        bone = data.edit_bones.new(spec.name)
-        bone.head, bone.tail = spec.head, spec.tail
-        bone.align_roll(spec.z_axis)
-        if spec.parent is not None:
-            bone.parent, bone.use_connect = data.edit_bones[spec.parent], spec.connect
-    bpy.ops.object.mode_set(mode="OBJECT")
-    for spec in bones:
-        pbone = obj.pose.bones[spec.name]
-        pbone.rotation_mode = "XYZ"
-        for axis in AXES:
-            setattr(pbone, f"lock_ik_{axis}", axis in spec.locks)
-            if axis in spec.limits:
-                low, high = spec.limits[axis]
-                setattr(pbone, f"use_ik_limit_{axis}", True)
-                setattr(pbone, f"ik_min_{axis}", math.radians(low))
-                setattr(pbone, f"ik_max_{axis}", math.radians(high))
-    return obj
-
-
 def add_limit_rotations(obj: Any, bones: list[Bone]) -> None:
     """A Limit Rotation constraint (local space, the bone's Euler order) per bone that has ranges
     (:func:`run_case` moves the IK constraint of a tip bone above it)."""
@@ -540,25 +513,9 @@ SOLVER_LABELS = {"blender": "Blender tree IK", "ours": "ours", BAKED: "ours, bak
                  BAKED_NEAREST: "ours, baked (per frame)"}
 
 
-@contextmanager
-def numba_off(active: bool) -> Iterator[None]:
-    """``IK_CHAINS_NUMBA=0`` while inside (when ``active``): the add-on's numpy solvers; restored after."""
-    if not active:
-        yield
-        return
-    before = os.environ.get("IK_CHAINS_NUMBA")
-    os.environ["IK_CHAINS_NUMBA"] = "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["IK_CHAINS_NUMBA"]
-        else:
-            os.environ["IK_CHAINS_NUMBA"] = before
-
-
 def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int, numpy_every: int) -> dict[str, Any]:
     """Build ``case`` in an empty file, then measure both solvers on it (ours live, and baked)."""
+    from bench.addon import numpy_backend  # IK_CHAINS_NUMBA=0 meanwhile
     from blender_ik_addon.blender import bake_chains, get_status
 
     live_rigs, motion = bench
@@ -566,7 +523,7 @@ def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int, numpy_e
     scene = bpy.context.scene
     scene.frame_start, scene.frame_end = 1, frames
     specs = RIGS[case.rig]()
-    obj = build_armature(bpy, case.rig, specs)
+    obj = live_rigs.build_armature(bpy, case.rig, specs)
     add_limit_rotations(obj, specs)  # before the targets' pose is made: it stays inside their ranges
     tips = [tip for tip, _ in case.chains]
     group = list(dict.fromkeys(name for tip, length in case.chains for name in chain_bones(obj, tip, length)))
@@ -655,7 +612,7 @@ def run_case(bpy: Any, bench: Any, case: Case, frames: int, passes: int, numpy_e
     for _ in range(passes):
         for timed in seconds:
             live_rigs.use(bpy, chains, "ours" if timed == NUMPY else timed)
-            with numba_off(timed == NUMPY):
+            with numpy_backend() if timed == NUMPY else nullcontext():
                 scene.frame_set(0)  # untimed: the first timed frame moves the targets too
                 for frame in numpy_frames if timed == NUMPY else range(1, frames + 1):
                     began = time.perf_counter()
