@@ -56,6 +56,12 @@ def on_render_done(*_args: Any) -> None:
     events.render_finished()
 
 
+@persistent
+def on_undo_redo(*_args: Any) -> None:
+    """Undo or redo: settings changed without their update callbacks."""
+    events.undone()
+
+
 HANDLERS = (
     ("frame_change_post", on_frame_change_post),
     ("depsgraph_update_post", on_depsgraph_update_post),
@@ -63,6 +69,8 @@ HANDLERS = (
     ("render_init", on_render_init),
     ("render_complete", on_render_done),
     ("render_cancel", on_render_done),
+    ("undo_post", on_undo_redo),
+    ("redo_post", on_undo_redo),
 )
 
 

@@ -6,6 +6,7 @@
 * :func:`render_started` / :func:`render_finished`: renders solve through the render depsgraph;
   the drag handler stays out of them.
 * :func:`file_loading`: forget every piece of runtime state (it names objects of the old file).
+* :func:`undone`: undo or redo changed settings behind their callbacks (:mod:`.replay`).
 
 Both solving events first report armature edits to :mod:`.structure` (so cached chains are read
 again), hold the one re-entrancy guard (:mod:`.guard`) while they solve, and let nothing escape
@@ -19,7 +20,7 @@ from typing import Any
 
 import bpy
 
-from . import guard, live, status, structure
+from . import guard, live, replay, status, structure
 from .order import PassMotion, plan_pass
 from .settings import chain_specs, has_live_chain, live_rigs, rig_settings
 
@@ -33,6 +34,7 @@ def _solve(objects: list[Any], depsgraph: Any, chains: dict[str, set[str]] | Non
         try:
             if updated is not None and chains is None and not autokey:  # a frame pass: still rigs first
                 objects = [obj for obj in objects if live.still_outcomes(obj, depsgraph, updated) is None]
+                objects = live.replayed(objects, depsgraph) if objects else objects  # the fast lane
                 if not objects:
                     return
             frame = float(depsgraph.scene.frame_current)
@@ -136,6 +138,11 @@ def file_loading() -> None:
     guard.reset()
     status.clear_status()
     live.forget()
+
+
+def undone() -> None:
+    """Undo or redo put settings back without their update callbacks: replay nothing kept before."""
+    replay.invalidate()
 
 
 def shutdown() -> None:

@@ -12,7 +12,7 @@ pass over a rig does each thing once::
         batched.solve_jobs([...])        every moving chain of the level in one kernel call
         solving.finish_job(...)          fallback, blend, world-space residuals
         influence.blend_live(...)        only below Influence 1: the IK/FK blend with the bones' keys
-      _RigPose.write()                   one foreach_set per rotation channel kind, one update_tag
+      RigPose.write()                   one foreach_set per rotation channel kind, one update_tag
       write.key_pose(...)                only when keying was asked for
 
 Everything is read through the depsgraph passed in (the render depsgraph during renders); each
@@ -32,8 +32,8 @@ import numpy as np
 
 from ..core import IKError, SolverOptions, batched
 from ..core.batched import ChainJob, solve_jobs
-from ..core.types import AnyArray, FloatArray
-from . import dependencies, structure
+from ..core.types import FloatArray
+from . import dependencies, replay, structure
 from .action_time import action_time, time_stretch
 from .errors import RigSetupError
 from .goals import Goal
@@ -44,7 +44,9 @@ from .influence import forget as forget_influence
 from .keys import require_local
 from .order import Follows, Move, PassMotion, PassPlan, plan_pass
 from .outputs import require_playable
-from .read import ChainBinding, chain_base, chain_bone_names, require_armature
+from .read import chain_base, chain_bone_names, require_armature
+from .rig_pose import RigPose, put_bone_by_bone
+from .rig_pose import forget as forget_rig_poses
 from .sampling import goal_matrix
 from .scene_checks import find_conflicts, find_groups, refuse_drivers, require_goals, require_usable
 from .settings import chain_specs, rig_settings
@@ -63,10 +65,9 @@ from .solving import (
 from .spec import ChainSpec
 from .stacking import ancestors_of, links, upper_first
 from .status import ChainStatus, set_status
-from .stretch import PATH as STRETCH_PATH
 from .stretch import put_live as put_stretch
 from .stretch import stretching_bones
-from .write import NOOP_TOLERANCE, angles_to_channels, channel, forget_write_caches, key_pose, unlimited_axes
+from .write import forget_write_caches, key_pose
 
 log = logging.getLogger(__name__)
 FOLLOW_NOTE = "follow mode: history-dependent"
@@ -139,7 +140,7 @@ def forget() -> None:
     structure cache, the kernel's kept job lists."""
     _CHAINS.clear()
     _STILL_RIGS.clear()
-    _EULER_ROWS.clear()
+    forget_rig_poses()
     _LAYOUTS.clear()
     dependencies.forget()
     structure.clear()
@@ -147,6 +148,7 @@ def forget() -> None:
     forget_write_caches()
     forget_influence()
     forget_groups()
+    replay.invalidate()
 
 
 @dataclass
@@ -159,6 +161,7 @@ class _Frame:
     target: FloatArray
     pole: FloatArray | None
     evaluated: bool  # Blender evaluates the target and pole (see sampling.goal_matrix)
+    goals: tuple[Goal, Goal | None]  # the target and the pole
     follows: list[Follows] = field(default_factory=list)  # chains of the pass this one follows
     loose_hang: Move | None = None  # hangs below a chain solved before it through a bone that moves on its own
     problem: FrameProblem | None = None
@@ -168,95 +171,6 @@ class _Frame:
     outcome: tuple[ChainStatus, bool] | None = None
     influence: float = 1.0  # this frame's (:func:`.influence.live_influence`)
     note: str = ""  # the status note of a chain solved with others (:mod:`.groups`)
-
-
-_EULER_ROWS: dict[tuple[int, int], tuple[ChainBinding, dict[str, int], AnyArray | None]] = {}
-_CHANNEL_SIZES = {"rotation_euler": 3, "rotation_quaternion": 4, "rotation_axis_angle": 4, "scale": 3}
-
-
-class _RigPose:
-    """The rig's rotation channels, read with one ``foreach_get`` per channel kind and written back
-    with one ``foreach_set`` per kind that changed (then one ``update_tag``: ``foreach_set`` does
-    not tag the object). Values are float32, as Blender stores them, so bones we do not solve are
-    written back bit for bit."""
-
-    def __init__(self, obj: Any, index: dict[str, int]) -> None:
-        self.obj, self.index = obj, index
-        self._values: dict[str, AnyArray] = {}
-        self._dirty: set[str] = set()
-
-    def _array(self, path: str) -> AnyArray:
-        values = self._values.get(path)
-        if values is None:
-            values = np.empty(len(self.index) * _CHANNEL_SIZES[path], dtype=np.float32)
-            self.obj.pose.bones.foreach_get(path, values)
-            self._values[path] = values.reshape(len(self.index), _CHANNEL_SIZES[path])
-            values = self._values[path]
-        return values
-
-    def current(self, binding: ChainBinding) -> FloatArray:
-        """The chain's channel values, bone after bone (float64 of the stored float32): its rotations,
-        then the scale of its stretching bones (a scale key may put those back on a frame change)."""
-        rows = self.euler_rows(binding)
-        if rows is not None:
-            values = np.asarray(self._array("rotation_euler")[rows], dtype=np.float64).ravel()
-        else:
-            values = np.concatenate([self._array(channel(b.rotation_mode)[0])[self.index[b.name]]
-                                     for b in binding.bones], dtype=np.float64)
-        stretching = stretching_bones(binding)
-        if not stretching:
-            return values
-        scales = self._array(STRETCH_PATH)[[self.index[name] for name in stretching]]
-        return np.concatenate([values, np.asarray(scales, dtype=np.float64).ravel()])
-
-    def euler_rows(self, binding: ChainBinding) -> AnyArray | None:
-        """``(n,)`` the chain's bones' rows in the rig's arrays when every bone is in Euler mode in
-        its joint's own order with no unlimited axis, so its channels are the solved angles as they
-        are (the usual bone); else None."""
-        key = (id(binding), id(self.index))
-        kept = _EULER_ROWS.get(key)
-        if kept is None or kept[0] is not binding or kept[1] is not self.index:
-            simple = all(b.rotation_mode == b.order and unlimited_axes(j) is None
-                         for b, j in zip(binding.bones, binding.chain.joints, strict=True))
-            rows = np.array([self.index[b.name] for b in binding.bones], dtype=np.int64) if simple else None
-            if len(_EULER_ROWS) > 1024:
-                _EULER_ROWS.clear()
-            kept = _EULER_ROWS[key] = (binding, self.index, rows)
-        return kept[2]
-
-    def put_euler(self, rows: AnyArray, angles: FloatArray) -> bool:
-        """Write Euler angles ``(n, 3)`` into ``rows``, bones that move by less than
-        ``NOOP_TOLERANCE`` left alone; True if any moved."""
-        euler = self._array("rotation_euler")
-        moved = np.abs(angles - euler[rows]).max(axis=1) >= NOOP_TOLERANCE
-        if not moved.any():
-            return False
-        euler[rows[moved]] = angles[moved]
-        self._dirty.add("rotation_euler")
-        return True
-
-    def bone(self, name: str, mode: str) -> FloatArray:
-        return np.asarray(self._array(channel(mode)[0])[self.index[name]], dtype=np.float64)
-
-    def set(self, name: str, mode: str, values: FloatArray) -> None:
-        self.put(channel(mode)[0], name, values)
-
-    def channel(self, path: str, name: str) -> AnyArray:
-        """A bone's values of the channel ``path`` (float32, as stored)."""
-        return np.asarray(self._array(path)[self.index[name]])
-
-    def put(self, path: str, name: str, values: Any) -> None:
-        """Set a bone's values of the channel ``path`` (written back by :meth:`write`)."""
-        self._array(path)[self.index[name]] = values
-        self._dirty.add(path)
-
-    def write(self) -> bool:
-        """Write the changed channel kinds back; True if any."""
-        for path in self._dirty:
-            self.obj.pose.bones.foreach_set(path, self._values[path].ravel())
-        if self._dirty:
-            self.obj.update_tag()
-        return bool(self._dirty)
 
 
 def forget_still(updated: frozenset[str]) -> None:
@@ -404,7 +318,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
     conflicts, order, uppers, index, together = _layout(obj, specs, pool, trust_edits)
     by_name = {s.name: s for s in specs}
     obj_eval = obj.evaluated_get(depsgraph)
-    pose = _RigPose(obj, index)
+    pose = RigPose(obj, index)
     frames: dict[str, _Frame] = {}
     out: dict[str, tuple[ChainStatus, bool]] = {}
     if plan is None:
@@ -529,6 +443,9 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
         set_status(obj.name, name, outcome[0])
     if frame_pass:
         _remember_still(obj, depsgraph, specs, frames, out, last)
+        _remember_replay(obj, depsgraph, specs, frames, out, uppers, together, pose)
+    else:  # a pass over some chains, keys or a render: the next frame pass is a full one
+        replay.forget(obj.name)
     return {name: out[name] for name in order if name in out}
 
 
@@ -544,7 +461,12 @@ def _remember_still(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: di
            or out[s.name][1] or frames[s.name].follows or frames[s.name].influence < 1.0
            or influence_animated(obj, s.name) for s in specs):
         return  # (a follower's target moves when what it follows is written, after the handlers)
-    statuses = {s.name: out[s.name][0] for s in specs}
+    _keep_still(obj, depsgraph, specs, {s.name: out[s.name][0] for s in specs}, last)
+
+
+def _keep_still(obj: Any, depsgraph: Any, specs: list[ChainSpec], statuses: dict[str, ChainStatus],
+                last: _StillRig | None) -> None:
+    """Record that every live chain of ``obj`` stands where its solve put it (see :func:`_still_rig`)."""
     if last is not None and last.specs == specs:  # the same chains as the last pass: what it read still holds
         _STILL_RIGS[obj.name] = replace(last, depsgraph=depsgraph.as_pointer(), statuses=statuses)
         return
@@ -554,6 +476,52 @@ def _remember_still(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: di
     watched = {obj.name, obj.data.name, *(n for s in specs for n in (s.target, s.pole) if n is not None)}
     _STILL_RIGS[obj.name] = _StillRig(depsgraph.as_pointer(), _live_chain_names(settings), frozenset(watched),
                                       statuses, specs)
+
+
+def _remember_replay(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: dict[str, _Frame],
+                     out: dict[str, tuple[ChainStatus, bool]], uppers: dict[str, tuple[str, int]],
+                     together: dict[str, tuple[str, ...]], pose: RigPose) -> None:
+    """Keep this frame pass for :mod:`.replay` (which decides whether the rig qualifies)."""
+    solved: list[replay.SolvedChain | None] = []
+    for spec in specs:
+        item, outcome = frames.get(spec.name), out.get(spec.name)
+        if item is None or outcome is None or not outcome[0].solved:
+            solved.append(None)
+            continue
+        alone = (not item.follows and item.loose_hang is None and spec.name not in uppers
+                 and spec.name not in together and item.influence >= 1.0)
+        solved.append(replay.SolvedChain(spec, item.state, item.goals[0], item.goals[1], item.evaluated, alone))
+    replay.remember(obj, depsgraph, solved, pose)
+
+
+def replayed(objects: list[Any], depsgraph: Any) -> list[Any]:
+    """The frame pass's fast lane (:mod:`.replay`): when every rig of ``objects`` has a replay that
+    holds, each is solved by it. Returns the rigs left for the full pass: all of them otherwise (a
+    full pass plans the whole pass), and any whose replay failed."""
+    ready = []
+    for obj in objects:
+        kept = replay.replay_of(obj.name)
+        try:
+            inputs = kept.inputs(obj, depsgraph) if kept is not None else None
+        except Exception:
+            inputs = None
+        if kept is None or inputs is None:
+            return objects
+        ready.append((obj, kept, inputs))
+    frame = _scene_frame(depsgraph.scene)
+    left = []
+    for obj, kept, inputs in ready:
+        last = _STILL_RIGS.pop(obj.name, None)
+        try:
+            outcomes = kept.run(obj, inputs, frame)
+        except Exception:
+            log.debug("replay of %r failed; full pass", obj.name, exc_info=True)
+            replay.forget(obj.name)
+            left.append(obj)
+            continue
+        if not any(changed for _status, changed in outcomes.values()):
+            _keep_still(obj, depsgraph, kept.specs, {name: status for name, (status, _) in outcomes.items()}, last)
+    return left
 
 
 def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, trust: bool, motion: PassMotion,
@@ -594,11 +562,11 @@ def _frame_of(obj: Any, obj_eval: Any, spec: ChainSpec, depsgraph: Any, trust: b
                 target_m = motion.carry(target, target_m)
             elif pole is not None and pole_m is not None:
                 pole_m = motion.carry(pole, pole_m)
-    return _Frame(spec, state, base, target_m, pole_m, evaluated, follows or [],
+    return _Frame(spec, state, base, target_m, pole_m, evaluated, (target, pole), follows or [],
                   hangs if hangs is not None and hangs.loose else None)
 
 
-def _still_status(item: _Frame, pose: _RigPose) -> ChainStatus | None:
+def _still_status(item: _Frame, pose: RigPose) -> ChainStatus | None:
     """The last solve's status if its answer holds (same inputs, and the pose it wrote still in
     place), else None."""
     state = item.state
@@ -614,7 +582,7 @@ def _still_status(item: _Frame, pose: _RigPose) -> ChainStatus | None:
     return state.status if same else None
 
 
-def _take(obj: Any, item: _Frame, pose: _RigPose, frame: float) -> tuple[ChainStatus, bool]:
+def _take(obj: Any, item: _Frame, pose: RigPose, frame: float) -> tuple[ChainStatus, bool]:
     """Put a solved chain's channels into the rig's pose (continuous with the current values;
     bones that would change by less than ``NOOP_TOLERANCE`` are left alone) and remember it."""
     require_local(obj)
@@ -625,7 +593,7 @@ def _take(obj: Any, item: _Frame, pose: _RigPose, frame: float) -> tuple[ChainSt
     if rows is not None:  # the usual chain: the solved angles are the channel values
         changed = pose.put_euler(rows, solution.angles[0])
     else:
-        changed = _put_bone_by_bone(binding, solution.angles[0], pose)
+        changed = put_bone_by_bone(binding, solution.angles[0], pose)
     changed = put_stretch(pose, binding, solution) or changed  # bones that stretch: their scale
     status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
                          FOLLOW_NOTE if spec.follow_mode else item.note, frame)
@@ -635,7 +603,7 @@ def _take(obj: Any, item: _Frame, pose: _RigPose, frame: float) -> tuple[ChainSt
     return status, changed
 
 
-def _take_blended(obj: Any, item: _Frame, pose: _RigPose, frame: float, scene: Any) -> tuple[ChainStatus, bool]:
+def _take_blended(obj: Any, item: _Frame, pose: RigPose, frame: float, scene: Any) -> tuple[ChainStatus, bool]:
     """:func:`_take`, the solved pose first blended with the bones' own keys when the chain's
     influence is below 1 (:mod:`.influence`; after the comfort blend). At influence 1 it is
     :func:`_take` and reads nothing more."""
@@ -651,19 +619,6 @@ def _take_blended(obj: Any, item: _Frame, pose: _RigPose, frame: float, scene: A
         note = describe(item.influence)
         status = replace(status, message=f"{status.message}; {note}" if status.message else note)
     return status, changed
-
-
-def _put_bone_by_bone(binding: ChainBinding, angles: FloatArray, pose: _RigPose) -> bool:
-    """:func:`.write.angles_to_channels` bone by bone (other rotation modes, unlimited axes)."""
-    changed = False
-    for bone, joint, joint_angles in zip(binding.bones, binding.chain.joints, angles, strict=True):
-        previous = pose.bone(bone.name, bone.rotation_mode)
-        values = angles_to_channels(bone, joint, joint_angles[None], previous)[0]
-        if max(abs(a - b) for a, b in zip(values.tolist(), previous.tolist(), strict=True)) < NOOP_TOLERANCE:
-            continue
-        pose.set(bone.name, bone.rotation_mode, values)
-        changed = True
-    return changed
 
 
 def _levels(order: list[str], uppers: dict[str, tuple[str, int]], followed: dict[str, list[str]],
@@ -760,7 +715,7 @@ def _missing_members(order: list[str], together: dict[str, tuple[str, ...]],
     return out
 
 
-def _solve_group(group: tuple[str, ...], frames: dict[str, _Frame], pose: _RigPose, frame: float) -> None:
+def _solve_group(group: tuple[str, ...], frames: dict[str, _Frame], pose: RigPose, frame: float) -> None:
     """Solve one group (:mod:`.groups`) unless every member stands still; its members' solutions
     and notes go to their frames, their outcomes are taken with the others'."""
     members = [frames[name] for name in group if name in frames]
@@ -804,12 +759,12 @@ def _note_lags(frames: dict[str, _Frame], motion: PassMotion) -> None:
                                 message=f"{status.message}; {note}" if status.message else note), changed)
 
 
-def _retag_if_stale(obj: Any, obj_eval: Any, frames: Any, pose: _RigPose) -> None:
+def _retag_if_stale(obj: Any, obj_eval: Any, frames: Any, pose: RigPose) -> None:
     """A render depsgraph applies the keys to its own copy and does not copy them back: the pose it
     evaluated may differ from the one in place even when nothing needed writing. Re-evaluate then."""
     if obj_eval is obj:
         return
-    evaluated = _RigPose(obj_eval, pose.index)
+    evaluated = RigPose(obj_eval, pose.index)
     for item in frames:
         binding = item.state.prepared.binding
         if not np.array_equal(evaluated.current(binding), pose.current(binding)):
@@ -842,4 +797,4 @@ def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool
     return layout
 
 
-__all__ = ["FOLLOW_NOTE", "forget", "solve_chain", "solve_rig", "solved_target", "still_outcomes"]
+__all__ = ["FOLLOW_NOTE", "forget", "replayed", "solve_chain", "solve_rig", "solved_target", "still_outcomes"]

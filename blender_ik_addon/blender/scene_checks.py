@@ -206,7 +206,7 @@ _FAR = 1e15  # world units: a target farther than this is a typo or a clamped in
 def require_usable(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None) -> None:
     """Refuse NaN, infinite or absurdly far targets and poles, and chain bases of zero scale."""
     spec = prepared.spec
-    if len(targets) == 1 and _usable_frame(bases[0], targets[0], None if poles is None else poles[0]):
+    if len(targets) == 1 and usable_frame(bases[0], targets[0], None if poles is None else poles[0]):
         return  # a live frame: sixteen floats checked in Python cost less than the numpy calls
     for role, name, matrices in (("target", _named(spec.target, spec.target_bone), targets),
                                  ("pole", _named(spec.pole, spec.pole_bone), poles)):
@@ -228,7 +228,7 @@ def _named(obj: str | None, bone: str | None) -> str:
     return f"bone {bone!r} of {obj!r}" if bone else repr(obj)
 
 
-def _usable_frame(base: FloatArray, target: FloatArray, pole: FloatArray | None) -> bool:
+def usable_frame(base: FloatArray, target: FloatArray, pole: FloatArray | None) -> bool:
     """True if one frame passes :func:`require_usable` (False: let it find and name the fault)."""
     for matrix in (target, pole):
         if matrix is None:

@@ -268,7 +268,7 @@ def finish_frames(problem: FrameProblem, result: SolveResult | None, q: FloatArr
         q = _unswivel(chain, q, problem.swivel)
         if orientations is not None:
             orientations = problem.swivel @ orientations
-    elif result is not None and q is result.q and _uniform_scale(bases):
+    elif result is not None and q is result.q and uniform_scale(bases):
         # The solver's chain-space residuals, scaled back to world units: no need for another FK.
         error = result.error * scales
         converged = error <= spec.tolerance
@@ -392,7 +392,7 @@ def find_frame_switches(prepared: PreparedChain, bases: FloatArray, targets: Flo
     return flagged
 
 
-def _uniform_scale(bases: FloatArray) -> bool:
+def uniform_scale(bases: FloatArray) -> bool:
     """True if every base scales alike along every axis: its Gram matrix is ``s * I`` within 1e-6 of
     ``s`` (float32 bone matrices, multiplied, are off by about 1e-8). Written out: ``np.allclose``
     costs more than the rest of a live frame's bookkeeping."""

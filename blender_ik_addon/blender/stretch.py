@@ -95,7 +95,7 @@ def _stretching(binding: Any) -> list[tuple[int, str]]:
 
 
 def put_live(pose: Any, binding: Any, solution: Any) -> bool:
-    """Put the stretching bones' scale into the live pass's rig pose (``live._RigPose``); True if
+    """Put the stretching bones' scale into the live pass's rig pose (``rig_pose.RigPose``); True if
     any changed by :data:`NOOP_SCALE` or more. ``solution``: a ``FrameSolution`` of one frame."""
     if solution.scales is None or not stretches(binding.chain):
         return False

@@ -57,7 +57,7 @@ class _Entry:
     signature: tuple[Any, ...]
     armature: int  # the Armature datablock's pointer (an object can be given other armature data)
     generation: int  # that armature's edit generation when the entry was last checked
-    animation: tuple[Any, ...]  # which animation data the rig had then (see _animation_key)
+    animation: tuple[Any, ...]  # which animation data the rig had then (see animation_key)
     animated: bool  # an F-curve or driver animates a signature value of this chain: check every frame
 
 
@@ -105,7 +105,7 @@ def chain_binding(obj: Any, tip_bone: str, length: int, *, trust_edits: bool = F
     key = (obj.name, tip_bone, length, stretch)
     entry = _CACHE.get(key)
     armature, generation = generation_of(obj)
-    animation = _animation_key(obj)
+    animation = animation_key(obj)
     if (entry is not None and trust_edits and entry.armature == armature and entry.generation == generation
             and entry.animation == animation and not entry.animated):
         if animation and not _locked_values_hold(obj, entry.binding):
@@ -155,7 +155,7 @@ def _locked_values_hold(obj: Any, binding: ChainBinding) -> bool:
     return True
 
 
-def _animation_key(obj: Any) -> tuple[Any, ...]:
+def animation_key(obj: Any) -> tuple[Any, ...]:
     """Which animation data ``obj`` has (empty without any): another action, NLA strip or driver
     makes the cache look again at what is animated."""
     anim = obj.animation_data

@@ -141,10 +141,19 @@ def solve_jobs(jobs: Sequence[ChainJob]) -> list[SolveResult]:
     Returns:
         Each job's :class:`SolveResult` (one target), in the order given.
     """
+    if not solve_in_place(jobs):
+        return [job.solve_alone() for job in jobs]
+    return [job.result() if job.compiled and job.job is not None else job.solve_alone() for job in jobs]
+
+
+def solve_in_place(jobs: Sequence[ChainJob]) -> bool:
+    """Run the kernel on the compiled jobs (in one call), leaving each answer in the job's arrays
+    (``q``, ``error``, ``orientation_error``, ``iterations``, ``status``) for :meth:`ChainJob.result`
+    or a caller that reads them directly. False when the kernel is unavailable (nothing solved)."""
     kernel_jobs = tuple(job for job in jobs if job.compiled and job.job is not None)
     kernel = compiled.kernel_module() if kernel_jobs else None
     if kernel is None:
-        return [job.solve_alone() for job in jobs]
+        return False
     chosen = tuple(id(job) for job in kernel_jobs)
     kept = _LISTS.get(chosen) or _kept_list_holding(set(chosen))
     if kept is None:  # building a typed List costs far more than a solve: once per set of jobs
@@ -161,12 +170,11 @@ def solve_jobs(jobs: Sequence[ChainJob]) -> list[SolveResult]:
         _LISTS.clear()
         if any(job.options.backend == "numba" for job in kernel_jobs):
             raise KernelError(str(err)) from err
-        return [job.solve_alone() for job in jobs]
+        return False
     finally:
         for job in kernel_jobs:
             job.active[0] = False
-    chosen_ids = set(chosen)
-    return [job.result() if id(job) in chosen_ids else job.solve_alone() for job in jobs]
+    return True
 
 
 def _kept_list_holding(wanted: set[int]) -> tuple[tuple[ChainJob, ...], Any] | None:

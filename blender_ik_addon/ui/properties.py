@@ -22,6 +22,7 @@ from bpy.props import (
 )
 from bpy.types import PropertyGroup
 
+from ..blender import replay
 from ..blender.events import solve_object_now
 from ..blender.settings import rig_settings
 from ..core.options import DEFAULTS
@@ -49,7 +50,9 @@ POLE_RULES = (
 
 
 def _resolve_now(self: Any, context: Any) -> None:
-    """Re-solve the owner's live chains when a setting changes, so the viewport follows at once."""
+    """Re-solve the owner's live chains when a setting changes, so the viewport follows at once
+    (and drop the kept frame-pass replays: they were made with the old settings)."""
+    replay.invalidate()
     solve_object_now(self.id_data)
 
 

@@ -61,7 +61,7 @@ NUMPY_FRAMES = 20  # frames per pass with the numpy backend (about 10x slower th
 SOLVERS: tuple[Solver, ...] = ("none", "blender", "ours")
 ACTING: tuple[Solver, ...] = ("blender", "ours")
 HANDLER_EVENTS = ("frame_change_pre", "frame_change_post", "depsgraph_update_pre", "depsgraph_update_post",
-                  "load_pre", "load_post", "render_init", "render_complete", "render_cancel")
+                  "load_pre", "load_post", "render_init", "render_complete", "render_cancel", "undo_post", "redo_post")
 
 
 @contextmanager

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import blender_ik_addon  # noqa: E402
 
 HANDLER_EVENTS = ("frame_change_post", "depsgraph_update_post", "load_pre", "load_post", "render_init",
-                  "render_complete", "render_cancel")
+                  "render_complete", "render_cancel", "undo_post", "redo_post")
 
 
 def handler_counts() -> dict[str, int]:

@@ -16,7 +16,7 @@ import blender_ik_addon  # noqa: E402
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 HANDLER_EVENTS = ("frame_change_post", "depsgraph_update_post", "load_pre", "load_post", "render_init",
-                  "render_complete", "render_cancel")
+                  "render_complete", "render_cancel", "undo_post", "redo_post")
 LIVE_FRAMES = 10  # per pass; the numpy backend plays as many (at most 20)
 RIGS = {"arm", "8_arms", "tentacle", "8_tentacles", "character"}
 STILL_RIGS = {"arm", "8_arms", "tentacle"}

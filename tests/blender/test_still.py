@@ -9,22 +9,31 @@ import numpy as np
 import pytest
 from blender_rigs import add_chain, empty, straight_chain, world_tail
 
-from blender_ik_addon.blender import events, live
+from blender_ik_addon.blender import events, live, replay
 from blender_ik_addon.blender.keys import iter_fcurves
 from blender_ik_addon.blender.status import get_status
 
 
 @pytest.fixture
 def frames_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every chain the live pass reads inputs for (``live._frame_of``), by chain name."""
+    """Every chain the live pass reads inputs for, by chain name: in the full pass
+    (``live._frame_of``) or its fast lane (``replay.RigReplay.inputs``)."""
     seen: list[str] = []
     original = live._frame_of
+    original_inputs = replay.RigReplay.inputs
 
     def spy(obj, obj_eval, spec, *args, **kwargs):  # type: ignore[no-untyped-def]
         seen.append(spec.name)
         return original(obj, obj_eval, spec, *args, **kwargs)
 
+    def spy_inputs(self, obj, depsgraph):  # type: ignore[no-untyped-def]
+        found = original_inputs(self, obj, depsgraph)
+        if found is not None:
+            seen.extend(chain.spec.name for chain, *_ in found.items)
+        return found
+
     monkeypatch.setattr(live, "_frame_of", spy)
+    monkeypatch.setattr(replay.RigReplay, "inputs", spy_inputs)
     return seen
 
 
