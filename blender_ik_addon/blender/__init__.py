@@ -18,10 +18,12 @@ Modules (docs/architecture.md has the map):
   cycles, carrying followers live), :mod:`.influence` (a chain's Influence: the IK/FK blend),
   :mod:`.grouping` (which chains share bones) and :mod:`.groups` (such chains solved together as
   one tree);
-* writing: :mod:`.write` (angles -> pose channels), :mod:`.keys` (bulk F-curve keys, 4.2 and 4.4+
+* writing: :mod:`.write` (angles -> pose channels), :mod:`.rig_pose` (the rig's pose channels
+  read and written in bulk), :mod:`.keys` (bulk F-curve keys, 4.2 and 4.4+
   actions), :mod:`.action_time` (scene frames -> the action times keys play at), :mod:`.outputs`
   (will the keys play as written), :mod:`.verify` (the keys played back and measured);
-* passes: :mod:`.live` (every chain of a rig at the current frame), :mod:`.bake` (a frame range);
+* passes: :mod:`.live` (every chain of a rig at the current frame), :mod:`.replay` (its fast
+  lane: the last full frame pass replayed with new targets), :mod:`.bake` (a frame range);
 * adoption: :mod:`.adopt` (Blender's IK constraints made into chains, and given back);
 * runtime: :mod:`.events` (what Blender's events do; ``handlers.py`` wires them), :mod:`.guard`
   (the one re-entrancy guard), :mod:`.status` (per-chain status for the panel), :mod:`.errors`.

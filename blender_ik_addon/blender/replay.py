@@ -125,9 +125,13 @@ class _ChainReplay:
     target: int  # pointers of the target and pole objects (compared, never dereferenced)
     pole: int
     tolerance: float
+    fixed: list[float]  # the chain's angles flat (3 a joint), locked axes at their values
+    free: list[int]  # where in it each of the job's variables goes
+    row_list: list[int]  # ``rows`` as a list (empty: not plain Euler bones)
     # The last base seen, with what follows from it (a base stands still on most frames):
     base_key: bytes = b""
     scales: FloatArray | None = None  # (1,) its mean scale, as solving.frame_problem computes it
+    scale: float = 1.0  # the same, a float
     uniform: bool = False  # it scales alike along every axis (solving._uniform_scale)
     options_hold: bool = False  # its tolerance scale gives the job's options
     inverse: FloatArray = field(default_factory=lambda: np.eye(4))  # its inverse (read.inverse_of)
@@ -197,19 +201,22 @@ class RigReplay:
         if moving:
             in_place = solve_in_place([chain.job for chain, *_ in moving])
             for chain, base, target, pole in moving:
-                job = chain.job
-                result = None if in_place and job.compiled and job.job is not None else job.solve_alone()
-                solution = _finish(chain, result, base, target, pole)
-                angles = solution.angles[0]
-                if chain.rows is not None:  # plain Euler bones: the solved angles are the channel values
-                    changed = pose.put_euler(chain.rows, angles)
+                job, state = chain.job, chain.state
+                kernel_answer = in_place and job.compiled and job.job is not None
+                if kernel_answer and chain.rows is not None and chain.uniform and int(job.status[0]) == 0:
+                    status, changed = _take_converged(chain, pose, frame)
                 else:
-                    changed = put_bone_by_bone(chain.binding, angles, pose)
-                status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]), "", frame)
-                state = chain.state
+                    solution = _finish(chain, None if kernel_answer else job.solve_alone(), base, target, pole)
+                    angles = solution.angles[0]
+                    if chain.rows is not None:  # plain Euler bones: the solved angles are the channel values
+                        changed = pose.put_euler(chain.rows, angles)
+                    else:
+                        changed = put_bone_by_bone(chain.binding, angles, pose)
+                    status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]), "", frame)
+                    state.angles = solution.angles
                 state.inputs = (base[None], target[None], None if pole is None else pole[None])
                 state.written = pose.current(chain.binding)
-                state.status, state.angles, state.scales, state.influence = status, solution.angles, None, 1.0
+                state.status, state.scales, state.influence = status, None, 1.0
                 out[chain.spec.name] = (status, changed)
             pose.write()
         for name, (status, _changed) in out.items():
@@ -271,8 +278,11 @@ def _chain_replay(solved: SolvedChain, pose: RigPose) -> _ChainReplay | None:
     if job.orientations is not None or (job.poles is not None) != (solved.pole is not None):
         return None
     pole = solved.pole.obj.as_pointer() if solved.pole is not None else 0
-    return _ChainReplay(spec, state, binding, job, job.options, pose.euler_rows(binding),
-                        solved.target.obj.as_pointer(), pole, float(spec.tolerance))
+    chain, rows = binding.chain, pose.euler_rows(binding)
+    free = [3 * int(j) + int(a) for j, a in zip(chain.free_joint, chain.free_axis, strict=True)]
+    return _ChainReplay(spec, state, binding, job, job.options, rows, solved.target.obj.as_pointer(), pole,
+                        float(spec.tolerance), chain.fixed.ravel().tolist(), free,
+                        [] if rows is None else rows.tolist())
 
 
 def _goal_matrix(obj: Any, depsgraph: Any) -> FloatArray | None:
@@ -304,6 +314,7 @@ def _base_holds(chain: _ChainReplay, base: FloatArray) -> bool:
         scales = np.cbrt(np.abs(np.linalg.det(bases[:, :3, :3])))  # as solving.frame_problem computes them
         tolerance_scale = 1.0 / float(f"{float(scales.max()):.5g}")
         chain.scales, chain.uniform, chain.inverse = scales, uniform_scale(bases), inverse_of(base)
+        chain.scale = float(scales[0])
         chain.options_hold = chain.state.options(tolerance_scale) == chain.options
         chain.base_key = key
     return chain.options_hold
@@ -318,21 +329,28 @@ def _set_target(chain: _ChainReplay, target: FloatArray, pole: FloatArray | None
     chain.job.set_target(position[0], None, None if at is None else at[0])
 
 
+def _take_converged(chain: _ChainReplay, pose: RigPose, frame: float) -> tuple[ChainStatus, bool]:
+    """The usual frame: the kernel reached the target on a chain of plain Euler bones. What
+    :func:`_finish` and :meth:`.RigPose.put_euler` do, on Python floats (the same values: the
+    job's variables put among the locked axes' values, the residual scaled to world units)."""
+    angles = list(chain.fixed)
+    for flat, value in zip(chain.free, chain.job.q[0].tolist(), strict=True):
+        angles[flat] = value
+    changed = pose.put_euler_values(chain.row_list, angles)
+    error = float(chain.job.error[0]) * chain.scale
+    chain.state.angles = np.array(angles).reshape(1, -1, 3)
+    return ChainStatus(True, error <= chain.tolerance, error, "", frame), changed
+
+
 def _finish(chain: _ChainReplay, result: SolveResult | None, base: FloatArray, target: FloatArray,
             pole: FloatArray | None) -> FrameSolution:
     """What :func:`.solving.finish_job` makes of the answer (``result``; None: the kernel's, still in
     the job's arrays). A converged answer on a base that scales alike every way needs no more than
-    its residual in world units, and, on a chain without unlimited axes (no whole turns to choose),
-    the job's variables as they are (what :meth:`.ChainJob.result` would make of them). Anything
-    else (a target left short, a base that shears) goes the full way."""
+    its residual in world units; anything else (a target left short, a base that shears) goes the
+    full way."""
     assert chain.scales is not None
-    job = chain.job
-    if result is None and chain.uniform and not chain.binding.chain.any_unlimited and int(job.status[0]) == 0:
-        error = job.error * chain.scales
-        return FrameSolution(chain.binding.chain.expand(job.q), error, job.orientation_error.copy(),
-                             error <= chain.tolerance, None)
     if result is None:
-        result = job.result()
+        result = chain.job.result()
     if chain.uniform and bool(result.converged.all()):
         error = result.error * chain.scales
         return FrameSolution(result.angles, error, result.orientation_error, error <= chain.tolerance, None)

@@ -82,6 +82,20 @@ class RigPose:
         self._dirty.add("rotation_euler")
         return True
 
+    def put_euler_values(self, rows: list[int], values: list[float]) -> bool:
+        """:meth:`put_euler` with the angles given flat, three a bone, as Python floats: the same
+        rule and the same float32 values, without numpy's per-call cost (a few bones)."""
+        euler = self._array("rotation_euler")
+        changed = False
+        for j, (row, now) in enumerate(zip(rows, euler[rows].tolist(), strict=True)):
+            x, y, z = values[3 * j], values[3 * j + 1], values[3 * j + 2]
+            if max(abs(x - now[0]), abs(y - now[1]), abs(z - now[2])) >= NOOP_TOLERANCE:
+                euler[row] = (x, y, z)
+                changed = True
+        if changed:
+            self._dirty.add("rotation_euler")
+        return changed
+
     def bone(self, name: str, mode: str) -> FloatArray:
         return np.asarray(self._array(channel(mode)[0])[self.index[name]], dtype=np.float64)
 
