@@ -443,7 +443,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
         set_status(obj.name, name, outcome[0])
     if frame_pass:
         _remember_still(obj, depsgraph, specs, frames, out, last)
-        _remember_replay(obj, depsgraph, specs, frames, out, uppers, together, pose)
+        _remember_replay(obj, depsgraph, specs, frames, out, levels, together, pose)
     else:  # a pass over some chains, keys or a render: the next frame pass is a full one
         replay.forget(obj.name)
     return {name: out[name] for name in order if name in out}
@@ -479,7 +479,7 @@ def _keep_still(obj: Any, depsgraph: Any, specs: list[ChainSpec], statuses: dict
 
 
 def _remember_replay(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: dict[str, _Frame],
-                     out: dict[str, tuple[ChainStatus, bool]], uppers: dict[str, tuple[str, int]],
+                     out: dict[str, tuple[ChainStatus, bool]], levels: dict[str, int],
                      together: dict[str, tuple[str, ...]], pose: RigPose) -> None:
     """Keep this frame pass for :mod:`.replay` (which decides whether the rig qualifies)."""
     solved: list[replay.SolvedChain | None] = []
@@ -488,9 +488,9 @@ def _remember_replay(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: d
         if item is None or outcome is None or not outcome[0].solved:
             solved.append(None)
             continue
-        alone = (not item.follows and item.loose_hang is None and spec.name not in uppers
-                 and spec.name not in together and item.influence >= 1.0)
-        solved.append(replay.SolvedChain(spec, item.state, item.goals[0], item.goals[1], item.evaluated, alone))
+        alone = not item.follows and item.loose_hang is None and spec.name not in together and item.influence >= 1.0
+        solved.append(replay.SolvedChain(spec, item.state, item.goals[0], item.goals[1], item.evaluated, alone,
+                                         levels.get(spec.name, 0)))
     replay.remember(obj, depsgraph, solved, pose)
 
 

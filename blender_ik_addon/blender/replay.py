@@ -20,11 +20,11 @@ target). Tested side by side with the full pass (``tests/blender/test_replay.py`
 
 **Which rigs** (:func:`remember`): every live chain solved by the default solver, at Influence 1, not
 following orientation, without Stretch, a pole angle, the Turn pole rule or a comfort blend; object
-targets and poles (not bones) that Blender evaluates; no chain hanging below or following another,
-none sharing bones; and a rig, targets and poles that are *plain* (:func:`.dependencies.is_plain`:
-no parent, constraint or transform driver), so no rig's chains can follow another's. Chain settings
-must not be animated.
-Any other rig takes the full pass, as before.
+targets and poles (not bones) that Blender evaluates; no chain following another or sharing bones
+(chains hanging below others are replayed level after level, carried as the full pass carries
+them); and a rig, targets and poles that are *plain* (:func:`.dependencies.is_plain`: no parent,
+constraint or transform driver), so no rig's chains can follow another's. Chain settings must not
+be animated. Any other rig takes the full pass, as before.
 
 **When a replay holds.** It is dropped (and the next full pass may make a new one) when:
 
@@ -58,6 +58,7 @@ from . import structure
 from .dependencies import is_plain
 from .goals import Goal
 from .keys import fcurve_collection
+from .order import PassMotion
 from .read import ChainBinding, chain_base, inverse_of
 from .rig_pose import RigPose, put_bone_by_bone
 from .sampling import unevaluated_reason
@@ -102,8 +103,8 @@ def replay_of(rig: str) -> RigReplay | None:
 class SolvedChain:
     """What a full frame pass knew of a chain it solved: :func:`remember`'s input.
 
-    ``alone``: the chain hangs below and follows no other chain, shares no bones, and was solved at
-    Influence 1.
+    ``alone``: the chain follows no other chain, shares no bones, hangs below no bone that moves on
+    its own, and was solved at Influence 1.
     """
 
     spec: ChainSpec
@@ -112,12 +113,14 @@ class SolvedChain:
     pole: Goal | None
     evaluated: bool
     alone: bool
+    level: int  # the full pass's: a chain hanging below chains of this rig comes after them
 
 
 @dataclass
 class _ChainReplay:
     spec: ChainSpec
     state: _LiveChain
+    level: int
     binding: ChainBinding
     job: ChainJob
     options: SolverOptions
@@ -152,6 +155,7 @@ class RigReplay:
     specs: list[ChainSpec]  # the chains as that pass read them (for the still-rig record)
     drivers: bool  # the rig has drivers: each chain's are checked every frame
     animated: bool  # the rig has animation data: each chain's binding is checked every frame (:mod:`.structure`)
+    levels: list[list[int]]  # indices into ``chains``, level after level (chains hanging below chains: later)
 
     def inputs(self, obj: Any, depsgraph: Any) -> _FrameInputs | None:
         """This frame's targets, poles and bases, read, if the replay still holds (else None)."""
@@ -179,49 +183,85 @@ class RigReplay:
             if self.drivers:
                 refuse_drivers(obj, chain.binding)  # a driver added on a chain bone: the full pass says so
             base = chain_base(obj_eval, chain.binding)
-            if not usable_frame(base, target, pole) or not _base_holds(chain, base):
+            if chain.level == 0 and (not usable_frame(base, target, pole) or not _base_holds(chain, base)):
                 return None  # the full pass names the fault, or makes the job for another scale
             frame.items.append((chain, base, target, pole))
         return frame
 
     def run(self, obj: Any, frame_inputs: _FrameInputs, frame: float) -> dict[str, tuple[ChainStatus, bool]]:
-        """Solve and write this frame (after :meth:`inputs`); the chains' outcomes, as
-        :func:`.live.solve_rig` returns them."""
+        """Solve and write this frame (after :meth:`inputs`), level after level of stacked chains;
+        the chains' outcomes, as :func:`.live.solve_rig` returns them. Raises :class:`ReplayError`
+        (nothing written) where the full pass must take over."""
         pose = RigPose(obj, self.index)
         out: dict[str, tuple[ChainStatus, bool]] = {}
-        moving: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]] = []
-        for chain, base, target, pole in frame_inputs.items:
-            state = chain.state
-            if (_same_inputs(state, base, target, pole) and state.written is not None and state.status is not None
-                    and np.array_equal(pose.current(chain.binding), state.written)):
-                out[chain.spec.name] = (replace(state.status, frame=frame), False)
-                continue
-            _set_target(chain, target, pole)
-            moving.append((chain, base, target, pole))
-        if moving:
-            in_place = solve_in_place([chain.job for chain, *_ in moving])
-            for chain, base, target, pole in moving:
-                job, state = chain.job, chain.state
-                kernel_answer = in_place and job.compiled and job.job is not None
-                if kernel_answer and chain.rows is not None and chain.uniform and int(job.status[0]) == 0:
-                    status, changed = _take_converged(chain, pose, frame)
-                else:
-                    solution = _finish(chain, None if kernel_answer else job.solve_alone(), base, target, pole)
-                    angles = solution.angles[0]
-                    if chain.rows is not None:  # plain Euler bones: the solved angles are the channel values
-                        changed = pose.put_euler(chain.rows, angles)
-                    else:
-                        changed = put_bone_by_bone(chain.binding, angles, pose)
-                    status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]), "", frame)
-                    state.angles = solution.angles
-                state.inputs = (base[None], target[None], None if pole is None else pole[None])
-                state.written = pose.current(chain.binding)
-                state.status, state.scales, state.influence = status, None, 1.0
-                out[chain.spec.name] = (status, changed)
-            pose.write()
+        items = frame_inputs.items
+        motion = PassMotion()  # the chains solved so far, for those hanging below them
+        for depth, level in enumerate(self.levels):
+            moving: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]] = []
+            for index in level:
+                chain, base, target, pole = items[index]
+                if depth and chain.binding.ancestors:  # below a chain of an earlier level: carried by its solve
+                    base = _hung(obj, chain, base, target, pole, motion)
+                    items[index] = (chain, base, target, pole)
+                state = chain.state
+                if (_same_inputs(state, base, target, pole) and state.written is not None
+                        and state.status is not None and np.array_equal(pose.current(chain.binding), state.written)):
+                    out[chain.spec.name] = (replace(state.status, frame=frame), False)
+                    continue
+                _set_target(chain, target, pole)
+                moving.append((chain, base, target, pole))
+            if moving:
+                _solve_level(moving, pose, frame, out)
+            if depth + 1 < len(self.levels):
+                for index in level:
+                    chain, base = items[index][0], items[index][1]
+                    motion.add(frame_inputs.obj_eval, chain.spec.name, chain.binding, base[None], chain.state.angles)
+        pose.write()
         for name, (status, _changed) in out.items():
             set_status(obj.name, name, status)
         return {chain.spec.name: out[chain.spec.name] for chain in self.chains}
+
+
+class ReplayError(Exception):
+    """The replay cannot do this frame as the full pass would: the full pass takes it."""
+
+
+def _hung(obj: Any, chain: _ChainReplay, base: FloatArray, target: FloatArray, pole: FloatArray | None,
+          motion: PassMotion) -> FloatArray:
+    """The base of a chain hanging below chains solved before it, moved with them, as
+    :func:`.live._frame_of` moves it (the same product)."""
+    hangs = motion.move_of(obj, chain.binding.ancestors[0])
+    if hangs is not None:
+        if hangs.loose:
+            raise ReplayError("a chain hangs below a bone that moves on its own")
+        base = np.asarray(hangs.matrix @ base[None])[0]
+    if not usable_frame(base, target, pole) or not _base_holds(chain, base):
+        raise ReplayError("a base the full pass must look at")
+    return base
+
+
+def _solve_level(moving: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]], pose: RigPose,
+                 frame: float, out: dict[str, tuple[ChainStatus, bool]]) -> None:
+    """One kernel call for the level's moving chains; each answer put into ``pose`` and kept."""
+    in_place = solve_in_place([chain.job for chain, *_ in moving])
+    for chain, base, target, pole in moving:
+        job, state = chain.job, chain.state
+        kernel_answer = in_place and job.compiled and job.job is not None
+        if kernel_answer and chain.rows is not None and chain.uniform and int(job.status[0]) == 0:
+            status, changed = _take_converged(chain, pose, frame)
+        else:
+            solution = _finish(chain, None if kernel_answer else job.solve_alone(), base, target, pole)
+            angles = solution.angles[0]
+            if chain.rows is not None:  # plain Euler bones: the solved angles are the channel values
+                changed = pose.put_euler(chain.rows, angles)
+            else:
+                changed = put_bone_by_bone(chain.binding, angles, pose)
+            status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]), "", frame)
+            state.angles = solution.angles
+        state.inputs = (base[None], target[None], None if pole is None else pole[None])
+        state.written = pose.current(chain.binding)
+        state.status, state.scales, state.influence = status, None, 1.0
+        out[chain.spec.name] = (status, changed)
 
 
 class _FrameInputs:
@@ -252,10 +292,12 @@ def remember(obj: Any, depsgraph: Any, chains: Sequence[SolvedChain | None], pos
     if [c.name for c in live] != [r.spec.name for r in replays]:
         return None
     anim = obj.animation_data
+    depth = 1 + max(r.level for r in replays)
+    levels = [[i for i, r in enumerate(replays) if r.level == level] for level in range(depth)]
     replay = RigReplay(depsgraph.as_pointer(), _GENERATION[0], structure.generation_of(obj),
                        structure.animation_key(obj), _fcurve_count(obj), _live_chains_key(live), replays, pose.index,
                        [s.spec for s in chains if s is not None], anim is not None and len(anim.drivers) > 0,
-                       anim is not None)
+                       anim is not None, [level for level in levels if level])
     _REPLAYS[obj.name] = replay
     return replay
 
@@ -280,9 +322,9 @@ def _chain_replay(solved: SolvedChain, pose: RigPose) -> _ChainReplay | None:
     pole = solved.pole.obj.as_pointer() if solved.pole is not None else 0
     chain, rows = binding.chain, pose.euler_rows(binding)
     free = [3 * int(j) + int(a) for j, a in zip(chain.free_joint, chain.free_axis, strict=True)]
-    return _ChainReplay(spec, state, binding, job, job.options, rows, solved.target.obj.as_pointer(), pole,
-                        float(spec.tolerance), chain.fixed.ravel().tolist(), free,
-                        [] if rows is None else rows.tolist())
+    return _ChainReplay(spec, state, solved.level, binding, job, job.options, rows,
+                        solved.target.obj.as_pointer(), pole, float(spec.tolerance), chain.fixed.ravel().tolist(),
+                        free, [] if rows is None else rows.tolist())
 
 
 def _goal_matrix(obj: Any, depsgraph: Any) -> FloatArray | None:

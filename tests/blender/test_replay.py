@@ -89,7 +89,7 @@ def _both_ways(rig: bpy.types.Object, names: list[str], frames: range,
     return replayed, full, count
 
 
-@pytest.mark.parametrize("kind", ["arm", "tentacle", "8_arms"])
+@pytest.mark.parametrize("kind", ["arm", "tentacle", "8_arms", "character"])
 def test_replayed_frames_are_the_full_pass_bit_for_bit(kind: str, full_passes: list[float]) -> None:
     rig, names = _built(kind)
     (poses, statuses), (full_poses, full_statuses), count = _both_ways(rig, names, range(0, FRAMES + 1), full_passes)
