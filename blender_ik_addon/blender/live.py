@@ -488,9 +488,9 @@ def _remember_replay(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: d
         if item is None or outcome is None or not outcome[0].solved:
             solved.append(None)
             continue
-        alone = not item.follows and item.loose_hang is None and spec.name not in together and item.influence >= 1.0
+        alone = not item.follows and item.loose_hang is None and item.influence >= 1.0
         solved.append(replay.SolvedChain(spec, item.state, item.goals[0], item.goals[1], item.evaluated, alone,
-                                         levels.get(spec.name, 0)))
+                                         levels.get(spec.name, 0), together.get(spec.name)))
     replay.remember(obj, depsgraph, solved, pose)
 
 

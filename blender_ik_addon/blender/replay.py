@@ -20,11 +20,12 @@ target). Tested side by side with the full pass (``tests/blender/test_replay.py`
 
 **Which rigs** (:func:`remember`): every live chain solved by the default solver, at Influence 1, not
 following orientation, without Stretch, a pole angle, the Turn pole rule or a comfort blend; object
-targets and poles (not bones) that Blender evaluates; no chain following another or sharing bones
-(chains hanging below others are replayed level after level, carried as the full pass carries
-them); and a rig, targets and poles that are *plain* (:func:`.dependencies.is_plain`: no parent,
-constraint or transform driver), so no rig's chains can follow another's. Chain settings must not
-be animated. Any other rig takes the full pass, as before.
+targets and poles (not bones) that Blender evaluates; no chain following another. Chains hanging
+below others are replayed level after level, carried as the full pass carries them; chains that
+share bones are solved with their group (:func:`.groups.solve_group`, which also takes orientation
+and comfort blends). The rig, targets and poles must be *plain* (:func:`.dependencies.is_plain`: no
+parent, constraint or transform driver), so no rig's chains can follow another's, and its chain
+settings not animated. Any other rig takes the full pass, as before.
 
 **When a replay holds.** It is dropped (and the next full pass may make a new one) when:
 
@@ -57,6 +58,7 @@ from ..core.types import AnyArray, FloatArray
 from . import structure
 from .dependencies import is_plain
 from .goals import Goal
+from .groups import describe_group, group_note, solve_group
 from .keys import fcurve_collection
 from .order import PassMotion
 from .read import ChainBinding, chain_base, inverse_of
@@ -103,8 +105,8 @@ def replay_of(rig: str) -> RigReplay | None:
 class SolvedChain:
     """What a full frame pass knew of a chain it solved: :func:`remember`'s input.
 
-    ``alone``: the chain follows no other chain, shares no bones, hangs below no bone that moves on
-    its own, and was solved at Influence 1.
+    ``alone``: the chain follows no other chain, hangs below no bone that moves on its own, and was
+    solved at Influence 1.
     """
 
     spec: ChainSpec
@@ -114,6 +116,7 @@ class SolvedChain:
     evaluated: bool
     alone: bool
     level: int  # the full pass's: a chain hanging below chains of this rig comes after them
+    group: tuple[str, ...] | None = None  # the chains it shares bones with, itself included (:mod:`.groups`)
 
 
 @dataclass
@@ -122,8 +125,8 @@ class _ChainReplay:
     state: _LiveChain
     level: int
     binding: ChainBinding
-    job: ChainJob
-    options: SolverOptions
+    job: ChainJob | None  # None for a chain solved with its group (groups.solve_group)
+    options: SolverOptions | None
     rows: AnyArray | None  # the chain's bones' rows in rotation_euler (None: not plain Euler bones)
     target: int  # pointers of the target and pole objects (compared, never dereferenced)
     pole: int
@@ -131,6 +134,7 @@ class _ChainReplay:
     fixed: list[float]  # the chain's angles flat (3 a joint), locked axes at their values
     free: list[int]  # where in it each of the job's variables goes
     row_list: list[int]  # ``rows`` as a list (empty: not plain Euler bones)
+    group: tuple[str, ...] | None = None  # as SolvedChain.group
     # The last base seen, with what follows from it (a base stands still on most frames):
     base_key: bytes = b""
     scales: FloatArray | None = None  # (1,) its mean scale, as solving.frame_problem computes it
@@ -198,11 +202,15 @@ class RigReplay:
         motion = PassMotion()  # the chains solved so far, for those hanging below them
         for depth, level in enumerate(self.levels):
             moving: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]] = []
+            groups: dict[tuple[str, ...], list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]]] = {}
             for index in level:
                 chain, base, target, pole = items[index]
                 if depth and chain.binding.ancestors:  # below a chain of an earlier level: carried by its solve
                     base = _hung(obj, chain, base, target, pole, motion)
                     items[index] = (chain, base, target, pole)
+                if chain.group is not None:
+                    groups.setdefault(chain.group, []).append((chain, base, target, pole))
+                    continue
                 state = chain.state
                 if (_same_inputs(state, base, target, pole) and state.written is not None
                         and state.status is not None and np.array_equal(pose.current(chain.binding), state.written)):
@@ -212,10 +220,14 @@ class RigReplay:
                 moving.append((chain, base, target, pole))
             if moving:
                 _solve_level(moving, pose, frame, out)
+            for group, members in groups.items():
+                _solve_group(group, members, pose, frame, out)
             if depth + 1 < len(self.levels):
                 for index in level:
                     chain, base = items[index][0], items[index][1]
-                    motion.add(frame_inputs.obj_eval, chain.spec.name, chain.binding, base[None], chain.state.angles)
+                    if chain.state.angles is not None:  # (as the full pass: every chain it took, moved or not)
+                        motion.add(frame_inputs.obj_eval, chain.spec.name, chain.binding, base[None],
+                                   chain.state.angles, chain.state.scales)
         pose.write()
         for name, (status, _changed) in out.items():
             set_status(obj.name, name, status)
@@ -240,12 +252,46 @@ def _hung(obj: Any, chain: _ChainReplay, base: FloatArray, target: FloatArray, p
     return base
 
 
+def _solve_group(group: tuple[str, ...], members: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]],
+                 pose: RigPose, frame: float, out: dict[str, tuple[ChainStatus, bool]]) -> None:
+    """A group of chains that share bones, as :func:`.live._solve_group` solves it: nothing when
+    every member stands still, else one :func:`.groups.solve_group` call; the notes as there."""
+    order = {name: k for k, name in enumerate(group)}
+    members = sorted(members, key=lambda member: order[member[0].spec.name])
+    if all(_same_inputs(chain.state, base, target, pole) and chain.state.written is not None
+           and chain.state.status is not None and np.array_equal(pose.current(chain.binding), chain.state.written)
+           for chain, base, target, pole in members):
+        for chain, *_ in members:
+            assert chain.state.status is not None
+            out[chain.spec.name] = (replace(chain.state.status, frame=frame), False)
+        return
+    solutions = solve_group([chain.state.prepared for chain, *_ in members], [base[None] for _, base, *_ in members],
+                            [target[None] for *_, target, _ in members],
+                            [None if pole is None else pole[None] for *_, pole in members])
+    fight = group_note(group, dict(zip(group, solutions, strict=True)))
+    for (chain, base, target, pole), solution in zip(members, solutions, strict=True):
+        angles = solution.angles[0]
+        if chain.rows is not None:
+            changed = pose.put_euler(chain.rows, angles)
+        else:
+            changed = put_bone_by_bone(chain.binding, angles, pose)
+        note = describe_group(group, chain.spec.name)
+        status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
+                             f"{note}; {fight}" if fight else note, frame)
+        state = chain.state
+        state.inputs = (base[None], target[None], None if pole is None else pole[None])
+        state.written = pose.current(chain.binding)
+        state.status, state.angles, state.scales, state.influence = status, solution.angles, solution.scales, 1.0
+        out[chain.spec.name] = (status, changed)
+
+
 def _solve_level(moving: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]], pose: RigPose,
                  frame: float, out: dict[str, tuple[ChainStatus, bool]]) -> None:
     """One kernel call for the level's moving chains; each answer put into ``pose`` and kept."""
-    in_place = solve_in_place([chain.job for chain, *_ in moving])
+    in_place = solve_in_place([chain.job for chain, *_ in moving if chain.job is not None])
     for chain, base, target, pole in moving:
         job, state = chain.job, chain.state
+        assert job is not None
         kernel_answer = in_place and job.compiled and job.job is not None
         if kernel_answer and chain.rows is not None and chain.uniform and int(job.status[0]) == 0:
             status, changed = _take_converged(chain, pose, frame)
@@ -306,25 +352,27 @@ def _chain_replay(solved: SolvedChain, pose: RigPose) -> _ChainReplay | None:
     spec, state = solved.spec, solved.state
     plain_goals = solved.target.bone is None and (solved.pole is None or solved.pole.bone is None)
     if not (solved.alone and solved.evaluated and plain_goals and spec.method == "lm" and not spec.follow_mode
-            and not spec.use_stretch and not spec.follow_orientation and spec.comfort_blend <= 0.0
-            and not spec.pole_angle and (spec.pole is None or spec.pole_rule == "bend") and spec.influence >= 1.0):
+            and not spec.use_stretch and spec.influence >= 1.0):
         return None
+    if solved.group is None and (spec.follow_orientation or spec.comfort_blend > 0.0 or spec.pole_angle
+                                 or (spec.pole is not None and spec.pole_rule != "bend")):
+        return None  # (a group's members: groups.solve_group does the rest, grouping refuses the others)
     if not is_plain(solved.target.obj) or (solved.pole is not None and not is_plain(solved.pole.obj)):
         return None
     binding = state.prepared.binding
-    if binding.chain.n_stretch or len(state.jobs) != 1:
+    if binding.chain.n_stretch or (solved.group is None and len(state.jobs) != 1):
         return None
     if state.status is None or not state.status.solved or state.written is None or state.inputs is None:
         return None
-    job = next(iter(state.jobs.values()))
-    if job.orientations is not None or (job.poles is not None) != (solved.pole is not None):
+    job = next(iter(state.jobs.values())) if solved.group is None else None
+    if job is not None and (job.orientations is not None or (job.poles is not None) != (solved.pole is not None)):
         return None
     pole = solved.pole.obj.as_pointer() if solved.pole is not None else 0
     chain, rows = binding.chain, pose.euler_rows(binding)
     free = [3 * int(j) + int(a) for j, a in zip(chain.free_joint, chain.free_axis, strict=True)]
-    return _ChainReplay(spec, state, solved.level, binding, job, job.options, rows,
+    return _ChainReplay(spec, state, solved.level, binding, job, None if job is None else job.options, rows,
                         solved.target.obj.as_pointer(), pole, float(spec.tolerance), chain.fixed.ravel().tolist(),
-                        free, [] if rows is None else rows.tolist())
+                        free, [] if rows is None else rows.tolist(), solved.group)
 
 
 def _goal_matrix(obj: Any, depsgraph: Any) -> FloatArray | None:
@@ -349,7 +397,10 @@ def _same_inputs(state: _LiveChain, base: FloatArray, target: FloatArray, pole: 
 
 def _base_holds(chain: _ChainReplay, base: FloatArray) -> bool:
     """The chain's job fits ``base``: its tolerance scale gives the job's options (a base scaled
-    since asks for another job: the full pass makes it). Worked out once per base."""
+    since asks for another job: the full pass makes it). Worked out once per base. (A group's
+    members have no job: groups.solve_group works out its options every frame.)"""
+    if chain.job is None:
+        return True
     key = base.tobytes()
     if key != chain.base_key:
         bases = base[None]
@@ -368,6 +419,7 @@ def _set_target(chain: _ChainReplay, target: FloatArray, pole: FloatArray | None
     inverse = chain.inverse  # (shaped as there: a (1, 3) product may round unlike a (3,) one)
     position = target[None, :3, 3] @ inverse[:3, :3].T + inverse[:3, 3]
     at = None if pole is None else pole[None, :3, 3] @ inverse[:3, :3].T + inverse[:3, 3]
+    assert chain.job is not None
     chain.job.set_target(position[0], None, None if at is None else at[0])
 
 
@@ -375,11 +427,13 @@ def _take_converged(chain: _ChainReplay, pose: RigPose, frame: float) -> tuple[C
     """The usual frame: the kernel reached the target on a chain of plain Euler bones. What
     :func:`_finish` and :meth:`.RigPose.put_euler` do, on Python floats (the same values: the
     job's variables put among the locked axes' values, the residual scaled to world units)."""
+    job = chain.job
+    assert job is not None
     angles = list(chain.fixed)
-    for flat, value in zip(chain.free, chain.job.q[0].tolist(), strict=True):
+    for flat, value in zip(chain.free, job.q[0].tolist(), strict=True):
         angles[flat] = value
     changed = pose.put_euler_values(chain.row_list, angles)
-    error = float(chain.job.error[0]) * chain.scale
+    error = float(job.error[0]) * chain.scale
     chain.state.angles = np.array(angles).reshape(1, -1, 3)
     return ChainStatus(True, error <= chain.tolerance, error, "", frame), changed
 
@@ -390,7 +444,7 @@ def _finish(chain: _ChainReplay, result: SolveResult | None, base: FloatArray, t
     the job's arrays). A converged answer on a base that scales alike every way needs no more than
     its residual in world units; anything else (a target left short, a base that shears) goes the
     full way."""
-    assert chain.scales is not None
+    assert chain.scales is not None and chain.job is not None
     if result is None:
         result = chain.job.result()
     if chain.uniform and bool(result.converged.all()):

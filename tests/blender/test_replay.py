@@ -295,3 +295,24 @@ def test_keyed_limits_are_read_on_every_replayed_frame() -> None:
         bpy.context.scene.frame_set(frame)
         high = rig.evaluated_get(bpy.context.evaluated_depsgraph_get()).pose.bones["b1"].ik_max_x
         assert abs(rig.pose.bones["b1"].rotation_euler.x) <= high + 1e-6
+
+
+def test_chains_that_share_bones_replay_as_their_group(full_passes: list[float]) -> None:
+    """Both arms into the spine (one group), one target out of reach for a few frames: the weighted
+    compromise and the status notes as the full pass gives them."""
+    from blender_rigs import torso, torso_arms
+
+    rig = torso()
+    t_left, t_right = torso_arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    for frame, left, right in ((0, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6)), (12, (0.5, 0.1, 1.3), (-3.0, 0.3, 1.6)),
+                               (FRAMES, (0.35, 0.35, 1.55), (-0.45, 0.2, 1.5))):
+        t_left.location, t_right.location = left, right
+        t_left.keyframe_insert("location", frame=frame)
+        t_right.keyframe_insert("location", frame=frame)
+    names = ["arm.L", "arm.R"]
+    (poses, statuses), (full_poses, full_statuses), count = _both_ways(rig, names, range(0, FRAMES + 1), full_passes)
+    assert count <= 2
+    np.testing.assert_array_equal(poses, full_poses)
+    assert statuses == full_statuses
+    assert all("solved together" in status.message for frame in statuses for status in frame)
+    assert any("cannot all be reached" in status.message for frame in statuses for status in frame)
