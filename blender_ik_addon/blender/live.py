@@ -495,10 +495,11 @@ def _remember_replay(obj: Any, depsgraph: Any, specs: list[ChainSpec], frames: d
 
 
 def replayed(objects: list[Any], depsgraph: Any) -> list[Any]:
-    """The frame pass's fast lane (:mod:`.replay`): when every rig of ``objects`` has a replay that
-    holds, each is solved by it. Returns the rigs left for the full pass: all of them otherwise (a
-    full pass plans the whole pass), and any whose replay failed."""
-    ready = []
+    """The frame pass's fast lane (:mod:`.replay`): each rig of ``objects`` whose replay holds is
+    solved by it. Returns the rigs left for the full pass: those without a replay, any whose replay
+    failed, and all of them when a rig without one might follow another rig's bones (a full pass
+    then plans the whole pass, as it always did)."""
+    ready, left = [], []
     for obj in objects:
         kept = replay.replay_of(obj.name)
         try:
@@ -506,10 +507,12 @@ def replayed(objects: list[Any], depsgraph: Any) -> list[Any]:
         except Exception:
             inputs = None
         if kept is None or inputs is None:
-            return objects
-        ready.append((obj, kept, inputs))
+            if not replay.independent(obj):
+                return objects
+            left.append(obj)
+        else:
+            ready.append((obj, kept, inputs))
     frame = _scene_frame(depsgraph.scene)
-    left = []
     for obj, kept, inputs in ready:
         last = _STILL_RIGS.pop(obj.name, None)
         try:

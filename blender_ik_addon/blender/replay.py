@@ -39,8 +39,9 @@ settings not animated. Any other rig takes the full pass, as before.
   evaluated scene; the depsgraph is another one (renders take the full pass);
 * anything in it fails (a NaN target, a kernel error): the full pass runs and reports.
 
-A frame pass replays only when every rig it would solve has a replay that holds, so the full pass
-still plans every pass in which some rig needs it (follows between rigs stay exact).
+A rig without a replay that holds takes the full pass. When it might follow another rig's bones
+(:func:`independent` says no), every rig of the frame pass takes the full pass, so the full pass
+still plans every pass in which chains may follow each other across rigs.
 """
 
 from __future__ import annotations
@@ -348,6 +349,22 @@ def remember(obj: Any, depsgraph: Any, chains: Sequence[SolvedChain | None], pos
     return replay
 
 
+def independent(obj: Any) -> bool:
+    """No live chain of ``obj`` can follow another rig's bones: the rig and every target and pole
+    are plain objects (:func:`.dependencies.is_plain`), and no goal is a bone of another armature.
+    Such a rig takes its full pass alone while the other rigs replay."""
+    settings = rig_settings(obj)
+    if settings is None or not is_plain(obj):
+        return False
+    for chain in settings.chains:
+        if not chain.enabled:
+            continue
+        for goal, bone in ((chain.target, chain.target_bone), (chain.pole, chain.pole_bone)):
+            if goal is not None and (not is_plain(goal) or (bone and goal != obj)):
+                return False
+    return True
+
+
 def _chain_replay(solved: SolvedChain, pose: RigPose) -> _ChainReplay | None:
     spec, state = solved.spec, solved.state
     plain_goals = solved.target.bone is None and (solved.pole is None or solved.pole.bone is None)
@@ -497,4 +514,5 @@ def _animates_settings(obj: Any) -> bool:
     return any(path.startswith("ik_chains") for path in paths)
 
 
-__all__ = ["RigReplay", "SolvedChain", "forget", "invalidate", "remember", "replay_of", "set_enabled"]
+__all__ = ["RigReplay", "SolvedChain", "forget", "independent", "invalidate", "remember", "replay_of",
+           "set_enabled"]

@@ -253,19 +253,27 @@ def test_chains_the_replay_does_not_cover_take_the_full_pass(setting: str, full_
     assert replay.replay_of(rig.name) is None
 
 
-def test_one_rig_without_a_replay_sends_the_whole_pass_through_the_full_pass(full_passes: list[float]) -> None:
-    """So that a pass in which some chain follows another rig's bones is planned as a whole."""
-    _keyed_arm()
+@pytest.mark.parametrize("follows", [False, True])
+def test_a_rig_without_a_replay_takes_the_full_pass(follows: bool, full_passes: list[float]) -> None:
+    """Alone when it cannot follow another rig's bones; with every rig of the pass when it might (the
+    full pass plans follows across rigs)."""
+    rig, _ = _keyed_arm()
     other = straight_chain(3, name="Other", origin=(4.0, 0.0, 0.0))
     far = empty("Far", (4.5, 1.5, 0.5))
     for frame, z in ((0, 0.5), (FRAMES, 1.0)):
         far.location.z = z
         far.keyframe_insert("location", frame=frame)
     add_chain(other, "b2", 3, far, name="stretchy", use_stretch=True)
+    if follows:  # its pole is a bone of the replayed rig
+        chain = other.ik_chains.chains["stretchy"]
+        chain.pole = rig
+        chain.pole_bone = "b1"
+    bpy.context.scene.frame_set(9)  # a full pass for both: the settings changed
     full_passes.clear()
-    bpy.context.scene.frame_set(9)
     bpy.context.scene.frame_set(10)
-    assert sorted(full_passes) == [9, 9, 10, 10]
+    bpy.context.scene.frame_set(11)
+    assert sorted(full_passes) == ([10, 10, 11, 11] if follows else [10, 11])
+    assert replay.replay_of(other.name) is None
 
 
 def test_a_replay_that_fails_hands_the_frame_to_the_full_pass(monkeypatch: pytest.MonkeyPatch,
