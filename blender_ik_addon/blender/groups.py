@@ -29,6 +29,7 @@ import numpy as np
 from ..core import ComfortPose, SolverOptions
 from ..core.errors import IKError
 from ..core.tree import Tree
+from ..core.tree_job import TreeJob
 from ..core.tree_solver import solve_tree
 from ..core.types import AnyArray, FloatArray
 from .errors import RigSetupError
@@ -66,10 +67,15 @@ _TREES: dict[tuple[object, ...], GroupTree] = {}
 _SETTINGS: dict[tuple[int, ...], tuple[tuple[PreparedChain, ...], ComfortPose, dict[float, SolverOptions]]] = {}
 
 
+# A live group's TreeJob: the members' ids -> (key, its tree, its comfort pose, the job).
+_JOBS: dict[tuple[int, ...], tuple[tuple[object, ...], Tree, ComfortPose, TreeJob]] = {}
+
+
 def forget() -> None:
-    """Drop the kept trees and settings (file load; the live pass's :func:`.live.forget`)."""
+    """Drop the kept trees, settings and jobs (file load; the live pass's :func:`.live.forget`)."""
     _TREES.clear()
     _SETTINGS.clear()
+    _JOBS.clear()
 
 
 def _settings(group: GroupTree, members: Sequence[PreparedChain],
@@ -86,6 +92,21 @@ def _settings(group: GroupTree, members: Sequence[PreparedChain],
         kept[2].clear()  # one scale at a time (a scaled armature), as the live chains keep theirs
         options = kept[2][tolerance_scale] = group_options(members, tolerance_scale)
     return kept[1], options
+
+
+def _job(group: GroupTree, members: Sequence[PreparedChain], comfort: ComfortPose, options: SolverOptions,
+         follow: AnyArray, has_pole: AnyArray) -> TreeJob:
+    """The group's :class:`..core.tree_job.TreeJob` for these settings, kept while they stay (one at a
+    time per set of members, as the options are)."""
+    key = (id(group.tree), options, follow.tobytes(), has_pole.tobytes(), id(comfort))
+    kept = _JOBS.get(tuple(id(p) for p in members))
+    if kept is not None and kept[0] == key and kept[1] is group.tree and kept[2] is comfort:
+        return kept[3]
+    if len(_JOBS) > 256:
+        _JOBS.clear()
+    job = TreeJob(group.tree, follow=follow, has_pole=has_pole, comfort=comfort, options=options)
+    _JOBS[tuple(id(p) for p in members)] = (key, group.tree, comfort, job)
+    return job
 
 
 def group_tree(members: Sequence[PreparedChain]) -> GroupTree:
@@ -165,9 +186,15 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], t
     scales = np.cbrt(np.abs(np.linalg.det(root_bases[:, :3, :3])))
     tolerance_scale = 1.0 / float(f"{float(scales.max()):.5g}")  # rounded, as solving.frame_problem's
     comfort, options = _settings(group, members, tolerance_scale)
-    result = solve_tree(tree, np.stack(positions, axis=1), orientations=np.stack(orientations, axis=1),
-                        follow=follow, poles=pole_positions if has_pole.any() else None, has_pole=has_pole,
-                        comfort=comfort, options=options, continuous=continuous)
+    if len(root_bases) == 1:  # a live frame: the kept job (the same answer as solve_tree's, made faster)
+        job = _job(group, members, comfort, options, follow, has_pole)
+        job.set_targets(np.stack(positions, axis=1)[0], np.stack(orientations, axis=1)[0],
+                        pole_positions[0] if has_pole.any() else None)
+        result = job.solve()
+    else:
+        result = solve_tree(tree, np.stack(positions, axis=1), orientations=np.stack(orientations, axis=1),
+                            follow=follow, poles=pole_positions if has_pole.any() else None, has_pole=has_pole,
+                            comfort=comfort, options=options, continuous=continuous)
     out = []
     for e, (prepared, joints) in enumerate(zip(members, group.joints, strict=True)):
         spec, chain = prepared.spec, prepared.binding.chain
