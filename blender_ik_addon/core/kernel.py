@@ -84,14 +84,54 @@ Workspace = tuple[Any, ...]  # see _workspace
 Task = tuple[Any, ...]  # (target (3,), orientation (3, 3), orientation scale, tolerance, orientation tolerance)
 Flags = tuple[Any, ...]  # (can relax, problem has secondary tasks, relax slack), see _attempt_secondary
 
+
+def _can_skip_runtime() -> bool:
+    """Whether this numba has the option to compile a function without its runtime (``_nrt``, see
+    :data:`_jit_leaf`)."""
+    try:
+        from numba.core.cpu import CPUTargetOptions
+    except ImportError:
+        return False
+    return hasattr(CPUTargetOptions, "_nrt")
+
+
+# The entry points and the workspaces allocate arrays: numba's runtime (NRT) counts their references.
 _jit = njit(cache=True, nogil=True, fastmath=False)
+# Everything else only reads and writes arrays its caller holds (the plan, the workspaces, the
+# inputs and outputs), and is compiled without the runtime. With it, every array a function is
+# passed (each array of a tuple: the plan and the workspaces hold ~60) is reference counted on
+# entry and again on exit, an atomic operation each, and LLVM's pruning of those pairs gives up in
+# functions with loops: ~40 % of a solve's time (a 3-bone arm with comfort, 13 iterations:
+# thousands of atomic operations). numba refuses to compile such a function if it allocates or
+# returns a new array, so nothing can leak, and what it is passed stays alive in its caller. A
+# numba without the option compiles them with the runtime, as before: the same answers, slower.
+# (numba's type stubs do not list the option.)
+_jit_leaf = _jit
+if _can_skip_runtime():
+    _jit_leaf = njit(cache=True, nogil=True, fastmath=False, _nrt=False)  # type: ignore[call-overload]
 # For small functions called every iteration with the workspace tuples: numba passes a tuple of
-# arrays by value (each array's reference count and fields, ~2.5 ns an array), so a call that
-# hands on ~60 arrays costs more than the few rows it computes. Inlined, it costs nothing.
+# arrays by value (each array's fields), so a call that hands on ~40 arrays costs more than the few
+# rows it computes. Inlined, it costs nothing.
 _jit_inline = njit(cache=True, nogil=True, fastmath=False, inline="always")
 
 
-@_jit
+@_jit_inline
+def _copy_vector(dst: FloatArray, src: FloatArray) -> None:
+    """``dst[:] = src`` as a loop: a slice assignment checks for overlap and may copy through a
+    buffer it allocates, which a function compiled without numba's runtime cannot (see _jit_leaf)."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@_jit_inline
+def _copy_matrix(dst: FloatArray, src: FloatArray) -> None:
+    """``dst[:, :] = src`` as a loop."""
+    for i in range(dst.shape[0]):
+        for k in range(dst.shape[1]):
+            dst[i, k] = src[i, k]
+
+
+@_jit_leaf
 def _turn(frame: FloatArray, axis: int, angle: float) -> None:
     """``frame = frame @ R_axis(angle)`` in place (right-handed, active)."""
     c, s = np.cos(angle), np.sin(angle)
@@ -102,18 +142,29 @@ def _turn(frame: FloatArray, axis: int, angle: float) -> None:
         frame[r, k] = c * b - s * a
 
 
-@_jit
+@_jit_inline
 def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: FloatArray,
               ws: Workspace) -> tuple[float, float]:
     """Residual ``(k,)`` and world Jacobian ``(k, m)`` at ``q``, ``k`` = 3 (tip position) or 6 (and
     orientation). Returns ``(0.5 |r|^2, orientation error in radians)``. Leaves the variables' axes
     and origins (a length factor: no axis, its joint's origin) and the joints' origins (chain space)
-    in the workspace."""
-    _, _, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed, base, tip_offset = plan[:11]
-    dof_joint, angle_count = plan[11], plan[14]
-    target, orientation, orientation_scale = task[0], task[1], task[2]
-    rot, tmp, axes, origins, joint_origins = ws[6], ws[7], ws[8], ws[9], ws[14]
-    frames, turned = ws[15], ws[16]
+    in the workspace.
+
+    Inlined, it hands :func:`_forward` only the arrays it reads: numba passes each array of the
+    plan and workspace tuples field by field on the stack, and the LM loops evaluate every iteration."""
+    return _forward(q, task[0], task[1], task[2], plan[2], plan[3], plan[4], plan[5], plan[6], plan[7], plan[8],
+                    plan[9], plan[10], plan[11], plan[14], residual, jac, ws[6], ws[7], ws[8], ws[9], ws[14], ws[15],
+                    ws[16], ws[18])
+
+
+@_jit_leaf
+def _forward(q: FloatArray, target: FloatArray, orientation: FloatArray, orientation_scale: float,
+             rest_rot: FloatArray, rest_pos: FloatArray, rest_rotates: AnyArray, slot_count: AnyArray,
+             slot_axis: AnyArray, slot_dof: AnyArray, slot_fixed: FloatArray, base: FloatArray, tip_offset: FloatArray,
+             dof_joint: AnyArray, angle_count: int, residual: FloatArray, jac: FloatArray, rot: FloatArray,
+             tmp: FloatArray, axes: FloatArray, origins: FloatArray, joint_origins: FloatArray, frames: FloatArray,
+             turned: FloatArray, tip: FloatArray) -> tuple[float, float]:
+    """:func:`_evaluate` on the arrays it reads (the plan's and the workspace's, by name)."""
     n, m = rest_pos.shape[0], axes.shape[0]
     for a in range(3):
         for b in range(3):
@@ -133,8 +184,12 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
                     for b in range(3):
                         tmp[a, b] = (rot[a, 0] * rest_rot[j, 0, b] + rot[a, 1] * rest_rot[j, 1, b]
                                      + rot[a, 2] * rest_rot[j, 2, b])
-                rot[:, :] = tmp
-            frames[j, :, :] = rot  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
+                for a in range(3):
+                    for b in range(3):
+                        rot[a, b] = tmp[a, b]
+            for a in range(3):  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
+                for b in range(3):
+                    frames[j, a, b] = rot[a, b]
             # Slots in application order: the last applied is outermost, so an angle turns about an
             # axis of the frame after the slots applied after it (see fk.forward).
             for s in range(slot_count[j] - 1, -1, -1):
@@ -145,7 +200,9 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
                     _turn(rot, axis, q[dof])
                 else:
                     _turn(rot, axis, slot_fixed[j, s])
-            turned[j, :, :] = rot
+            for a in range(3):
+                for b in range(3):
+                    turned[j, a, b] = rot[a, b]
         tx, ty, tz = tip_offset[0], tip_offset[1], tip_offset[2]
     else:
         sigma = 1.0  # the frame scale of the joint before
@@ -161,8 +218,12 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
                     for b in range(3):
                         tmp[a, b] = (rot[a, 0] * rest_rot[j, 0, b] + rot[a, 1] * rest_rot[j, 1, b]
                                      + rot[a, 2] * rest_rot[j, 2, b])
-                rot[:, :] = tmp
-            frames[j, :, :] = rot  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
+                for a in range(3):
+                    for b in range(3):
+                        rot[a, b] = tmp[a, b]
+            for a in range(3):  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
+                for b in range(3):
+                    frames[j, a, b] = rot[a, b]
             # Slots in application order: the last applied is outermost, so an angle turns about an
             # axis of the frame after the slots applied after it (see fk.forward).
             for s in range(slot_count[j] - 1, -1, -1):
@@ -173,7 +234,9 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
                     _turn(rot, axis, q[dof])
                 else:
                     _turn(rot, axis, slot_fixed[j, s])
-            turned[j, :, :] = rot
+            for a in range(3):
+                for b in range(3):
+                    turned[j, a, b] = rot[a, b]
             if factor < m and dof_joint[factor] == j:  # a length factor: scales what follows, turns nothing
                 sigma = float(q[factor])
                 axes[factor, 0], axes[factor, 1], axes[factor, 2] = 0.0, 0.0, 0.0
@@ -183,7 +246,7 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
     cx = px + rot[0, 0] * tx + rot[0, 1] * ty + rot[0, 2] * tz
     cy = py + rot[1, 0] * tx + rot[1, 1] * ty + rot[1, 2] * tz
     cz = pz + rot[2, 0] * tx + rot[2, 1] * ty + rot[2, 2] * tz
-    ws[18][0], ws[18][1], ws[18][2] = cx, cy, cz
+    tip[0], tip[1], tip[2] = cx, cy, cz
     cost = 0.0
     for a in range(3):
         residual[a] = base[a, 0] * cx + base[a, 1] * cy + base[a, 2] * cz + base[a, 3] - target[a]
@@ -196,7 +259,7 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
             jac[a, k] = base[a, 0] * col0 + base[a, 1] * col1 + base[a, 2] * col2
     if angle_count < m:
         for k in range(angle_count, m):  # length factors: segment / factor (fk.stretch_columns)
-            _, ex, ey, ez = _segment_end(k, n, dof_joint, origins, ws[18])
+            _, ex, ey, ez = _segment_end(k, n, dof_joint, origins, tip)
             col0 = (ex - origins[k, 0]) / q[k]
             col1 = (ey - origins[k, 1]) / q[k]
             col2 = (ez - origins[k, 2]) / q[k]
@@ -209,7 +272,7 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
             for b in range(3):
                 tmp[a, b] = (rot[a, 0] * orientation[b, 0] + rot[a, 1] * orientation[b, 1]
                              + rot[a, 2] * orientation[b, 2])
-        _rotation_vector(tmp, residual)
+        residual[3], residual[4], residual[5] = _rotation_vector(tmp)
         for a in range(3, 6):
             orientation_error += residual[a] * residual[a]
             residual[a] *= orientation_scale
@@ -231,9 +294,9 @@ def _segment_end(k: int, n: int, dof_joint: AnyArray, origins: FloatArray,
     return n, tip[0], tip[1], tip[2]
 
 
-@_jit
-def _rotation_vector(m: FloatArray, out: FloatArray) -> None:
-    """``out[3:6]`` = the axis-angle vector of rotation ``m``, as ``rotations.rotation_vector``:
+@_jit_leaf
+def _rotation_vector(m: FloatArray) -> tuple[float, float, float]:
+    """The axis-angle vector of rotation ``m``, as ``rotations.rotation_vector``:
     Shepperd's quaternion (largest pivot, first on ties), ``w >= 0``, then ``axis * angle``."""
     xx, yy, zz = m[0, 0], m[1, 1], m[2, 2]
     pivots = (1 + xx + yy + zz, 1 + xx - yy - zz, 1 - xx + yy - zz, 1 - xx - yy + zz)
@@ -256,10 +319,10 @@ def _rotation_vector(m: FloatArray, out: FloatArray) -> None:
         w, x, y, z = -w, -x, -y, -z
     sin_half = np.sqrt(x * x + y * y + z * z)
     scale = 2.0 * np.arctan2(sin_half, w) / sin_half if sin_half > 1e-12 else 2.0
-    out[3], out[4], out[5] = x * scale, y * scale, z * scale
+    return x * scale, y * scale, z * scale
 
 
-@_jit
+@_jit_leaf
 def _solve_small(matrix: FloatArray, rhs: FloatArray, size: int) -> None:
     """Solve ``matrix[:size, :size] x = rhs[:size]`` in place (Gaussian elimination, partial
     pivoting); the answer is left in ``rhs``."""
@@ -284,7 +347,7 @@ def _solve_small(matrix: FloatArray, rhs: FloatArray, size: int) -> None:
         rhs[row] = total / matrix[row, row]
 
 
-@_jit
+@_jit_leaf
 def _step(q: FloatArray, residual: FloatArray, jac: FloatArray, rows: int, lower: FloatArray, upper: FloatArray,
           damping: float, step: FloatArray, work: FloatArray, small: FloatArray, vec: FloatArray, free: int) -> None:
     """The projected LM step into ``step`` (see ``lm._step`` and ``lm.damped_solve``) for the
@@ -313,19 +376,24 @@ def _step(q: FloatArray, residual: FloatArray, jac: FloatArray, rows: int, lower
     for i in range(m):
         vec[6 + i] = damping * max(vec[6 + i], floor)  # the damping diagonal
     if m > rows:
-        # Dual form: x = D^-1 b - D^-1 J^T (I + J D^-1 J^T)^-1 J D^-1 b.
-        for i in range(m):
-            step[i] /= vec[6 + i]
+        # Dual form: x = D^-1 b - D^-1 J^T (I + J D^-1 J^T)^-1 J D^-1 b. The sums run angle by angle
+        # (each entry gets the same terms in the same order as summed entry by entry), so that each
+        # J[a, i] / D[i] is divided once, not once per entry of its row.
         for a in range(rows):
-            total = 0.0
-            for i in range(m):
-                total += work[a, i] * step[i]
-            vec[a] = total
+            vec[a] = 0.0
             for b in range(rows):
-                total = 0.0
-                for i in range(m):
-                    total += work[a, i] / vec[6 + i] * work[b, i]
-                small[a, b] = total + (1.0 if a == b else 0.0)
+                small[a, b] = 0.0
+        for i in range(m):
+            diagonal = vec[6 + i]
+            step[i] /= diagonal
+            for a in range(rows):
+                vec[a] += work[a, i] * step[i]
+                scaled = work[a, i] / diagonal
+                for b in range(rows):
+                    small[a, b] += scaled * work[b, i]
+        for a in range(rows):
+            for b in range(rows):
+                small[a, b] = small[a, b] + (1.0 if a == b else 0.0)
         _solve_small(small, vec, rows)
         for i in range(m):
             total = 0.0
@@ -343,13 +411,13 @@ def _step(q: FloatArray, residual: FloatArray, jac: FloatArray, rows: int, lower
         _solve_small(small, step, m)
 
 
-@_jit
+@_jit_leaf
 def _converged(position_error: float, orientation_error: float, rows: int, task: Task) -> bool:
     """``lm._converged``: the tip within tolerance, and the orientation too when it is a task."""
     return position_error < task[3] and (rows == 3 or orientation_error < task[4])
 
 
-@_jit
+@_jit_leaf
 def _trust(step: FloatArray) -> None:
     """``lm._trust``: clip every angle's change in ``step`` to ``MAX_STEP``, in place."""
     for i in range(step.shape[0]):
@@ -368,7 +436,7 @@ def _free_count(task: Task, plan: Plan, m: int) -> int:
     return m if distance > plan[18] + task[3] else angle_count
 
 
-@_jit
+@_jit_leaf
 def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: float, plan: Plan,
              ws: Workspace) -> tuple[float, float, int, int]:
     """One LM attempt from ``q`` (inside the limits), in place.
@@ -404,9 +472,9 @@ def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: fl
         if trial_cost < cost:
             negligible = cost - trial_cost <= QUIET_RELATIVE * max(cost, 1e-300) + 1e-30
             quiet = quiet + 1 if negligible else 0
-            q[:] = trial_q
-            residual[:] = trial_residual
-            jac[:, :] = trial_jac
+            _copy_vector(q, trial_q)
+            _copy_vector(residual, trial_residual)
+            _copy_matrix(jac, trial_jac)
             cost, orientation_error = trial_cost, trial_orientation_error
             position_error = np.sqrt(residual[0] ** 2 + residual[1] ** 2 + residual[2] ** 2)
             damping = max(damping / DAMPING_DOWN, DAMPING_MIN)
@@ -426,7 +494,7 @@ def _attempt(q: FloatArray, task: Task, max_iterations: int, initial_damping: fl
     return position_error, orientation_error, iterations, status
 
 
-@_jit
+@_jit_leaf
 def _better_attempt(converged: bool, alignment: float, distance: float, error: float, best_converged: bool,
                     best_alignment: float, best_distance: float, best_error: float) -> bool:
     """``lm._better_attempt`` for one target: does a restart's attempt beat the best so far?"""
@@ -438,7 +506,7 @@ def _better_attempt(converged: bool, alignment: float, distance: float, error: f
     return converged or error < best_error - 1e-15
 
 
-@_jit
+@_jit_leaf
 def _comfort_distance(q: FloatArray, task: Task, posture: Task, plan: Plan, ws: Workspace, rows: FloatArray) -> float:
     """``lm.preference_cost`` without a pole: the distance from the comfort rotations at ``q``
     (FK into the trial buffers; ``rows`` ``(3n,)`` scratch)."""
@@ -452,20 +520,21 @@ def _workspace(m: int, n: int) -> Workspace:
     and trial Jacobian (6, m), 4 trial pose, 5 step, 6-7 rotation and product (3, 3), 8-9 axes and
     origins of the free angles (m, 3), 10 active Jacobian (6, m), 11 small system (6, 6), 12 vector
     (6 + m,), 13 seed or restore step (m,), 14 joint origins (n, 3), 15-16 each joint's frame before
-    and after it turns (n, 3, 3), chain space, 17 posture scratch (3 x (3, 3) and a 6-vector: (4, 3, 3)),
+    and after it turns (n, 3, 3), chain space, 17 posture scratch (3 x (3, 3)),
     18 the tip (3,), chain space."""
     return (np.empty(6), np.empty(6), np.empty((6, m)), np.empty((6, m)), np.empty(m), np.empty(m),
             np.empty((3, 3)), np.empty((3, 3)), np.empty((m, 3)), np.empty((m, 3)), np.empty((6, m)),
             np.empty((6, 6)), np.empty(6 + m), np.empty(m), np.empty((n, 3)), np.empty((n, 3, 3)),
-            np.empty((n, 3, 3)), np.empty((4, 3, 3)), np.empty(3))
+            np.empty((n, 3, 3)), np.empty((3, 3, 3)), np.empty(3))
 
 
-@_jit
+@_jit_leaf
 def _seed_pose(k: int, seed_base: FloatArray, unit: FloatArray, spread: FloatArray, lower: FloatArray,
                upper: FloatArray, seed: FloatArray, angles: int) -> None:
     """Restart seed ``k`` into ``seed``, as lm.restart_seeds computes it (same operations, same bits):
     the first ``angles`` variables perturbed, the length factors after them kept as they start."""
-    seed[angles:] = seed_base[angles:]
+    for i in range(angles, seed.shape[0]):
+        seed[i] = seed_base[i]
     for i in range(angles):
         low = lower[i] if np.isfinite(lower[i]) else seed_base[i] - np.pi
         high = upper[i] if np.isfinite(upper[i]) else seed_base[i] + np.pi
@@ -482,7 +551,7 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
     ``RESTART_BLOCK``, the best by ``_better_attempt`` kept. Writes the best pose into ``q_out``;
     returns ``(position error, orientation error, iterations, status)``."""
     lower, upper, tolerance = plan[0], plan[1], task[3]
-    q_out[:] = start
+    _copy_vector(q_out, start)
     best_error, best_orientation_error, iterations, best_status = _attempt(
         q_out, task, max_iterations, initial_damping, plan, ws)
     distance_rows = np.empty(3 * plan[3].shape[0] + posture[4].shape[0])
@@ -502,7 +571,7 @@ def _solve_one(task: Task, start: FloatArray, seed_base: FloatArray, hopeless: b
         helped = converged or error < best_error - RESTART_GAIN * tolerance
         fruitless = 0 if helped else fruitless + 1
         if _better_attempt(converged, 1.0, distance, error, best_status == CONVERGED, 1.0, best_distance, best_error):
-            q_out[:] = seed
+            _copy_vector(q_out, seed)
             best_error, best_orientation_error, best_status, best_distance = error, orientation_error, status, distance
     return best_error, best_orientation_error, iterations, best_status
 
@@ -555,7 +624,7 @@ def _secondary_workspace(m: int, n: int, rows: int, pole_rows: int) -> Workspace
             np.empty((m, m)), np.empty((6, 6)), np.empty((6, m)), np.empty((m, 6)), np.empty((m, 6)), np.empty(m))
 
 
-@_jit
+@_jit_leaf
 def _pole_geometry(target: FloatArray, sec: Task, plan: Plan, ws: Workspace, sws: Workspace) -> float:
     """Joint origins relative to the root, world space, into ``sws[0]``; the projector off the
     base-to-target line into ``sws[1]``; the pole's unit direction off that line into ``sws[2]``
@@ -588,7 +657,7 @@ def _pole_geometry(target: FloatArray, sec: Task, plan: Plan, ws: Workspace, sws
     return 1.0 if size > 1e-9 else 0.0
 
 
-@_jit
+@_jit_leaf
 def _projected_offset(sws: Workspace, i: int) -> tuple[float, float, float, float]:
     """Joint ``i``'s offset from the base-to-target line (after :func:`_pole_geometry`), and its length."""
     offsets, projector = sws[0], sws[1]
@@ -598,7 +667,7 @@ def _projected_offset(sws: Workspace, i: int) -> tuple[float, float, float, floa
     return x, y, z, float(np.sqrt(x * x + y * y + z * z))
 
 
-@_jit
+@_jit_leaf
 def _pole_rows(q: FloatArray, target: FloatArray, sec: Task, plan: Plan, secondary: FloatArray,
                secondary_jac: FloatArray, ws: Workspace, sws: Workspace) -> int:
     """The pole residual and Jacobian (``objectives._pole_terms``) into the first ``3 (n - 1)``
@@ -667,7 +736,6 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
     dof_joint, dof_axis, slot_axis, slot_dof, slot_count = plan[11], plan[12], plan[6], plan[7], plan[5]
     scratch = ws[17]
     own, turn, inverse = scratch[0], scratch[1], scratch[2]
-    rotvec = scratch[3].ravel()  # _rotation_vector writes [3:6]
     n = frames.shape[0]
     cost = 0.0
     for j in range(n):
@@ -693,8 +761,7 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
         for a in range(3):
             for b in range(3):
                 turn[a, b] = comfort[j, 0, a] * own[0, b] + comfort[j, 1, a] * own[1, b] + comfort[j, 2, a] * own[2, b]
-        _rotation_vector(turn, rotvec)
-        px, py, pz = rotvec[3], rotvec[4], rotvec[5]
+        px, py, pz = _rotation_vector(turn)
         out[row], out[row + 1], out[row + 2] = scale * px, scale * py, scale * pz
         cost += (scale * px) ** 2 + (scale * py) ** 2 + (scale * pz) ** 2
         if not with_jacobian:
@@ -722,7 +789,7 @@ def _posture_rows(q: FloatArray, posture: Task, plan: Plan, ws: Workspace, out: 
     return 0.5 * cost
 
 
-@_jit
+@_jit_leaf
 def _inverse_left_jacobian(px: float, py: float, pz: float, out: FloatArray) -> None:
     """``posture.inverse_left_jacobian`` of the rotation vector ``(px, py, pz)`` into ``out`` (3, 3)."""
     theta = np.sqrt(px * px + py * py + pz * pz)
@@ -759,7 +826,7 @@ def _evaluate_secondary(q: FloatArray, target: FloatArray, sec: Task, plan: Plan
     return 0.5 * cost
 
 
-@_jit
+@_jit_leaf
 def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Workspace, sws: Workspace) -> float:
     """``objectives.pole_alignment`` at ``q``: the worst cosine between an interior joint's bend
     direction and the pole's (1 without a pole, or without one usable)."""
@@ -778,7 +845,7 @@ def _pole_alignment(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Worksp
     return float(worst)
 
 
-@_jit
+@_jit_leaf
 def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int, pole_rows: int, posture_on: bool,
                     plan: Plan, relax_radius: float, step: FloatArray, small: FloatArray, vec: FloatArray,
                     sws: Workspace, free: int) -> tuple[float, float]:
@@ -898,7 +965,7 @@ def _secondary_step(q: FloatArray, jac: FloatArray, work: FloatArray, rows: int,
     return gap, taken
 
 
-@_jit
+@_jit_leaf
 def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, posture_on: bool, plan: Plan,
                  vec: FloatArray, sws: Workspace) -> tuple[bool, bool]:
     """``lm._newton_step``: Newton's step toward the nearest pose along the tip's solution set into
@@ -1041,7 +1108,7 @@ def _newton_step(q: FloatArray, work: FloatArray, rows: int, pole_rows: int, pos
     return True, refrozen
 
 
-@_jit
+@_jit_leaf
 def _cholesky(matrix: FloatArray, size: int) -> bool:
     """``matrix[:size, :size] = L L^T`` in place (the lower triangle becomes ``L``); False if it is
     not positive definite (as LAPACK's ``potrf`` fails, which numpy's Cholesky calls)."""
@@ -1061,16 +1128,16 @@ def _cholesky(matrix: FloatArray, size: int) -> bool:
     return True
 
 
-@_jit
+@_jit_inline
 def _keep_kinematics(ws: Workspace, sws: Workspace) -> None:
     """The FK of the pose just evaluated (axes, origins, tip; chain space) becomes the accepted
     pose's, which :func:`_newton_step` reads after later trials have overwritten the workspace."""
-    sws[14][:, :] = ws[8]
-    sws[15][:, :] = ws[9]
-    sws[16][:] = ws[18]
+    _copy_matrix(sws[14], ws[8])
+    _copy_matrix(sws[15], ws[9])
+    _copy_vector(sws[16], ws[18])
 
 
-@_jit
+@_jit_leaf
 def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_iterations: int,
                        initial_damping: float, plan: Plan, ws: Workspace,
                        sws: Workspace) -> tuple[float, float, int, int]:
@@ -1145,12 +1212,12 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
             # Only the tip task's progress counts as quiet: the pull toward p settles by its own rule.
             negligible = cost - trial_cost <= QUIET_RELATIVE * max(cost, 1e-300) + 1e-30
             quiet = quiet + 1 if negligible and not relax else 0
-            q[:] = trial_q
-            residual[:] = trial_residual
-            jac[:, :] = trial_jac
-            secondary[:] = trial_secondary
-            secondary_jac[:, :] = trial_secondary_jac
-            posture_jac[:, :] = trial_posture_jac
+            _copy_vector(q, trial_q)
+            _copy_vector(residual, trial_residual)
+            _copy_matrix(jac, trial_jac)
+            _copy_vector(secondary, trial_secondary)
+            _copy_matrix(secondary_jac, trial_secondary_jac)
+            _copy_matrix(posture_jac, trial_posture_jac)
             if newton:
                 _keep_kinematics(ws, sws)
             cost, orientation_error, secondary_cost = trial_cost, trial_orientation_error, trial_secondary_cost
@@ -1180,14 +1247,14 @@ def _attempt_secondary(q: FloatArray, task: Task, sec: Task, flags: Flags, max_i
     return position_error, orientation_error, iterations, status
 
 
-@_jit
+@_jit_leaf
 def _secondary_distance(q: FloatArray, task: Task, sec: Task, plan: Plan, ws: Workspace, sws: Workspace) -> float:
     """``lm.preference_cost``: the secondary cost at ``q`` (uses the trial buffers)."""
     _evaluate(q, task, plan, ws[1], ws[3], ws)
     return _evaluate_secondary(q, task[0], sec, plan, sws[4], sws[5], sws[13], ws, sws)
 
 
-@_jit
+@_jit_leaf
 def _solve_one_secondary(task: Task, sec: Task, flags: Flags, start: FloatArray, seed_base: FloatArray,
                          hopeless: bool, unit: FloatArray, spread: FloatArray, max_iterations: int,
                          initial_damping: float, plan: Plan, q_out: FloatArray, seed: FloatArray, ws: Workspace,
@@ -1196,7 +1263,7 @@ def _solve_one_secondary(task: Task, sec: Task, flags: Flags, start: FloatArray,
     restarts, even when reached; reaching restarts are ranked by ``_better_attempt`` (the pole's
     bend, then the secondary cost: nearness to the preferred pose)."""
     lower, upper, tolerance = plan[0], plan[1], task[3]
-    q_out[:] = start
+    _copy_vector(q_out, start)
     best_error, best_orientation_error, iterations, best_status = _attempt_secondary(
         q_out, task, sec, flags, max_iterations, initial_damping, plan, ws, sws)
     restarts = unit.shape[0]
@@ -1221,7 +1288,7 @@ def _solve_one_secondary(task: Task, sec: Task, flags: Flags, start: FloatArray,
         fruitless = 0 if helped else fruitless + 1
         if _better_attempt(converged, alignment, distance, error, best_status == CONVERGED, best_alignment,
                            best_distance, best_error):
-            q_out[:] = seed
+            _copy_vector(q_out, seed)
             best_error, best_orientation_error, best_status = error, orientation_error, status
             best_alignment, best_distance = alignment, distance
     return best_error, best_orientation_error, iterations, best_status
