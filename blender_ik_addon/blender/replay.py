@@ -30,9 +30,10 @@ settings not animated. Any other rig takes the full pass, as before.
 **When a replay holds.** It is dropped (and the next full pass may make a new one) when:
 
 * any chain setting is changed: every property's update callback calls :func:`invalidate` (so
-  does undo/redo, a file load, the add-on's runtime reset); chains added, removed, renamed,
-  reordered, enabled or disabled, targets or poles swapped, comfort poses captured from Python
-  (none of which call back) change the live chains' fingerprint, read every frame;
+  does undo/redo, a file load, the add-on's runtime reset); and every frame compares the live
+  chains as stored (each one's ID properties, comfort poses included), so settings written without
+  a callback (as ID properties, by keys or drivers), chains added, removed, reordered, enabled or
+  disabled count too;
 * the armature is edited (its Armature datablock's edit generation, :mod:`.structure`) or its
   animation data changes (another action, NLA strips, drivers, or F-curves added);
 * a target, pole or the rig gets a parent or constraint, is disabled in viewports, or leaves the
@@ -474,14 +475,28 @@ def _finish(chain: _ChainReplay, result: SolveResult | None, base: FloatArray, t
 
 
 def _live_chains_key(live: Sequence[Any]) -> tuple[Any, ...]:
-    """What of the live chains can change without calling back: which they are (names, order),
-    their target and pole objects and bones, their comfort poses."""
-    return tuple((c.name, _pointer(c.target), _pointer(c.pole), c.target_bone, c.pole_bone,
-                  _comfort_key(c.comfort_bones)) for c in live)
+    """The live chains as stored: every setting each chain holds (its ID properties: what the panel,
+    scripts, keys and drivers write, through an update callback or not, objects by pointer) and its
+    comfort pose. A chain's settings read as values cost ~8 us; their storage, ~2."""
+    return tuple((_stored(c), _comfort_key(c.comfort_bones)) for c in live)
 
 
-def _pointer(obj: Any) -> int:
-    return 0 if obj is None else int(obj.as_pointer())
+def _stored(chain: Any) -> tuple[tuple[str, Any], ...]:
+    """``chain``'s stored settings but its comfort bones (a collection: :func:`_comfort_key`). A
+    setting still at its default is not stored; writing it stores it, so it shows as a change."""
+    return tuple((key, _plain(value)) for key, value in chain.items() if not isinstance(value, list))
+
+
+def _plain(value: Any) -> Any:
+    """A stored value as something ``==`` compares by content: an ID by its pointer, an ID property
+    group (a pointer property set to None is stored as an empty one) or array as a dict or list."""
+    if isinstance(value, (str, int, float)):
+        return value
+    if hasattr(value, "as_pointer"):
+        return value.as_pointer()
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    return value.to_list() if hasattr(value, "to_list") else value
 
 
 def _comfort_key(bones: Any) -> bytes:

@@ -188,7 +188,8 @@ def _animates_signature(obj: Any, names: list[str], stretch: bool = False) -> bo
         bone = bone.replace('\\"', '"').replace("\\\\", "\\")
         if bone not in watched:
             continue
-        if rest.startswith(".rotation_") or (bone == names[0] and rest.startswith(".location")):
+        if (rest.startswith(".rotation_") and not rest.startswith(".rotation_mode")) or (
+                bone == names[0] and rest.startswith(".location")):
             continue  # free axes are ours, locked ones and the root's location are read every frame anyway
         if bone in stretching and rest.startswith(".scale"):
             continue  # the solve writes a stretching bone's scale

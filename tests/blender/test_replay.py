@@ -172,7 +172,8 @@ def test_a_disabled_chain_is_no_longer_written(full_passes: list[float]) -> None
 
 @pytest.mark.parametrize("change", ["swap target", "parent target", "constrain target", "hide target",
                                     "limit a bone", "remove chain", "add chain", "comfort from python",
-                                    "rename chain"])
+                                    "rename chain", "tolerance as an ID property", "solver as an ID property",
+                                    "tip bone as an ID property"])
 def test_changes_without_a_callback_take_the_full_pass(change: str, full_passes: list[float]) -> None:
     """Changes no property callback reports: the replay notices them on the next frame."""
     rig, target = _keyed_arm()
@@ -206,6 +207,13 @@ def test_changes_without_a_callback_take_the_full_pass(change: str, full_passes:
         item.rotation = (0.9, 0.3, 0.0, 0.0)
     elif change == "rename chain":
         chains["arm"]["name"] = "renamed"
+    elif change == "tolerance as an ID property":  # no update callback: the stored settings are compared
+        chains["arm"]["tolerance"] = 0.25
+    elif change == "solver as an ID property":
+        chains["arm"]["solver"] = 1  # the tutorial's
+    elif change == "tip bone as an ID property":
+        chains["arm"]["tip_bone"] = "b1"
+        chains["arm"]["chain_length"] = 2
     full_passes.clear()
     bpy.context.scene.frame_set(8)
     assert full_passes == [8]

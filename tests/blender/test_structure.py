@@ -157,6 +157,23 @@ def test_animated_limits_and_locked_values_hold_on_every_frame(reads: list[str])
     assert len(reads) > 2  # animated values the chain depends on: read again as they change
 
 
+def test_a_keyed_rotation_mode_is_read_again_when_it_switches() -> None:
+    """A key on a chain bone's rotation mode is not one of the channels the solve writes: when it
+    switches the bone to quaternions, the chain is read again and solved into the new channel."""
+    rig, target = _arm()
+    elbow = rig.pose.bones["b1"]
+    for frame in (1, 2):
+        bpy.context.scene.frame_set(frame)
+    elbow.rotation_mode = "XYZ"
+    elbow.keyframe_insert("rotation_mode", frame=3)
+    elbow.rotation_mode = "QUATERNION"
+    elbow.keyframe_insert("rotation_mode", frame=6)
+    for frame in range(3, 10):
+        bpy.context.scene.frame_set(frame)
+        goal = np.array(target.evaluated_get(bpy.context.evaluated_depsgraph_get()).matrix_world.translation)
+        assert np.linalg.norm(world_tail(rig, "b2") - goal) < 1e-3, frame
+
+
 def test_callers_outside_the_handlers_compare_the_whole_chain() -> None:
     rig, _ = _arm()
     bpy.context.scene.frame_set(2)
