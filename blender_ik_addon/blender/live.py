@@ -225,17 +225,8 @@ def _live_chain_names(settings: Any) -> tuple[tuple[str, str | None, str | None,
     """The live chains' names, targets, poles (and their bones) and comfort poses: what a settings
     edit can change without tagging the object (comfort bones added, cleared or rotated from Python)."""
     return tuple((c.name, c.target.name if c.target is not None else None, c.pole.name if c.pole is not None else None,
-                  c.target_bone, c.pole_bone, _comfort_fingerprint(c.comfort_bones))
+                  c.target_bone, c.pole_bone, replay.comfort_fingerprint(c.comfort_bones))
                  for c in settings.chains if c.enabled)
-
-
-def _comfort_fingerprint(bones: Any) -> bytes:
-    count = len(bones)
-    if not count:
-        return b""
-    rotations = np.empty(4 * count, dtype=np.float32)
-    bones.foreach_get("rotation", rotations)
-    return rotations.tobytes() + "|".join(b.name for b in bones).encode()
 
 
 def solved_target(obj: Any, chain: str) -> FloatArray | None:

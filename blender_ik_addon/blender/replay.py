@@ -478,11 +478,11 @@ def _live_chains_key(live: Sequence[Any]) -> tuple[Any, ...]:
     """The live chains as stored: every setting each chain holds (its ID properties: what the panel,
     scripts, keys and drivers write, through an update callback or not, objects by pointer) and its
     comfort pose. A chain's settings read as values cost ~8 us; their storage, ~2."""
-    return tuple((_stored(c), _comfort_key(c.comfort_bones)) for c in live)
+    return tuple((_stored(c), comfort_fingerprint(c.comfort_bones)) for c in live)
 
 
 def _stored(chain: Any) -> tuple[tuple[str, Any], ...]:
-    """``chain``'s stored settings but its comfort bones (a collection: :func:`_comfort_key`). A
+    """``chain``'s stored settings but its comfort bones (a collection: :func:`comfort_fingerprint`). A
     setting still at its default is not stored; writing it stores it, so it shows as a change."""
     return tuple((key, _plain(value)) for key, value in chain.items() if not isinstance(value, list))
 
@@ -499,7 +499,9 @@ def _plain(value: Any) -> Any:
     return value.to_list() if hasattr(value, "to_list") else value
 
 
-def _comfort_key(bones: Any) -> bytes:
+def comfort_fingerprint(bones: Any) -> bytes:
+    """A chain's comfort bones (names and rotations) as bytes: what Python may change without a
+    callback (bones added, cleared or rotated)."""
     count = len(bones)
     if not count:
         return b""
