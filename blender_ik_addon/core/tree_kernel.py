@@ -75,10 +75,37 @@ Frame = tuple[Any, ...]  # (targets (E, 3), orientations (E, 3, 3), follow (E,),
 # poles (E, 3) world, has_pole (E,), pole weight (times tree_solver.POLE_GAIN))
 Bends = tuple[Any, ...]  # (chain joints (E, L) root first, -1 padded; chain lengths (E,); strict ancestors (n, n))
 
+
+def _can_skip_runtime() -> bool:
+    """Whether this numba has the option to compile a function without its runtime (``_nrt``, see
+    :data:`_jit_leaf`)."""
+    try:
+        from numba.core.cpu import CPUTargetOptions
+    except ImportError:
+        return False
+    return hasattr(CPUTargetOptions, "_nrt")
+
+
+# The workspaces and the entry point allocate arrays: numba's runtime (NRT) counts their references.
 _jit = njit(cache=True, nogil=True, fastmath=False)
+# Everything else only reads and writes arrays its caller holds (the plan, the kinematics, the
+# scratch, the frame's inputs and outputs), and is compiled without the runtime (as
+# :data:`.kernel._jit_leaf`): with it, every array a function is passed (each array of the plan's
+# and workspaces' tuples) is reference counted on entry and again on exit, an atomic operation
+# each. numba refuses to compile such a function if it allocates or returns a new array, so
+# nothing can leak, and what it is passed stays alive in its caller. A numba without the option
+# compiles them with the runtime, as before: the same answers, slower. (numba's type stubs do not
+# list the option.)
+_jit_leaf = _jit
+if _can_skip_runtime():
+    _jit_leaf = njit(cache=True, nogil=True, fastmath=False, _nrt=False)  # type: ignore[call-overload]
+# Small functions called in the inner loops with tuples of arrays: numba passes a tuple by value
+# (each array's fields), which costs more than the few values they compute. Inlined (into a
+# function compiled without the runtime, and they allocate nothing), it costs nothing.
+_jit_inline = njit(cache=True, nogil=True, fastmath=False, inline="always")
 
 
-@_jit
+@_jit_inline
 def _turn(frame: FloatArray, axis: int, angle: float) -> None:
     """``frame = frame @ R_axis(angle)`` in place (right-handed, active)."""
     c, s = np.cos(angle), np.sin(angle)
@@ -89,7 +116,7 @@ def _turn(frame: FloatArray, axis: int, angle: float) -> None:
         frame[r, k] = c * b - s * a
 
 
-@_jit
+@_jit_leaf
 def _rotation_vector(m: FloatArray) -> tuple[float, float, float]:
     """The axis-angle vector of rotation ``m``, as ``rotations.rotation_vector``: Shepperd's
     quaternion (largest pivot, first on ties), ``w >= 0``, then ``axis * angle``."""
@@ -117,7 +144,7 @@ def _rotation_vector(m: FloatArray) -> tuple[float, float, float]:
     return x * scale, y * scale, z * scale
 
 
-@_jit
+@_jit_leaf
 def _forward(q: FloatArray, geometry: Geometry, kin: Kinematics) -> None:
     """``tree.tree_forward`` at ``q``: the joints' origins and frames, the variables' axes and the
     effectors' tips (tree space) into ``kin``."""
@@ -162,7 +189,7 @@ def _forward(q: FloatArray, geometry: Geometry, kin: Kinematics) -> None:
             tips[e, a] = origins[j, a] + (rotations[j, a, 0] * tx + rotations[j, a, 1] * ty + rotations[j, a, 2] * tz)
 
 
-@_jit
+@_jit_inline
 def _rotation_error(kin: Kinematics, j: int, orientation: FloatArray) -> tuple[float, float, float]:
     """``rotation_vector(R_j O^T)``: joint ``j``'s frame (from the last FK) against a target rotation."""
     rotations, tmp = kin[1], kin[4]
@@ -173,7 +200,7 @@ def _rotation_error(kin: Kinematics, j: int, orientation: FloatArray) -> tuple[f
     return _rotation_vector(tmp)
 
 
-@_jit
+@_jit_inline
 def _primary(q: FloatArray, frame: Frame, geometry: Geometry, effectors: Effectors, kin: Kinematics,
              rows: FloatArray) -> float:
     """``_Frame.primary``'s rows: FK at ``q``, then the weighted effector rows into ``rows``; returns
@@ -205,7 +232,7 @@ def _primary(q: FloatArray, frame: Frame, geometry: Geometry, effectors: Effecto
     return 0.5 * cost
 
 
-@_jit
+@_jit_inline
 def _jacobian(follow: AnyArray, orientation_scale: float, effectors: Effectors, kin: Kinematics,
               jac: FloatArray) -> None:
     """``_Frame.primary``'s Jacobian of the rows :func:`_primary` has just computed (from the FK it
@@ -240,7 +267,7 @@ def _jacobian(follow: AnyArray, orientation_scale: float, effectors: Effectors, 
             r += 3
 
 
-@_jit
+@_jit_leaf
 def _pole_rows(frame: Frame, bends: Bends, effectors: Effectors, kin: Kinematics, rows: FloatArray,
                jac: FloatArray, start: int, scale: float) -> float:
     """``_Frame.pole_rows`` (times ``scale``) into ``rows``/``jac`` from row ``start``, from the FK
@@ -311,7 +338,7 @@ def _pole_rows(frame: Frame, bends: Bends, effectors: Effectors, kin: Kinematics
     return 0.5 * cost
 
 
-@_jit
+@_jit_inline
 def _world(base: FloatArray, origins: FloatArray, j: int) -> tuple[float, float, float]:
     """Joint ``j``'s origin in world space."""
     x, y, z = origins[j, 0], origins[j, 1], origins[j, 2]
@@ -320,7 +347,7 @@ def _world(base: FloatArray, origins: FloatArray, j: int) -> tuple[float, float,
             base[2, 0] * x + base[2, 1] * y + base[2, 2] * z + base[2, 3])
 
 
-@_jit
+@_jit_inline
 def _moved(base: FloatArray, origins: FloatArray, axes: FloatArray, k: int, j: int,
            point: int) -> tuple[float, float, float]:
     """World derivative of joint ``point``'s origin by variable ``k`` (at joint ``j``, above it)."""
@@ -331,7 +358,7 @@ def _moved(base: FloatArray, origins: FloatArray, axes: FloatArray, k: int, j: i
             base[2, 0] * c0 + base[2, 1] * c1 + base[2, 2] * c2)
 
 
-@_jit
+@_jit_leaf
 def _pole_row_count(has_pole: AnyArray, chain_length: AnyArray) -> int:
     """How many rows :func:`_pole_rows` fills."""
     count = 0
@@ -341,7 +368,7 @@ def _pole_row_count(has_pole: AnyArray, chain_length: AnyArray) -> int:
     return count
 
 
-@_jit
+@_jit_leaf
 def _row_count(follow: AnyArray, sqrt_weights: FloatArray) -> int:
     """How many effector rows :func:`_primary` fills."""
     count = 0
@@ -351,7 +378,7 @@ def _row_count(follow: AnyArray, sqrt_weights: FloatArray) -> int:
     return count
 
 
-@_jit
+@_jit_leaf
 def _errors(q: FloatArray, frame: Frame, geometry: Geometry, base: FloatArray, kin: Kinematics,
             distance: FloatArray, rotation: FloatArray) -> None:
     """``_Frame.errors``: each effector's distance and rotation error (unweighted)."""
@@ -372,7 +399,7 @@ def _errors(q: FloatArray, frame: Frame, geometry: Geometry, base: FloatArray, k
             rotation[e] = np.sqrt(vx * vx + vy * vy + vz * vz)
 
 
-@_jit
+@_jit_leaf
 def _reached(distance: FloatArray, rotation: FloatArray, sqrt_weights: FloatArray, tolerance: float,
              orientation_tolerance: float) -> bool:
     """``_Frame.reached`` from :func:`_errors`' output: every effector of positive weight within its
@@ -383,7 +410,7 @@ def _reached(distance: FloatArray, rotation: FloatArray, sqrt_weights: FloatArra
     return True
 
 
-@_jit
+@_jit_leaf
 def _cholesky_solve(matrix: FloatArray, rhs: FloatArray, size: int) -> bool:
     """Solve ``matrix[:size, :size] x = rhs[:size]`` by Cholesky in place (the lower triangle
     becomes ``L``, the answer is left in ``rhs``); False, with ``rhs`` untouched, if the matrix is
@@ -396,11 +423,24 @@ def _cholesky_solve(matrix: FloatArray, rhs: FloatArray, size: int) -> bool:
             return False
         pivot = np.sqrt(total)
         matrix[j, j] = pivot
-        for i in range(j + 1, size):
+        i = j + 1
+        while i + 4 <= size:  # four rows at a time (four independent sums, each in its own order)
+            t0, t1, t2, t3 = matrix[i, j], matrix[i + 1, j], matrix[i + 2, j], matrix[i + 3, j]
+            for k in range(j):
+                c = matrix[j, k]
+                t0 -= matrix[i, k] * c
+                t1 -= matrix[i + 1, k] * c
+                t2 -= matrix[i + 2, k] * c
+                t3 -= matrix[i + 3, k] * c
+            matrix[i, j], matrix[i + 1, j], matrix[i + 2, j], matrix[i + 3, j] = (t0 / pivot, t1 / pivot, t2 / pivot,
+                                                                                  t3 / pivot)
+            i += 4
+        while i < size:
             total = matrix[i, j]
             for k in range(j):
                 total -= matrix[i, k] * matrix[j, k]
             matrix[i, j] = total / pivot
+            i += 1
     for i in range(size):  # L y = b
         total = rhs[i]
         for k in range(i):
@@ -414,7 +454,7 @@ def _cholesky_solve(matrix: FloatArray, rhs: FloatArray, size: int) -> bool:
     return True
 
 
-@_jit
+@_jit_leaf
 def _solve_small(matrix: FloatArray, rhs: FloatArray, size: int) -> None:
     """Solve ``matrix[:size, :size] x = rhs[:size]`` in place (Gaussian elimination, partial
     pivoting, as LAPACK's LU); the answer is left in ``rhs``."""
@@ -439,13 +479,14 @@ def _solve_small(matrix: FloatArray, rhs: FloatArray, size: int) -> None:
         rhs[row] = total / matrix[row, row]
 
 
-@_jit
+@_jit_inline
 def _active_set(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: FloatArray, count: int,
                 lower: FloatArray, upper: FloatArray, scratch: Scratch) -> int:
     """The gradient of the stacked rows, and the variables free to move: not on a limit with the
     gradient pushing outward. Returns how many are free; their indices go to ``scratch``'s free
-    list and their negated gradient to its right-hand side, the step is zeroed."""
-    pull, step, free, rhs = scratch[0], scratch[1], scratch[3], scratch[6]
+    list, their negated gradient to its right-hand side and their Jacobian columns to its rows of
+    columns (contiguous for the normal matrix's sums), the step is zeroed."""
+    pull, step, free, rhs, columns = scratch[0], scratch[1], scratch[3], scratch[6], scratch[9]
     size = 0
     for k in range(q.shape[0]):
         g = 0.0
@@ -456,16 +497,19 @@ def _active_set(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: Flo
         if not ((q[k] <= lower[k] + LIMIT_EPS and g > 0) or (q[k] >= upper[k] - LIMIT_EPS and g < 0)):
             free[size] = k
             rhs[size] = -g
+            for r in range(count):
+                columns[size, r] = jac[r, k]
             size += 1
     return size
 
 
-@_jit
+@_jit_inline
 def _step(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: FloatArray, count: int, damping: float,
           lower: FloatArray, upper: FloatArray, scratch: Scratch) -> None:
     """``_Frame._stage``'s step into ``scratch``'s step: the damped Gauss-Newton step on the free
     variables (active set, Marquardt scaling with a floor), scaled down to :data:`MAX_STEP`."""
     pull, step, free, normal, spare, rhs = scratch[0], scratch[1], scratch[3], scratch[4], scratch[5], scratch[6]
+    columns = scratch[9]
     m = q.shape[0]
     # (Counted in a function of its own: a count that starts as a literal 0 here made numba compile
     # the solves below a second time, for a size of literally 0.)
@@ -473,23 +517,40 @@ def _step(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: FloatArra
     if size > 0:
         largest = 0.0
         for a in range(size):
-            ka = free[a]
-            for b in range(a + 1):
-                kb = free[b]
+            # Each entry the sum over jac[r, ka] * jac[r, kb] in row order; four entries at a time
+            # (four independent sums: each addition waits on the one before it in its own sum).
+            b = 0
+            while b + 4 <= a:
+                t0, t1, t2, t3 = 0.0, 0.0, 0.0, 0.0
+                for r in range(count):
+                    c = columns[a, r]
+                    t0 += c * columns[b, r]
+                    t1 += c * columns[b + 1, r]
+                    t2 += c * columns[b + 2, r]
+                    t3 += c * columns[b + 3, r]
+                normal[a, b], normal[a, b + 1], normal[a, b + 2], normal[a, b + 3] = t0, t1, t2, t3
+                normal[b, a], normal[b + 1, a], normal[b + 2, a], normal[b + 3, a] = t0, t1, t2, t3
+                b += 4
+            while b <= a:
                 total = 0.0
                 for r in range(count):
-                    total += jac[r, ka] * jac[r, kb]
+                    total += columns[a, r] * columns[b, r]
                 if a == b:
+                    ka = free[a]
                     total += pull[ka] * pull[ka]
                     largest = max(largest, total)
                 normal[a, b] = total
                 normal[b, a] = total
+                b += 1
         floor = SCALE_FLOOR * max(largest, 1e-300)
         for a in range(size):
             normal[a, a] += damping * max(normal[a, a], floor)
-            for b in range(size):
-                spare[a, b] = normal[a, b]
+            spare[a, a] = normal[a, a]  # the Cholesky overwrites the diagonal and below, not above
         if not _cholesky_solve(normal, rhs, size):  # rounding broke definiteness: LU, as numpy's solve
+            for a in range(size):
+                for b in range(a + 1, size):
+                    spare[a, b] = normal[a, b]
+                    spare[b, a] = normal[a, b]
             _solve_small(spare, rhs, size)
         for a in range(size):
             step[free[a]] = rhs[a]
@@ -502,7 +563,7 @@ def _step(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: FloatArra
             step[k] *= scale
 
 
-@_jit
+@_jit_inline
 def _pull_cost(q: FloatArray, preferred: FloatArray, pull: FloatArray) -> float:
     """``0.5 |pull * (q - p)|^2``, the comfort rows' share of the cost."""
     total = 0.0
@@ -512,7 +573,7 @@ def _pull_cost(q: FloatArray, preferred: FloatArray, pull: FloatArray) -> float:
     return 0.5 * total
 
 
-@_jit
+@_jit_leaf
 def _stage(q: FloatArray, mu: float, frame: Frame, preferred: FloatArray, pull_base: FloatArray,
            max_iterations: int, initial_damping: float, plan: Plan, kin: Kinematics, scratch: Scratch,
            quiet: float, step_quiet: float) -> int:
@@ -563,7 +624,7 @@ def _stage(q: FloatArray, mu: float, frame: Frame, preferred: FloatArray, pull_b
     return iterations
 
 
-@_jit
+@_jit_leaf
 def _attempt(q: FloatArray, start: FloatArray, frame: Frame, preferred: FloatArray, pull_base: FloatArray,
              max_iterations: int, initial_damping: float, plan: Plan, kin: Kinematics, scratch: Scratch,
              first_stage: int) -> int:
@@ -580,7 +641,7 @@ def _attempt(q: FloatArray, start: FloatArray, frame: Frame, preferred: FloatArr
     return total
 
 
-@_jit
+@_jit_leaf
 def _copy(source: FloatArray, out: FloatArray) -> None:
     """``out[:] = source`` (a loop: numba's slice assignment compiles its error messages' string
     formatting, seconds of compile time)."""
@@ -597,10 +658,11 @@ def _kinematics(m: int, n: int, count_e: int) -> Kinematics:
 def _scratch(m: int, count_e: int, pole_rows: int) -> Scratch:
     """The LM's scratch: 0 pull, 1 step, 2 trial, 3 the free variables, 4 the normal matrix, 5 its
     copy, 6 the right-hand side, 7 rows and 8 their Jacobian (two slots each: the current pose's and
-    the trial's; the effectors' rows, then ``pole_rows``)."""
+    the trial's; the effectors' rows, then ``pole_rows``), 9 the free variables' Jacobian columns
+    (``(m, rows)``, see :func:`_active_set`)."""
     rows = 6 * count_e + pole_rows
     return (np.empty(m), np.empty(m), np.empty(m), np.empty(m, dtype=np.int64), np.empty((m, m)), np.empty((m, m)),
-            np.empty(m), np.zeros((2, rows)), np.zeros((2, rows, m)))
+            np.empty(m), np.zeros((2, rows)), np.zeros((2, rows, m)), np.empty((m, rows)))
 
 
 @_jit
