@@ -12,7 +12,7 @@ pass over a rig does each thing once::
         batched.solve_jobs([...])        every moving chain of the level in one kernel call
         solving.finish_job(...)          fallback, blend, world-space residuals
         influence.blend_live(...)        only below Influence 1: the IK/FK blend with the bones' keys
-      RigPose.write()                   one foreach_set per rotation channel kind, one update_tag
+      RigPose.write()                    one foreach_set per rotation channel kind, one update_tag
       write.key_pose(...)                only when keying was asked for
 
 Everything is read through the depsgraph passed in (the render depsgraph during renders); each

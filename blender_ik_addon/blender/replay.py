@@ -130,8 +130,6 @@ class _ChainReplay:
     job: ChainJob | None  # None for a chain solved with its group (groups.solve_group)
     options: SolverOptions | None
     rows: AnyArray | None  # the chain's bones' rows in rotation_euler (None: not plain Euler bones)
-    target: int  # pointers of the target and pole objects (compared, never dereferenced)
-    pole: int
     tolerance: float
     fixed: list[float]  # the chain's angles flat (3 a joint), locked axes at their values
     free: list[int]  # where in it each of the job's variables goes
@@ -141,7 +139,7 @@ class _ChainReplay:
     base_key: bytes = b""
     scales: FloatArray | None = None  # (1,) its mean scale, as solving.frame_problem computes it
     scale: float = 1.0  # the same, a float
-    uniform: bool = False  # it scales alike along every axis (solving._uniform_scale)
+    uniform: bool = False  # it scales alike along every axis (solving.uniform_scale)
     options_hold: bool = False  # its tolerance scale gives the job's options
     inverse: FloatArray = field(default_factory=lambda: np.eye(4))  # its inverse (read.inverse_of)
 
@@ -385,12 +383,11 @@ def _chain_replay(solved: SolvedChain, pose: RigPose) -> _ChainReplay | None:
     job = next(iter(state.jobs.values())) if solved.group is None else None
     if job is not None and (job.orientations is not None or (job.poles is not None) != (solved.pole is not None)):
         return None
-    pole = solved.pole.obj.as_pointer() if solved.pole is not None else 0
     chain, rows = binding.chain, pose.euler_rows(binding)
     free = [3 * int(j) + int(a) for j, a in zip(chain.free_joint, chain.free_axis, strict=True)]
     return _ChainReplay(spec, state, solved.level, binding, job, None if job is None else job.options, rows,
-                        solved.target.obj.as_pointer(), pole, float(spec.tolerance), chain.fixed.ravel().tolist(),
-                        free, [] if rows is None else rows.tolist(), solved.group)
+                        float(spec.tolerance), chain.fixed.ravel().tolist(), free,
+                        [] if rows is None else rows.tolist(), solved.group)
 
 
 def _goal_matrix(obj: Any, depsgraph: Any) -> FloatArray | None:
