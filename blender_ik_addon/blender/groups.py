@@ -30,7 +30,7 @@ from ..core import ComfortPose, SolverOptions
 from ..core.errors import IKError
 from ..core.tree import Tree
 from ..core.tree_job import TreeJob
-from ..core.tree_solver import solve_tree
+from ..core.tree_solver import TreeResult, solve_tree
 from ..core.types import AnyArray, FloatArray
 from .errors import RigSetupError
 from .solving import FrameSolution, PreparedChain, to_chain_space
@@ -183,18 +183,35 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], t
     for e, pole in enumerate(poles or ()):
         if pole is not None:
             pole_positions[:, e] = to_chain_space(root_bases, np.asarray(pole), rotations=False)[0]
-    scales = np.cbrt(np.abs(np.linalg.det(root_bases[:, :3, :3])))
-    tolerance_scale = 1.0 / float(f"{float(scales.max()):.5g}")  # rounded, as solving.frame_problem's
-    comfort, options = _settings(group, members, tolerance_scale)
     if len(root_bases) == 1:  # a live frame: the kept job (the same answer as solve_tree's, made faster)
-        job = _job(group, members, comfort, options, follow, has_pole)
+        job, scales = live_job(members, root_bases[0], has_pole)
         job.set_targets(np.stack(positions, axis=1)[0], np.stack(orientations, axis=1)[0],
                         pole_positions[0] if has_pole.any() else None)
         result = job.solve()
     else:
+        scales = _scales(root_bases)
+        comfort, options = _settings(group, members, _tolerance_scale(scales))
         result = solve_tree(tree, np.stack(positions, axis=1), orientations=np.stack(orientations, axis=1),
                             follow=follow, poles=pole_positions if has_pole.any() else None, has_pole=has_pole,
                             comfort=comfort, options=options, continuous=continuous)
+    return member_solutions(group, members, result, scales)
+
+
+def live_job(members: Sequence[PreparedChain], root_base: FloatArray, has_pole: AnyArray) -> tuple[TreeJob, FloatArray]:
+    """The kept :class:`..core.tree_job.TreeJob` that solves a live frame of the group whose root
+    member's base is ``root_base`` ``(4, 4)``, and that base's scale ``(1,)`` (errors in tree
+    units times it are world units). ``has_pole``: ``(E,)`` which members have a pole."""
+    group = group_tree(members)
+    scales = _scales(root_base[None])
+    comfort, options = _settings(group, members, _tolerance_scale(scales))
+    follow = np.array([p.spec.follow_orientation for p in members])
+    return _job(group, members, comfort, options, follow, np.asarray(has_pole, dtype=bool)), scales
+
+
+def member_solutions(group: GroupTree, members: Sequence[PreparedChain], result: TreeResult,
+                     scales: FloatArray) -> list[FrameSolution]:
+    """Each member's share of the tree's answer: its joints' angles (with its comfort blend), its
+    error in world units (``scales``: ``(F,)`` the root base's scale) and whether it converged."""
     out = []
     for e, (prepared, joints) in enumerate(zip(members, group.joints, strict=True)):
         spec, chain = prepared.spec, prepared.binding.chain
@@ -209,6 +226,16 @@ def solve_group(members: Sequence[PreparedChain], bases: Sequence[FloatArray], t
             converged &= result.orientation_errors[:, e] <= _ORIENTATION_TOLERANCE
         out.append(FrameSolution(angles, error, result.orientation_errors[:, e], converged))
     return out
+
+
+def _scales(root_bases: FloatArray) -> FloatArray:
+    """``(F,)`` the root base's mean scale per frame (as :func:`.solving.frame_problem` computes it)."""
+    scales: FloatArray = np.cbrt(np.abs(np.linalg.det(root_bases[:, :3, :3])))
+    return scales
+
+
+def _tolerance_scale(scales: FloatArray) -> float:
+    return 1.0 / float(f"{float(scales.max()):.5g}")  # rounded, as solving.frame_problem's
 
 
 def group_note(group: Sequence[str], solutions: Mapping[str, FrameSolution], frame: int = 0) -> str:

@@ -145,14 +145,31 @@ def read_chain(obj: Any, tip_bone: str, length: int, *, stretch: bool = False) -
                         Chain(tuple(joints), np.asarray(tip_offset)), pose_bones[0].bone.use_connect, locations)
 
 
-def chain_base(obj_eval: Any, binding: ChainBinding) -> FloatArray:
+def chain_base(obj_eval: Any, binding: ChainBinding, shared: dict[tuple[Any, ...], FloatArray] | None = None
+               ) -> FloatArray:
     """The chain's world base ``(4, 4)``: ``matrix_world @ parent_pose @ parent_rest^-1``.
 
     Args:
         obj_eval: The armature object as evaluated by the depsgraph in use (for renders, the
             render depsgraph's), so an animated armature or root parent is read at that frame.
         binding: The chain.
+        shared: Bases already read this frame (chains that start at the same bone share their
+            base: both arms of a group): filled and used. Not for a base under a scaled parent,
+            which checks each chain's bones.
     """
+    key = (binding.bones[0].name, binding.root_parent, binding.root_connected)
+    if shared is not None:
+        kept = shared.get(key)
+        if kept is not None:
+            return kept
+    base, checked = _chain_base(obj_eval, binding)
+    if shared is not None and not checked:
+        shared[key] = base
+    return base
+
+
+def _chain_base(obj_eval: Any, binding: ChainBinding) -> tuple[FloatArray, bool]:
+    """:func:`chain_base`, and whether it checked the chain's bones (a scaled root parent)."""
     base = np.array(obj_eval.matrix_world, dtype=np.float64)
     root = obj_eval.pose.bones[binding.bones[0].name]
     shift: FloatArray | None = None
@@ -160,18 +177,19 @@ def chain_base(obj_eval: Any, binding: ChainBinding) -> FloatArray:
         rest = np.array(root.bone.matrix_local, dtype=np.float64)
         shift = rest @ np.array(Matrix.Translation(root.location), dtype=np.float64) @ np.linalg.inv(rest)
     if binding.root_parent is None:
-        return base if shift is None else base @ shift
+        return (base if shift is None else base @ shift), False
     parent = obj_eval.pose.bones[binding.root_parent]
     local = np.array(parent.matrix, dtype=np.float64) @ inverse_of(np.array(parent.bone.matrix_local, dtype=np.float64))
     (a, b, c, _), (d, e, f, _), (g, h, i, _), _ = local.tolist()
     scale = (math.sqrt(a * a + d * d + g * g), math.sqrt(b * b + e * e + h * h), math.sqrt(c * c + f * f + i * i))
-    if not all(abs(s - 1.0) <= 2e-5 for s in scale):  # np.allclose(scale, 1, atol=1e-5), in floats
+    checked = not all(abs(s - 1.0) <= 2e-5 for s in scale)  # np.allclose(scale, 1, atol=1e-5), in floats
+    if checked:
         for name in binding.bone_names:
             bone = obj_eval.data.bones[name]
             if bone.inherit_scale != "FULL":
                 raise RigSetupError(f"bone {name!r}: inherit scale {bone.inherit_scale!r} under a scaled parent "
                                     f"{binding.root_parent!r} is not supported in a chain; use 'Full'")
-    return base @ local if shift is None else base @ local @ shift
+    return (base @ local if shift is None else base @ local @ shift), checked
 
 
 _INVERSES: dict[bytes, FloatArray] = {}

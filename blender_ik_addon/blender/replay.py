@@ -60,7 +60,7 @@ from ..core.types import AnyArray, FloatArray
 from . import structure
 from .dependencies import is_plain
 from .goals import Goal
-from .groups import describe_group, group_note, solve_group
+from .group_lane import GroupLane
 from .keys import fcurve_collection
 from .order import PassMotion
 from .read import ChainBinding, chain_base, inverse_of
@@ -160,6 +160,7 @@ class RigReplay:
     drivers: bool  # the rig has drivers: each chain's are checked every frame
     animated: bool  # the rig has animation data: each chain's binding is checked every frame (:mod:`.structure`)
     levels: list[list[int]]  # indices into ``chains``, level after level (chains hanging below chains: later)
+    lanes: dict[tuple[str, ...], GroupLane] = field(default_factory=dict)  # per group, made on its first solve
 
     def inputs(self, obj: Any, depsgraph: Any) -> _FrameInputs | None:
         """This frame's targets, poles and bases, read, if the replay still holds (else None)."""
@@ -176,6 +177,7 @@ class RigReplay:
             return None
         obj_eval = obj.evaluated_get(depsgraph)
         frame = _FrameInputs(obj_eval)
+        bases: dict[tuple[Any, ...], FloatArray] = {}  # chains that start at one bone share its base
         for stored, chain in zip(live, self.chains, strict=True):
             target = _goal_matrix(stored.target, depsgraph)
             pole = None if stored.pole is None else _goal_matrix(stored.pole, depsgraph)
@@ -186,7 +188,7 @@ class RigReplay:
                 return None  # keys changed what the chain is (its limits, a locked value): read it again
             if self.drivers:
                 refuse_drivers(obj, chain.binding)  # a driver added on a chain bone: the full pass says so
-            base = chain_base(obj_eval, chain.binding)
+            base = chain_base(obj_eval, chain.binding, bases)
             if chain.level == 0 and (not usable_frame(base, target, pole) or not _base_holds(chain, base)):
                 return None  # the full pass names the fault, or makes the job for another scale
             frame.items.append((chain, base, target, pole))
@@ -221,7 +223,7 @@ class RigReplay:
             if moving:
                 _solve_level(moving, pose, frame, out)
             for group, members in groups.items():
-                _solve_group(group, members, pose, frame, out)
+                self._solve_group(group, members, pose, frame, out)
             if depth + 1 < len(self.levels):
                 for index in level:
                     chain, base = items[index][0], items[index][1]
@@ -232,6 +234,25 @@ class RigReplay:
         for name, (status, _changed) in out.items():
             set_status(obj.name, name, status)
         return {chain.spec.name: out[chain.spec.name] for chain in self.chains}
+
+    def _solve_group(self, group: tuple[str, ...],
+                     members: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]], pose: RigPose,
+                     frame: float, out: dict[str, tuple[ChainStatus, bool]]) -> None:
+        """A group of chains that share bones, as :func:`.live._solve_group` solves it: nothing when
+        every member stands still, else through its :class:`.group_lane.GroupLane`."""
+        order = {name: k for k, name in enumerate(group)}
+        members = sorted(members, key=lambda member: order[member[0].spec.name])
+        if all(_same_inputs(chain.state, base, target, pole) and chain.state.written is not None
+               and chain.state.status is not None and np.array_equal(pose.current(chain.binding), chain.state.written)
+               for chain, base, target, pole in members):
+            for chain, *_ in members:
+                assert chain.state.status is not None
+                out[chain.spec.name] = (replace(chain.state.status, frame=frame), False)
+            return
+        lane = self.lanes.get(group)
+        if lane is None:
+            lane = self.lanes[group] = GroupLane.of(group, [chain for chain, *_ in members])
+        out.update(lane.solve(members, pose, frame))
 
 
 class ReplayError(Exception):
@@ -250,39 +271,6 @@ def _hung(obj: Any, chain: _ChainReplay, base: FloatArray, target: FloatArray, p
     if not usable_frame(base, target, pole) or not _base_holds(chain, base):
         raise ReplayError("a base the full pass must look at")
     return base
-
-
-def _solve_group(group: tuple[str, ...], members: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]],
-                 pose: RigPose, frame: float, out: dict[str, tuple[ChainStatus, bool]]) -> None:
-    """A group of chains that share bones, as :func:`.live._solve_group` solves it: nothing when
-    every member stands still, else one :func:`.groups.solve_group` call; the notes as there."""
-    order = {name: k for k, name in enumerate(group)}
-    members = sorted(members, key=lambda member: order[member[0].spec.name])
-    if all(_same_inputs(chain.state, base, target, pole) and chain.state.written is not None
-           and chain.state.status is not None and np.array_equal(pose.current(chain.binding), chain.state.written)
-           for chain, base, target, pole in members):
-        for chain, *_ in members:
-            assert chain.state.status is not None
-            out[chain.spec.name] = (replace(chain.state.status, frame=frame), False)
-        return
-    solutions = solve_group([chain.state.prepared for chain, *_ in members], [base[None] for _, base, *_ in members],
-                            [target[None] for *_, target, _ in members],
-                            [None if pole is None else pole[None] for *_, pole in members])
-    fight = group_note(group, dict(zip(group, solutions, strict=True)))
-    for (chain, base, target, pole), solution in zip(members, solutions, strict=True):
-        angles = solution.angles[0]
-        if chain.rows is not None:
-            changed = pose.put_euler(chain.rows, angles)
-        else:
-            changed = put_bone_by_bone(chain.binding, angles, pose)
-        note = describe_group(group, chain.spec.name)
-        status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
-                             f"{note}; {fight}" if fight else note, frame)
-        state = chain.state
-        state.inputs = (base[None], target[None], None if pole is None else pole[None])
-        state.written = pose.current(chain.binding)
-        state.status, state.angles, state.scales, state.influence = status, solution.angles, solution.scales, 1.0
-        out[chain.spec.name] = (status, changed)
 
 
 def _solve_level(moving: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatArray | None]], pose: RigPose,
@@ -484,10 +472,13 @@ def _stored(chain: Any) -> tuple[tuple[str, Any], ...]:
     return tuple((key, _plain(value)) for key, value in chain.items() if not isinstance(value, list))
 
 
+_SCALARS = frozenset((str, int, float))
+
+
 def _plain(value: Any) -> Any:
     """A stored value as something ``==`` compares by content: an ID by its pointer, an ID property
     group (a pointer property set to None is stored as an empty one) or array as a dict or list."""
-    if isinstance(value, (str, int, float)):
+    if type(value) in _SCALARS:
         return value
     if hasattr(value, "as_pointer"):
         return value.as_pointer()

@@ -104,10 +104,17 @@ class TreeJob:
 
     def solve(self) -> TreeResult:
         """The targets set last, solved as :func:`.tree_solver.solve_tree` solves one frame."""
-        solver = compiled.tree_kernel_for(self.options)
-        if solver is None:
-            return _solve_numpy(self.tree, self._targets(), self.preferred, self.comfort_weights, self.seeds,
-                                self.options)
+        if self.solve_in_place():
+            return self.result()
+        return self._solve_python()
+
+    def solve_in_place(self) -> bool:
+        """Run the compiled kernel toward the targets set last, leaving its answer in the job's
+        arrays (:attr:`q`, :attr:`errors`) for :meth:`result` or a caller that reads them directly.
+        False when the kernel is unavailable or fails (nothing solved: :meth:`solve` then solves
+        with the solver :func:`.compiled.tree_kernel_for` names, as :func:`.tree_solver.solve_tree`)."""
+        if compiled.tree_kernel_for(self.options) is None:
+            return False
         module: Any = compiled.tree_kernel_module()
         try:
             module.solve_frames(compiled.tree_plan_of(self.tree), self.positions, self.orientations, self.follow,
@@ -115,9 +122,31 @@ class TreeJob:
                                 self.has_pole, self._pole_weight, self._q, self._errors,
                                 self._orientation_errors, self._iterations)
         except Exception:
-            return solver(self.tree, self._targets(), self.preferred, self.comfort_weights, self.seeds, self.options)
+            return False
+        return True
+
+    @property
+    def q(self) -> FloatArray:
+        """``(1, m)`` the kernel's last answer (:meth:`solve_in_place`): the free angles."""
+        return self._q
+
+    @property
+    def errors(self) -> FloatArray:
+        """``(1, E)`` each effector's distance to its target in the kernel's last answer (tree units)."""
+        return self._errors
+
+    def result(self) -> TreeResult:
+        """The kernel's last answer (:meth:`solve_in_place`) as :func:`.tree_solver.solve_tree`
+        returns it (copied: the next solve overwrites the job's arrays)."""
         return finish(self.tree, self._q.copy(), self._errors.copy(), self._orientation_errors.copy(),
                       self._iterations.copy(), self.options)
+
+    def _solve_python(self) -> TreeResult:
+        solver = compiled.tree_kernel_for(self.options)
+        if solver is None:
+            return _solve_numpy(self.tree, self._targets(), self.preferred, self.comfort_weights, self.seeds,
+                                self.options)
+        return solver(self.tree, self._targets(), self.preferred, self.comfort_weights, self.seeds, self.options)
 
 
 __all__ = ["TreeJob"]

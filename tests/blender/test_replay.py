@@ -332,3 +332,37 @@ def test_chains_that_share_bones_replay_as_their_group(full_passes: list[float])
     assert statuses == full_statuses
     assert all("solved together" in status.message for frame in statuses for status in frame)
     assert any("cannot all be reached" in status.message for frame in statuses for status in frame)
+
+
+@pytest.mark.parametrize("setting", ["poles", "comfort_blend", "follow_orientation", "scaled_rig"])
+def test_a_group_replays_as_the_full_pass_in_every_way_it_is_solved(setting: str, full_passes: list[float]) -> None:
+    """The group lane's other ways (:mod:`blender_ik_addon.blender.group_lane`): poles put in chain
+    space beside the targets, a comfort blend (the general way with the kernel's answer), a member
+    following its target's orientation (the group solved the general way every frame), a rig whose
+    base scales (the job made for that scale): each frame as the full pass gives it."""
+    from blender_rigs import torso, torso_arms
+
+    rig = torso()
+    t_left, t_right = torso_arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    for frame, left, right in ((0, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6)), (FRAMES, (0.35, 0.35, 1.55),
+                                                                          (-0.45, 0.2, 1.5))):
+        t_left.location, t_right.location = left, right
+        t_left.keyframe_insert("location", frame=frame)
+        t_right.keyframe_insert("location", frame=frame)
+    chains = rig.ik_chains.chains
+    if setting == "poles":
+        chains["arm.L"].pole = empty("P.L", (0.6, -1.0, 1.3))
+        chains["arm.R"].pole = empty("P.R", (-0.6, -1.0, 1.3))
+    elif setting == "comfort_blend":
+        chains["arm.L"].comfort_blend = 0.3
+    elif setting == "follow_orientation":
+        chains["arm.R"].follow_orientation = True
+        t_right.rotation_euler = (0.3, 0.2, 0.1)
+    else:
+        rig.scale = (1.5, 1.5, 1.5)
+    names = ["arm.L", "arm.R"]
+    (poses, statuses), (full_poses, full_statuses), count = _both_ways(rig, names, range(0, FRAMES + 1), full_passes)
+    assert count <= 2
+    np.testing.assert_array_equal(poses, full_poses)
+    assert statuses == full_statuses
+    assert all(status.solved and "solved together" in status.message for frame in statuses for status in frame)

@@ -1,0 +1,162 @@
+"""The fast lane's way with a group of chains that share bones (:mod:`.replay`).
+
+:func:`.groups.solve_group` solves a live frame of a group in general: each member's target put in
+chain space, the group's settings looked up, the kept :class:`..core.tree_job.TreeJob` solved, its
+answer turned into one :class:`.solving.FrameSolution` per member. On a usual frame (every member's
+target reached, no comfort blend) most of that is numpy on a few numbers: it cost twice the
+compiled solve of a two-arm character. A :class:`GroupLane` keeps what stands from frame to frame
+(the job and the root base's inverse and scale, per root base; where each member's angles sit in
+the tree's) and does that frame on Python floats. Its answers are :func:`.groups.solve_group`'s
+bit for bit: the same job, the targets put into chain space by the same products, the same
+angles and errors (``tests/blender/test_replay.py`` compares the lane with the full pass). A frame
+it does not cover (a target not reached, a comfort blend, the kernel unavailable) takes the
+general way with the answer already solved; a group with a member that follows its target's
+orientation takes :func:`.groups.solve_group` every frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..core.tree_job import TreeJob
+from ..core.types import BoolArray, FloatArray
+from .groups import describe_group, group_note, group_tree, live_job, member_solutions, solve_group
+from .read import inverse_of
+from .rig_pose import RigPose, put_bone_by_bone
+from .solving import FrameSolution, PreparedChain
+from .status import ChainStatus
+
+if TYPE_CHECKING:
+    from .replay import _ChainReplay
+
+Member = tuple["_ChainReplay", FloatArray, FloatArray, FloatArray | None]
+"""A member's frame: the chain, its base, its target and its pole (world matrices)."""
+
+
+class LaneError(Exception):
+    """A member's target or pole is not finite: the full pass names it."""
+
+
+@dataclass
+class GroupLane:
+    """One group's kept lane (see the module docstring). ``members``: the group's chains in the
+    group's order (as :func:`.groups.solve_group` takes them)."""
+
+    names: tuple[str, ...]
+    prepared: list[PreparedChain]
+    root: int  # the member whose base is the tree's base
+    has_pole: BoolArray  # (E,) which members have a pole
+    notes: list[str]  # each member's status note ("shares bones with ...")
+    plain: bool  # every member's bones are plain Euler bones and none blends toward its comfort pose
+    follows: bool  # a member follows its target's orientation: every frame the general way
+    member_flat: list[list[int]]  # per member, where its angles (3 a joint) sit in the tree's, flat
+    tree_fixed: list[float]  # the tree's angles flat, locked axes at their values
+    tree_free: list[int]  # where in it each of the job's variables goes
+    # Per root base (it stands still on most frames):
+    base_key: bytes = b""
+    job: TreeJob | None = None
+    scale: float = 1.0
+    scales: FloatArray = field(default_factory=lambda: np.ones(1))
+    inverse: FloatArray = field(default_factory=lambda: np.eye(4))
+
+    @classmethod
+    def of(cls, names: tuple[str, ...], chains: Sequence[_ChainReplay]) -> GroupLane:
+        """The lane of the group ``names``, whose members are ``chains`` (in the group's order)."""
+        prepared = [chain.state.prepared for chain in chains]
+        group = group_tree(prepared)
+        joints = group.tree.joints
+        member_flat = [[3 * int(j) + axis for j in tree_joints for axis in range(3)] for tree_joints in group.joints]
+        plain = all(chain.rows is not None and float(chain.spec.comfort_blend) <= 0.0 for chain in chains)
+        follows = any(chain.spec.follow_orientation for chain in chains)
+        free = [3 * int(j) + int(a) for j, a in zip(joints.free_joint, joints.free_axis, strict=True)]
+        return cls(names, prepared, group.root, np.array([chain.spec.pole is not None for chain in chains]),
+                   [describe_group(names, name) for name in names], plain, follows, member_flat,
+                   joints.fixed.ravel().tolist(), free)
+
+    def solve(self, members: Sequence[Member], pose: RigPose, frame: float) -> dict[str, tuple[ChainStatus, bool]]:
+        """Solve this frame of the group (``members`` in the group's order), write it into ``pose``
+        and keep each member's answer on its live state; the members' outcomes."""
+        if self.follows:
+            solutions = solve_group(self.prepared, [base[None] for _, base, _, _ in members],
+                                    [target[None] for _, _, target, _ in members],
+                                    [None if pole is None else pole[None] for *_, pole in members])
+            return self._take(members, solutions, pose, frame)
+        base = members[self.root][1]
+        if base.tobytes() != self.base_key:
+            self.job, self.scales = live_job(self.prepared, base, self.has_pole)
+            self.scale, self.inverse, self.base_key = float(self.scales[0]), inverse_of(base), base.tobytes()
+        job = self.job
+        assert job is not None
+        inverse = self.inverse  # (the products as solving.to_chain_space makes them for one base)
+        positions = np.concatenate([target[None, :3, 3] @ inverse[:3, :3].T + inverse[:3, 3]
+                                    for _, _, target, _ in members])
+        poles = None
+        if self.has_pole.any():
+            poles = np.zeros((len(members), 3))
+            for e, (*_, pole) in enumerate(members):
+                if pole is not None:
+                    poles[e] = (pole[None, :3, 3] @ inverse[:3, :3].T + inverse[:3, 3])[0]
+        if not (np.isfinite(positions).all() and (poles is None or np.isfinite(poles).all())):
+            raise LaneError("a target or pole is not finite")
+        job.set_targets(positions, None, poles)
+        if job.solve_in_place():
+            errors = [error * self.scale for error in job.errors[0].tolist()]
+            if self.plain and all(error <= chain.tolerance for error, (chain, *_) in zip(errors, members,
+                                                                                              strict=True)):
+                return self._take_reached(members, job, errors, pose, frame)
+            result = job.result()
+        else:
+            result = job.solve()
+        return self._take(members, member_solutions(group_tree(self.prepared), self.prepared, result, self.scales),
+                          pose, frame)
+
+    def _take_reached(self, members: Sequence[Member], job: TreeJob, errors: list[float], pose: RigPose,
+                      frame: float) -> dict[str, tuple[ChainStatus, bool]]:
+        """The usual frame: every target reached, plain Euler bones. What :meth:`_take` does with
+        :func:`.groups.member_solutions`' answer, on Python floats (the same values)."""
+        angles = list(self.tree_fixed)
+        for place, value in zip(self.tree_free, job.q[0].tolist(), strict=True):
+            angles[place] = value
+        out = {}
+        for (chain, base, target, pole), flat, note, error in zip(members, self.member_flat, self.notes, errors,
+                                                                  strict=True):
+            values = [angles[k] for k in flat]
+            changed = pose.put_euler_values(chain.row_list, values)
+            status = ChainStatus(True, True, error, note, frame)
+            _keep(chain, base, target, pole, pose, status, np.array(values).reshape(1, -1, 3))
+            out[chain.spec.name] = (status, changed)
+        return out
+
+    def _take(self, members: Sequence[Member], solutions: Sequence[FrameSolution], pose: RigPose,
+              frame: float) -> dict[str, tuple[ChainStatus, bool]]:
+        """Every member's :class:`.solving.FrameSolution` written and kept, with the group's note
+        when the targets fight (as :func:`.live._solve_group`)."""
+        fight = group_note(self.names, dict(zip(self.names, solutions, strict=True)))
+        out = {}
+        for (chain, base, target, pole), solution, note in zip(members, solutions, self.notes, strict=True):
+            angles = solution.angles[0]
+            if chain.rows is not None:
+                changed = pose.put_euler(chain.rows, angles)
+            else:
+                changed = put_bone_by_bone(chain.binding, angles, pose)
+            status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
+                                 f"{note}; {fight}" if fight else note, frame)
+            _keep(chain, base, target, pole, pose, status, solution.angles)
+            out[chain.spec.name] = (status, changed)
+        return out
+
+
+def _keep(chain: _ChainReplay, base: FloatArray, target: FloatArray, pole: FloatArray | None, pose: RigPose,
+          status: ChainStatus, angles: FloatArray) -> None:
+    """What the live state keeps of a member's frame (for the still check and chains below it)."""
+    state = chain.state
+    state.inputs = (base[None], target[None], None if pole is None else pole[None])
+    state.written = pose.current(chain.binding)
+    state.status, state.angles, state.scales, state.influence = status, angles, None, 1.0
+
+
+__all__ = ["GroupLane", "LaneError"]
