@@ -45,7 +45,7 @@ from .keys import require_local
 from .order import Follows, Move, PassMotion, PassPlan, plan_pass
 from .outputs import require_playable
 from .read import chain_base, chain_bone_names, require_armature
-from .rig_pose import RigPose, put_bone_by_bone
+from .rig_pose import RigPose, put_bone_by_bone, tag_pose
 from .rig_pose import forget as forget_rig_poses
 from .sampling import goal_matrix
 from .scene_checks import find_conflicts, find_groups, refuse_drivers, require_goals, require_usable
@@ -762,7 +762,7 @@ def _retag_if_stale(obj: Any, obj_eval: Any, frames: Any, pose: RigPose) -> None
     for item in frames:
         binding = item.state.prepared.binding
         if not np.array_equal(evaluated.current(binding), pose.current(binding)):
-            obj.update_tag()
+            tag_pose(obj)
             return
 
 

@@ -172,6 +172,6 @@ def test_the_write_floor_is_measured_beside_blenders_ik(scripts_on_path: None) -
 
     before = list(bpy.app.handlers.frame_change_post)
     figures = measure(bpy, "arm", 4, 1)
-    assert set(figures) == {"tagged", "untagged", "blender"}
+    assert set(figures) == {"tagged", "data", "untagged", "blender"}
     assert all(value == value for value in figures.values())  # numbers, not NaN
     assert list(bpy.app.handlers.frame_change_post) == before
