@@ -124,6 +124,13 @@ def cross(a: FloatArray, b: FloatArray) -> FloatArray:
     return out
 
 
+def _identities(count: int) -> FloatArray:
+    """``(count, 4, 4)`` identity matrices, writable (one frame, the live pass's: a fresh ``eye``)."""
+    if count == 1:
+        return np.eye(4)[None]
+    return np.broadcast_to(np.eye(4), (count, 4, 4)).copy()
+
+
 def joint_pose(chain: Chain, q: FloatArray, joint: int) -> FloatArray:
     """``(F, 4, 4)`` joint ``joint``'s frame after it turns, in chain space (the base not applied):
     for a bone chain, that bone's pose matrix relative to the chain's base (with its uniform scale,
@@ -131,8 +138,7 @@ def joint_pose(chain: Chain, q: FloatArray, joint: int) -> FloatArray:
     needs one bone of it, every live frame)."""
     angles = chain.expand(q)
     count = angles.shape[0]
-    out = np.broadcast_to(np.eye(4), (count, 4, 4)).copy()
-    turn = np.broadcast_to(np.eye(4), (count, 4, 4)).copy()
+    out, turn = _identities(count), _identities(count)
     scales = chain.channel_scales(q) if chain.n_stretch else None
     for j in range(joint + 1):
         turn[:, :3, :3] = euler_to_matrix(angles[:, j], chain.joints[j].order)

@@ -46,6 +46,11 @@ def axis_rotations(angles: ArrayLike) -> FloatArray:
         ``(..., 3, 3, 3)``: ``[..., 0, :, :]`` is ``Rx(x)``, then ``Ry(y)``, then ``Rz(z)``.
     """
     a = np.asarray(angles, dtype=np.float64)
+    if a.shape == (1, 3):  # one frame (the live pass): the same values, placed without numpy's indexing
+        (cx, cy, cz), (sx, sy, sz) = np.cos(a)[0].tolist(), np.sin(a)[0].tolist()
+        return np.array([[[[1.0, 0.0, 0.0], [0.0, cx, -sx], [0.0, sx, cx]],
+                          [[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]],
+                          [[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]]]])
     c, s = np.cos(a), np.sin(a)
     flat = np.zeros((*a.shape, 9))
     axis = np.arange(3)
