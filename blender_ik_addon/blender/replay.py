@@ -22,9 +22,10 @@ target). Tested side by side with the full pass (``tests/blender/test_replay.py`
 following orientation, without Stretch, a pole angle, the Turn pole rule or a comfort blend; object
 targets and poles (not bones) that Blender evaluates; no chain following another. Chains hanging
 below others are replayed level after level, carried as the full pass carries them; chains that
-share bones are solved with their group (:func:`.groups.solve_group`, which also takes orientation
-and comfort blends). The rig, targets and poles must be *plain* (:func:`.dependencies.is_plain`: no
-parent, constraint or transform driver), so no rig's chains can follow another's, and its chain
+share bones are solved with their group, through its :class:`.group_lane.GroupLane` (the answers
+of :func:`.groups.solve_group`, which also takes orientation and comfort blends). The rig, targets
+and poles must be *plain* (:func:`.dependencies.is_plain`: no parent, constraint or transform
+driver), so no rig's chains can follow another's, and its chain
 settings not animated. Any other rig takes the full pass, as before.
 
 **When a replay holds.** It is dropped (and the next full pass may make a new one) when:
@@ -127,7 +128,7 @@ class _ChainReplay:
     state: _LiveChain
     level: int
     binding: ChainBinding
-    job: ChainJob | None  # None for a chain solved with its group (groups.solve_group)
+    job: ChainJob | None  # None for a chain solved with its group (group_lane.GroupLane)
     options: SolverOptions | None
     rows: AnyArray | None  # the chain's bones' rows in rotation_euler (None: not plain Euler bones)
     tolerance: float
@@ -401,7 +402,7 @@ def _same_inputs(state: _LiveChain, base: FloatArray, target: FloatArray, pole: 
 def _base_holds(chain: _ChainReplay, base: FloatArray) -> bool:
     """The chain's job fits ``base``: its tolerance scale gives the job's options (a base scaled
     since asks for another job: the full pass makes it). Worked out once per base. (A group's
-    members have no job: groups.solve_group works out its options every frame.)"""
+    members have no job: their GroupLane keeps the group's options per root base.)"""
     if chain.job is None:
         return True
     key = base.tobytes()
