@@ -37,10 +37,6 @@ Member = tuple["_ChainReplay", FloatArray, FloatArray, FloatArray | None]
 """A member's frame: the chain, its base, its target and its pole (world matrices)."""
 
 
-class LaneError(Exception):
-    """A member's target or pole is not finite: the full pass names it."""
-
-
 @dataclass
 class GroupLane:
     """One group's kept lane (see the module docstring). ``members``: the group's chains in the
@@ -50,12 +46,18 @@ class GroupLane:
     prepared: list[PreparedChain]
     root: int  # the member whose base is the tree's base
     has_pole: BoolArray  # (E,) which members have a pole
+    any_pole: bool
     notes: list[str]  # each member's status note ("shares bones with ...")
     plain: bool  # every member's bones are plain Euler bones and none blends toward its comfort pose
     follows: bool  # a member follows its target's orientation: every frame the general way
     member_flat: list[list[int]]  # per member, where its angles (3 a joint) sit in the tree's, flat
     tree_fixed: list[float]  # the tree's angles flat, locked axes at their values
     tree_free: list[int]  # where in it each of the job's variables goes
+    # The usual frame's write (plain groups): each bone once, shared bones too.
+    write_rows: list[int]  # the group's bones' rows in the rig's arrays, each once (members in order)
+    write_flat: list[int]  # per row, where its three angles sit in the tree's, flat
+    member_slots: list[list[int]]  # per member, its bones' places in ``write_rows``
+    member_own: list[list[int]]  # per member, the places it writes first (its bones no member before has)
     # Per root base (it stands still on most frames):
     base_key: bytes = b""
     job: TreeJob | None = None
@@ -73,9 +75,23 @@ class GroupLane:
         plain = all(chain.rows is not None and float(chain.spec.comfort_blend) <= 0.0 for chain in chains)
         follows = any(chain.spec.follow_orientation for chain in chains)
         free = [3 * int(j) + int(a) for j, a in zip(joints.free_joint, joints.free_axis, strict=True)]
-        return cls(names, prepared, group.root, np.array([chain.spec.pole is not None for chain in chains]),
+        write_rows: list[int] = []
+        write_flat: list[int] = []
+        member_slots, member_own = [], []
+        for chain, flat in zip(chains, member_flat, strict=True):
+            slots, own = [], []
+            for b, row in enumerate(chain.row_list):  # (empty unless plain Euler bones)
+                if row not in write_rows:
+                    own.append(len(write_rows))
+                    write_rows.append(row)
+                    write_flat.extend(flat[3 * b:3 * b + 3])
+                slots.append(write_rows.index(row))
+            member_slots.append(slots)
+            member_own.append(own)
+        has_pole = np.array([chain.spec.pole is not None for chain in chains])
+        return cls(names, prepared, group.root, has_pole, bool(has_pole.any()),
                    [describe_group(names, name) for name in names], plain, follows, member_flat,
-                   joints.fixed.ravel().tolist(), free)
+                   joints.fixed.ravel().tolist(), free, write_rows, write_flat, member_slots, member_own)
 
     def solve(self, members: Sequence[Member], pose: RigPose, frame: float) -> dict[str, tuple[ChainStatus, bool]]:
         """Solve this frame of the group (``members`` in the group's order), write it into ``pose``
@@ -95,14 +111,12 @@ class GroupLane:
         positions = np.concatenate([target[None, :3, 3] @ inverse[:3, :3].T + inverse[:3, 3]
                                     for _, _, target, _ in members])
         poles = None
-        if self.has_pole.any():
+        if self.any_pole:
             poles = np.zeros((len(members), 3))
             for e, (*_, pole) in enumerate(members):
                 if pole is not None:
                     poles[e] = (pole[None, :3, 3] @ inverse[:3, :3].T + inverse[:3, 3])[0]
-        if not (np.isfinite(positions).all() and (poles is None or np.isfinite(poles).all())):
-            raise LaneError("a target or pole is not finite")
-        job.set_targets(positions, None, poles)
+        job.set_targets(positions, None, poles)  # (a target or pole not finite: IKInputError, the full pass names it)
         if job.solve_in_place():
             errors = [error * self.scale for error in job.errors[0].tolist()]
             if self.plain and all(error <= chain.tolerance for error, (chain, *_) in zip(errors, members,
@@ -117,18 +131,22 @@ class GroupLane:
     def _take_reached(self, members: Sequence[Member], job: TreeJob, errors: list[float], pose: RigPose,
                       frame: float) -> dict[str, tuple[ChainStatus, bool]]:
         """The usual frame: every target reached, plain Euler bones. What :meth:`_take` does with
-        :func:`.groups.member_solutions`' answer, on Python floats (the same values)."""
+        :func:`.groups.member_solutions`' answer, on Python floats (the same values). Each bone is
+        written once: a shared bone gets the same angles from every member, so a member after the
+        first finds it in place (it counts as changed for the member that wrote it first, as when
+        members are written one after the other)."""
         angles = list(self.tree_fixed)
         for place, value in zip(self.tree_free, job.q[0].tolist(), strict=True):
             angles[place] = value
+        moved = pose.put_euler_moved(self.write_rows, [angles[k] for k in self.write_flat])
+        written = pose.euler_values(self.write_rows)
+        solved = np.array(angles)
         out = {}
-        for (chain, base, target, pole), flat, note, error in zip(members, self.member_flat, self.notes, errors,
-                                                                  strict=True):
-            values = [angles[k] for k in flat]
-            changed = pose.put_euler_values(chain.row_list, values)
+        for (chain, base, target, pole), flat, slots, own, note, error in zip(
+                members, self.member_flat, self.member_slots, self.member_own, self.notes, errors, strict=True):
             status = ChainStatus(True, True, error, note, frame)
-            _keep(chain, base, target, pole, pose, status, np.array(values).reshape(1, -1, 3))
-            out[chain.spec.name] = (status, changed)
+            _keep(chain, base, target, pole, written[slots].ravel(), status, solved[flat].reshape(1, -1, 3))
+            out[chain.spec.name] = (status, any(moved[k] for k in own))
         return out
 
     def _take(self, members: Sequence[Member], solutions: Sequence[FrameSolution], pose: RigPose,
@@ -145,18 +163,19 @@ class GroupLane:
                 changed = put_bone_by_bone(chain.binding, angles, pose)
             status = ChainStatus(True, bool(solution.converged[0]), float(solution.error[0]),
                                  f"{note}; {fight}" if fight else note, frame)
-            _keep(chain, base, target, pole, pose, status, solution.angles)
+            _keep(chain, base, target, pole, pose.current(chain.binding), status, solution.angles)
             out[chain.spec.name] = (status, changed)
         return out
 
 
-def _keep(chain: _ChainReplay, base: FloatArray, target: FloatArray, pole: FloatArray | None, pose: RigPose,
+def _keep(chain: _ChainReplay, base: FloatArray, target: FloatArray, pole: FloatArray | None, written: FloatArray,
           status: ChainStatus, angles: FloatArray) -> None:
-    """What the live state keeps of a member's frame (for the still check and chains below it)."""
+    """What the live state keeps of a member's frame (for the still check and chains below it):
+    ``written`` is its channels as they stand after the write (:meth:`.rig_pose.RigPose.current`)."""
     state = chain.state
     state.inputs = (base[None], target[None], None if pole is None else pole[None])
-    state.written = pose.current(chain.binding)
+    state.written = written
     state.status, state.angles, state.scales, state.influence = status, angles, None, 1.0
 
 
-__all__ = ["GroupLane", "LaneError"]
+__all__ = ["GroupLane"]

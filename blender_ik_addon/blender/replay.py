@@ -162,6 +162,7 @@ class RigReplay:
     animated: bool  # the rig has animation data: each chain's binding is checked every frame (:mod:`.structure`)
     levels: list[list[int]]  # indices into ``chains``, level after level (chains hanging below chains: later)
     lanes: dict[tuple[str, ...], GroupLane] = field(default_factory=dict)  # per group, made on its first solve
+    orders: dict[tuple[str, ...], list[int]] = field(default_factory=dict)  # per group: its members in its order
 
     def inputs(self, obj: Any, depsgraph: Any) -> _FrameInputs | None:
         """This frame's targets, poles and bases, read, if the replay still holds (else None)."""
@@ -241,8 +242,10 @@ class RigReplay:
                      frame: float, out: dict[str, tuple[ChainStatus, bool]]) -> None:
         """A group of chains that share bones, as :func:`.live._solve_group` solves it: nothing when
         every member stands still, else through its :class:`.group_lane.GroupLane`."""
-        order = {name: k for k, name in enumerate(group)}
-        members = sorted(members, key=lambda member: order[member[0].spec.name])
+        order = self.orders.get(group)  # the members come level after level, the same way every frame
+        if order is None:
+            order = self.orders[group] = sorted(range(len(members)), key=lambda k: group.index(members[k][0].spec.name))
+        members = [members[k] for k in order]
         if all(_same_inputs(chain.state, base, target, pole) and chain.state.written is not None
                and chain.state.status is not None and np.array_equal(pose.current(chain.binding), chain.state.written)
                for chain, base, target, pole in members):

@@ -85,16 +85,26 @@ class RigPose:
     def put_euler_values(self, rows: list[int], values: list[float]) -> bool:
         """:meth:`put_euler` with the angles given flat, three a bone, as Python floats: the same
         rule and the same float32 values, without numpy's per-call cost (a few bones)."""
+        return any(self.put_euler_moved(rows, values))
+
+    def put_euler_moved(self, rows: list[int], values: list[float]) -> list[bool]:
+        """:meth:`put_euler_values`, telling which of ``rows`` moved."""
         euler = self._array("rotation_euler")
-        changed = False
+        moved = []
         for j, (row, now) in enumerate(zip(rows, euler[rows].tolist(), strict=True)):
             x, y, z = values[3 * j], values[3 * j + 1], values[3 * j + 2]
-            if max(abs(x - now[0]), abs(y - now[1]), abs(z - now[2])) >= NOOP_TOLERANCE:
+            move = max(abs(x - now[0]), abs(y - now[1]), abs(z - now[2])) >= NOOP_TOLERANCE
+            if move:
                 euler[row] = (x, y, z)
-                changed = True
-        if changed:
+            moved.append(move)
+        if any(moved):
             self._dirty.add("rotation_euler")
-        return changed
+        return moved
+
+    def euler_values(self, rows: list[int]) -> FloatArray:
+        """``(len(rows), 3)`` the Euler channels of ``rows`` as they stand (float64 of the stored
+        float32: what :meth:`current` gives a chain of plain Euler bones, bone by bone)."""
+        return np.asarray(self._array("rotation_euler")[rows], dtype=np.float64)
 
     def bone(self, name: str, mode: str) -> FloatArray:
         return np.asarray(self._array(channel(mode)[0])[self.index[name]], dtype=np.float64)
