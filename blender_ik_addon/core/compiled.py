@@ -455,7 +455,7 @@ def solve_tree_compiled(tree: Tree, targets: TreeTargets, preferred: FloatArray,
     # The residual scales as tree_solver._Frame has them.
     settings = (float(options.tolerance), float(options.orientation_tolerance),
                 float(options.orientation_weight * tree.reach), int(options.max_iterations),
-                float(options.initial_damping))
+                float(options.initial_damping), float(tree.reach))
     try:
         kernel.solve_frames(tree_plan_of(tree), _kernel_array(targets.positions), _kernel_array(targets.orientations),
                             _kernel_array(targets.follow, np.bool_), _kernel_array(preferred),

@@ -64,7 +64,7 @@ class TreeJob:
         self._seeds = np.require(self.seeds, dtype=np.float64, requirements=("C", "W"))
         self._settings = (float(options.tolerance), float(options.orientation_tolerance),
                           float(options.orientation_weight * tree.reach), int(options.max_iterations),
-                          float(options.initial_damping))
+                          float(options.initial_damping), float(tree.reach))
         self._pole_weight = float(float(options.pole_weight) * POLE_GAIN)
         self._q = np.empty((1, tree.n_dofs))
         self._errors = np.empty((1, count_e))

@@ -15,14 +15,19 @@ What it computes is ``tree_solver._Frame`` on every frame:
 * The stacked rows: per effector of positive weight ``sqrt(w_e) (base @ tip_e - target_e)`` and,
   when it follows, ``sqrt(w_e) * orientation_weight * reach * log(R_e O_e^T)``, with the Jacobian
   (``axis x (tip - origin)`` through the base, the axes for the rotation rows) on the variables
-  that move the effector; then the comfort pull ``sqrt(mu) * reach * sqrt(c_k) (q_k - p_k)``.
-* One LM stage per ``mu`` of :data:`.tree_solver.STAGES`: active set (a variable on a limit whose
-  gradient pushes outward is frozen), Marquardt scaling with a floor, the whole step scaled down
-  so no angle turns more than :data:`.rules.MAX_STEP`, projection onto the limits, the damping rules
-  and the stage's stop rules (:data:`.tree_solver.STAGE_QUIET`, :data:`.tree_solver.STEP_QUIET`).
-* Per frame: an attempt from the preferred pose, then the restarts in order while no attempt has
-  reached every weighted target (the first that does wins, else the least weighted error; at most
-  :data:`.tree_solver.FRUITLESS_TREE_RESTARTS` in a row that gain nothing).
+  that move the effector; then the comfort pull ``sqrt(mu) * reach * sqrt(c_k) (q_k - a_k)``.
+* One LM stage per ``mu`` (the pull toward an anchor ``a``: the preferred pose in the stages of
+  :data:`.tree_solver.STAGES`, the pose each stage starts from in the first attempt's anchored
+  :data:`.tree_solver.FIRST_STAGES`): active set (a variable on a limit whose gradient pushes
+  outward is frozen), Marquardt scaling with a floor, the whole step scaled down so no angle
+  turns more than :data:`.rules.MAX_STEP`, projection onto the limits, the damping rules and the
+  stage's stop rules (:data:`.tree_solver.STAGE_QUIET`, :data:`.tree_solver.STEP_QUIET`).
+* Per frame: the first attempt, anchored, from the preferred pose with its angles on a limit bent
+  into their range (``_Frame.bent_start``); where it does not reach every weighted target, the
+  second attempt (the stages pulling toward the preferred pose, from it), kept if it reaches or
+  clearly gains; then the restarts in order while no attempt has reached (the first that does
+  wins, else the least weighted error; at most :data:`.tree_solver.FRUITLESS_TREE_RESTARTS` in a
+  row that gain nothing).
 
 The normal equations of the free variables (``m x m``, symmetric positive definite: the pull rows
 and the damping keep them so) are solved by Cholesky where numpy calls LAPACK's LU (Gaussian
@@ -34,9 +39,10 @@ anywhere along a flat valley of the compromise, and the backends' poses differ b
 kept (numpy computes it for every trial; the result is the same). Frames are solved one after
 another, each alone: a batch is exactly a loop of single frames.
 
-numba compiles in the constants of ``rules.py`` and ``tree_solver.py`` (:data:`.tree_solver.STAGES`
-and the stop rules) but judges its on-disk cache by this file alone, so :mod:`.compiled` stamps
-the cache with a hash of both (``tree_kernel.rules-stamp``, see ``forget_stale_kernel_cache``).
+numba compiles in the constants of ``rules.py`` and ``tree_solver.py`` (:data:`.tree_solver.STAGES`,
+:data:`.tree_solver.FIRST_STAGES`, the start bend's and the stop rules) but judges its on-disk
+cache by this file alone, so :mod:`.compiled` stamps the cache with a hash of both
+(``tree_kernel.rules-stamp``, see ``forget_stale_kernel_cache``).
 
 Arrays are float64 (int64, bool where said) and C-contiguous; the plan is built by
 :func:`.compiled.tree_plan_of`.
@@ -51,8 +57,12 @@ from numba import njit
 
 from .rules import DAMPING_DOWN, DAMPING_MAX, DAMPING_MIN, DAMPING_UP, LIMIT_EPS, MAX_STEP, RESTART_GAIN, SCALE_FLOOR
 from .tree_solver import (
+    BEND,
+    BEND_REACH,
+    BEND_ROOM,
     EARLY_QUIET,
     EARLY_STEP,
+    FIRST_STAGES,
     FRUITLESS_TREE_RESTARTS,
     RESTART_STAGE,
     SETTLE_STAGES,
@@ -642,6 +652,48 @@ def _attempt(q: FloatArray, start: FloatArray, frame: Frame, preferred: FloatArr
 
 
 @_jit_leaf
+def _anchored_attempt(q: FloatArray, start: FloatArray, frame: Frame, anchor: FloatArray, pull_base: FloatArray,
+                      max_iterations: int, initial_damping: float, plan: Plan, kin: Kinematics,
+                      scratch: Scratch) -> int:
+    """``_Frame.anchored_attempt``: the stages of :data:`.tree_solver.FIRST_STAGES` from ``start``
+    (clamped) into ``q``, each pulling toward the pose it starts from (copied into ``anchor``);
+    returns the iterations."""
+    lower, upper = plan[0], plan[1]
+    for k in range(q.shape[0]):
+        q[k] = min(max(start[k], lower[k]), upper[k])
+    total = 0
+    for i in range(len(FIRST_STAGES)):
+        settle = i >= len(FIRST_STAGES) - SETTLE_STAGES
+        _copy(q, anchor)
+        total += _stage(q, FIRST_STAGES[i], frame, anchor, pull_base, max_iterations, initial_damping, plan, kin,
+                        scratch, STAGE_QUIET if settle else EARLY_QUIET, STEP_QUIET if settle else EARLY_STEP)
+    return total
+
+
+@_jit_leaf
+def _bent_start(preferred: FloatArray, frame: Frame, plan: Plan, kin: Kinematics, far_off: float,
+                distance: FloatArray, rotation: FloatArray, out: FloatArray) -> None:
+    """``_Frame.bent_start`` into ``out``: the preferred pose, each angle on a limit turned into its
+    range by up to :data:`.tree_solver.BEND` (at most :data:`.tree_solver.BEND_ROOM` of the range),
+    times ``min(1, d / far_off)``, ``d`` the largest distance of an effector it moves (of positive
+    weight) from its target; ``far_off`` is the reach times :data:`.tree_solver.BEND_REACH`."""
+    lower, upper, geometry, effectors = plan[0], plan[1], plan[2], plan[3]
+    sqrt_weights, moves = effectors[1], effectors[2]
+    _errors(preferred, frame, geometry, effectors[4], kin, distance, rotation)
+    for k in range(preferred.shape[0]):
+        share = 0.0  # the farthest effector it moves, in far_off, at most 1
+        for e in range(sqrt_weights.shape[0]):
+            if sqrt_weights[e] > 0.0 and moves[e, k]:
+                share = max(share, min(distance[e] / far_off, 1.0))
+        p = preferred[k]
+        bend = share * min(BEND, BEND_ROOM * (upper[k] - lower[k]))
+        at_lower = p <= lower[k] + LIMIT_EPS
+        at_upper = p >= upper[k] - LIMIT_EPS and not at_lower
+        value = p + (bend if at_lower else 0.0) - (bend if at_upper else 0.0)
+        out[k] = min(max(value, lower[k]), upper[k])
+
+
+@_jit_leaf
 def _copy(source: FloatArray, out: FloatArray) -> None:
     """``out[:] = source`` (a loop: numba's slice assignment compiles its error messages' string
     formatting, seconds of compile time)."""
@@ -667,7 +719,7 @@ def _scratch(m: int, count_e: int, pole_rows: int) -> Scratch:
 
 @_jit
 def solve_frames(plan: Plan, targets: FloatArray, orientations: FloatArray, follow: AnyArray, preferred: FloatArray,
-                 pull_base: FloatArray, seeds: FloatArray, settings: tuple[float, float, float, int, float],
+                 pull_base: FloatArray, seeds: FloatArray, settings: tuple[float, float, float, int, float, float],
                  poles: FloatArray, has_pole: AnyArray, pole_weight: float,
                  out_q: FloatArray, out_errors: FloatArray, out_orientation_errors: FloatArray,
                  out_iterations: AnyArray) -> None:
@@ -682,27 +734,40 @@ def solve_frames(plan: Plan, targets: FloatArray, orientations: FloatArray, foll
         pull_base: ``(m,)`` ``reach * sqrt(comfort weight)`` per variable.
         seeds: ``(R, m)`` the restarts' start poses.
         settings: ``(tolerance, orientation tolerance, orientation weight * reach, max iterations
-            per stage, initial damping)``.
+            per stage, initial damping, reach)`` (``Tree.reach``).
         poles: ``(F, E, 3)`` world pole positions (read where ``has_pole``).
         has_pole: ``(E,)`` bool, the effector's chain bends toward its pole.
         pole_weight: the poles' weight (``pole_weight * POLE_GAIN``).
         out_q, out_errors, out_orientation_errors, out_iterations: ``(F, m)``, ``(F, E)``,
             ``(F, E)``, ``(F,)`` int64: filled.
     """
-    tolerance, orientation_tolerance, orientation_scale, max_iterations, initial_damping = settings
+    tolerance, orientation_tolerance, orientation_scale, max_iterations, initial_damping, reach = settings
     geometry, effectors, bends = plan[2], plan[3], plan[4]
     base, sqrt_weights = effectors[4], effectors[1]
     m, n, count_e = preferred.shape[0], geometry[1].shape[0], sqrt_weights.shape[0]
     kin, scratch = _kinematics(m, n, count_e), _scratch(m, count_e, _pole_row_count(has_pole, bends[1]))
     q, best, rows = np.empty(m), np.empty(m), np.empty(6 * count_e)
+    start, anchor = np.empty(m), np.empty(m)
     distance, rotation = np.empty(count_e), np.empty(count_e)
+    far_off = BEND_REACH * reach  # as _Frame.bent_start
     for f in range(targets.shape[0]):
         frame = (targets[f], orientations[f], follow, orientation_scale, poles[f], has_pole, pole_weight)
-        iterations = _attempt(best, preferred, frame, preferred, pull_base, max_iterations, initial_damping, plan,
-                              kin, scratch, 0)
+        _bent_start(preferred, frame, plan, kin, far_off, distance, rotation, start)
+        iterations = _anchored_attempt(best, start, frame, anchor, pull_base, max_iterations, initial_damping, plan,
+                                       kin, scratch)
         _errors(best, frame, geometry, base, kin, distance, rotation)
-        if not _reached(distance, rotation, sqrt_weights, tolerance, orientation_tolerance):
+        reached = _reached(distance, rotation, sqrt_weights, tolerance, orientation_tolerance)
+        if not reached:  # the second attempt: the stages pulling toward the preferred pose
             best_cost = _primary(best, frame, geometry, effectors, kin, rows)  # _Frame.primary_cost
+            iterations += _attempt(q, preferred, frame, preferred, pull_base, max_iterations, initial_damping, plan,
+                                   kin, scratch, 0)
+            cost = _primary(q, frame, geometry, effectors, kin, rows)
+            _errors(q, frame, geometry, base, kin, distance, rotation)
+            reached = _reached(distance, rotation, sqrt_weights, tolerance, orientation_tolerance)
+            if reached or cost < (1.0 - RESTART_GAIN) * best_cost:
+                _copy(q, best)
+                best_cost = cost
+        if not reached:
             fruitless = 0
             for r in range(seeds.shape[0]):
                 iterations += _attempt(q, seeds[r], frame, preferred, pull_base, max_iterations, initial_damping,

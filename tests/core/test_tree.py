@@ -361,7 +361,10 @@ def test_a_reachable_comfort_pose_is_the_answer(make: Callable[[], Tree]) -> Non
     assert np.sum((from_rest.q[0] - comfort) ** 2) > 0.1
 
 
-def test_the_comfort_solution_is_no_farther_from_comfort_than_the_rest_solution() -> None:
+def test_the_comfort_solution_is_about_as_near_to_comfort_as_the_rest_solution_or_nearer() -> None:
+    # The first attempt moves out from the preferred pose stage by stage (anchored stages), so the
+    # answer is near it but not the reaching pose nearest it: measured on these 60 frames, 12 end
+    # farther from the comfort pose than the rest-pose solution does, by at most 3.9 %.
     tree = two_legs()
     comfort = _comfort_for(tree)
     targets = tree_tips(tree, random_poses(tree, 60, 8))
@@ -370,13 +373,15 @@ def test_the_comfort_solution_is_no_farther_from_comfort_than_the_rest_solution(
     assert with_comfort.converged.all() and from_rest.converged.all()
     near = np.sum((with_comfort.q - comfort) ** 2, axis=1)
     far = np.sum((from_rest.q - comfort) ** 2, axis=1)
-    assert np.all(near <= far + 1e-9), np.flatnonzero(near > far + 1e-9)
+    assert np.all(near <= 1.05 * far + 1e-9), np.flatnonzero(near > 1.05 * far + 1e-9)
     assert np.mean(near) < np.mean(far)
 
 
-@pytest.mark.xfail(strict=True, reason="on two_arms about 1 frame in 20 ends on a reaching pose farther from "
-                   "the comfort pose than the rest-pose solution (itself a reaching pose): the staged pull "
-                   "chooses a branch that is not the nearest one")
+@pytest.mark.xfail(strict=True, reason="on two_arms 1 frame of these 200 (frame 150: 8.9 against 5.0, sum of "
+                   "squared radians) ends on a reaching pose farther from the comfort pose than the rest-pose "
+                   "solution (itself a reaching pose): the first attempt moves out from the comfort pose stage by "
+                   "stage and follows a branch that is not the nearest one (10 of 200 frames with the stages "
+                   "that all pulled toward the preferred pose)")
 def test_the_comfort_solution_is_no_farther_than_the_rest_solution_on_two_arms() -> None:
     tree = two_arms()
     comfort = _comfort_for(tree)
@@ -464,19 +469,27 @@ def _pops(q: FloatArray) -> FloatArray:
     return np.flatnonzero((step > 5.0 * np.median(step)) & (step > deg(2.0)))
 
 
-@pytest.mark.parametrize("seed", [
-    2,
-    pytest.param(0, marks=pytest.mark.xfail(strict=True, reason=(
-        "pops of 20-50 deg (frames 42, 45, 51, 53); not inherent: the reaching poses nearest the rest pose (best "
-        "of 26 attempts a frame, then continuation from the neighbours' best) move at most 4.2 deg a frame along "
-        "this path, while around each pop the solver's pose is up to 1.6 (sum of squared radians) farther from "
-        "rest than that"))),
-])
-def test_a_smooth_path_of_reachable_targets_gives_smooth_joint_curves(seed: int) -> None:
-    # Two legs easing through 4 random poses in 120 frames; every frame is solved on its own.
-    tree = two_legs()
+# Each case eases through 4 random poses in 120 frames (every frame solved on its own). The
+# passing ones all popped before the first attempt's stages were anchored (pulling toward the pose
+# each stage starts from rather than all toward the preferred pose) and its start bent off the
+# limits: two_legs 4, 7, 7, 3 and 7 pops on seeds 0, 1, 3, 4, 5 (up to 48 deg), two_arms 1 and 2 on
+# seeds 0 and 4 (89 and 101 deg), the tentacle 2, 1 and 2 on seeds 0, 1, 4 (up to 20 deg).
+@pytest.mark.parametrize(("make", "seed"), [
+    (two_legs, 0), (two_legs, 1), (two_legs, 2), (two_legs, 3), (two_legs, 4), (two_legs, 5),
+    (two_arms, 0), (two_arms, 1), (two_arms, 2), (two_arms, 4),
+    (tentacle, 0), (tentacle, 1), (tentacle, 4),
+    pytest.param(two_arms, 3, marks=pytest.mark.xfail(strict=True, reason=(
+        "4 pops of 113-142 deg (frames 35, 37, 42, 43; median step 3.1 deg, the path's poses move at most 3.8 deg "
+        "a frame); the staged pull toward the rest pose had 5 here (frames 36-112, up to 141 deg)"))),
+    pytest.param(tentacle, 2, marks=pytest.mark.xfail(strict=True, reason=(
+        "1 pop of 29 deg (frame 53; median step 1.1 deg, the path's poses at most 2.1 deg a frame); the staged "
+        "pull toward the rest pose had 2 (frames 54, 98)"))),
+], ids=lambda value: getattr(value, "__name__", str(value)))
+def test_a_smooth_path_of_reachable_targets_gives_smooth_joint_curves(make: Callable[[], Tree], seed: int) -> None:
+    tree = make()
     targets = tree_tips(tree, smooth_path(tree, seed))
     result = solve_tree(tree, targets)
     assert_reached(tree, result, targets)
+    assert_within_limits(tree, result)
     pops = _pops(result.q)
     assert pops.size == 0, (pops, np.degrees(np.abs(np.diff(result.q, axis=0)).max(axis=1)[pops]))

@@ -400,7 +400,7 @@ def test_continuous_follows_the_frame_before_in_both_backends() -> None:
     tree = two_legs()
     low, high = tree.joints.lower, tree.joints.upper
     mid, half = (low + high) / 2, (high - low) / 2
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(5)  # a path where the per-frame solve still pops (2 pops; most paths have none)
     phase, rate = rng.uniform(0, 6, tree.n_dofs), rng.uniform(0.5, 1.5, tree.n_dofs)
     path = mid + 0.8 * half * np.sin(np.linspace(0, 2 * np.pi, 80)[:, None] * rate + phase)
     targets = tree_tips(tree, path)
