@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..core.tree_job import TreeJob
-from ..core.types import BoolArray, FloatArray
+from ..core.types import BoolArray, FloatArray, IntArray
 from .groups import describe_group, group_note, group_tree, live_job, member_solutions, solve_group
 from .read import inverse_of
 from .rig_pose import RigPose, put_bone_by_bone
@@ -51,11 +51,11 @@ class GroupLane:
     plain: bool  # every member's bones are plain Euler bones and none blends toward its comfort pose
     follows: bool  # a member follows its target's orientation: every frame the general way
     member_flat: list[list[int]]  # per member, where its angles (3 a joint) sit in the tree's, flat
-    tree_fixed: list[float]  # the tree's angles flat, locked axes at their values
-    tree_free: list[int]  # where in it each of the job's variables goes
+    tree_fixed: FloatArray  # the tree's angles flat, locked axes at their values
+    tree_free: IntArray  # where in it each of the job's variables goes
     # The usual frame's write (plain groups): each bone once, shared bones too.
     write_rows: list[int]  # the group's bones' rows in the rig's arrays, each once (members in order)
-    write_flat: list[int]  # per row, where its three angles sit in the tree's, flat
+    write_flat: IntArray  # per row, where its three angles sit in the tree's, flat
     member_slots: list[list[int]]  # per member, its bones' places in ``write_rows``
     member_own: list[list[int]]  # per member, the places it writes first (its bones no member before has)
     # Per root base (it stands still on most frames):
@@ -91,7 +91,8 @@ class GroupLane:
         has_pole = np.array([chain.spec.pole is not None for chain in chains])
         return cls(names, prepared, group.root, has_pole, bool(has_pole.any()),
                    [describe_group(names, name) for name in names], plain, follows, member_flat,
-                   joints.fixed.ravel().tolist(), free, write_rows, write_flat, member_slots, member_own)
+                   joints.fixed.ravel().copy(), np.array(free, dtype=np.intp), write_rows,
+                   np.array(write_flat, dtype=np.intp), member_slots, member_own)
 
     def solve(self, members: Sequence[Member], pose: RigPose, frame: float) -> dict[str, tuple[ChainStatus, bool]]:
         """Solve this frame of the group (``members`` in the group's order), write it into ``pose``
@@ -135,12 +136,10 @@ class GroupLane:
         written once: a shared bone gets the same angles from every member, so a member after the
         first finds it in place (it counts as changed for the member that wrote it first, as when
         members are written one after the other)."""
-        angles = list(self.tree_fixed)
-        for place, value in zip(self.tree_free, job.q[0].tolist(), strict=True):
-            angles[place] = value
-        moved = pose.put_euler_moved(self.write_rows, [angles[k] for k in self.write_flat])
+        solved = self.tree_fixed.copy()  # the tree's angles flat: its variables among the locked values
+        solved[self.tree_free] = job.q[0]
+        moved = pose.put_euler_moved(self.write_rows, solved[self.write_flat].tolist())
         written = pose.euler_values(self.write_rows)
-        solved = np.array(angles)
         out = {}
         for (chain, base, target, pole), flat, slots, own, note, error in zip(
                 members, self.member_flat, self.member_slots, self.member_own, self.notes, errors, strict=True):

@@ -51,6 +51,7 @@ class TreeJob:
         self.tree, self.options = tree, options
         self.follow = np.ascontiguousarray(np.asarray(follow, dtype=np.bool_).reshape(count_e))
         self.has_pole = np.ascontiguousarray(np.asarray(has_pole, dtype=np.bool_).reshape(count_e))
+        self._any_follow, self._any_pole = bool(self.follow.any()), bool(self.has_pole.any())
         self.preferred, self.comfort_weights = preferred_pose(tree, comfort)
         self.seeds = restart_poses(tree, self.preferred, options)
         # One frame of inputs, shaped and filled as tree_solver.check_targets makes them.
@@ -81,18 +82,18 @@ class TreeJob:
         """
         tree, follow, has_pole = self.tree, self.follow, self.has_pole
         pos = np.asarray(positions, dtype=np.float64)
-        if not np.all(np.isfinite(pos)):
+        if not np.isfinite(pos).all():
             bad = sorted({tree.names[e] for e in np.argwhere(~np.isfinite(pos.reshape(-1, 3)))[:, 0]})
             raise IKInputError(f"target position is not finite (NaN or infinite) for {', '.join(map(repr, bad))}")
         self.positions[0] = pos
-        if follow.any():
+        if self._any_follow:
             if orientations is None:
                 raise IKInputError("follow asks for orientations, but none were given")
             given = np.asarray(orientations, dtype=np.float64)[None]
             if not np.all(np.isfinite(given[:, follow])):
                 raise IKInputError("target orientation is not finite (NaN or infinite)")
             self.orientations[:, follow] = orthonormalize(self._base_rotation.T @ orthonormalize(given[:, follow]))
-        if poles is not None and has_pole.any():
+        if poles is not None and self._any_pole:
             given_poles = np.asarray(poles, dtype=np.float64)[None]
             if not np.all(np.isfinite(given_poles[:, has_pole])):
                 raise IKInputError("pole position is not finite (NaN or infinite)")
