@@ -31,9 +31,9 @@ the last stage's ``mu`` is so small that its pull moves a tip by far less than t
 Measured (``scripts/bench/tree_cases.py --frames 48 --passes 3``, live, against the stages that
 all pulled toward the preferred pose): character max step 39.9 -> 7.98 deg, pops 1 -> 0; legs
 12.1 -> 8.52 deg, 0 pops; tentacle 17.1 -> 13.9 deg, pops 2 -> 0 (Blender's tree IK: 0 on all
-three); every target reached, no limit left; the compiled solve's ms a frame (noisy: another
-process shared the machine) 0.72 -> 0.37 on the character, 0.31 -> 0.31 on the legs, 0.65 -> 0.74
-on the tentacle. On the test trees' smooth paths (4 random poses in 120 frames, seeds 0-5:
+three); every target reached, no limit left; the live ms a frame (the compiled solver; noisy:
+another process shared the machine) 0.72 -> 0.37 on the character, 0.31 -> 0.31 on the legs,
+0.65 -> 0.74 on the tentacle. On the test trees' smooth paths (4 random poses in 120 frames, seeds 0-5:
 ``tests/core/test_tree.py``) the pops fell from 28 to 0 (two legs), 11 to 5 (two arms) and 9 to 3
 (tentacle).
 

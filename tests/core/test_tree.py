@@ -469,11 +469,12 @@ def _pops(q: FloatArray) -> FloatArray:
     return np.flatnonzero((step > 5.0 * np.median(step)) & (step > deg(2.0)))
 
 
-# Each case eases through 4 random poses in 120 frames (every frame solved on its own). The
-# passing ones all popped before the first attempt's stages were anchored (pulling toward the pose
-# each stage starts from rather than all toward the preferred pose) and its start bent off the
-# limits: two_legs 4, 7, 7, 3 and 7 pops on seeds 0, 1, 3, 4, 5 (up to 48 deg), two_arms 1 and 2 on
-# seeds 0 and 4 (89 and 101 deg), the tentacle 2, 1 and 2 on seeds 0, 1, 4 (up to 20 deg).
+# Each case eases through 4 random poses in 120 frames (every frame solved on its own): every tree
+# with seeds 0-5, 13 of the 18 without a pop. The passing ones all popped before the first
+# attempt's stages were anchored (pulling toward the pose each stage starts from rather than all
+# toward the preferred pose) and its start bent off the limits: two_legs 4, 7, 7, 3 and 7 pops on
+# seeds 0, 1, 3, 4, 5 (up to 48 deg), two_arms 1 and 2 on seeds 0 and 4 (89 and 101 deg), the
+# tentacle 2, 1 and 2 on seeds 0, 1, 4 (up to 20 deg).
 @pytest.mark.parametrize(("make", "seed"), [
     (two_legs, 0), (two_legs, 1), (two_legs, 2), (two_legs, 3), (two_legs, 4), (two_legs, 5),
     (two_arms, 0), (two_arms, 1), (two_arms, 2), (two_arms, 4),
@@ -484,6 +485,12 @@ def _pops(q: FloatArray) -> FloatArray:
     pytest.param(tentacle, 2, marks=pytest.mark.xfail(strict=True, reason=(
         "1 pop of 29 deg (frame 53; median step 1.1 deg, the path's poses at most 2.1 deg a frame); the staged "
         "pull toward the rest pose had 2 (frames 54, 98)"))),
+    pytest.param(two_arms, 5, marks=pytest.mark.xfail(strict=True, reason=(
+        "1 pop of 16 deg (frame 20; median step 2.1 deg, the path's poses at most 4.2 deg a frame)"))),
+    pytest.param(tentacle, 3, marks=pytest.mark.xfail(strict=True, reason=(
+        "1 pop of 32 deg (frame 32; median step 1.0 deg, the path's poses at most 1.9 deg a frame)"))),
+    pytest.param(tentacle, 5, marks=pytest.mark.xfail(strict=True, reason=(
+        "1 pop of 14 deg (frame 54; median step 1.5 deg, the path's poses at most 2.0 deg a frame)"))),
 ], ids=lambda value: getattr(value, "__name__", str(value)))
 def test_a_smooth_path_of_reachable_targets_gives_smooth_joint_curves(make: Callable[[], Tree], seed: int) -> None:
     tree = make()
