@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -60,7 +60,7 @@ def kernel_module() -> ModuleType | None:
         return None
     if _kernel is None and _kernel_error is None:
         try:
-            forget_stale_kernel_cache(Path(__file__).with_name("__pycache__"))
+            forget_stale_kernel_cache(Path(__file__).with_name("__pycache__"), "kernel", KERNEL_SOURCES)
             _kernel = importlib.import_module(f"{__package__}.kernel")
         except ImportError as err:  # numba missing, or built for another numpy
             _kernel_error = f"numba is not available ({err})"
@@ -69,15 +69,22 @@ def kernel_module() -> ModuleType | None:
     return _kernel
 
 
-def forget_stale_kernel_cache(folder: Path, module: str = "kernel", sources: tuple[str, ...] = ("rules.py",)) -> bool:
+KERNEL_SOURCES: Final = ("rules.py", "kernel_base.py")
+"""What the chain kernel compiles in besides ``kernel.py``: the rules' constants, and the shared
+pieces of :mod:`.kernel_base` (an inlined function is compiled into its caller's cache)."""
+TREE_KERNEL_SOURCES: Final = ("rules.py", "tree_solver.py", "kernel_base.py")
+"""The same for the tree kernel, which also compiles in ``tree_solver.py``'s constants (STAGES, ...)."""
+
+
+def forget_stale_kernel_cache(folder: Path, module: str = "kernel", sources: tuple[str, ...] = KERNEL_SOURCES) -> bool:
     """Delete numba's cached ``module`` in ``folder`` if it was compiled against other rules; True if it did.
 
     numba compiles the constants of ``rules.py`` into the kernel but decides whether its on-disk
     cache is current from ``kernel.py`` alone, so a changed rule would keep running with its old
     value. A stamp file (``<module>.rules-stamp``) holds a hash of the ``sources`` (files beside this
-    one) whose constants the cache was built with: ``rules.py`` for :mod:`.kernel`, ``rules.py`` and
-    ``tree_solver.py`` for :mod:`.tree_kernel`. Best effort: a read-only install (no cache there
-    either) or a cache elsewhere (``NUMBA_CACHE_DIR``) is left alone.
+    one) whose code or constants the cache was built with: :data:`KERNEL_SOURCES` for
+    :mod:`.kernel`, :data:`TREE_KERNEL_SOURCES` for :mod:`.tree_kernel`. Best effort: a read-only
+    install (no cache there either) or a cache elsewhere (``NUMBA_CACHE_DIR``) is left alone.
     """
     hasher = hashlib.sha256()
     for source in sources:
@@ -334,9 +341,7 @@ def tree_kernel_module() -> ModuleType | None:
         return None
     if _tree_kernel is None and _tree_kernel_error is None:
         try:
-            # The tree kernel compiles in constants of rules.py and of tree_solver.py (STAGES, ...).
-            forget_stale_kernel_cache(Path(__file__).with_name("__pycache__"), "tree_kernel",
-                                      ("rules.py", "tree_solver.py"))
+            forget_stale_kernel_cache(Path(__file__).with_name("__pycache__"), "tree_kernel", TREE_KERNEL_SOURCES)
             _tree_kernel = importlib.import_module(f"{__package__}.tree_kernel")
         except ImportError as err:  # numba missing, or built for another numpy
             _tree_kernel_error = f"numba is not available ({err})"

@@ -53,8 +53,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numba import njit
 
+# numba's ways of compiling a function here, and the numeric pieces both kernels share:
+from .kernel_base import jit as _jit
+from .kernel_base import jit_inline as _jit_inline
+from .kernel_base import jit_leaf as _jit_leaf
+from .kernel_base import rotation_vector as _rotation_vector
+from .kernel_base import solve_small as _solve_small
+from .kernel_base import turn as _turn
 from .rules import DAMPING_DOWN, DAMPING_MAX, DAMPING_MIN, DAMPING_UP, LIMIT_EPS, MAX_STEP, RESTART_GAIN, SCALE_FLOOR
 from .tree_solver import (
     BEND,
@@ -84,74 +90,6 @@ Scratch = tuple[Any, ...]  # see _scratch
 Frame = tuple[Any, ...]  # (targets (E, 3), orientations (E, 3, 3), follow (E,), orientation scale,
 # poles (E, 3) world, has_pole (E,), pole weight (times tree_solver.POLE_GAIN))
 Bends = tuple[Any, ...]  # (chain joints (E, L) root first, -1 padded; chain lengths (E,); strict ancestors (n, n))
-
-
-def _can_skip_runtime() -> bool:
-    """Whether this numba has the option to compile a function without its runtime (``_nrt``, see
-    :data:`_jit_leaf`)."""
-    try:
-        from numba.core.cpu import CPUTargetOptions
-    except ImportError:
-        return False
-    return hasattr(CPUTargetOptions, "_nrt")
-
-
-# The workspaces and the entry point allocate arrays: numba's runtime (NRT) counts their references.
-_jit = njit(cache=True, nogil=True, fastmath=False)
-# Everything else only reads and writes arrays its caller holds (the plan, the kinematics, the
-# scratch, the frame's inputs and outputs), and is compiled without the runtime (as
-# :data:`.kernel._jit_leaf`): with it, every array a function is passed (each array of the plan's
-# and workspaces' tuples) is reference counted on entry and again on exit, an atomic operation
-# each. numba refuses to compile such a function if it allocates or returns a new array, so
-# nothing can leak, and what it is passed stays alive in its caller. A numba without the option
-# compiles them with the runtime, as before: the same answers, slower. (numba's type stubs do not
-# list the option.)
-_jit_leaf = _jit
-if _can_skip_runtime():
-    _jit_leaf = njit(cache=True, nogil=True, fastmath=False, _nrt=False)  # type: ignore[call-overload]
-# Small functions called in the inner loops with tuples of arrays: numba passes a tuple by value
-# (each array's fields), which costs more than the few values they compute. Inlined (into a
-# function compiled without the runtime, and they allocate nothing), it costs nothing.
-_jit_inline = njit(cache=True, nogil=True, fastmath=False, inline="always")
-
-
-@_jit_inline
-def _turn(frame: FloatArray, axis: int, angle: float) -> None:
-    """``frame = frame @ R_axis(angle)`` in place (right-handed, active)."""
-    c, s = np.cos(angle), np.sin(angle)
-    i, k = (axis + 1) % 3, (axis + 2) % 3
-    for r in range(3):
-        a, b = frame[r, i], frame[r, k]
-        frame[r, i] = c * a + s * b
-        frame[r, k] = c * b - s * a
-
-
-@_jit_leaf
-def _rotation_vector(m: FloatArray) -> tuple[float, float, float]:
-    """The axis-angle vector of rotation ``m``, as ``rotations.rotation_vector``: Shepperd's
-    quaternion (largest pivot, first on ties), ``w >= 0``, then ``axis * angle``."""
-    xx, yy, zz = m[0, 0], m[1, 1], m[2, 2]
-    pivots = (1 + xx + yy + zz, 1 + xx - yy - zz, 1 - xx + yy - zz, 1 - xx - yy + zz)
-    best = 0
-    for i in range(1, 4):
-        if pivots[i] > pivots[best]:
-            best = i
-    zy, yz, xz, zx, yx, xy = m[2, 1], m[1, 2], m[0, 2], m[2, 0], m[1, 0], m[0, 1]
-    if best == 0:
-        w, x, y, z = pivots[0], zy - yz, xz - zx, yx - xy
-    elif best == 1:
-        w, x, y, z = zy - yz, pivots[1], xy + yx, xz + zx
-    elif best == 2:
-        w, x, y, z = xz - zx, xy + yx, pivots[2], yz + zy
-    else:
-        w, x, y, z = yx - xy, xz + zx, yz + zy, pivots[3]
-    norm = np.sqrt(w * w + x * x + y * y + z * z)
-    w, x, y, z = w / norm, x / norm, y / norm, z / norm
-    if w < 0:
-        w, x, y, z = -w, -x, -y, -z
-    sin_half = np.sqrt(x * x + y * y + z * z)
-    scale = 2.0 * np.arctan2(sin_half, w) / sin_half if sin_half > 1e-12 else 2.0
-    return x * scale, y * scale, z * scale
 
 
 @_jit_leaf
@@ -462,31 +400,6 @@ def _cholesky_solve(matrix: FloatArray, rhs: FloatArray, size: int) -> bool:
             total -= matrix[k, i] * rhs[k]
         rhs[i] = total / matrix[i, i]
     return True
-
-
-@_jit_leaf
-def _solve_small(matrix: FloatArray, rhs: FloatArray, size: int) -> None:
-    """Solve ``matrix[:size, :size] x = rhs[:size]`` in place (Gaussian elimination, partial
-    pivoting, as LAPACK's LU); the answer is left in ``rhs``."""
-    for col in range(size):
-        pivot = col
-        for row in range(col + 1, size):
-            if abs(matrix[row, col]) > abs(matrix[pivot, col]):
-                pivot = row
-        if pivot != col:
-            for c in range(size):
-                matrix[col, c], matrix[pivot, c] = matrix[pivot, c], matrix[col, c]
-            rhs[col], rhs[pivot] = rhs[pivot], rhs[col]
-        for row in range(col + 1, size):
-            factor = matrix[row, col] / matrix[col, col]
-            for c in range(col, size):
-                matrix[row, c] -= factor * matrix[col, c]
-            rhs[row] -= factor * rhs[col]
-    for row in range(size - 1, -1, -1):
-        total = rhs[row]
-        for c in range(row + 1, size):
-            total -= matrix[row, c] * rhs[c]
-        rhs[row] = total / matrix[row, row]
 
 
 @_jit_inline

@@ -1,6 +1,7 @@
 """The layers' import rules (docs/architecture.md): the core never imports Blender, and nothing but
-``core.compiled`` imports the kernels (``core.kernel``, ``core.tree_kernel``: the only modules but
-``core.compiled`` that import numba); the adapter never imports the UI."""
+``core.compiled`` imports the kernels (``core.kernel``, ``core.tree_kernel``; with what they share,
+``core.kernel_base``, the only modules but ``core.compiled`` that import numba); the adapter never
+imports the UI."""
 
 import ast
 import subprocess
@@ -10,7 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "blender_ik_addon"
 KERNELS = ("kernel", "tree_kernel")  # numba-compiled; core.compiled loads them with importlib
-CORE_MODULES = sorted(p.stem for p in (PACKAGE / "core").glob("*.py") if p.stem not in ("__init__", *KERNELS))
+KERNEL_BASE = "kernel_base"  # numba-compiled pieces both kernels share; only they import it
+NUMBA_MODULES = (*KERNELS, KERNEL_BASE)
+CORE_MODULES = sorted(p.stem for p in (PACKAGE / "core").glob("*.py") if p.stem not in ("__init__", *NUMBA_MODULES))
 
 
 def test_importing_the_core_does_not_import_bpy() -> None:
@@ -51,9 +54,12 @@ def test_layers_import_only_downward() -> None:
                                                  for m in imports):
             bad.append(f"{layer}/{path.name}: imports the UI or the handlers")
         kernels = {f"blender_ik_addon.core.{name}" for name in KERNELS}
-        if path.name not in ("compiled.py", *(f"{name}.py" for name in KERNELS)) and any(
+        if path.name not in ("compiled.py", *(f"{name}.py" for name in NUMBA_MODULES)) and any(
                 m == "numba" or m.startswith("numba.") for m in imports):
             bad.append(f"{path.name}: imports numba (only core.compiled and the kernels may)")
+        base = f"blender_ik_addon.core.{KERNEL_BASE}"
+        if path.stem not in KERNELS and any(m == base or m.startswith(f"{base}.") for m in imports):
+            bad.append(f"{layer}/{path.name}: imports {KERNEL_BASE} (only the kernels may)")
         # A kernel imported anywhere but through core.compiled's importlib would load (and on a fresh
         # install compile) without its stale-cache check, and without numba being optional; one
         # kernel importing the other would compile both whenever one is wanted.
