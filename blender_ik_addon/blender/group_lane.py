@@ -3,13 +3,13 @@
 :func:`.groups.solve_group` solves a live frame of a group in general: each member's target put in
 chain space, the group's settings looked up, the kept :class:`..core.tree_job.TreeJob` solved, its
 answer turned into one :class:`.solving.FrameSolution` per member. On a usual frame (every member's
-target reached, no comfort blend) most of that is numpy on a few numbers: it cost twice the
+target reached) most of that is numpy on a few numbers: it cost twice the
 compiled solve of a two-arm character. A :class:`GroupLane` keeps what stands from frame to frame
 (the job and the root base's inverse and scale, per root base; where each member's angles sit in
 the tree's) and does that frame on Python floats. Its answers are :func:`.groups.solve_group`'s
 bit for bit: the same job, the targets put into chain space by the same products, the same
 angles and errors (``tests/blender/test_replay.py`` compares the lane with the full pass). A frame
-it does not cover (a target not reached, a comfort blend, the kernel unavailable) takes the
+it does not cover (a target not reached, bones not in plain Euler, the kernel unavailable) takes the
 general way with the answer already solved; a group with a member that follows its target's
 orientation takes :func:`.groups.solve_group` every frame.
 """
@@ -48,7 +48,8 @@ class GroupLane:
     has_pole: BoolArray  # (E,) which members have a pole
     any_pole: bool
     notes: list[str]  # each member's status note ("shares bones with ...")
-    plain: bool  # every member's bones are plain Euler bones and none blends toward its comfort pose
+    weights: dict[str, float]  # each member's Weight
+    plain: bool  # every member's bones are plain Euler bones
     follows: bool  # a member follows its target's orientation: every frame the general way
     member_flat: list[list[int]]  # per member, where its angles (3 a joint) sit in the tree's, flat
     tree_fixed: FloatArray  # the tree's angles flat, locked axes at their values
@@ -72,7 +73,7 @@ class GroupLane:
         group = group_tree(prepared)
         joints = group.tree.joints
         member_flat = [[3 * int(j) + axis for j in tree_joints for axis in range(3)] for tree_joints in group.joints]
-        plain = all(chain.rows is not None and float(chain.spec.comfort_blend) <= 0.0 for chain in chains)
+        plain = all(chain.rows is not None for chain in chains)
         follows = any(chain.spec.follow_orientation for chain in chains)
         free = [3 * int(j) + int(a) for j, a in zip(joints.free_joint, joints.free_axis, strict=True)]
         write_rows: list[int] = []
@@ -90,7 +91,8 @@ class GroupLane:
             member_own.append(own)
         has_pole = np.array([chain.spec.pole is not None for chain in chains])
         return cls(names, prepared, group.root, has_pole, bool(has_pole.any()),
-                   [describe_group(names, name) for name in names], plain, follows, member_flat,
+                   [describe_group(names, chain.spec.name, chain.spec.weight) for chain in chains],
+                   {chain.spec.name: float(chain.spec.weight) for chain in chains}, plain, follows, member_flat,
                    joints.fixed.ravel().copy(), np.array(free, dtype=np.intp), write_rows,
                    np.array(write_flat, dtype=np.intp), member_slots, member_own)
 
@@ -152,7 +154,7 @@ class GroupLane:
               frame: float) -> dict[str, tuple[ChainStatus, bool]]:
         """Every member's :class:`.solving.FrameSolution` written and kept, with the group's note
         when the targets fight (as :func:`.live._solve_group`)."""
-        fight = group_note(self.names, dict(zip(self.names, solutions, strict=True)))
+        fight = group_note(self.names, dict(zip(self.names, solutions, strict=True)), self.weights)
         out = {}
         for (chain, base, target, pole), solution, note in zip(members, solutions, self.notes, strict=True):
             angles = solution.angles[0]

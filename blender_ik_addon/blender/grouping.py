@@ -57,6 +57,10 @@ def group_refusal(specs: Sequence[ChainSpec], bones: Mapping[str, Sequence[str]]
             what = "has a Pole Angle"
         elif spec.use_stretch:
             what = "has IK Stretch on"
+        elif spec.comfort_blend > 0.0:
+            # A blend after the solve, per chain: two members would blend a shared bone toward their
+            # own comfort poses by their own amounts, and a blended tip misses what the solve reached.
+            what = "has Comfort Blend above 0"
         if what is not None:
             shared = _shared(spec.name, specs, bones)
             return (f"chain {spec.name!r} shares bone(s) {shared} with chain(s) of its group ({names}), which are "

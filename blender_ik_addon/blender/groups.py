@@ -15,8 +15,8 @@ the bake) and each gets its own :class:`.solving.FrameSolution`, written and key
 
 A member's pole bends its own chain (the rule "bend", :func:`..core.tree_solver.solve_tree`). What
 a group does not do yet is refused by name (:func:`.grouping.group_refusal`): Pole Rule Turn Toward
-Pole or a Pole Angle, IK Stretch, the tutorial solver or follow mode on a member, Influence below
-1, and every member at Weight 0.
+Pole or a Pole Angle, IK Stretch, Comfort Blend, the tutorial solver or follow mode on a member,
+Influence below 1, and every member at Weight 0.
 """
 
 from __future__ import annotations
@@ -38,10 +38,11 @@ from .solving import FrameSolution, PreparedChain, to_chain_space
 _ORIENTATION_TOLERANCE = SolverOptions().orientation_tolerance
 
 
-def describe_group(group: Sequence[str], me: str) -> str:
-    """``"shares bones with 'arm.R'"`` for the panel."""
+def describe_group(group: Sequence[str], me: str, weight: float = 1.0) -> str:
+    """``"shares bones with 'arm.R'"`` for the panel (and, at Weight 0, that its target does not pull)."""
     others = [name for name in group if name != me]
-    return f"shares bones with {', '.join(map(repr, others))}: solved together"
+    note = f"shares bones with {', '.join(map(repr, others))}: solved together"
+    return note if weight > 0.0 else f"{note}; Weight 0: its target does not pull"
 
 
 @dataclass(frozen=True)
@@ -210,16 +211,13 @@ def live_job(members: Sequence[PreparedChain], root_base: FloatArray, has_pole: 
 
 def member_solutions(group: GroupTree, members: Sequence[PreparedChain], result: TreeResult,
                      scales: FloatArray) -> list[FrameSolution]:
-    """Each member's share of the tree's answer: its joints' angles (with its comfort blend), its
-    error in world units (``scales``: ``(F,)`` the root base's scale) and whether it converged."""
+    """Each member's share of the tree's answer: its joints' angles, its error in world units
+    (``scales``: ``(F,)`` the root base's scale) and whether it converged. (A member with a
+    comfort blend is refused: :func:`.grouping.group_refusal`.)"""
     out = []
     for e, (prepared, joints) in enumerate(zip(members, group.joints, strict=True)):
-        spec, chain = prepared.spec, prepared.binding.chain
+        spec = prepared.spec
         angles = result.angles[:, joints]
-        blend = min(max(float(spec.comfort_blend), 0.0), 1.0)
-        if blend > 0:
-            preferred = chain.compress(prepared.comfort_angles)
-            angles = chain.expand((1.0 - blend) * chain.compress(angles) + blend * preferred)
         error = result.errors[:, e] * scales
         converged = error <= spec.tolerance
         if spec.follow_orientation:
@@ -238,12 +236,13 @@ def _tolerance_scale(scales: FloatArray) -> float:
     return 1.0 / float(f"{float(scales.max()):.5g}")  # rounded, as solving.frame_problem's
 
 
-def group_note(group: Sequence[str], solutions: Mapping[str, FrameSolution], frame: int = 0) -> str:
-    """The status note of a group at one frame: who it is solved with, and when the targets fight
-    (some member did not converge), the group's RMS residual."""
-    fighting = [name for name in group if name in solutions and not bool(solutions[name].converged[frame])]
-    if not fighting:
+def group_note(group: Sequence[str], solutions: Mapping[str, FrameSolution], weights: Mapping[str, float],
+               frame: int = 0) -> str:
+    """The status note of a group at one frame when its targets fight (a member that pulls, of
+    ``weights`` above 0, did not converge): the RMS residual of the members that pull; else ""."""
+    pulling = [name for name in group if name in solutions and weights.get(name, 1.0) > 0.0]
+    if all(bool(solutions[name].converged[frame]) for name in pulling):
         return ""
-    rms = float(np.sqrt(np.mean([float(solutions[n].error[frame]) ** 2 for n in group if n in solutions])))
+    rms = float(np.sqrt(np.mean([float(solutions[n].error[frame]) ** 2 for n in pulling])))
     return (f"the group's targets ({', '.join(map(repr, group))}) cannot all be reached at once: weighted "
             f"compromise, group residual {rms:.3g} (RMS)")

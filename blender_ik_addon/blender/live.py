@@ -725,10 +725,11 @@ def _solve_group(group: tuple[str, ...], frames: dict[str, _Frame], pose: RigPos
         return
     solutions = solve_group([item.state.prepared for item in members], [item.base for item in members],
                             [item.target for item in members], [item.pole for item in members])
-    fight = group_note(group, dict(zip(group, solutions, strict=True)))
+    fight = group_note(group, dict(zip(group, solutions, strict=True)), {item.spec.name: item.spec.weight
+                                                                         for item in members})
     for item, solution in zip(members, solutions, strict=True):
         item.solution = solution
-        note = describe_group(group, item.spec.name)
+        note = describe_group(group, item.spec.name, item.spec.weight)
         item.note = f"{note}; {fight}" if fight else note
 
 

@@ -78,6 +78,20 @@ def test_weight_zero_everywhere_is_refused_by_name_and_nothing_moves() -> None:
     assert [pb.matrix_basis for pb in rig.pose.bones] == before
 
 
+def test_a_chain_at_weight_zero_does_not_pull_and_the_other_reaches_without_a_compromise_note() -> None:
+    rig = torso()
+    t_left, _ = arms(rig, (0.45, 0.25, 1.45), (-1.5, 0.3, 1.6))  # the right target out of reach
+    rig.ik_chains.chains["arm.R"].weight = 0.0
+    bpy.context.scene.frame_set(1)
+    left, right = get_status(rig.name, "arm.L"), get_status(rig.name, "arm.R")
+    assert left.solved and left.converged, left.describe()
+    np.testing.assert_allclose(world_tail(rig, "forearm.L"), t_left.location, atol=1e-4)
+    assert right.solved and not right.converged  # its residual is what it is: it does not pull
+    assert "Weight 0: its target does not pull" in right.message
+    for status in (left, right):  # nothing fights: no compromise is reported
+        assert "cannot all be reached" not in status.message, status.message
+
+
 @pytest.mark.parametrize("side", [1.0, -1.0])
 def test_a_pole_bends_its_own_chain_of_the_group_toward_it(side: float) -> None:
     rig = torso()
@@ -110,6 +124,23 @@ def test_pole_rule_turn_on_a_shared_chain_is_refused_by_name() -> None:
     message = get_status(rig.name, "arm.R").message
     assert "chain 'arm.L' shares bone(s) 'spine.2', 'spine.3'" in message
     assert "has Pole Rule Turn Toward Pole" in message
+
+
+def test_comfort_blend_on_a_shared_chain_is_refused_by_name_and_nothing_moves() -> None:
+    # A blend after the solve, chain by chain, would give a shared bone two values and leave the
+    # blended tip off the target the status reports reached.
+    rig = torso()
+    arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    bpy.context.scene.frame_set(1)
+    before = [pb.matrix_basis.copy() for pb in rig.pose.bones]
+    rig.ik_chains.chains["arm.L"].comfort_blend = 0.5
+    bpy.context.scene.frame_set(2)
+    for chain in ("arm.L", "arm.R"):
+        status = get_status(rig.name, chain)
+        assert not status.solved
+        assert "chain 'arm.L' shares bone(s) 'spine.2', 'spine.3'" in status.message
+        assert "has Comfort Blend above 0" in status.message
+    assert [pb.matrix_basis for pb in rig.pose.bones] == before
 
 
 def test_a_target_that_moves_with_the_other_chain_is_a_cycle_refused_by_name() -> None:

@@ -334,12 +334,12 @@ def test_chains_that_share_bones_replay_as_their_group(full_passes: list[float])
     assert any("cannot all be reached" in status.message for frame in statuses for status in frame)
 
 
-@pytest.mark.parametrize("setting", ["poles", "comfort_blend", "follow_orientation", "scaled_rig"])
+@pytest.mark.parametrize("setting", ["poles", "follow_orientation", "scaled_rig"])
 def test_a_group_replays_as_the_full_pass_in_every_way_it_is_solved(setting: str, full_passes: list[float]) -> None:
     """The group lane's other ways (:mod:`blender_ik_addon.blender.group_lane`): poles put in chain
-    space beside the targets, a comfort blend (the general way with the kernel's answer), a member
-    following its target's orientation (the group solved the general way every frame), a rig whose
-    base scales (the job made for that scale): each frame as the full pass gives it."""
+    space beside the targets, a member following its target's orientation (the group solved the
+    general way every frame), a rig whose base scales (the job made for that scale): each frame as
+    the full pass gives it."""
     from blender_rigs import torso, torso_arms
 
     rig = torso()
@@ -353,8 +353,6 @@ def test_a_group_replays_as_the_full_pass_in_every_way_it_is_solved(setting: str
     if setting == "poles":
         chains["arm.L"].pole = empty("P.L", (0.6, -1.0, 1.3))
         chains["arm.R"].pole = empty("P.R", (-0.6, -1.0, 1.3))
-    elif setting == "comfort_blend":
-        chains["arm.L"].comfort_blend = 0.3
     elif setting == "follow_orientation":
         chains["arm.R"].follow_orientation = True
         t_right.rotation_euler = (0.3, 0.2, 0.1)
