@@ -23,11 +23,11 @@ What it computes is ``tree_solver._Frame`` on every frame:
   turns more than :data:`.rules.MAX_STEP`, projection onto the limits, the damping rules and the
   stage's stop rules (:data:`.tree_solver.STAGE_QUIET`, :data:`.tree_solver.STEP_QUIET`).
 * Per frame: the first attempt, anchored, from the preferred pose with its angles on a limit bent
-  into their range (``_Frame.bent_start``); where it does not reach every weighted target, the
-  second attempt (the stages pulling toward the preferred pose, from it), kept if it reaches or
-  clearly gains; then the restarts in order while no attempt has reached (the first that does
-  wins, else the least weighted error; at most :data:`.tree_solver.FRUITLESS_TREE_RESTARTS` in a
-  row that gain nothing).
+  into their range (``_Frame.bent_start``; a tree with a pole skips it: its first attempt is the
+  second); where it does not reach every weighted target, the second attempt (the stages pulling
+  toward the preferred pose, from it), kept if it reaches or clearly gains; then the restarts in
+  order while no attempt has reached (the first that does wins, else the least weighted error; at
+  most :data:`.tree_solver.FRUITLESS_TREE_RESTARTS` in a row that gain nothing).
 
 The normal equations of the free variables (``m x m``, symmetric positive definite: the pull rows
 and the damping keep them so) are solved by Cholesky where numpy calls LAPACK's LU (Gaussian
@@ -663,14 +663,21 @@ def solve_frames(plan: Plan, targets: FloatArray, orientations: FloatArray, foll
     start, anchor = np.empty(m), np.empty(m)
     distance, rotation = np.empty(count_e), np.empty(count_e)
     far_off = BEND_REACH * reach  # as _Frame.bent_start
+    poled = False
+    for e in range(has_pole.shape[0]):
+        poled = poled or has_pole[e]
     for f in range(targets.shape[0]):
         frame = (targets[f], orientations[f], follow, orientation_scale, poles[f], has_pole, pole_weight)
-        _bent_start(preferred, frame, plan, kin, far_off, distance, rotation, start)
-        iterations = _anchored_attempt(best, start, frame, anchor, pull_base, max_iterations, initial_damping, plan,
-                                       kin, scratch)
+        if poled:  # (tree_solver: a tree with a pole) the stages pulling toward the preferred pose
+            iterations = _attempt(best, preferred, frame, preferred, pull_base, max_iterations, initial_damping, plan,
+                                  kin, scratch, 0)
+        else:
+            _bent_start(preferred, frame, plan, kin, far_off, distance, rotation, start)
+            iterations = _anchored_attempt(best, start, frame, anchor, pull_base, max_iterations, initial_damping,
+                                           plan, kin, scratch)
         _errors(best, frame, geometry, base, kin, distance, rotation)
         reached = _reached(distance, rotation, sqrt_weights, tolerance, orientation_tolerance)
-        if not reached:  # the second attempt: the stages pulling toward the preferred pose
+        if not reached and not poled:  # the second attempt: the stages pulling toward the preferred pose
             best_cost = _primary(best, frame, geometry, effectors, kin, rows)  # _Frame.primary_cost
             iterations += _attempt(q, preferred, frame, preferred, pull_base, max_iterations, initial_damping, plan,
                                    kin, scratch, 0)
