@@ -184,6 +184,27 @@ def test_chains_that_share_bones_all_at_weight_zero(capfd) -> None:
               preserved="the group writes nothing; the other chains solve; " + KEPT)
 
 
+def test_a_chain_with_comfort_blend_that_shares_bones(capfd) -> None:
+    scene = bystander_rig()
+    chain = scene.rig.ik_chains.chains.add()
+    chain.name, chain.tip_bone, chain.chain_length, chain.target = "overlap", "bad.1", 2, scene.good_target
+    scene.rig.ik_chains.chains["overlap"].comfort_blend = 0.5
+    before = snapshot(scene.rig)
+    bpy.context.scene.frame_set(4)
+    message = status_message("Rig", "bad")
+    assert message.startswith("Error: chain 'overlap' shares bone(s) ") and "has Comfort Blend above 0" in message
+    assert status_message("Rig", "overlap") == message
+    message = message.removeprefix("Error: ")
+    assert_playback(scene.rig, scene.good_target)
+    select_chain(scene.rig, "bad")
+    baked = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=20, chains="ALL")
+    assert (baked.result, baked.level, baked.report) == (frozenset(), "ERROR", message)
+    assert_preserved(before, after_at(scene.rig))
+    user_sees("group-comfort-blend", given="Chains that share bones, one with Comfort Blend above 0",
+              where="panel status; Bake report", message=message,
+              preserved="the group writes nothing; the other chains solve; " + KEPT)
+
+
 def test_groups_that_follow_each_other_in_a_circle() -> None:
     rig = torso(("A.", "B."))
     a_left, _ = torso_arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6), prefix="A.")
