@@ -177,6 +177,7 @@ def _keep(chain: _ChainReplay, base: FloatArray, target: FloatArray, pole: Float
     state.inputs = (base[None], target[None], None if pole is None else pole[None])
     state.written = written
     state.status, state.angles, state.scales, state.influence = status, angles, None, 1.0
+    state.group = chain.group
 
 
 __all__ = ["GroupLane"]

@@ -95,6 +95,7 @@ class _LiveChain:
     scales: FloatArray | None = None  # (1, n) its length factors, for a chain that stretches
     options_by_scale: dict[float, SolverOptions] = field(default_factory=dict)
     influence: float = 1.0  # the influence ``written`` was blended at (:mod:`.influence`)
+    group: tuple[str, ...] | None = None  # the group it was last solved with (None: alone); its status says so
 
     def options(self, tolerance_scale: float) -> SolverOptions:
         """The spec's solver options for a tolerance scale, made once per scale."""
@@ -171,6 +172,7 @@ class _Frame:
     outcome: tuple[ChainStatus, bool] | None = None
     influence: float = 1.0  # this frame's (:func:`.influence.live_influence`)
     note: str = ""  # the status note of a chain solved with others (:mod:`.groups`)
+    group: tuple[str, ...] | None = None  # the group it is solved with in this pass (None: alone)
 
 
 def forget_still(updated: frozenset[str]) -> None:
@@ -345,6 +347,7 @@ def solve_rig(obj: Any, depsgraph: Any, *, names: set[str] | None = None, enable
             try:
                 item = _frame_of(obj, obj_eval, spec, depsgraph, trust_edits, motion, plan.follows.get((me, spec.name)))
                 frames[spec.name] = item
+                item.group = together.get(spec.name)
                 item.influence = live_influence(spec, depsgraph, obj_eval)
                 if spec.name in together:  # solved with its group below
                     if item.influence < 1.0:
@@ -568,6 +571,8 @@ def _still_status(item: _Frame, pose: RigPose) -> ChainStatus | None:
         return None
     if item.influence < 1.0 or state.influence < 1.0:  # the keys it blends with may have moved
         return None
+    if state.group != item.group:  # solved with other chains then, or alone: its status says which
+        return None
     base, target, pole = state.inputs
     same_pole = (pole is None and item.pole is None) or (
         pole is not None and item.pole is not None and np.array_equal(pole, item.pole))
@@ -594,6 +599,7 @@ def _take(obj: Any, item: _Frame, pose: RigPose, frame: float) -> tuple[ChainSta
     state.inputs = (item.base, item.target, item.pole)
     state.written = pose.current(binding)
     state.status, state.angles, state.scales = status, solution.angles, solution.scales
+    state.group = item.group
     return status, changed
 
 

@@ -298,7 +298,7 @@ def _solve_level(moving: list[tuple[_ChainReplay, FloatArray, FloatArray, FloatA
             state.angles = solution.angles
         state.inputs = (base[None], target[None], None if pole is None else pole[None])
         state.written = pose.current(chain.binding)
-        state.status, state.scales, state.influence = status, None, 1.0
+        state.status, state.scales, state.influence, state.group = status, None, 1.0, None
         out[chain.spec.name] = (status, changed)
 
 

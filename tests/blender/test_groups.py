@@ -92,6 +92,19 @@ def test_a_chain_at_weight_zero_does_not_pull_and_the_other_reaches_without_a_co
         assert "cannot all be reached" not in status.message, status.message
 
 
+def test_a_chain_that_leaves_its_group_says_so_though_its_target_stands_still() -> None:
+    rig = torso()
+    arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    bpy.context.scene.frame_set(1)
+    assert "shares bones with 'arm.L'" in get_status(rig.name, "arm.R").message
+    rig.ik_chains.chains["arm.L"].chain_length = 3  # up to the clavicle: no bone shared any more
+    bpy.context.scene.frame_set(2)  # nothing moves: the right arm's last pose still holds
+    right = get_status(rig.name, "arm.R")
+    assert right.solved and right.converged, right.describe()
+    assert "shares bones" not in right.message, right.message
+    assert "shares bones" not in get_status(rig.name, "arm.L").message
+
+
 @pytest.mark.parametrize("side", [1.0, -1.0])
 def test_a_pole_bends_its_own_chain_of_the_group_toward_it(side: float) -> None:
     rig = torso()
