@@ -143,17 +143,22 @@ def group_options(members: Sequence[PreparedChain], tolerance_scale: float) -> S
 
 
 def group_comfort(group: GroupTree, members: Sequence[PreparedChain]) -> ComfortPose:
-    """The preferred pose of the tree's joints: each member's comfort pose on its bones (the first
-    member's where they share one), weighted by the member's comfort weight."""
+    """The preferred pose of the tree's joints: each member's comfort pose on its bones, weighted by
+    the member's comfort weight. A shared bone takes the comfort pose of the first member that
+    captured one for it (a member without one holds the rest pose there), else the first member's."""
     tree = group.tree
     angles = np.zeros((tree.n_joints, 3))
     weights = np.zeros((tree.n_joints, 3))
     done = np.zeros(tree.n_joints, dtype=bool)
+    for captured_only in (True, False):
+        for joints, prepared in zip(group.joints, members, strict=True):
+            take = ~done[joints]
+            if captured_only:
+                take &= np.array([bone.name in prepared.spec.comfort for bone in prepared.binding.bones])
+            angles[joints[take]] = prepared.comfort_angles[take]
+            done[joints[take]] = True
     for joints, prepared in zip(group.joints, members, strict=True):
-        fresh = ~done[joints]
-        angles[joints[fresh]] = prepared.comfort_angles[fresh]
         weights[joints] = np.maximum(weights[joints], max(float(prepared.spec.comfort_weight), 0.0))
-        done[joints] = True
     return ComfortPose(angles, weights)
 
 

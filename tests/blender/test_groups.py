@@ -92,6 +92,31 @@ def test_a_chain_at_weight_zero_does_not_pull_and_the_other_reaches_without_a_co
         assert "cannot all be reached" not in status.message, status.message
 
 
+def test_a_shared_bone_takes_the_comfort_pose_of_the_chain_that_captured_one() -> None:
+    from blender_ik_addon.blender.groups import group_comfort, group_tree
+    from blender_ik_addon.blender.read import read_chain
+    from blender_ik_addon.blender.settings import chain_specs
+    from blender_ik_addon.blender.solving import prepare
+
+    rig = torso()
+    arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    bpy.context.view_layer.objects.active = rig
+    rig.pose.bones["spine.3"].rotation_mode = "XYZ"
+    rig.pose.bones["spine.3"].rotation_euler = (0.2, 0.0, 0.0)
+    rig.ik_chains.active_index = list(rig.ik_chains.chains.keys()).index("arm.R")  # the second chain
+    assert bpy.ops.ikchains.capture_comfort() == {"FINISHED"}
+    specs = {spec.name: spec for spec in chain_specs(rig)}
+    assert "spine.3" in specs["arm.R"].comfort and not specs["arm.L"].comfort
+    members = [prepare(rig, specs[name], read_chain(rig, specs[name].tip_bone, specs[name].length))
+               for name in ("arm.L", "arm.R")]
+    group = group_tree(members)
+    angles = group_comfort(group, members).angles
+    spine = list(group.tree.joints.names).index("spine.3")
+    right = members[1]
+    np.testing.assert_allclose(angles[spine], right.comfort_angles[right.binding.bone_names.index("spine.3")])
+    assert abs(angles[spine]).max() > 0.1  # arm.R's captured lean, not arm.L's rest pose
+
+
 def test_a_chain_that_leaves_its_group_says_so_though_its_target_stands_still() -> None:
     rig = torso()
     arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
