@@ -4,6 +4,7 @@ and animated armatures, drivers and constraints on the chain, NLA strips and sha
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import bpy
 import pytest
@@ -11,6 +12,8 @@ from blender_rigs import limit_rotation, straight_chain, torso, torso_arms
 from fault_helpers import (
     BAD_BONES,
     KEPT,
+    Scene,
+    Snapshot,
     after_at,
     assert_bakes_and_plays,
     assert_playback,
@@ -162,16 +165,17 @@ def test_bone_that_does_not_inherit_rotation(capfd) -> None:
                    case="no-inherit-rotation", given="A chain bone with Inherit Rotation off")
 
 
-def test_chains_that_share_bones_all_at_weight_zero(capfd) -> None:
-    scene = bystander_rig()
+def _group_sharing_bones(scene: Scene) -> Any:
+    """``scene``'s chain 'bad' and a chain 'overlap' on its bones: a group solved together."""
     chain = scene.rig.ik_chains.chains.add()
     chain.name, chain.tip_bone, chain.chain_length, chain.target = "overlap", "bad.1", 2, scene.good_target
-    for name in ("bad", "overlap"):
-        scene.rig.ik_chains.chains[name].weight = 0.0
-    before = snapshot(scene.rig)
-    bpy.context.scene.frame_set(4)
-    message = ("every chain of the group 'bad', 'overlap' (they share bones and are solved together) has Weight 0: "
-               "nothing pulls them; give one chain a Weight above 0")
+    return scene.rig.ik_chains.chains
+
+
+def _group_refused_everywhere(capfd: Any, scene: Scene, before: Snapshot, message: str, case: str,
+                              given: str) -> None:
+    """Both chains of the group show ``message`` as an error, the other chain plays on, Bake reports
+    it, and nothing the user did not ask for changed."""
     assert status_message("Rig", "bad") == f"Error: {message}"
     assert status_message("Rig", "overlap") == f"Error: {message}"
     assert_playback(scene.rig, scene.good_target)
@@ -179,30 +183,32 @@ def test_chains_that_share_bones_all_at_weight_zero(capfd) -> None:
     baked = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=20, chains="ALL")
     assert (baked.result, baked.level, baked.report) == (frozenset(), "ERROR", message)
     assert_preserved(before, after_at(scene.rig))
-    user_sees("group-weight-zero", given="Chains that share bones, every one at Weight 0",
-              where="panel status; Bake report", message=message,
+    user_sees(case, given=given, where="panel status; Bake report", message=message,
               preserved="the group writes nothing; the other chains solve; " + KEPT)
+
+
+def test_chains_that_share_bones_all_at_weight_zero(capfd) -> None:
+    scene = bystander_rig()
+    chains = _group_sharing_bones(scene)
+    for name in ("bad", "overlap"):
+        chains[name].weight = 0.0
+    before = snapshot(scene.rig)
+    bpy.context.scene.frame_set(4)
+    message = ("every chain of the group 'bad', 'overlap' (they share bones and are solved together) has Weight 0: "
+               "nothing pulls them; give one chain a Weight above 0")
+    _group_refused_everywhere(capfd, scene, before, message, "group-weight-zero",
+                              "Chains that share bones, every one at Weight 0")
 
 
 def test_a_chain_with_comfort_blend_that_shares_bones(capfd) -> None:
     scene = bystander_rig()
-    chain = scene.rig.ik_chains.chains.add()
-    chain.name, chain.tip_bone, chain.chain_length, chain.target = "overlap", "bad.1", 2, scene.good_target
-    scene.rig.ik_chains.chains["overlap"].comfort_blend = 0.5
+    _group_sharing_bones(scene)["overlap"].comfort_blend = 0.5
     before = snapshot(scene.rig)
     bpy.context.scene.frame_set(4)
-    message = status_message("Rig", "bad")
-    assert message.startswith("Error: chain 'overlap' shares bone(s) ") and "has Comfort Blend above 0" in message
-    assert status_message("Rig", "overlap") == message
-    message = message.removeprefix("Error: ")
-    assert_playback(scene.rig, scene.good_target)
-    select_chain(scene.rig, "bad")
-    baked = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=20, chains="ALL")
-    assert (baked.result, baked.level, baked.report) == (frozenset(), "ERROR", message)
-    assert_preserved(before, after_at(scene.rig))
-    user_sees("group-comfort-blend", given="Chains that share bones, one with Comfort Blend above 0",
-              where="panel status; Bake report", message=message,
-              preserved="the group writes nothing; the other chains solve; " + KEPT)
+    message = status_message("Rig", "bad").removeprefix("Error: ")
+    assert message.startswith("chain 'overlap' shares bone(s) ") and "has Comfort Blend above 0" in message
+    _group_refused_everywhere(capfd, scene, before, message, "group-comfort-blend",
+                              "Chains that share bones, one with Comfort Blend above 0")
 
 
 def test_groups_that_follow_each_other_in_a_circle() -> None:
