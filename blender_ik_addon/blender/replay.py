@@ -23,7 +23,7 @@ following orientation, without Stretch, a pole angle, the Turn pole rule or a co
 targets and poles (not bones) that Blender evaluates; no chain following another. Chains hanging
 below others are replayed level after level, carried as the full pass carries them; chains that
 share bones are solved with their group, through its :class:`.group_lane.GroupLane` (the answers
-of :func:`.groups.solve_group`, which also takes orientation and comfort blends). The rig, targets
+of :func:`.groups.solve_group`, which also takes orientation). The rig, targets
 and poles must be *plain* (:func:`.dependencies.is_plain`: no parent, constraint or transform
 driver), so no rig's chains can follow another's, and its chain
 settings not animated. Any other rig takes the full pass, as before.
