@@ -135,6 +135,8 @@ class _ChainReplay:
     fixed: list[float]  # the chain's angles flat (3 a joint), locked axes at their values
     free: list[int]  # where in it each of the job's variables goes
     row_list: list[int]  # ``rows`` as a list (empty: not plain Euler bones)
+    fixed_array: FloatArray  # ``fixed`` and ``free`` as arrays (long chains: numpy beats Python floats)
+    free_array: AnyArray
     group: tuple[str, ...] | None = None  # as SolvedChain.group
     # The last base seen, with what follows from it (a base stands still on most frames):
     base_key: bytes = b""
@@ -379,7 +381,8 @@ def _chain_replay(solved: SolvedChain, pose: RigPose) -> _ChainReplay | None:
     free = [3 * int(j) + int(a) for j, a in zip(chain.free_joint, chain.free_axis, strict=True)]
     return _ChainReplay(spec, state, solved.level, binding, job, None if job is None else job.options, rows,
                         float(spec.tolerance), chain.fixed.ravel().tolist(), free,
-                        [] if rows is None else rows.tolist(), solved.group)
+                        [] if rows is None else rows.tolist(), chain.fixed.ravel().copy(),
+                        np.array(free, dtype=np.int64), solved.group)
 
 
 def _goal_matrix(obj: Any, depsgraph: Any) -> FloatArray | None:
@@ -430,18 +433,32 @@ def _set_target(chain: _ChainReplay, target: FloatArray, pole: FloatArray | None
     chain.job.set_target(position[0], None, None if at is None else at[0])
 
 
+_PYTHON_TAKE_BONES = 8
+"""Up to this many bones a chain's answer is put in place on Python floats; longer chains (a
+tentacle) in numpy, whose per-call cost the per-bone work then outweighs (measured crossover)."""
+
+
 def _take_converged(chain: _ChainReplay, pose: RigPose, frame: float) -> tuple[ChainStatus, bool]:
     """The usual frame: the kernel reached the target on a chain of plain Euler bones. What
-    :func:`_finish` and :meth:`.RigPose.put_euler` do, on Python floats (the same values: the
-    job's variables put among the locked axes' values, the residual scaled to world units)."""
+    :func:`_finish` and :meth:`.RigPose.put_euler` do (the same values: the job's variables put
+    among the locked axes' values, the residual scaled to world units), on Python floats for a
+    short chain."""
     job = chain.job
     assert job is not None
-    angles = list(chain.fixed)
-    for flat, value in zip(chain.free, job.q[0].tolist(), strict=True):
-        angles[flat] = value
-    changed = pose.put_euler_values(chain.row_list, angles)
+    if len(chain.row_list) > _PYTHON_TAKE_BONES:
+        flat = chain.fixed_array.copy()
+        flat[chain.free_array] = job.q[0]
+        angles = flat.reshape(-1, 3)
+        assert chain.rows is not None
+        changed = pose.put_euler(chain.rows, angles)
+        chain.state.angles = angles[None]
+    else:
+        values = list(chain.fixed)
+        for at, value in zip(chain.free, job.q[0].tolist(), strict=True):
+            values[at] = value
+        changed = pose.put_euler_values(chain.row_list, values)
+        chain.state.angles = np.array(values).reshape(1, -1, 3)
     error = float(job.error[0]) * chain.scale
-    chain.state.angles = np.array(angles).reshape(1, -1, 3)
     return ChainStatus(True, error <= chain.tolerance, error, "", frame), changed
 
 

@@ -3,7 +3,13 @@
 Builds the live benchmark's rigs (:mod:`.live_rigs`) and times ``scene.frame_set`` with a stand-in
 ``frame_change_post`` handler that only writes every bone's rotation (one ``foreach_get``, one
 ``foreach_set``), then tags the rig: with a bare ``Object.update_tag()``, with the ``DATA`` tag
-the add-on uses (``rig_pose.tag_pose``: the pose evaluation only), or not at all. Blender's IK
+the add-on uses (``rig_pose.tag_pose``: the pose evaluation only), or not at all. A fourth
+handler also runs the add-on's own solve before the DATA-tagged write: the kernel jobs of the
+rig's live chains (taken from the fast lane, :mod:`blender_ik_addon.blender.replay`, after a
+few frames of live solving), every chain's job in one ``solve_in_place`` call, each job cold from
+its preferred pose as every live frame is (the target is the last one the chain was given: a cold
+solve of another target of the rig's path costs alike). No target or base is read and nothing is
+checked: write plus solve is the least any live solver that solves as ours does can cost. Blender's IK
 constraint on the same rig is timed in the same run: no target is read, nothing is solved.
 Blender evaluates the written pose again inside ``frame_set``; that is the cost measured. Without
 a tag nothing is evaluated again, and the evaluated bones keep the pose before the write (their
@@ -12,7 +18,7 @@ matrices do not follow): that column is the price of the handler alone, not a wa
     .venv/bin/python scripts/bench/write_floor.py [--rigs arm,tentacle,character] [--frames 100]
 
 Prints per rig the median overhead per frame (ms, minus nothing solving) of: the write with each
-tag, the write without one, and Blender's IK.
+tag, the write without one, the solve and the DATA-tagged write, and Blender's IK.
 """
 
 from __future__ import annotations
@@ -28,12 +34,14 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-VARIANTS = ("none", "tagged", "data", "untagged", "blender")
+VARIANTS = ("none", "tagged", "data", "untagged", "solved", "blender")
 
 
 def measure(bpy: Any, rig: str, frames: int, passes: int) -> dict[str, float]:
     """Median ms per ``frame_set`` minus nothing's, per variant, passes interleaved."""
     from bench import live_rigs
+
+    from blender_ik_addon.core.batched import solve_in_place
 
     bpy.ops.wm.read_homefile(use_empty=True)
     chains = live_rigs.build(bpy, rig, frames)
@@ -41,17 +49,20 @@ def measure(bpy: Any, rig: str, frames: int, passes: int) -> dict[str, float]:
     armature = bpy.data.objects[chains[0].armature]
     count = len(armature.pose.bones)
     mode = {"write": ""}
+    jobs = _kernel_jobs(bpy, scene, chains)
 
     def write_only(scene: Any, _depsgraph: Any = None) -> None:
         if not mode["write"]:
             return
+        if mode["write"] == "solved":
+            solve_in_place(jobs)
         values = np.empty(3 * count, dtype=np.float32)
         armature.pose.bones.foreach_get("rotation_euler", values)
         values += 1e-3 if scene.frame_current % 2 else -1e-3  # a new pose every frame
         armature.pose.bones.foreach_set("rotation_euler", values)
         if mode["write"] == "tagged":
             armature.update_tag()
-        elif mode["write"] == "data":
+        elif mode["write"] in ("data", "solved"):
             armature.update_tag(refresh={"DATA"})
 
     bpy.app.handlers.frame_change_post.append(write_only)
@@ -59,7 +70,7 @@ def measure(bpy: Any, rig: str, frames: int, passes: int) -> dict[str, float]:
     try:
         for _ in range(passes):
             for variant in VARIANTS:
-                mode["write"] = variant if variant in ("tagged", "data", "untagged") else ""
+                mode["write"] = variant if variant in ("tagged", "data", "untagged", "solved") else ""
                 live_rigs.use(bpy, chains, "blender" if variant == "blender" else "none")
                 scene.frame_set(0)
                 for frame in range(1, frames + 1):
@@ -70,6 +81,23 @@ def measure(bpy: Any, rig: str, frames: int, passes: int) -> dict[str, float]:
         bpy.app.handlers.frame_change_post.remove(write_only)
     ms = {variant: 1e3 * statistics.median(values) for variant, values in seconds.items()}
     return {variant: ms[variant] - ms["none"] for variant in VARIANTS[1:]}
+
+
+def _kernel_jobs(bpy: Any, scene: Any, chains: Sequence[Any]) -> list[Any]:
+    """The kernel jobs of ``chains``' live solves: a few frames played with the add-on solving, then
+    the jobs its fast lane keeps (the rig left with nothing solving, at the rest pose)."""
+    from bench import live_rigs
+
+    from blender_ik_addon.blender import replay
+
+    live_rigs.use(bpy, chains, "ours")
+    for frame in range(1, 4):
+        scene.frame_set(frame)
+    kept = replay.replay_of(chains[0].armature)
+    live_rigs.use(bpy, chains, "none")
+    if kept is None or any(chain.job is None for chain in kept.chains):
+        raise RuntimeError("the rig's live chains did not take the fast lane: no kernel jobs to time")
+    return [chain.job for chain in kept.chains]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,14 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import blender_ik_addon
 
     blender_ik_addon.register()  # the rigs carry the add-on's chains (disabled here)
-    print("| rig | write + update_tag() (ms) | write + DATA tag (ms) | write, untagged (ms) | Blender IK (ms) "
-          "| write + DATA tag / Blender |")
-    print("|---|---|---|---|---|---|")
+    print("| rig | write + update_tag() (ms) | write + DATA tag (ms) | write, untagged (ms) "
+          "| solve + write + DATA tag (ms) | Blender IK (ms) | write + DATA tag / Blender "
+          "| solve + write + DATA tag / Blender |")
+    print("|---|---|---|---|---|---|---|---|")
     for rig in args.rigs.split(","):
         figures = measure(bpy, rig, args.frames, args.passes)
-        ratio = figures["data"] / figures["blender"] if figures["blender"] > 0 else float("nan")
+        blender = figures["blender"]
+        ratios = [figures[v] / blender if blender > 0 else float("nan") for v in ("data", "solved")]
         cells = " | ".join(f"{figures[variant]:.3f}" for variant in VARIANTS[1:])
-        print(f"| {rig} | {cells} | {ratio:.2f}× |")
+        print(f"| {rig} | {cells} | {ratios[0]:.2f}× | {ratios[1]:.2f}× |")
     blender_ik_addon.unregister()
     return 0
 
