@@ -40,7 +40,6 @@ VARIANTS = ("none", "tagged", "data", "untagged", "solved", "blender")
 def measure(bpy: Any, rig: str, frames: int, passes: int) -> dict[str, float]:
     """Median ms per ``frame_set`` minus nothing's, per variant, passes interleaved."""
     from bench import live_rigs
-
     from blender_ik_addon.core.batched import solve_in_place
 
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -87,7 +86,6 @@ def _kernel_jobs(bpy: Any, scene: Any, chains: Sequence[Any]) -> list[Any]:
     """The kernel jobs of ``chains``' live solves: a few frames played with the add-on solving, then
     the jobs its fast lane keeps (the rig left with nothing solving, at the rest pose)."""
     from bench import live_rigs
-
     from blender_ik_addon.blender import replay
 
     live_rigs.use(bpy, chains, "ours")
