@@ -5,11 +5,12 @@ Builds the live benchmark's rigs (:mod:`.live_rigs`) and times ``scene.frame_set
 ``foreach_set``), then tags the rig: with a bare ``Object.update_tag()``, with the ``DATA`` tag
 the add-on uses (``rig_pose.tag_pose``: the pose evaluation only), or not at all. A fourth
 handler also runs the add-on's own solve before the DATA-tagged write: the kernel jobs of the
-rig's live chains (taken from the fast lane, :mod:`blender_ik_addon.blender.replay`, after a
-few frames of live solving), every chain's job in one ``solve_in_place`` call, each job cold from
-its preferred pose as every live frame is (the target is the last one the chain was given: a cold
-solve of another target of the rig's path costs alike). No target or base is read and nothing is
-checked: write plus solve is the least any live solver that solves as ours does can cost. Blender's IK
+rig's live chains (taken from the fast lane, :mod:`blender_ik_addon.blender.replay`), given the
+chain-space targets they had at that frame when the add-on played the frames first, every chain's
+job in one ``solve_in_place`` call, each cold from its preferred pose as every live frame is. No
+target or base is read and nothing is checked: write plus solve is the least any live solver that
+solves as ours does can cost (a rig whose chains hang below others, as the character's arms, takes
+two kernel calls live). Blender's IK
 constraint on the same rig is timed in the same run: no target is read, nothing is solved.
 Blender evaluates the written pose again inside ``frame_set``; that is the cost measured. Without
 a tag nothing is evaluated again, and the evaluated bones keep the pose before the write (their
@@ -48,12 +49,14 @@ def measure(bpy: Any, rig: str, frames: int, passes: int) -> dict[str, float]:
     armature = bpy.data.objects[chains[0].armature]
     count = len(armature.pose.bones)
     mode = {"write": ""}
-    jobs = _kernel_jobs(bpy, scene, chains)
+    jobs, targets = _kernel_jobs(bpy, scene, chains, frames)
 
     def write_only(scene: Any, _depsgraph: Any = None) -> None:
         if not mode["write"]:
             return
         if mode["write"] == "solved":
+            for job, position in zip(jobs, targets.get(scene.frame_current, ()), strict=False):
+                job.positions[0] = position
             solve_in_place(jobs)
         values = np.empty(3 * count, dtype=np.float32)
         armature.pose.bones.foreach_get("rotation_euler", values)
@@ -82,20 +85,25 @@ def measure(bpy: Any, rig: str, frames: int, passes: int) -> dict[str, float]:
     return {variant: ms[variant] - ms["none"] for variant in VARIANTS[1:]}
 
 
-def _kernel_jobs(bpy: Any, scene: Any, chains: Sequence[Any]) -> list[Any]:
-    """The kernel jobs of ``chains``' live solves: a few frames played with the add-on solving, then
-    the jobs its fast lane keeps (the rig left with nothing solving, at the rest pose)."""
+def _kernel_jobs(bpy: Any, scene: Any, chains: Sequence[Any], frames: int) -> tuple[list[Any], dict[int, Any]]:
+    """The kernel jobs of ``chains``' live solves (those its fast lane keeps), and per frame their
+    chain-space targets, from frames 0..``frames`` played with the add-on solving (the rig left
+    with nothing solving, at the rest pose)."""
     from bench import live_rigs
     from blender_ik_addon.blender import replay
 
     live_rigs.use(bpy, chains, "ours")
-    for frame in range(1, 4):
+    targets: dict[int, Any] = {}
+    kept = None
+    for frame in range(0, frames + 1):
         scene.frame_set(frame)
-    kept = replay.replay_of(chains[0].armature)
+        kept = replay.replay_of(chains[0].armature)
+        if kept is not None and all(chain.job is not None for chain in kept.chains):
+            targets[frame] = np.array([chain.job.positions[0] for chain in kept.chains])
     live_rigs.use(bpy, chains, "none")
-    if kept is None or any(chain.job is None for chain in kept.chains):
+    if kept is None or any(chain.job is None for chain in kept.chains) or len(targets) < frames // 2:
         raise RuntimeError("the rig's live chains did not take the fast lane: no kernel jobs to time")
-    return [chain.job for chain in kept.chains]
+    return [chain.job for chain in kept.chains], targets
 
 
 def main(argv: Sequence[str] | None = None) -> int:
