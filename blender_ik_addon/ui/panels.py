@@ -14,7 +14,7 @@ from ..blender.events import lock_interface_warning
 from ..blender.outputs import playback_problems
 from ..blender.read import chain_bone_names
 from ..blender.spec import is_armature, spec_from_settings
-from ..blender.status import get_findings, get_status
+from ..blender.status import ChainStatus, get_findings, get_status
 from .properties import checked_active_chain, checked_rig_settings, get_rig_settings
 
 if TYPE_CHECKING:
@@ -33,9 +33,9 @@ def _layout(panel: Panel) -> UILayout:
     return layout
 
 
-def _status_icon(obj_name: str, chain_name: str) -> IconItems:
+def _status_icon(obj_name: str, chain_name: str, enabled: bool = True) -> IconItems:
     st = get_status(obj_name, chain_name)
-    if st is None:
+    if st is None or not enabled:  # a chain that is not live: its last outcome may be stale
         return "BLANK1"
     if not st.solved:
         return "ERROR"
@@ -52,7 +52,9 @@ class IKCHAINS_UL_chains(UIList):
         row.prop(item, "name", text="", emboss=False, icon="CON_KINEMATIC")
         st = get_status(item.id_data.name, item.name)
         short = "" if st is None else ("error" if not st.solved else f"{st.residual:.1e}")
-        row.label(text=short, icon=_status_icon(item.id_data.name, item.name))
+        if not item.enabled:  # what moved its bones since (a chain sharing them, keys) is not in it
+            short = "off"
+        row.label(text=short, icon=_status_icon(item.id_data.name, item.name, item.enabled))
         row.prop(item, "enabled", text="", icon="PLAY" if item.enabled else "PAUSE", emboss=False)
 
 
@@ -97,8 +99,7 @@ class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
             layout.label(text="Add a chain for the active bone", icon="INFO")
             return
         st = get_status(obj.name, chain.name)
-        text = st.describe() if st is not None else ("Not solved yet" if chain.enabled else "Live solving is off")
-        layout.label(text=text, icon=_status_icon(obj.name, chain.name))
+        layout.label(text=status_line(chain.enabled, st), icon=_status_icon(obj.name, chain.name, chain.enabled))
         problem = _keys_would_not_play(obj, chain)
         if problem:  # said before a Bake or Key Current Frame is refused for it
             layout.label(text=f"Keys would not play: {problem}", icon="ERROR")
@@ -112,6 +113,15 @@ class VIEW3D_PT_ikchains_main(_SidebarPanel, Panel):
             column = layout.column()
             column.label(text=warning, icon="ERROR")
             column.prop(context.scene.render, "use_lock_interface")
+
+
+def status_line(enabled: bool, st: ChainStatus | None) -> str:
+    """The main panel's status line. A chain that is not live says so first: its last outcome
+    (a solve, a bake) is kept as it was then, though its bones may have moved since (a chain it
+    shares bones with, keys)."""
+    if enabled:
+        return st.describe() if st is not None else "Not solved yet"
+    return "Live solving is off" if st is None else f"Live solving is off; last outcome: {st.describe()}"
 
 
 def _keys_would_not_play(obj: Any, chain: Any) -> str:

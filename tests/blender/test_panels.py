@@ -165,3 +165,29 @@ def test_main_panel_says_when_keys_would_not_play() -> None:
     labels = [text for kind, _, text in draw(panels.VIEW3D_PT_ikchains_main, bpy.context) if kind == "label"]
     assert ('Keys would not play: F-curve pose.bones["b1"].rotation_quaternion[0] is muted, so keys written there '
             "would not play; unmute it") in labels
+
+
+def test_a_chain_that_is_not_live_says_so_before_its_last_outcome() -> None:
+    """A chain whose Live is off keeps its last status, but its bones may have moved since (a chain
+    it shares bones with goes on solving them): the panel and the list row say it is off first."""
+    rig = straight_chain(3)
+    bpy.context.view_layer.objects.active = rig
+    add_chain(rig, "b2", 3, empty(location=(1.0, 1.5, 0.5)), name="arm")
+    bpy.context.scene.frame_set(2)
+    chain = rig.ik_chains.chains["arm"]
+
+    def labels() -> list[str]:
+        return [text for kind, _, text in draw(panels.VIEW3D_PT_ikchains_main, bpy.context) if kind == "label"]
+
+    def row() -> list[tuple[str, Any, str]]:
+        log: list[tuple[str, Any, str]] = []
+        panels.IKCHAINS_UL_chains.draw_item(None, bpy.context, LayoutRecorder(log), rig.ik_chains, chain, 0, None, "",
+                                            0)
+        return log
+
+    assert any(text.startswith("Converged, residual") for text in labels())
+    chain.enabled = False
+    assert any(text.startswith("Live solving is off; last outcome: Converged, residual") for text in labels())
+    assert ("label", None, "off") in row()
+    assert panels.status_line(False, None) == "Live solving is off"
+    assert panels.status_line(True, None) == "Not solved yet"
