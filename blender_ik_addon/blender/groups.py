@@ -21,6 +21,8 @@ Influence below 1, and every member at Weight 0.
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -244,10 +246,17 @@ def _tolerance_scale(scales: FloatArray) -> float:
 def group_note(group: Sequence[str], solutions: Mapping[str, FrameSolution], weights: Mapping[str, float],
                frame: int = 0) -> str:
     """The status note of a group at one frame when its targets fight (a member that pulls, of
-    ``weights`` above 0, did not converge): the RMS residual of the members that pull; else ""."""
+    ``weights`` above 0, did not converge): the RMS residual of the members that pull, and which
+    of those that missed follow their target's rotation (a rotation the chain cannot match pulls
+    the shared bones too); else ""."""
     pulling = [name for name in group if name in solutions and weights.get(name, 1.0) > 0.0]
     if all(bool(solutions[name].converged[frame]) for name in pulling):
         return ""
     rms = float(np.sqrt(np.mean([float(solutions[n].error[frame]) ** 2 for n in pulling])))
-    return (f"the group's targets ({', '.join(map(repr, group))}) cannot all be reached at once: weighted "
+    note = (f"the group's targets ({', '.join(map(repr, group))}) cannot all be reached at once: weighted "
             f"compromise, group residual {rms:.3g} (RMS)")
+    turned = [f"{name!r} {math.degrees(float(solutions[name].orientation_error[frame])):.3g}°" for name in pulling
+              if not bool(solutions[name].converged[frame]) and float(solutions[name].orientation_error[frame]) > 0.0]
+    if turned:
+        note += f"; target rotations followed, off by: {', '.join(turned)}"
+    return note

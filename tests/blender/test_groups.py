@@ -280,3 +280,18 @@ def test_a_group_hanging_below_another_chain_follows_it_live_and_baked(order: tu
         for name, tip in tips.items():
             np.testing.assert_allclose(world_tail(rig, tip), np.array(targets[name].matrix_world.translation),
                                        atol=2e-4)
+
+
+def test_a_followed_rotation_no_pose_matches_is_named_in_the_group_note() -> None:
+    """A member that follows its target's rotation, turned where the arm cannot turn: the rotation
+    pulls the shared bones too, so the note names the rotation as part of the fight."""
+    rig = torso()
+    t_left, _ = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    rig.ik_chains.chains["arm.L"].follow_orientation = True
+    t_left.rotation_euler = (math.pi, 0.0, 0.0)
+    bpy.context.scene.frame_set(1)
+    left = get_status(rig.name, "arm.L")
+    assert left.solved and not left.converged
+    assert "cannot all be reached at once" in left.message
+    assert "target rotations followed, off by: 'arm.L' " in left.message, left.message
+    assert "'arm.R'" not in left.message.split("off by:")[1]
