@@ -22,7 +22,6 @@ Influence below 1, and every member at Weight 0.
 from __future__ import annotations
 
 import math
-
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 

@@ -37,7 +37,7 @@ import statistics
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +61,9 @@ NUMPY_FRAMES = 20  # frames per pass with the numpy backend (about 10x slower th
 SOLVERS: tuple[Solver, ...] = ("none", "blender", "ours")
 ACTING: tuple[Solver, ...] = ("blender", "ours")
 FULL_PASS = "ours_full_pass"  # ours with the live pass's fast lane (blender/replay.py) off
+# Nothing but our kernel jobs on each frame's targets and the pose written (write_floor.StandIn): the
+# least a live solver that solves as ours does can cost, with no target or base read, nothing checked.
+FLOOR = "solve_and_write"
 HANDLER_EVENTS = ("frame_change_pre", "frame_change_post", "depsgraph_update_pre", "depsgraph_update_post",
                   "load_pre", "load_post", "render_init", "render_complete", "render_cancel", "undo_post", "redo_post")
 
@@ -265,7 +268,7 @@ def _measure_live_section(bpy: Any, frames: int, runs: int) -> dict[str, Any]:
                             "moving_targets": {}, "numpy_backend": {}, "still_targets": {}}
     for rig in LIVE_GOALS:
         log(f"[addon] live handler: {rig}, moving targets ...")
-        figures = _measure_live(bpy, rig, frames, runs, moving=True)
+        figures = _measure_live(bpy, rig, frames, runs, moving=True, floor=True)
         ratio = figures["ratio"]
         figures["goal"] = {"value": ratio, "goal": f"<= {LIVE_GOALS[rig]:g}",
                            "met": None if ratio is None else ratio <= LIVE_GOALS[rig]}
@@ -284,29 +287,37 @@ def _measure_live_section(bpy: Any, frames: int, runs: int) -> dict[str, Any]:
     return live
 
 
-def _measure_live(bpy: Any, rig: str, frames: int, runs: int, *, moving: bool) -> dict[str, Any]:
+def _measure_live(bpy: Any, rig: str, frames: int, runs: int, *, moving: bool, floor: bool = False
+                  ) -> dict[str, Any]:
     """Median ms per ``frame_set`` with each of :data:`SOLVERS` acting on ``rig``, passes
-    interleaved; then each solver's tip errors at 3 frames."""
+    interleaved (with ``floor``, :data:`FLOOR` too); then each solver's tip errors at 3 frames."""
     from blender_ik_addon.blender import replay
+
+    from .write_floor import StandIn
 
     _new_file(bpy)
     chains = live_rigs.build(bpy, rig, frames if moving else None)
     scene = bpy.context.scene
     # "ours" as the add-on runs (its fast lane replaying the last full pass); FULL_PASS: every frame a full pass.
-    variants: tuple[str, ...] = (*SOLVERS, FULL_PASS)
+    variants: tuple[str, ...] = (*SOLVERS, FULL_PASS, *((FLOOR,) if floor else ()))
+    stand_in = StandIn(bpy, chains, frames) if floor else None
     seconds: dict[str, list[float]] = {variant: [] for variant in variants}
-    for _ in range(runs):
-        for variant in variants:
-            live_rigs.use(bpy, chains, "ours" if variant == FULL_PASS else variant)  # type: ignore[arg-type]
-            replay.set_enabled(variant != FULL_PASS)
-            scene.frame_set(0)  # untimed: the first timed frame moves the targets too
-            for frame in range(1, frames + 1):
-                began = time.perf_counter()
-                scene.frame_set(frame)
-                seconds[variant].append(time.perf_counter() - began)
-            replay.set_enabled(True)
+    with stand_in.installed(bpy) if stand_in is not None else nullcontext():
+        for _ in range(runs):
+            for variant in variants:
+                live_rigs.use(bpy, chains, "ours" if variant == FULL_PASS else  # type: ignore[arg-type]
+                              "none" if variant == FLOOR else variant)
+                replay.set_enabled(variant != FULL_PASS)
+                if stand_in is not None:
+                    stand_in.mode = "solved" if variant == FLOOR else ""
+                scene.frame_set(0)  # untimed: the first timed frame moves the targets too
+                for frame in range(1, frames + 1):
+                    began = time.perf_counter()
+                    scene.frame_set(frame)
+                    seconds[variant].append(time.perf_counter() - began)
+                replay.set_enabled(True)
     ms = {variant: 1e3 * statistics.median(seconds[variant]) for variant in variants}
-    overhead = {variant: ms[variant] - ms["none"] for variant in (*ACTING, FULL_PASS)}
+    overhead = {variant: ms[variant] - ms["none"] for variant in variants if variant != "none"}
     # Both solvers must reach the targets, or the overheads would measure something else than solving.
     checked = sorted({1, (frames + 1) // 2, frames})
     reaches = [live_rigs.reach(bpy, chain) for chain in chains]

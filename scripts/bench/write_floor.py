@@ -28,7 +28,8 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,54 +39,76 @@ ROOT = Path(__file__).resolve().parents[2]
 VARIANTS = ("none", "tagged", "data", "untagged", "solved", "blender")
 
 
+class StandIn:
+    """A ``frame_change_post`` handler standing in for a live solver on one built rig: it writes every
+    bone's rotation (one ``foreach_get``, one ``foreach_set``, a new pose every frame) with the tag
+    of its :attr:`mode`, and in mode ``"solved"`` first runs the rig's kernel jobs on the targets
+    they had at that frame (:func:`kernel_jobs`), then writes with the DATA tag. Mode ``""``: it
+    does nothing. Install it with :meth:`installed`."""
+
+    MODES = ("", "tagged", "data", "untagged", "solved")
+
+    def __init__(self, bpy: Any, chains: list[Any], frames: int) -> None:
+        from blender_ik_addon.core.batched import solve_in_place
+
+        self._solve = solve_in_place
+        self.mode = ""
+        self.armature = bpy.data.objects[chains[0].armature]
+        self.count = len(self.armature.pose.bones)
+        self.jobs, self.targets = kernel_jobs(bpy, bpy.context.scene, chains, frames)
+
+    def __call__(self, scene: Any, _depsgraph: Any = None) -> None:
+        if not self.mode:
+            return
+        if self.mode == "solved":
+            for job, position in zip(self.jobs, self.targets.get(scene.frame_current, ()), strict=False):
+                job.positions[0] = position
+            self._solve(self.jobs)
+        armature = self.armature
+        values = np.empty(3 * self.count, dtype=np.float32)
+        armature.pose.bones.foreach_get("rotation_euler", values)
+        values += 1e-3 if scene.frame_current % 2 else -1e-3  # a new pose every frame
+        armature.pose.bones.foreach_set("rotation_euler", values)
+        if self.mode == "tagged":
+            armature.update_tag()
+        elif self.mode in ("data", "solved"):
+            armature.update_tag(refresh={"DATA"})
+
+    @contextmanager
+    def installed(self, bpy: Any) -> Iterator[StandIn]:
+        """Registered as a frame handler inside the ``with`` block (the list restored after it)."""
+        bpy.app.handlers.frame_change_post.append(self)
+        try:
+            yield self
+        finally:
+            self.mode = ""
+            bpy.app.handlers.frame_change_post.remove(self)
+
+
 def measure(bpy: Any, rig: str, frames: int, passes: int) -> dict[str, float]:
     """Median ms per ``frame_set`` minus nothing's, per variant, passes interleaved."""
     from bench import live_rigs
-    from blender_ik_addon.core.batched import solve_in_place
 
     bpy.ops.wm.read_homefile(use_empty=True)
     chains = live_rigs.build(bpy, rig, frames)
     scene = bpy.context.scene
-    armature = bpy.data.objects[chains[0].armature]
-    count = len(armature.pose.bones)
-    mode = {"write": ""}
-    jobs, targets = _kernel_jobs(bpy, scene, chains, frames)
-
-    def write_only(scene: Any, _depsgraph: Any = None) -> None:
-        if not mode["write"]:
-            return
-        if mode["write"] == "solved":
-            for job, position in zip(jobs, targets.get(scene.frame_current, ()), strict=False):
-                job.positions[0] = position
-            solve_in_place(jobs)
-        values = np.empty(3 * count, dtype=np.float32)
-        armature.pose.bones.foreach_get("rotation_euler", values)
-        values += 1e-3 if scene.frame_current % 2 else -1e-3  # a new pose every frame
-        armature.pose.bones.foreach_set("rotation_euler", values)
-        if mode["write"] == "tagged":
-            armature.update_tag()
-        elif mode["write"] in ("data", "solved"):
-            armature.update_tag(refresh={"DATA"})
-
-    bpy.app.handlers.frame_change_post.append(write_only)
+    stand_in = StandIn(bpy, chains, frames)
     seconds: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
-    try:
+    with stand_in.installed(bpy):
         for _ in range(passes):
             for variant in VARIANTS:
-                mode["write"] = variant if variant in ("tagged", "data", "untagged", "solved") else ""
+                stand_in.mode = variant if variant in StandIn.MODES else ""
                 live_rigs.use(bpy, chains, "blender" if variant == "blender" else "none")
                 scene.frame_set(0)
                 for frame in range(1, frames + 1):
                     began = time.perf_counter()
                     scene.frame_set(frame)
                     seconds[variant].append(time.perf_counter() - began)
-    finally:
-        bpy.app.handlers.frame_change_post.remove(write_only)
     ms = {variant: 1e3 * statistics.median(values) for variant, values in seconds.items()}
     return {variant: ms[variant] - ms["none"] for variant in VARIANTS[1:]}
 
 
-def _kernel_jobs(bpy: Any, scene: Any, chains: Sequence[Any], frames: int) -> tuple[list[Any], dict[int, Any]]:
+def kernel_jobs(bpy: Any, scene: Any, chains: list[Any], frames: int) -> tuple[list[Any], dict[int, Any]]:
     """The kernel jobs of ``chains``' live solves (those its fast lane keeps), and per frame their
     chain-space targets, from frames 0..``frames`` played with the add-on solving (the rig left
     with nothing solving, at the rest pose)."""
@@ -98,8 +121,9 @@ def _kernel_jobs(bpy: Any, scene: Any, chains: Sequence[Any], frames: int) -> tu
     for frame in range(0, frames + 1):
         scene.frame_set(frame)
         kept = replay.replay_of(chains[0].armature)
-        if kept is not None and all(chain.job is not None for chain in kept.chains):
-            targets[frame] = np.array([chain.job.positions[0] for chain in kept.chains])
+        jobs = [] if kept is None else [chain.job for chain in kept.chains]
+        if kept is not None and all(job is not None for job in jobs):
+            targets[frame] = np.array([job.positions[0] for job in jobs if job is not None])
     live_rigs.use(bpy, chains, "none")
     if kept is None or any(chain.job is None for chain in kept.chains) or len(targets) < frames // 2:
         raise RuntimeError("the rig's live chains did not take the fast lane: no kernel jobs to time")

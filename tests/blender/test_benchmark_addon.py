@@ -80,6 +80,9 @@ def test_live_figures_side_by_side(measured: tuple[dict[str, Any], dict[str, Any
         assert result["live_handler_ms_per_frame"][rig] == figures["overhead_ms"]["ours"]
         assert result["blender_ik_ms_per_frame"][rig] == figures["overhead_ms"]["blender"]
         assert result["live_numpy_ms_per_frame"][rig] == live["numpy_backend"][rig]["overhead_ms"]["ours"]
+        assert figures["overhead_ms"]["solve_and_write"] == pytest.approx(
+            figures["ms"]["solve_and_write"] - figures["ms"]["none"])  # the floor: our kernel and the write alone
+        assert "solve_and_write" not in live["numpy_backend"][rig]["ms"]
         goal = result["live_vs_blender_ik"][rig]
         if rig != "arm":  # one 3-bone IK costs Blender a few 0.01 ms: within the noise of a short run
             assert figures["overhead_ms"]["blender"] > 0, rig
