@@ -89,9 +89,21 @@ def depsgraph_updated(scene: Any, depsgraph: Any) -> None:
         if names:
             chains[obj.name] = names
     if chains:
-        chains = _with_followers(rigs, chains, depsgraph.scene)
+        chains = _with_groups_and_followers(rigs, chains, depsgraph.scene)
         autokey = bool(scene.tool_settings.use_keyframe_insert_auto)
         _solve([o for o in rigs if o.name in chains], depsgraph, chains, autokey=autokey)
+
+
+def _with_groups_and_followers(rigs: list[Any], chains: dict[str, set[str]], scene: Any) -> dict[str, set[str]]:
+    """``chains`` (rig name -> chain names to solve), every chain that shares bones with one of them
+    (a group solves whole) and every chain that follows one of them, until nothing is added."""
+    by_name = {obj.name: obj for obj in rigs}
+    while True:
+        grown = {name: live.with_group_mates(by_name[name], names) for name, names in chains.items()}
+        grown = _with_followers(rigs, grown, scene)
+        if grown == chains:
+            return chains
+        chains = grown
 
 
 def _with_followers(rigs: list[Any], chains: dict[str, set[str]], scene: Any) -> dict[str, set[str]]:

@@ -247,6 +247,20 @@ def _bone_index(obj: Any) -> dict[str, int]:
     return {pbone.name: i for i, pbone in enumerate(obj.pose.bones)}
 
 
+def with_group_mates(obj: Any, names: set[str]) -> set[str]:
+    """``names`` and every live chain of ``obj`` that shares bones with one of them, directly or
+    through others: a group is solved only whole (a drag of one member's target re-solves the
+    group, or the other members would be pulled off their targets by the shared bones)."""
+    live = chain_specs(obj, enabled_only=True)
+    if len(live) < 2:
+        return set(names)
+    together = _layout(obj, live, live, True)[4]
+    out = set(names)
+    for name in names:
+        out.update(together.get(name, ()))
+    return out
+
+
 def solve_chain(obj: Any, spec: ChainSpec, depsgraph: Any, *, key_frame: float | None = None,
                 autokey: bool = False) -> tuple[ChainStatus, bool]:
     """Solve one chain at the depsgraph's frame and write its pose (see :func:`solve_rig`).
@@ -798,4 +812,5 @@ def _layout(obj: Any, specs: list[ChainSpec], pool: list[ChainSpec], trust: bool
     return layout
 
 
-__all__ = ["FOLLOW_NOTE", "forget", "replayed", "solve_chain", "solve_rig", "solved_target", "still_outcomes"]
+__all__ = ["FOLLOW_NOTE", "forget", "replayed", "solve_chain", "solve_rig", "solved_target", "still_outcomes",
+           "with_group_mates"]

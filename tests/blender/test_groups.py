@@ -295,3 +295,28 @@ def test_a_followed_rotation_no_pose_matches_is_named_in_the_group_note() -> Non
     assert "cannot all be reached at once" in left.message
     assert "target rotations followed, off by: 'arm.L' " in left.message, left.message
     assert "'arm.R'" not in left.message.split("off by:")[1]
+
+
+def test_dragging_one_members_target_solves_the_group_and_auto_keys_every_member() -> None:
+    """A target dragged between frame changes (the depsgraph handler) re-solves its chain's whole
+    group: the other member stays on its target, and Auto Keying keys its bones too."""
+    from blender_ik_addon.blender.keys import fcurve_collection
+
+    rig = torso()
+    t_left, t_right = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    scene = bpy.context.scene
+    scene.frame_set(1)
+    scene.tool_settings.use_keyframe_insert_auto = True
+    try:
+        scene.frame_set(5)
+        for step in range(1, 4):  # dragged in a few steps, no frame change
+            t_left.location = (0.45 - 0.05 * step, 0.25 + 0.05 * step, 1.45 - 0.07 * step)
+            bpy.context.view_layer.update()
+            for chain, target, tip in (("arm.L", t_left, "forearm.L"), ("arm.R", t_right, "forearm.R")):
+                status = get_status(rig.name, chain)
+                assert status.converged and "solved together" in status.message, status.describe()
+                np.testing.assert_allclose(world_tail(rig, tip), target.location, atol=1e-4)
+    finally:
+        scene.tool_settings.use_keyframe_insert_auto = False
+    keyed = {fcurve.data_path.split('"')[1] for fcurve in fcurve_collection(rig, create=False)}
+    assert {*SPINE[2:], *LEFT[:3], *RIGHT[:3]} <= keyed, keyed  # the chains: spine.2 to each forearm
