@@ -244,16 +244,23 @@ class Tree:
         return out
 
 
+LOCKED_VALUE_TOLERANCE = 1e-6
+"""Radians: two chains' values of a shared joint's locked axis that differ by less are the same
+(a bone in Quaternion mode read at two moments decodes its locked axis as 0 or as -7e-11)."""
+
+
 def _require_same(first: Joint, second: Joint, first_chain: str, second_chain: str, *, rest: bool) -> None:
     """A joint two chains share must be the same joint in both: its axes, limits, locks and (where
-    both give it a parent, so both rests are relative to the same frame) its rest transform. A
+    both give it a parent, so both rests are relative to the same frame) its rest transform; locked
+    values within :data:`LOCKED_VALUE_TOLERANCE`. A
     chain's root joint has its rest relative to that chain's base instead, which is not compared.
     (A free axis's ``fixed`` value is unused: a chain read from a rig may hold its pose there.)"""
     locked = ~np.array(first.free)
     fields = [("order", first.order == second.order), ("free axes", first.free == second.free),
               ("lower limits", np.array_equal(first.lower, second.lower)),
               ("upper limits", np.array_equal(first.upper, second.upper)),
-              ("locked values", np.array_equal(first.fixed[locked], second.fixed[locked])),
+              ("locked values", bool(np.allclose(first.fixed[locked], second.fixed[locked], rtol=0.0,
+                                                 atol=LOCKED_VALUE_TOLERANCE))),
               ("stretch", first.stretch == second.stretch)]
     if rest:
         fields.append(("rest transform", bool(np.allclose(first.rest, second.rest, rtol=0.0, atol=1e-9))))

@@ -320,3 +320,22 @@ def test_dragging_one_members_target_solves_the_group_and_auto_keys_every_member
         scene.tool_settings.use_keyframe_insert_auto = False
     keyed = {fcurve.data_path.split('"')[1] for fcurve in fcurve_collection(rig, create=False)}
     assert {*SPINE[2:], *LEFT[:3], *RIGHT[:3]} <= keyed, keyed  # the chains: spine.2 to each forearm
+
+
+def test_a_locked_axis_of_a_shared_quaternion_bone_keeps_the_group_whole() -> None:
+    """A one-axis rotation lock on a shared bone in Quaternion mode: the first chain solves alone
+    and turns the bone, then the second joins. Read at the two moments, the locked axis decodes as
+    0 and as a rounding off it; the group is solved all the same (it was refused by name)."""
+    rig = torso()
+    spine = rig.pose.bones["spine.3"]
+    spine.rotation_mode, spine.lock_rotation = "QUATERNION", (False, True, False)
+    t_left = empty(location=(0.45, 0.25, 1.45))
+    add_chain(rig, "forearm.L", 5, t_left, name="arm.L")  # alone: solved, spine.3 turned
+    t_right = empty(location=(-0.4, 0.3, 1.6))
+    add_chain(rig, "forearm.R", 5, t_right, name="arm.R")
+    for frame in (1, 2):
+        bpy.context.scene.frame_set(frame)
+        for chain, target, tip in (("arm.L", t_left, "forearm.L"), ("arm.R", t_right, "forearm.R")):
+            status = get_status(rig.name, chain)
+            assert status.converged and "solved together" in status.message, status.describe()
+            np.testing.assert_allclose(world_tail(rig, tip), target.location, atol=1e-4)

@@ -194,6 +194,20 @@ def test_from_chains_refuses_with_a_clear_message(chains: Callable[[], list[Chai
         Tree.from_chains(built, **options)  # type: ignore[arg-type]
 
 
+def test_a_shared_joints_locked_value_read_as_a_rounding_apart_is_the_same_joint() -> None:
+    """A bone in Quaternion mode read at two moments decodes a locked axis as 0 or -7e-11: the
+    same joint. A locked value really apart is refused by name."""
+    from dataclasses import replace
+
+    locked = replace(B, free=(True, False, True))
+    nearly = replace(locked, fixed=np.array([0.0, -7.0e-11, 0.0]))
+    tree = Tree.from_chains([Chain((A, locked, C), TIP), Chain((A, nearly, D), TIP)], names=["one", "two"])
+    assert tree.n_joints == 4 and abs(tree.joints.joints[1].fixed[1]) <= 7.0e-11
+    apart = replace(locked, fixed=np.array([0.0, 0.1, 0.0]))
+    with pytest.raises(ChainDefinitionError, match="joint 'b' has other locked values in chain 'two'"):
+        Tree.from_chains([Chain((A, locked, C), TIP), Chain((A, apart, D), TIP)], names=["one", "two"])
+
+
 # -- one effector: the chain solver's problem ----------------------------------------------------
 @pytest.mark.parametrize("seed", range(4))
 def test_a_one_effector_tree_reaches_what_solve_reaches(seed: int) -> None:
