@@ -36,6 +36,7 @@ import numpy as np
 from ..core.types import BoolArray, FloatArray
 from .action_time import action_time, action_times, time_stretch
 from .errors import RigSetupError
+from .frozen_inputs import require_still_inputs
 from .goals import Goal
 from .grouping import group_of
 from .groups import solve_group
@@ -168,6 +169,9 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     frames = np.arange(start, end + 1, step, dtype=np.float64)
     times = action_times(obj, scene, frames)  # where the keys play: refused here, before any work
     key_range = (action_time(obj, scene, start), action_time(obj, scene, end))
+    # Settings and limits are read once (Influence per frame): refused where they change in the range.
+    require_still_inputs(obj, [(name, item.binding.bone_names, stretching_bones(item.binding))
+                               for name, item in prepared.items()], *key_range, float(scene.frame_current))
     span = (start * time_stretch(scene), end * time_stretch(scene))  # the NLA's times of the range
     for name, item in prepared.items():  # keys that would not play as written: refused before any is written
         require_playable(obj, name, item.binding.bones, span, stretching_bones(item.binding))

@@ -119,13 +119,17 @@ def fcurve_collection(id_data: Any, *, create: bool) -> Any | None:
     return bag.fcurves if bag is not None else None
 
 
-def action_paths(action: Any) -> set[str]:
-    """The data paths of every F-curve of ``action``: all its slots (4.4+), not only the one an ID
-    plays (the NLA plays strips of other actions and slots)."""
+def action_fcurves(action: Any) -> list[Any]:
+    """Every F-curve of ``action``: all its slots (4.4+), not only the one an ID plays (the NLA
+    plays strips of other actions and slots)."""
     if not _LAYERED:
-        return {f.data_path for f in action.fcurves}
-    return {f.data_path for layer in action.layers for strip in layer.strips for bag in strip.channelbags
-            for f in bag.fcurves}
+        return list(action.fcurves)
+    return [f for layer in action.layers for strip in layer.strips for bag in strip.channelbags for f in bag.fcurves]
+
+
+def action_paths(action: Any) -> set[str]:
+    """The data paths of every F-curve of ``action`` (:func:`action_fcurves`)."""
+    return {f.data_path for f in action_fcurves(action)}
 
 
 def iter_fcurves(id_data: Any) -> list[Any]:

@@ -229,3 +229,28 @@ def test_baked_keys_equal_the_live_pose_at_every_frame() -> None:
             for path, index in rotation_paths(bone, rig.pose.bones[bone].rotation_mode):
                 live_value = getattr(rig.pose.bones[bone], path.rsplit(".", 1)[1])[index]
                 assert curves[(path, index)].evaluate(frame) == pytest.approx(live_value, abs=2e-6), (frame, path)
+
+
+def test_a_limit_keyed_to_change_inside_the_range_is_refused_and_still_keys_are_not() -> None:
+    """A bake reads limits once: a Limit Rotation value of a chain bone keyed to change inside the
+    range is refused by name. Keys that hold one value, keys outside the range and keys on a bone
+    below the chain (fingers under a hand) bake as before."""
+    from blender_rigs import straight_chain
+
+    rig = straight_chain(4)
+    add_chain(rig, "b2", 3, empty(location=(1.0, 1.5, 0.5)), name="arm")
+    limit = rig.pose.bones["b1"].constraints.new("LIMIT_ROTATION")
+    limit.use_limit_x, limit.owner_space = True, "LOCAL"
+    for frame, value in ((1, 0.5), (10, 0.5), (30, 0.1)):  # still over 1-10, changes after
+        limit.max_x = value
+        limit.keyframe_insert("max_x", frame=frame)
+    tail = rig.pose.bones["b3"]  # below the chain: its animation does not change the chain
+    for frame, angle in ((1, 0.0), (10, 0.4)):
+        tail.rotation_euler = (angle, 0.0, 0.0)
+        tail.keyframe_insert("rotation_euler", frame=frame)
+        tail.keyframe_insert("scale", frame=frame)
+    bpy.context.scene.frame_set(1)
+    bake_chains(rig, ["arm"], 1, 10)  # the limit holds still at 0.5 over 1-10
+    with pytest.raises(RigSetupError, match=r"chain 'arm': the constraints\[\"Limit Rotation\"\]\.max_x of bone 'b1' "
+                                            r"is animated \(keys that change inside the baked range: "):
+        bake_chains(rig, ["arm"], 1, 40)

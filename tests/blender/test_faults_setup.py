@@ -317,6 +317,34 @@ def test_action_shared_by_two_armatures(capfd) -> None:
               preserved="both armatures' keys are untouched; live solving keeps working")
 
 
+def test_a_setting_keyed_to_change_inside_the_baked_range(capfd) -> None:
+    """A bake reads chain settings and limits once: one keyed to change inside the range is refused
+    by name, nothing written; Key Current Frame (one frame, its own value) still works."""
+    scene = bystander_rig()
+    rig = scene.rig
+    chain = rig.ik_chains.chains["bad"]
+    for frame, blend in ((1, 0.0), (20, 0.5)):
+        chain.comfort_blend = blend
+        chain.keyframe_insert("comfort_blend", frame=frame)
+    bpy.context.scene.frame_set(1)  # the keyed value, as the snapshot after the bake reads it
+    scene_frame = bpy.context.scene.frame_current
+    before = snapshot(rig)
+    select_chain(rig, "bad")
+    message = (f"chain 'bad': its setting 'comfort_blend' is animated (keys that change inside the baked range: "
+               f"ik_chains.chains[1].comfort_blend), but a bake reads it once, at the current frame "
+               f"({scene_frame:g}), and would bake every frame with that value: bake a range where it holds "
+               "still, or remove its animation; live solving follows it frame by frame")
+    baked = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=20)
+    assert (baked.result, baked.level, baked.report) == (frozenset(), "ERROR", message)
+    assert_preserved(before, after_at(rig))
+    assert_playback(rig, scene.good_target)
+    held = run_operator(capfd, bpy.ops.ikchains.bake, frame_start=1, frame_end=1)  # the blend holds still there
+    assert held.result == {"FINISHED"}, held.report
+    user_sees("bake-animated-setting", given="Bake over a range where a chain setting or a chain bone's limit is "
+              "keyed to change (Influence is read per frame)", where="Bake: error report", message=message,
+              preserved="nothing is written; live solving follows the setting frame by frame")
+
+
 def test_the_table_lists_these_cases() -> None:
     assert undocumented("tests/blender/test_faults_setup.py") == []
 
