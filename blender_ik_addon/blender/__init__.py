@@ -23,8 +23,9 @@ Modules (docs/architecture.md has the map):
   actions), :mod:`.action_time` (scene frames -> the action times keys play at), :mod:`.outputs`
   (will the keys play as written), :mod:`.verify` (the keys played back and measured);
 * passes: :mod:`.live` (every chain of a rig at the current frame), :mod:`.replay` (its fast
-  lane: the last full frame pass replayed with new targets), :mod:`.bake` (a frame range), :mod:`.frozen_inputs` (the settings and limits a bake reads
-  once, refused where they are keyed to change);
+  lane: the last full frame pass replayed with new targets), :mod:`.bake` (a frame range),
+  :mod:`.frozen_inputs` (the settings and limits a bake reads once, refused where they are keyed
+  to change);
 * adoption: :mod:`.adopt` (Blender's IK constraints made into chains, and given back);
 * runtime: :mod:`.events` (what Blender's events do; ``handlers.py`` wires them), :mod:`.guard`
   (the one re-entrancy guard), :mod:`.status` (per-chain status for the panel), :mod:`.errors`.
