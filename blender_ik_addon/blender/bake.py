@@ -26,7 +26,7 @@ A bake:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -231,8 +231,10 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         item = prepared[name]
         bases, solution = solutions[name]
         targets, poles = inputs[name]
+        companions = [goal for mate in together.get(name, ()) if mate != name
+                      for goal in inputs[mate] if goal is not None]  # a group's other targets turn it too
         findings = _findings(item, targets, poles, bases, solution, frames, start, end,
-                             continuous and name not in together)
+                             continuous and name not in together, companions)
         converged, findings = _with_playback(scene, obj, item, objects[name][0], targets, solution, frames,
                                              played[name], keyed[name], findings)
         if name in blends:
@@ -393,15 +395,17 @@ def _solve(item: PreparedChain, targets: FloatArray, poles: FloatArray | None, b
 
 
 def _findings(item: PreparedChain, targets: FloatArray, poles: FloatArray | None, bases: FloatArray,
-              solution: FrameSolution, frames: FloatArray, start: int, end: int, continuous: bool) -> BakeFindings:
-    """Where the baked pose jumps; for a continuous bake also where the nearest pose (a chunk's
-    first frame) switches and where the bake leaves it (one more batch solve)."""
+              solution: FrameSolution, frames: FloatArray, start: int, end: int, continuous: bool,
+              companions: Sequence[FloatArray] = ()) -> BakeFindings:
+    """Where the baked pose jumps (``companions``: the goals of the chains it is solved with, see
+    :func:`.solving.find_frame_switches`); for a continuous bake also where the nearest pose (a
+    chunk's first frame) switches and where the bake leaves it (one more batch solve)."""
     if item.spec.follow_mode:  # the tutorial's per-frame look lags on purpose: not checked
         return BakeFindings(start, end)
     scene_frames = frames.astype(np.int64)
 
     def flagged(of: FrameSolution) -> tuple[int, ...]:
-        return tuple(int(f) for f in scene_frames[find_frame_switches(item, bases, targets, poles, of)])
+        return tuple(int(f) for f in scene_frames[find_frame_switches(item, bases, targets, poles, of, companions)])
 
     switches = flagged(solution)
     if not continuous:

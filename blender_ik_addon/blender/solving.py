@@ -16,7 +16,7 @@ Live solving (``F = 1``) and baking share this code, so a baked key equals the l
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -366,7 +366,7 @@ def _continuous(problem: FrameProblem, start: FloatArray | None) -> FloatArray:
 
 
 def find_frame_switches(prepared: PreparedChain, bases: FloatArray, targets: FloatArray, poles: FloatArray | None,
-                        solution: FrameSolution) -> BoolArray:
+                        solution: FrameSolution, companions: Sequence[FloatArray] = ()) -> BoolArray:
     """``(F,)`` True at frames where the solved pose jumps although what it follows moved smoothly.
 
     :func:`..core.motion.find_switches` on the free angles, against the motion of everything the
@@ -375,16 +375,22 @@ def find_frame_switches(prepared: PreparedChain, bases: FloatArray, targets: Flo
     counts like moving. A cut in that motion (a target that jumps) is not flagged; a pose that
     jumps while it glides is. Only runs of consecutive converged frames are checked: out of
     reach, the pose stops following the target (those frames are reported as not converged).
+
+    ``companions``: world matrices ``(F, 4, 4)`` of the other goals the pose follows: the targets
+    and poles of the chains it shares bones with (:mod:`.groups`), whose pull turns its shared
+    bones while its own target holds still.
     """
     spec, chain = prepared.spec, prepared.binding.chain
     positions, rotations = to_chain_space(bases, targets, rotations=spec.follow_orientation)
     parts = [positions]
-    if poles is not None:
-        parts.append(to_chain_space(bases, poles, rotations=False)[0])
+    for goal in (*(() if poles is None else (poles,)), *companions):
+        parts.append(to_chain_space(bases, goal, rotations=False)[0])
     if rotations is not None:
         parts.append(chain.world_length * rotations.reshape(len(rotations), 9))  # identity base: chain space
     motion = np.concatenate(parts, axis=1)
-    q = chain.compress(solution.angles)
+    # An angle that goes on past 180 degrees comes back as its equal below -180: the same pose (the
+    # keys are written unwrapped, write.py), not a jump.
+    q = np.unwrap(chain.compress(solution.angles), axis=0)
     flagged = np.zeros(len(q), dtype=bool)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], solution.converged.astype(np.int8), [0]])))
     for begin, end in zip(edges[0::2], edges[1::2], strict=True):  # [begin, end): converged runs

@@ -339,3 +339,49 @@ def test_a_locked_axis_of_a_shared_quaternion_bone_keeps_the_group_whole() -> No
             status = get_status(rig.name, chain)
             assert status.converged and "solved together" in status.message, status.describe()
             np.testing.assert_allclose(world_tail(rig, tip), target.location, atol=1e-4)
+
+
+def test_a_member_whose_own_target_holds_still_is_not_flagged_as_switching() -> None:
+    """One hand holds still while the other moves: the still hand's chain turns smoothly with the
+    shared spine. The bake's switch check counts the group's targets as what it follows."""
+    from blender_ik_addon.blender.status import get_findings
+
+    rig = torso()
+    t_left, _ = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    for frame, location in ((1, (0.45, 0.25, 1.45)), (10, (0.3, 0.4, 1.25))):
+        t_left.location = location
+        t_left.keyframe_insert("location", frame=frame)
+    report = bake_chains(rig, None, 1, 10, disable_live=True)
+    assert report.not_converged == 0, report.summary()
+    assert get_findings(rig.name, "arm.R").switches == () and get_findings(rig.name, "arm.L").switches == ()
+    assert "switches" not in report.summary()
+
+
+def test_a_shared_bone_turning_on_past_180_degrees_is_not_a_switch() -> None:
+    """A hub whose two arms follow targets circling it once: its free angle goes 0..360 degrees. The
+    keys go on past 180 (unwrapped), and the switch check sees the same smooth turn."""
+    from blender_rigs import BoneDef, make_armature
+
+    from blender_ik_addon.blender.status import get_findings
+
+    rig = make_armature([BoneDef("hub", (0, 0, 0), (0, 0, 0.5)),
+                         BoneDef("a1", (0, 0, 0.5), (0.5, 0, 0.5), parent="hub", connect=True),
+                         BoneDef("a2", (0.5, 0, 0.5), (1.0, 0, 0.5), parent="a1", connect=True),
+                         BoneDef("b1", (0, 0, 0.5), (-0.5, 0, 0.5), parent="hub", connect=True),
+                         BoneDef("b2", (-0.5, 0, 0.5), (-1.0, 0, 0.5), parent="b1", connect=True)])
+    for name in ("hub", "a1", "a2", "b1", "b2"):
+        rig.pose.bones[name].rotation_mode = "XYZ"
+        rig.pose.bones[name].lock_rotation = (True, name != "hub", True)  # the hub turns about its Y only
+    t_a, t_b = empty("TA", (1, 0, 0.5)), empty("TB", (-1, 0, 0.5))
+    for frame in range(1, 26):
+        angle = 2 * math.pi * (frame - 1) / 24
+        t_a.location = (math.cos(angle), math.sin(angle), 0.5)
+        t_b.location = (-math.cos(angle), -math.sin(angle), 0.5)
+        t_a.keyframe_insert("location", frame=frame)
+        t_b.keyframe_insert("location", frame=frame)
+    add_chain(rig, "a2", 3, t_a, name="A", enabled=False)
+    add_chain(rig, "b2", 3, t_b, name="B", enabled=False)
+    report = bake_chains(rig, None, 1, 25)
+    assert report.not_converged == 0, report.summary()
+    assert get_findings(rig.name, "A").switches == () and get_findings(rig.name, "B").switches == (), \
+        report.summary()
