@@ -25,6 +25,7 @@ Chains that follow each other in a circle are refused, naming both routes.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,9 +64,11 @@ class Follows:
     link: BoneLink
     carried: bool
 
-    def describe(self, upper_name: str) -> str:
-        """``"target 'T' moves with chain 'spine' ('T' -> parent bone 'chest' of 'Rig')"``."""
-        return f"{self.role} {self.thing.label} moves with chain {upper_name!r} ({self.link.describe()})"
+    def describe(self, upper_name: str, upper_rig: str | None = None) -> str:
+        """``"target 'T' moves with chain 'spine' ('T' -> parent bone 'chest' of 'Rig')"``; with
+        ``upper_rig``, the chain is named with its armature (``chain 'spine' of 'Rig'``)."""
+        of = "" if upper_rig is None else f" of {upper_rig!r}"
+        return f"{self.role} {self.thing.label} moves with chain {upper_name!r}{of} ({self.link.describe()})"
 
 
 def carrier(obj: Any) -> tuple[Any, str] | None:
@@ -149,8 +152,10 @@ def chain_follows(rig: Any, spec: ChainSpec, things: Sequence[tuple[str, Goal | 
 
 
 def solve_levels(keys: Iterable[ChainKey], follows: Mapping[ChainKey, Sequence[Follows]],
-                 names: Mapping[ChainKey, str]) -> tuple[dict[ChainKey, int], dict[ChainKey, str]]:
-    """Levels (a chain after every chain it follows) and the chains refused as a cycle.
+                 names: Mapping[ChainKey, str], rigs: Mapping[ChainKey, str] | None = None
+                 ) -> tuple[dict[ChainKey, int], dict[ChainKey, str]]:
+    """Levels (a chain after every chain it follows) and the chains refused as a cycle. ``rigs``:
+    the armature names of chains whose name another armature's chain also has (messages name them).
 
     Returns:
         ``(level by chain, message by chain in a cycle)``; level 0 follows nothing in the pass.
@@ -166,10 +171,10 @@ def solve_levels(keys: Iterable[ChainKey], follows: Mapping[ChainKey, Sequence[F
             return level[key]
         if key in visiting:  # a circle: every chain on it is refused
             circle = visiting[visiting.index(key):]
-            steps = "; ".join(_step(k, circle, follows, names) for k in circle)
+            steps = "; ".join(_step(k, circle, follows, names, rigs or {}) for k in circle)
             for k in circle:
-                cycles[k] = (f"chain {names[k]!r} is part of a cycle of chains following each other ({steps}), "
-                             "so none of them can be solved first; break one of these links")
+                cycles[k] = (f"chain {_label(k, names, rigs or {})} is part of a cycle of chains following each "
+                             f"other ({steps}), so none of them can be solved first; break one of these links")
             return 0
         visiting.append(key)
         deepest = -1
@@ -186,10 +191,16 @@ def solve_levels(keys: Iterable[ChainKey], follows: Mapping[ChainKey, Sequence[F
 
 
 def _step(key: ChainKey, circle: list[ChainKey], follows: Mapping[ChainKey, Sequence[Follows]],
-          names: Mapping[ChainKey, str]) -> str:
+          names: Mapping[ChainKey, str], rigs: Mapping[ChainKey, str]) -> str:
     after = circle[(circle.index(key) + 1) % len(circle)]
     found = next(f for f in follows[key] if f.upper == after)
-    return f"chain {names[key]!r}: {found.describe(names[after])}"
+    return f"chain {_label(key, names, rigs)}: {found.describe(names[after], rigs.get(after))}"
+
+
+def _label(key: ChainKey, names: Mapping[ChainKey, str], rigs: Mapping[ChainKey, str]) -> str:
+    """``'arm'``, or ``'arm' of 'Rig'`` where another armature of the pass has a chain ``arm``."""
+    rig = rigs.get(key)
+    return f"{names[key]!r}" if rig is None else f"{names[key]!r} of {rig!r}"
 
 
 def loose_bone(rig: Any, bone: str, stop: Collection[str]) -> str:
@@ -359,7 +370,9 @@ def plan_pass(rigs: Sequence[Any], specs_of: Mapping[int, Sequence[ChainSpec]], 
                 continue  # refused when it is solved
     follows = {key: chain_follows(by_pointer[key[0]], _spec(specs_of, key), things[key], pass_bones, walks)
                for key in things}
-    levels, cycles = solve_levels(things, follows, names)
+    counts = Counter(names.values())
+    rig_names = {key: by_pointer[key[0]].name for key, name in names.items() if counts[name] > 1}
+    levels, cycles = solve_levels(things, follows, names, rig_names)
     return PassPlan(follows, levels, cycles, _rig_order(rigs, follows))
 
 

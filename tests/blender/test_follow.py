@@ -395,3 +395,24 @@ def test_two_chains_with_one_name_are_both_refused() -> None:
     assert status is not None and not status.solved and status.message == message
     with pytest.raises(RigSetupError, match=message):
         bake_chains(rig, None, 1, 5)
+
+
+def test_a_cycle_across_two_rigs_with_same_named_chains_names_each_rig() -> None:
+    """Each rig's chain 'arm' has its target riding the other rig's chain: the cycle's message
+    names the armature of each chain, which the chain names alone cannot tell apart."""
+    from blender_rigs import torso_bones
+
+    rigs = []
+    for name, x in (("RigA", 0.0), ("RigB", 2.0)):
+        rig = make_armature(torso_bones("", x), name)
+        rigs.append(rig)
+    targets = []
+    for rig, other in ((rigs[0], rigs[1]), (rigs[1], rigs[0])):
+        target = empty(f"T{rig.name}", (rig.location.x + 0.45, 0.25, 1.45))
+        target.parent, target.parent_type, target.parent_bone = other, "BONE", "spine.3"
+        targets.append(target)
+        add_chain(rig, "forearm.L", 5, target, name="arm")
+    bpy.context.scene.frame_set(2)
+    message = get_status("RigA", "arm").message
+    assert message.startswith("chain 'arm' of 'RigA' is part of a cycle of chains following each other ("), message
+    assert "moves with chain 'arm' of 'RigB'" in message and "moves with chain 'arm' of 'RigA'" in message, message
