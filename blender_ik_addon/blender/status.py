@@ -103,6 +103,8 @@ class BakeFindings:
         played_cause: Why playback differs from the solve, where known ("" if it does not).
         blend_note: Where the bake blended the solved pose with the bones' own keys (an influence
             below 1, :func:`.influence.bake_note`), "" when it did not.
+        has_pole: The chain has a pole and ``has_comfort``: a captured comfort pose (the remedy
+            then suggests what it does not have yet).
     """
 
     frame_start: int
@@ -116,6 +118,8 @@ class BakeFindings:
     played_worst: float = 0.0
     played_cause: str = ""
     blend_note: str = ""
+    has_pole: bool = False
+    has_comfort: bool = False
 
     def playback_note(self) -> str:
         """``"plays back off target at frames 10-40 (worst 0.27): <cause>"``, or "" when playback
@@ -131,8 +135,20 @@ class BakeFindings:
         """``"pose switches at frames 37, 112: add a pole ..."``, or "" when the pose never jumps."""
         if not self.switches:
             return ""
-        remedy = CONTINUOUS_REMEDY if self.continuous else SWITCH_REMEDY
-        return f"pose switches at {frames_phrase(self.switches)}: {remedy}"
+        return f"pose switches at {frames_phrase(self.switches)}: {self._remedy()}"
+
+    def _remedy(self) -> str:
+        """What to try: what the chain does not have yet (a pole, a comfort pose), else moving
+        them; and, unless it was, a continuous bake."""
+        if self.has_pole and self.has_comfort:
+            add = "move the pole or the comfort pose"
+        elif self.has_pole:
+            add = "add a comfort pose"
+        elif self.has_comfort:
+            add = "add a pole"
+        else:
+            return CONTINUOUS_REMEDY if self.continuous else SWITCH_REMEDY
+        return add if self.continuous else f"{add}, or bake with Continuous"
 
     def chunk_note(self) -> str:
         """Continuous bakes: which chunk boundaries give the same keys as this bake ("" otherwise).

@@ -181,3 +181,17 @@ def test_continuous_bake_operator_is_undoable() -> None:
     assert z_keys(rig, "upper")[:, 0].tolist() == [200.0]
     assert 'pose.bones["fore"].rotation_euler' not in {fc.data_path for fc in iter_fcurves(rig)}
     assert rig.ik_chains.chains["arm"].enabled
+
+
+def test_the_switch_remedy_suggests_what_the_chain_does_not_have_yet() -> None:
+    from blender_ik_addon.blender.status import BakeFindings
+
+    def note(**kw: bool) -> str:
+        return BakeFindings(1, 10, switches=(4,), **kw).switch_note()
+
+    assert note() == f"pose switches at frame 4: {REMEDY}"
+    assert note(has_pole=True) == "pose switches at frame 4: add a comfort pose, or bake with Continuous"
+    assert note(has_comfort=True) == "pose switches at frame 4: add a pole, or bake with Continuous"
+    assert note(has_pole=True, has_comfort=True) == ("pose switches at frame 4: move the pole or the comfort pose, "
+                                                     "or bake with Continuous")
+    assert note(has_pole=True, continuous=True) == "pose switches at frame 4: add a comfort pose"
