@@ -332,7 +332,10 @@ def _prepare_all(obj: Any, chain_names: list[str] | None, scene: Any,
     conflicts = find_conflicts(obj, specs)
     if conflicts:
         raise RigSetupError(next(iter(conflicts.values())))
-    others = [s for s in chain_specs(obj) if s.name not in {p.name for p in specs}] if given is None else []
+    # The chains left out that would share bones with a baked one: the live ones (a chain whose Live
+    # is off solves nothing, so a baked chain takes its bones alone, as live solving and Key do).
+    others = [s for s in chain_specs(obj, enabled_only=True) if s.name not in {p.name for p in specs}
+              ] if given is None else []
     baked = {s.name for s in specs}
     for group in find_groups(obj, specs + others, {}):
         left_out = [name for name in group if name not in baked]

@@ -249,6 +249,23 @@ def test_baking_one_chain_of_a_group_is_refused_by_name() -> None:
         bake_chains(rig, ["arm.L"], 1, 3)
 
 
+def test_a_chain_whose_group_mate_is_not_live_keys_and_bakes_alone_as_it_solves_live() -> None:
+    """With arm.R's Live off, arm.L solves alone live; Key Current Frame and Bake of arm.L alone
+    agree with that (the bake refused, asking for arm.R)."""
+    rig = torso()
+    t_left, _ = arms(rig, (0.45, 0.25, 1.45), (-0.4, 0.3, 1.6))
+    rig.ik_chains.chains["arm.R"].enabled = False
+    bpy.context.scene.frame_set(1)
+    live = world_tail(rig, "forearm.L")
+    assert key_chains(rig, ["arm.L"])["arm.L"].converged
+    report = bake_chains(rig, ["arm.L"], 1, 3, disable_live=True)
+    assert report.not_converged == 0, report.summary()
+    bpy.context.scene.frame_set(2)
+    bpy.context.scene.frame_set(1)
+    np.testing.assert_allclose(world_tail(rig, "forearm.L"), live, atol=1e-5)
+    np.testing.assert_allclose(world_tail(rig, "forearm.L"), t_left.location, atol=1e-4)
+
+
 def _fcurves(obj: bpy.types.Object) -> list:
     from blender_ik_addon.blender.keys import iter_fcurves
 
