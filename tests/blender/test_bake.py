@@ -195,6 +195,8 @@ def test_bake_setup_errors_are_clear() -> None:
     add_chain(rig, "b1", 2, target, name="upper", enabled=False)
     with pytest.raises(RigSetupError, match=r"no chain\(s\) 'leg'; its chains: 'arm', 'upper'"):
         bake_chains(rig, ["leg"], 1, 10)
+    bake_chains(rig, ["arm"], 1, 2)  # 'upper' shares its bones but is not live: 'arm' is baked alone
+    rig.ik_chains.chains["upper"].enabled = True  # live now: a group, baked whole or not at all
     with pytest.raises(RigSetupError, match=r"shares bones with chain 'upper', which is not in this bake"):
         bake_chains(rig, ["arm"], 1, 10)
     with pytest.raises(RigSetupError, match="bad frame range"):
