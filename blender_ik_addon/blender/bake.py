@@ -42,7 +42,7 @@ from .grouping import group_of
 from .groups import solve_group
 from .guard import suspended
 from .influence import BakeBlend, bake_note, blend_bake, blended_goal, read_bake_blends
-from .keys import kept_neighbours, require_keyable, write_channel_keys
+from .keys import kept_neighbours, keys_fingerprint, require_keyable, write_channel_keys
 from .live import solve_rig, solved_target
 from .order import plan_pass, stage_levels
 from .outputs import require_playable
@@ -53,7 +53,7 @@ from .settings import chain_specs, disable_chains, live_rigs
 from .solving import FrameSolution, PreparedChain, find_frame_switches, prepare, solve_follow, solve_frames
 from .spec import ChainSpec
 from .stacking import Solved, ancestors_of, joint_world, links, restack, upper_first
-from .status import BakeFindings, ChainStatus, set_findings, set_status
+from .status import BakeFindings, ChainStatus, clear_findings, findings_items, set_findings, set_status
 from .stretch import key_range as key_stretch
 from .stretch import stretching_bones
 from .verify import Played, PlayedChain, diagnose, played_errors, verify_frames
@@ -249,7 +249,8 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
         if findings.blend_note:
             note += f"; {findings.blend_note}"
         set_status(obj.name, item.spec.name, ChainStatus(True, bool(converged.all()), residual, note, float(end)))
-        set_findings(obj.name, item.spec.name, findings)
+        bones = item.binding.bone_names
+        set_findings(obj.name, item.spec.name, replace(findings, bones=tuple(bones), keys=keys_fingerprint(obj, bones)))
     if disable_live:
         with suspended():  # each switch would re-solve every chain still live: N^2 solves for N chains
             disable_chains(obj, list(prepared))
@@ -257,6 +258,16 @@ def bake_chains(obj: Any, chain_names: list[str] | None = None, frame_start: int
     path, reason = next((p for p in paths if p[0] == "frames"), paths[0])
     return BakeReport(len(frames), tuple(results), int(worst.sum()), max(r.worst_error for r in results),
                       path, reason, time.perf_counter() - started, continuous)
+
+
+def forget_undone_findings() -> None:
+    """After an undo or redo: drop the bake findings whose keys are no longer as that bake left
+    them (the bake was undone, or keys were changed since), so the panel does not warn about keys
+    that are gone."""
+    for (object_name, chain_name), findings in findings_items():
+        obj = bpy.data.objects.get(object_name)
+        if obj is None or keys_fingerprint(obj, findings.bones) != findings.keys:
+            clear_findings(object_name, chain_name)
 
 
 def _stages(obj: Any, prepared: dict[str, PreparedChain], scene: Any) -> list[list[str]]:

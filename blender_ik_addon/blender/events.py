@@ -20,7 +20,7 @@ from typing import Any
 
 import bpy
 
-from . import guard, live, replay, status, structure
+from . import bake, guard, live, replay, status, structure
 from .order import PassMotion, plan_pass
 from .settings import chain_specs, has_live_chain, live_rigs, rig_settings
 
@@ -153,8 +153,10 @@ def file_loading() -> None:
 
 
 def undone() -> None:
-    """Undo or redo put settings back without their update callbacks: replay nothing kept before."""
+    """Undo or redo put settings back without their update callbacks: replay nothing kept before;
+    and keys back: a bake's findings about keys that are gone are dropped."""
     replay.invalidate()
+    bake.forget_undone_findings()
 
 
 def shutdown() -> None:

@@ -11,6 +11,7 @@ Keys are written like Blender's own bake (``anim_utils.KeyframesCo``): ``keyfram
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import bpy
@@ -233,6 +234,17 @@ def kept_neighbours(obj: Any, bone: str, data_path: str, size: int, start: float
 def _inside(frames: AnyArray, start: float, end: float) -> BoolArray:
     """Which ``frames`` a bake of ``[start, end]`` replaces (the ends count, give or take :data:`_FRAME_EPS`)."""
     return (frames >= start - _FRAME_EPS) & (frames <= end + _FRAME_EPS)
+
+
+def keys_fingerprint(obj: Any, bones: Sequence[str]) -> tuple[Any, ...]:
+    """The keys of ``bones``' channels in the action ``obj`` plays, as a value that changes when any
+    is added, removed or moved (undo puts a bake's keys back: findings about them no longer hold)."""
+    fcurves = fcurve_collection(obj, create=False)
+    if fcurves is None:
+        return ()
+    prefixes = tuple(bone_path(bone) for bone in bones)
+    return tuple((f.data_path, f.array_index, tuple(tuple(point.co) for point in f.keyframe_points))
+                 for f in fcurves if f.data_path.startswith(prefixes))
 
 
 def bone_path(bone: str, data_path: str = "") -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 _STATUS: dict[tuple[str, str], ChainStatus] = {}
 _FINDINGS: dict[tuple[str, str], BakeFindings] = {}
@@ -105,6 +106,8 @@ class BakeFindings:
             below 1, :func:`.influence.bake_note`), "" when it did not.
         has_pole: The chain has a pole and ``has_comfort``: a captured comfort pose (the remedy
             then suggests what it does not have yet).
+        bones: The chain's bones, and ``keys`` their keys as the bake left them
+            (:func:`.keys.keys_fingerprint`): an undo that takes the keys back drops the findings.
     """
 
     frame_start: int
@@ -120,6 +123,8 @@ class BakeFindings:
     blend_note: str = ""
     has_pole: bool = False
     has_comfort: bool = False
+    bones: tuple[str, ...] = ()
+    keys: tuple[Any, ...] = ()
 
     def playback_note(self) -> str:
         """``"plays back off target at frames 10-40 (worst 0.27): <cause>"``, or "" when playback
@@ -194,6 +199,16 @@ def set_findings(object_name: str, chain_name: str, findings: BakeFindings) -> N
 def get_findings(object_name: str, chain_name: str) -> BakeFindings | None:
     """What the last bake of a chain found, or None if it was not baked in this session."""
     return _FINDINGS.get((object_name, chain_name))
+
+
+def findings_items() -> list[tuple[tuple[str, str], BakeFindings]]:
+    """Every kept bake finding: ``((object name, chain name), findings)``."""
+    return list(_FINDINGS.items())
+
+
+def clear_findings(object_name: str, chain_name: str) -> None:
+    """Forget one chain's bake findings (its status stays)."""
+    _FINDINGS.pop((object_name, chain_name), None)
 
 
 def clear_status(object_name: str | None = None, chain_name: str | None = None) -> None:

@@ -175,6 +175,25 @@ def test_bake_operator_is_undoable() -> None:
     assert rig.ik_chains.chains["arm"].enabled
 
 
+def test_undoing_a_bake_drops_its_findings_and_undoing_something_else_keeps_them() -> None:
+    """The panel's notes about a bake (where its keys switch or play off target) are about its keys:
+    undone, the keys are gone and so are the notes; an undo of anything else keeps them."""
+    from blender_ik_addon.blender.status import get_findings
+
+    rig = rig_with_bystanders()
+    add_chain(rig, "b2", 3, keyed_target(), name="arm", enabled=False)
+    bpy.context.view_layer.objects.active = rig
+    bpy.ops.ed.undo_push(message="before bake")
+    assert bpy.ops.ikchains.bake("EXEC_DEFAULT", True, frame_start=1, frame_end=20, chains="ALL") == {"FINISHED"}
+    assert get_findings("Rig", "arm") is not None
+    bpy.data.objects["Rig"].location.x = 1.0
+    bpy.ops.ed.undo_push(message="moved")
+    bpy.ops.ed.undo()  # the move: the bake's keys stay, and its findings
+    assert get_findings("Rig", "arm") is not None
+    bpy.ops.ed.undo()  # the bake
+    assert get_findings("Rig", "arm") is None
+
+
 def test_report_counts_frames_that_did_not_converge() -> None:
     rig = rig_with_bystanders()
     target = empty()
