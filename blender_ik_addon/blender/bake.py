@@ -422,16 +422,16 @@ def _findings(item: PreparedChain, targets: FloatArray, poles: FloatArray | None
         return tuple(int(f) for f in scene_frames[find_frame_switches(item, bases, targets, poles, of, companions)])
 
     switches = flagged(solution)
-    spec = item.spec
-    hints = {"has_pole": spec.pole is not None, "has_comfort": bool(spec.comfort)}
+    has_pole, has_comfort = item.spec.pole is not None, bool(item.spec.comfort)
     if not continuous:
-        return BakeFindings(start, end, switches=switches, **hints)
+        return BakeFindings(start, end, switches=switches, has_pole=has_pole, has_comfort=has_comfort)
     nearest = solve_frames(item, bases, targets, poles)
     chain = item.binding.chain
     apart = np.max(np.abs(chain.compress(solution.angles) - chain.compress(nearest.angles)), axis=1, initial=0.0)
     left = np.flatnonzero(apart > CHUNK_MATCH)
     limit = int(scene_frames[left[0]]) if left.size else None
-    return BakeFindings(start, end, True, switches, flagged(nearest), limit, **hints)
+    return BakeFindings(start, end, True, switches, flagged(nearest), limit, has_pole=has_pole,
+                        has_comfort=has_comfort)
 
 
 def _write_keys(obj: Any, item: PreparedChain, solution: FrameSolution, times: FloatArray,
