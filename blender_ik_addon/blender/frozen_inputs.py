@@ -107,8 +107,9 @@ def _changes(fcurve: Any, start: float, end: float, *, whole: bool = False) -> b
 
 
 def _frames(start: float, end: float) -> Iterable[float]:
+    """Every whole frame from ``start`` on, and ``end`` itself."""
     frame = float(start)
-    while frame <= end:
+    while frame < end:
         yield frame
         frame += 1.0
     yield float(end)
