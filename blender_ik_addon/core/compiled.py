@@ -191,32 +191,21 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
 
     ``(lower, upper, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof,
     slot_fixed, base, tip_offset, dof_joint, dof_axis, turn_rank, angle_count, centre_x, centre_y,
-    centre_z, radius)``: per joint, its slots in application order (the rotations FK must build, as
-    in :class:`.chain.Chain`'s FK plan), each with its axis and either the free angle that drives it
-    (``slot_dof``) or, for a locked axis, its fixed value; per variable, its joint, its axis (-1 for
+    centre_z, radius, parents)``: per joint, its slots (:func:`joint_slots`, the tree kernel's too);
+    per variable, its joint, its axis (-1 for
     a length factor) and its place in the order FK turns the variables
     (:attr:`.chain.Chain.turn_rank`); the number of free angles (the variables before the length
     factors, see :mod:`.stretch`); the sphere the angles alone reach
-    (:attr:`.chain.Chain.rigid_reach_sphere`). Stretch added scalars only: numba passes each array
+    (:attr:`.chain.Chain.rigid_reach_sphere`); each joint's parent, the joint before (FK is the
+    trees', :func:`.kernel_base.forward_joints`). Stretch added scalars only: numba passes each array
     of a tuple at a cost, on every call.
     """
     cached = chain.__dict__.get("_kernel_plan")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    n, width = chain.slot_factor.shape
-    identity = chain.factor_joint.size
-    slot_count = (chain.slot_factor != identity).sum(axis=1).astype(np.int64)
-    slot_axis = np.zeros((n, width), dtype=np.int64)
-    slot_dof = np.full((n, width), -1, dtype=np.int64)
-    slot_fixed = np.zeros((n, width))
-    dof_of = {(int(j), int(a)): k for k, (j, a) in enumerate(zip(chain.free_joint, chain.free_axis, strict=True))}
+    n = chain.n_joints
+    slot_count, slot_axis, slot_dof, slot_fixed = joint_slots(chain)
     dof_axis = np.concatenate([chain.free_axis, np.full(chain.n_stretch, -1)]).astype(np.int64)
-    for j in range(n):
-        for s in range(int(slot_count[j])):
-            axis = int(chain.factor_axis[chain.slot_factor[j, s]])
-            slot_axis[j, s] = axis
-            slot_dof[j, s] = dof_of.get((j, axis), -1)
-            slot_fixed[j, s] = chain.fixed[j, axis]
     arrays = (
         np.ascontiguousarray(chain.lower), np.ascontiguousarray(chain.upper),
         np.ascontiguousarray(chain.rest[:, :3, :3]), np.ascontiguousarray(chain.rest[:, :3, 3]),
@@ -225,6 +214,7 @@ def plan_of(chain: Chain) -> tuple[Any, ...]:
         np.ascontiguousarray(chain.dof_joint, dtype=np.int64), dof_axis,
         np.ascontiguousarray(chain.turn_rank, dtype=np.int64), int(chain.n_angles),
         *(float(v) for v in chain.rigid_reach_sphere[0]), float(chain.rigid_reach_sphere[1]),
+        np.arange(-1, n - 1, dtype=np.int64),
     )
     # Chain is a frozen dataclass; the plan is derived data, so it is cached outside its fields.
     object.__setattr__(chain, "_kernel_plan", arrays)
@@ -383,7 +373,7 @@ def tree_plan_of(tree: Tree) -> tuple[Any, ...]:
 
     ``(lower, upper, geometry, effectors, bends)``: the variables' limits; what FK reads, ``(rest_rot,
     rest_pos, rest_rotates, parents, slot_count, slot_axis, slot_dof, slot_fixed, effector_joint,
-    tip_offset)``: per joint its slots in application order (the rotations FK must build: free
+    tip_offset, dof_joint)``: per joint its slots in application order (the rotations FK must build: free
     axes, and locked ones with a non-zero fixed value), each with its axis and either its variable
     (``slot_dof``) or, locked, its fixed value; and what the rows read, ``(effector_joint,
     sqrt_weights, moves, dof_joint, base)``; and what the poles read, ``(chain joints, chain lengths,
@@ -400,7 +390,7 @@ def tree_plan_of(tree: Tree) -> tuple[Any, ...]:
     effector_joint = np.array([e.joint for e in tree.effectors], dtype=np.int64)
     tip_offset = np.array([e.tip_offset for e in tree.effectors], dtype=np.float64).reshape(-1, 3)
     geometry = (rest_rot, rest_pos, rest_rotates, np.array(tree.parents, dtype=np.int64), slot_count, slot_axis,
-                slot_dof, slot_fixed, effector_joint, tip_offset)
+                slot_dof, slot_fixed, effector_joint, tip_offset, dof_joint)
     effectors = (effector_joint, np.array(np.sqrt(tree.weights), dtype=np.float64),
                  np.array(tree.moves, dtype=np.bool_, order="C"), dof_joint,
                  np.array(tree.base, dtype=np.float64, order="C"))
@@ -416,7 +406,12 @@ def tree_plan_of(tree: Tree) -> tuple[Any, ...]:
     return plan
 
 
-def _tree_joint_plan(chain: Chain) -> tuple[Any, ...]:
+def joint_slots(chain: Chain) -> tuple[AnyArray, AnyArray, AnyArray, FloatArray]:
+    """Both kernels' FK plan of the joints (:func:`.kernel_base.forward_joints`): per joint, its
+    slots in application order (the rotations FK must build: free axes, and locked ones with a
+    non-zero fixed value; a locked axis at zero is skipped, as :class:`.chain.Chain`'s FK plan and
+    :func:`.tree.tree_forward` skip it), each with its axis and either its variable (``slot_dof``) or,
+    locked, its fixed value: ``(slot_count (n,), slot_axis (n, 3), slot_dof (n, 3), slot_fixed (n, 3))``."""
     n = chain.n_joints
     slot_count = np.zeros(n, dtype=np.int64)
     slot_axis = np.zeros((n, 3), dtype=np.int64)
@@ -428,14 +423,18 @@ def _tree_joint_plan(chain: Chain) -> tuple[Any, ...]:
             dof = dof_of.get((j, int(axis)), -1)
             fixed = float(chain.fixed[j, axis])
             if dof < 0 and fixed == 0.0:
-                continue  # tree_forward skips a locked axis at zero
+                continue
             s = int(slot_count[j])
             slot_axis[j, s], slot_dof[j, s], slot_fixed[j, s] = int(axis), dof, fixed
             slot_count[j] += 1
+    return slot_count, slot_axis, slot_dof, slot_fixed
+
+
+def _tree_joint_plan(chain: Chain) -> tuple[Any, ...]:
     return (np.array(chain.lower, dtype=np.float64), np.array(chain.upper, dtype=np.float64),
             np.array(chain.rest[:, :3, :3], dtype=np.float64, order="C"),
             np.array(chain.rest[:, :3, 3], dtype=np.float64, order="C"), np.array(chain.rest_rotates, dtype=np.bool_),
-            slot_count, slot_axis, slot_dof, slot_fixed, np.array(chain.dof_joint, dtype=np.int64))
+            *joint_slots(chain), np.array(chain.dof_joint, dtype=np.int64))
 
 
 def _kernel_array(values: AnyArray, dtype: Any = np.float64) -> AnyArray:

@@ -4,7 +4,8 @@ This module imports numba and is only imported by :mod:`.compiled`, which checks
 there first. It is :func:`.lm.lm_solve`, rule for rule, for every problem but a soft comfort pull:
 
 * FK and the Jacobian as in :mod:`.fk` (a joint turns about the axes of the frame it has after
-  the rotations applied outside it), the tip in world space through the chain's base; the
+  the rotations applied outside it): the tree kernel's, :func:`.kernel_base.forward_joints` on the
+  tree whose joints each hang from the one before; the tip in world space through the chain's base; the
   orientation, pole and reach-first comfort residuals as in :func:`.objectives.evaluate`.
 * The step as in ``lm._step``: active set (a free angle on a limit whose gradient pushes outward is
   frozen), Marquardt scaling with a floor, the dual (Woodbury) form when there are fewer rows (3
@@ -44,12 +45,13 @@ from typing import Any
 import numpy as np
 
 # numba's ways of compiling a function here, and the numeric pieces both kernels share:
+from .kernel_base import forward_joints as _forward_joints
 from .kernel_base import jit as _jit
 from .kernel_base import jit_inline as _jit_inline
 from .kernel_base import jit_leaf as _jit_leaf
+from .kernel_base import position_column as _position_column
 from .kernel_base import rotation_vector as _rotation_vector
 from .kernel_base import solve_small as _solve_small
-from .kernel_base import turn as _turn
 
 # The rules (constants, status codes) are lm.py's, from one module; numba compiles them in.
 from .rules import (
@@ -119,96 +121,25 @@ def _evaluate(q: FloatArray, task: Task, plan: Plan, residual: FloatArray, jac: 
     Inlined, it hands :func:`_forward` only the arrays it reads: numba passes each array of the
     plan and workspace tuples field by field on the stack, and the LM loops evaluate every iteration."""
     return _forward(q, task[0], task[1], task[2], plan[2], plan[3], plan[4], plan[5], plan[6], plan[7], plan[8],
-                    plan[9], plan[10], plan[11], plan[14], residual, jac, ws[6], ws[7], ws[8], ws[9], ws[14], ws[15],
-                    ws[16], ws[18])
+                    plan[9], plan[10], plan[11], plan[14], plan[19], residual, jac, ws[6], ws[7], ws[8], ws[9],
+                    ws[14], ws[15], ws[16], ws[18])
 
 
 @_jit_leaf
 def _forward(q: FloatArray, target: FloatArray, orientation: FloatArray, orientation_scale: float,
              rest_rot: FloatArray, rest_pos: FloatArray, rest_rotates: AnyArray, slot_count: AnyArray,
              slot_axis: AnyArray, slot_dof: AnyArray, slot_fixed: FloatArray, base: FloatArray, tip_offset: FloatArray,
-             dof_joint: AnyArray, angle_count: int, residual: FloatArray, jac: FloatArray, rot: FloatArray,
-             tmp: FloatArray, axes: FloatArray, origins: FloatArray, joint_origins: FloatArray, frames: FloatArray,
-             turned: FloatArray, tip: FloatArray) -> tuple[float, float]:
-    """:func:`_evaluate` on the arrays it reads (the plan's and the workspace's, by name)."""
+             dof_joint: AnyArray, angle_count: int, parents: AnyArray, residual: FloatArray, jac: FloatArray,
+             rot: FloatArray, tmp: FloatArray, axes: FloatArray, origins: FloatArray, joint_origins: FloatArray,
+             frames: FloatArray, turned: FloatArray, tip: FloatArray) -> tuple[float, float]:
+    """:func:`_evaluate` on the arrays it reads (the plan's and the workspace's, by name). The joints
+    are the trees' (:func:`.kernel_base.forward_joints`, the chain's joints each hanging from the one
+    before); then the tip, the residual and the Jacobian."""
     n, m = rest_pos.shape[0], axes.shape[0]
-    for a in range(3):
-        for b in range(3):
-            rot[a, b] = 1.0 if a == b else 0.0
-    px, py, pz = 0.0, 0.0, 0.0
-    # The loop twice, word for word but for the frame scale: a chain without stretch runs the loop it
-    # ran before stretch (the scale's multiplications and test cost it 5 % of an evaluation).
-    if angle_count == m:
-        for j in range(n):
-            rx, ry, rz = rest_pos[j, 0], rest_pos[j, 1], rest_pos[j, 2]
-            px += rot[0, 0] * rx + rot[0, 1] * ry + rot[0, 2] * rz
-            py += rot[1, 0] * rx + rot[1, 1] * ry + rot[1, 2] * rz
-            pz += rot[2, 0] * rx + rot[2, 1] * ry + rot[2, 2] * rz
-            joint_origins[j, 0], joint_origins[j, 1], joint_origins[j, 2] = px, py, pz
-            if rest_rotates[j]:
-                for a in range(3):
-                    for b in range(3):
-                        tmp[a, b] = (rot[a, 0] * rest_rot[j, 0, b] + rot[a, 1] * rest_rot[j, 1, b]
-                                     + rot[a, 2] * rest_rot[j, 2, b])
-                for a in range(3):
-                    for b in range(3):
-                        rot[a, b] = tmp[a, b]
-            for a in range(3):  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
-                for b in range(3):
-                    frames[j, a, b] = rot[a, b]
-            # Slots in application order: the last applied is outermost, so an angle turns about an
-            # axis of the frame after the slots applied after it (see fk.forward).
-            for s in range(slot_count[j] - 1, -1, -1):
-                axis, dof = slot_axis[j, s], slot_dof[j, s]
-                if dof >= 0:
-                    axes[dof, 0], axes[dof, 1], axes[dof, 2] = rot[0, axis], rot[1, axis], rot[2, axis]
-                    origins[dof, 0], origins[dof, 1], origins[dof, 2] = px, py, pz
-                    _turn(rot, axis, q[dof])
-                else:
-                    _turn(rot, axis, slot_fixed[j, s])
-            for a in range(3):
-                for b in range(3):
-                    turned[j, a, b] = rot[a, b]
-        tx, ty, tz = tip_offset[0], tip_offset[1], tip_offset[2]
-    else:
-        sigma = 1.0  # the frame scale of the joint before
-        factor = angle_count  # the next length factor's variable (the factors follow the angles, base first)
-        for j in range(n):
-            rx, ry, rz = sigma * rest_pos[j, 0], sigma * rest_pos[j, 1], sigma * rest_pos[j, 2]
-            px += rot[0, 0] * rx + rot[0, 1] * ry + rot[0, 2] * rz
-            py += rot[1, 0] * rx + rot[1, 1] * ry + rot[1, 2] * rz
-            pz += rot[2, 0] * rx + rot[2, 1] * ry + rot[2, 2] * rz
-            joint_origins[j, 0], joint_origins[j, 1], joint_origins[j, 2] = px, py, pz
-            if rest_rotates[j]:
-                for a in range(3):
-                    for b in range(3):
-                        tmp[a, b] = (rot[a, 0] * rest_rot[j, 0, b] + rot[a, 1] * rest_rot[j, 1, b]
-                                     + rot[a, 2] * rest_rot[j, 2, b])
-                for a in range(3):
-                    for b in range(3):
-                        rot[a, b] = tmp[a, b]
-            for a in range(3):  # fk.Kinematics.frames; with turned[j] below, the joint's own rotation
-                for b in range(3):
-                    frames[j, a, b] = rot[a, b]
-            # Slots in application order: the last applied is outermost, so an angle turns about an
-            # axis of the frame after the slots applied after it (see fk.forward).
-            for s in range(slot_count[j] - 1, -1, -1):
-                axis, dof = slot_axis[j, s], slot_dof[j, s]
-                if dof >= 0:
-                    axes[dof, 0], axes[dof, 1], axes[dof, 2] = rot[0, axis], rot[1, axis], rot[2, axis]
-                    origins[dof, 0], origins[dof, 1], origins[dof, 2] = px, py, pz
-                    _turn(rot, axis, q[dof])
-                else:
-                    _turn(rot, axis, slot_fixed[j, s])
-            for a in range(3):
-                for b in range(3):
-                    turned[j, a, b] = rot[a, b]
-            if factor < m and dof_joint[factor] == j:  # a length factor: scales what follows, turns nothing
-                sigma = float(q[factor])
-                axes[factor, 0], axes[factor, 1], axes[factor, 2] = 0.0, 0.0, 0.0
-                origins[factor, 0], origins[factor, 1], origins[factor, 2] = px, py, pz
-                factor += 1
-        tx, ty, tz = sigma * tip_offset[0], sigma * tip_offset[1], sigma * tip_offset[2]
+    sigma = _forward_joints(q, parents, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof,
+                            slot_fixed, dof_joint, angle_count, rot, joint_origins, frames, turned, axes, origins)
+    px, py, pz = joint_origins[n - 1, 0], joint_origins[n - 1, 1], joint_origins[n - 1, 2]
+    tx, ty, tz = sigma * tip_offset[0], sigma * tip_offset[1], sigma * tip_offset[2]
     cx = px + rot[0, 0] * tx + rot[0, 1] * ty + rot[0, 2] * tz
     cy = py + rot[1, 0] * tx + rot[1, 1] * ty + rot[1, 2] * tz
     cz = pz + rot[2, 0] * tx + rot[2, 1] * ty + rot[2, 2] * tz
@@ -218,11 +149,8 @@ def _forward(q: FloatArray, target: FloatArray, orientation: FloatArray, orienta
         residual[a] = base[a, 0] * cx + base[a, 1] * cy + base[a, 2] * cz + base[a, 3] - target[a]
         cost += residual[a] * residual[a]
     for k in range(axes.shape[0]):
-        lx, ly, lz = cx - origins[k, 0], cy - origins[k, 1], cz - origins[k, 2]
-        ax, ay, az = axes[k, 0], axes[k, 1], axes[k, 2]
-        col0, col1, col2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
-        for a in range(3):
-            jac[a, k] = base[a, 0] * col0 + base[a, 1] * col1 + base[a, 2] * col2
+        jac[0, k], jac[1, k], jac[2, k] = _position_column(base, axes[k, 0], axes[k, 1], axes[k, 2], cx - origins[k, 0],
+                                                           cy - origins[k, 1], cz - origins[k, 2])
     if angle_count < m:
         for k in range(angle_count, m):  # length factors: segment / factor (fk.stretch_columns)
             _, ex, ey, ez = _segment_end(k, n, dof_joint, origins, tip)

@@ -1,7 +1,9 @@
 """What both compiled kernels (:mod:`.kernel`, the single chain's, and :mod:`.tree_kernel`, the
-tree's) are built from: numba's three ways of compiling a function here, and the small numeric
-pieces both call (a frame turned about one of its axes, a rotation's axis-angle vector, a small
-linear solve by Gaussian elimination).
+tree's) are built from: numba's three ways of compiling a function here, the kinematics (one
+forward pass over joints with parents, :func:`forward_joints`: a chain is the tree whose every
+joint hangs from the one before, and one Jacobian column, :func:`position_column`), and the small
+numeric pieces both call (a frame turned about one of its axes, a rotation's axis-angle vector, a
+small linear solve by Gaussian elimination).
 
 Imported only by the kernels (numba is there by then). numba caches each kernel by its own file,
 so :func:`.compiled.forget_stale_kernel_cache` counts this file among each kernel's sources: a
@@ -13,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .types import FloatArray
+from .types import AnyArray, FloatArray
 
-__all__ = ["jit", "jit_inline", "jit_leaf", "rotation_vector", "solve_small", "turn"]
+__all__ = ["forward_joints", "jit", "jit_inline", "jit_leaf", "position_column", "rotation_vector",
+           "solve_small", "turn"]
 
 
 def can_skip_runtime() -> bool:
@@ -58,6 +61,91 @@ def turn(frame: FloatArray, axis: int, angle: float) -> None:
         a, b = frame[r, i], frame[r, k]
         frame[r, i] = c * a + s * b
         frame[r, k] = c * b - s * a
+
+
+@jit_inline
+def forward_joints(q: FloatArray, parents: AnyArray, rest_rot: FloatArray, rest_pos: FloatArray,
+                   rest_rotates: AnyArray, slot_count: AnyArray, slot_axis: AnyArray, slot_dof: AnyArray,
+                   slot_fixed: FloatArray, dof_joint: AnyArray, angle_count: int, frame: FloatArray,
+                   origins: FloatArray, before: FloatArray, rotations: FloatArray, axes: FloatArray,
+                   dof_origins: FloatArray) -> float:
+    """Forward kinematics of both kernels (as :func:`.fk.forward` and :func:`.tree.tree_forward`):
+    every joint's origin (``origins[j]``), its frame after its rest transform (``before[j]``) and
+    after it turns (``rotations[j]``), in the space of the root's parent; each variable's axis
+    (``axes[k]``) and the origin it turns about (``dof_origins[k]``). Returns the last joint's frame
+    scale (1.0 but for a chain that stretches).
+
+    A joint hangs from ``parents[j]`` (``-1``: the root; a parent comes before its children): its
+    origin is the parent's plus the parent's frame times its rest offset (times the parent's frame
+    scale), its frame the parent's times its rest rotation (where ``rest_rotates``; else the parent's
+    as it is). Its slots turn it in application order, the last applied outermost, so an angle turns
+    about an axis of the frame after the slots applied after it; a slot without a variable
+    (``slot_dof`` -1) turns by its locked value. A chain is the tree with ``parents[j] = j - 1``.
+
+    Length factors (the variables from ``angle_count`` on, :mod:`.stretch`; a chain only, trees
+    refuse stretch) come in joint order: factor ``k`` scales what hangs below joint ``dof_joint[k]``
+    and turns nothing (a zero axis). The running scale is the parent's because in a chain the
+    parent is the joint before. ``frame`` is a ``(3, 3)`` scratch.
+
+    Inlined into each kernel's caller (numba passes arrays by their fields: a call with 17 arrays
+    would cost more than a small chain's whole pass).
+    """
+    m = axes.shape[0]
+    sigma = 1.0  # the frame scale of the joint before (a chain that stretches; else 1.0, exact)
+    factor = angle_count  # the next length factor's variable
+    for j in range(rest_pos.shape[0]):
+        p = parents[j]
+        rx, ry, rz = sigma * rest_pos[j, 0], sigma * rest_pos[j, 1], sigma * rest_pos[j, 2]
+        if p < 0:
+            ox, oy, oz = rx, ry, rz
+            for a in range(3):
+                for b in range(3):
+                    frame[a, b] = rest_rot[j, a, b] if rest_rotates[j] else (1.0 if a == b else 0.0)
+        else:
+            ox = origins[p, 0] + (rotations[p, 0, 0] * rx + rotations[p, 0, 1] * ry + rotations[p, 0, 2] * rz)
+            oy = origins[p, 1] + (rotations[p, 1, 0] * rx + rotations[p, 1, 1] * ry + rotations[p, 1, 2] * rz)
+            oz = origins[p, 2] + (rotations[p, 2, 0] * rx + rotations[p, 2, 1] * ry + rotations[p, 2, 2] * rz)
+            if rest_rotates[j]:
+                for a in range(3):
+                    for b in range(3):
+                        frame[a, b] = (rotations[p, a, 0] * rest_rot[j, 0, b] + rotations[p, a, 1] * rest_rot[j, 1, b]
+                                       + rotations[p, a, 2] * rest_rot[j, 2, b])
+            else:
+                for a in range(3):
+                    for b in range(3):
+                        frame[a, b] = rotations[p, a, b]
+        origins[j, 0], origins[j, 1], origins[j, 2] = ox, oy, oz
+        for a in range(3):
+            for b in range(3):
+                before[j, a, b] = frame[a, b]
+        for s in range(slot_count[j] - 1, -1, -1):  # outermost (applied last) first
+            axis, dof = slot_axis[j, s], slot_dof[j, s]
+            if dof >= 0:
+                axes[dof, 0], axes[dof, 1], axes[dof, 2] = frame[0, axis], frame[1, axis], frame[2, axis]
+                dof_origins[dof, 0], dof_origins[dof, 1], dof_origins[dof, 2] = ox, oy, oz
+                turn(frame, axis, q[dof])
+            else:
+                turn(frame, axis, slot_fixed[j, s])
+        for a in range(3):
+            for b in range(3):
+                rotations[j, a, b] = frame[a, b]
+        if factor < m and dof_joint[factor] == j:  # a length factor: scales what follows, turns nothing
+            sigma = float(q[factor])
+            axes[factor, 0], axes[factor, 1], axes[factor, 2] = 0.0, 0.0, 0.0
+            dof_origins[factor, 0], dof_origins[factor, 1], dof_origins[factor, 2] = ox, oy, oz
+            factor += 1
+    return sigma
+
+
+@jit_inline
+def position_column(base: FloatArray, ax: float, ay: float, az: float, lx: float, ly: float,
+                    lz: float) -> tuple[float, float, float]:
+    """A Jacobian column of a point: ``base @ (axis x lever)``, the world motion of a point at
+    ``lever`` from the origin an angle turns about, per radian (both kernels' position rows)."""
+    col0, col1, col2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
+    return (base[0, 0] * col0 + base[0, 1] * col1 + base[0, 2] * col2,
+            base[1, 0] * col0 + base[1, 1] * col1 + base[1, 2] * col2,
+            base[2, 0] * col0 + base[2, 1] * col1 + base[2, 2] * col2)
 
 
 @jit_leaf

@@ -2,13 +2,15 @@
 ``_solve_numpy``, rule for rule.
 
 This module imports numba and is only imported by :mod:`.compiled` (through ``importlib``, in
-``tree_kernel_module``), which checks that numba is there first. It keeps its own copies of the few
-small routines it shares with :mod:`.kernel` (an axis turn, the rotation vector, a Cholesky solve):
-importing them from there would load, and on a fresh install compile, the chain kernel too.
+``tree_kernel_module``), which checks that numba is there first. What it shares with the chain
+kernel :mod:`.kernel` (the forward pass over the joints, a position row's Jacobian column, the
+rotation vector, a small solve) lives in :mod:`.kernel_base`: importing it from :mod:`.kernel`
+would load, and on a fresh install compile, the chain kernel too.
 
 What it computes is ``tree_solver._Frame`` on every frame:
 
-* FK as :func:`.tree.tree_forward`: a joint's frame is ``parent frame @ rest @ R``, its Euler slots
+* FK as :func:`.tree.tree_forward` (:func:`.kernel_base.forward_joints`, the chain kernel's too): a
+  joint's frame is ``parent frame @ rest @ R``, its Euler slots
   in application order, the last applied outermost, so an angle turns about an axis of the frame
   after the rotations applied after it; a locked axis with a non-zero fixed value turns, one fixed
   at zero is skipped. Each variable's axis is that frame's column, through its joint's origin.
@@ -55,12 +57,13 @@ from typing import Any
 import numpy as np
 
 # numba's ways of compiling a function here, and the numeric pieces both kernels share:
+from .kernel_base import forward_joints as _forward_joints
 from .kernel_base import jit as _jit
 from .kernel_base import jit_inline as _jit_inline
 from .kernel_base import jit_leaf as _jit_leaf
+from .kernel_base import position_column as _position_column
 from .kernel_base import rotation_vector as _rotation_vector
 from .kernel_base import solve_small as _solve_small
-from .kernel_base import turn as _turn
 from .rules import DAMPING_DOWN, DAMPING_MAX, DAMPING_MIN, DAMPING_UP, LIMIT_EPS, MAX_STEP, RESTART_GAIN, SCALE_FLOOR
 from .tree_solver import (
     BEND,
@@ -83,9 +86,10 @@ from .types import AnyArray, FloatArray
 # functions take small tuples: the tree's geometry (FK) apart from its effectors' rows.
 Plan = tuple[Any, ...]  # (lower, upper, geometry, effectors, bends), see compiled.tree_plan_of
 Geometry = tuple[Any, ...]  # (rest_rot, rest_pos, rest_rotates, parents, slot_count, slot_axis, slot_dof,
-# slot_fixed, effector_joint, tip_offset): what FK reads
+# slot_fixed, effector_joint, tip_offset, dof_joint): what FK reads
 Effectors = tuple[Any, ...]  # (effector_joint, sqrt_weights, moves, dof_joint, base): what the rows read
-Kinematics = tuple[Any, ...]  # (origins (n, 3), rotations (n, 3, 3), axes (m, 3), tips (E, 3), scratch (3, 3))
+Kinematics = tuple[Any, ...]  # (origins (n, 3), rotations (n, 3, 3), axes (m, 3), tips (E, 3), scratch (3, 3),
+# each joint's frame before it turns (n, 3, 3), each variable's joint origin (m, 3)): forward_joints' outputs
 Scratch = tuple[Any, ...]  # see _scratch
 Frame = tuple[Any, ...]  # (targets (E, 3), orientations (E, 3, 3), follow (E,), orientation scale,
 # poles (E, 3) world, has_pole (E,), pole weight (times tree_solver.POLE_GAIN))
@@ -94,42 +98,14 @@ Bends = tuple[Any, ...]  # (chain joints (E, L) root first, -1 padded; chain len
 
 @_jit_leaf
 def _forward(q: FloatArray, geometry: Geometry, kin: Kinematics) -> None:
-    """``tree.tree_forward`` at ``q``: the joints' origins and frames, the variables' axes and the
-    effectors' tips (tree space) into ``kin``."""
+    """``tree.tree_forward`` at ``q``: the joints' origins and frames, the variables' axes
+    (:func:`.kernel_base.forward_joints`, the chain kernel's FK) and the effectors' tips (tree
+    space) into ``kin``."""
     rest_rot, rest_pos, rest_rotates, parents, slot_count, slot_axis, slot_dof, slot_fixed = geometry[:8]
-    effector_joint, tip_offset = geometry[8], geometry[9]
-    origins, rotations, axes, tips, frame = kin
-    for j in range(rest_pos.shape[0]):
-        p = parents[j]
-        rx, ry, rz = rest_pos[j, 0], rest_pos[j, 1], rest_pos[j, 2]
-        if p < 0:
-            for a in range(3):
-                origins[j, a] = rest_pos[j, a]
-                for b in range(3):
-                    frame[a, b] = rest_rot[j, a, b]
-        else:
-            for a in range(3):
-                origins[j, a] = origins[p, a] + (rotations[p, a, 0] * rx + rotations[p, a, 1] * ry
-                                                 + rotations[p, a, 2] * rz)
-            if rest_rotates[j]:
-                for a in range(3):
-                    for b in range(3):
-                        frame[a, b] = (rotations[p, a, 0] * rest_rot[j, 0, b] + rotations[p, a, 1] * rest_rot[j, 1, b]
-                                       + rotations[p, a, 2] * rest_rot[j, 2, b])
-            else:
-                for a in range(3):
-                    for b in range(3):
-                        frame[a, b] = rotations[p, a, b]
-        for s in range(slot_count[j] - 1, -1, -1):  # outermost (applied last) first
-            axis, dof = slot_axis[j, s], slot_dof[j, s]
-            if dof >= 0:
-                axes[dof, 0], axes[dof, 1], axes[dof, 2] = frame[0, axis], frame[1, axis], frame[2, axis]
-                _turn(frame, axis, q[dof])
-            else:
-                _turn(frame, axis, slot_fixed[j, s])
-        for a in range(3):
-            for b in range(3):
-                rotations[j, a, b] = frame[a, b]
+    effector_joint, tip_offset, dof_joint = geometry[8], geometry[9], geometry[10]
+    origins, rotations, axes, tips, frame, before, dof_origins = kin
+    _forward_joints(q, parents, rest_rot, rest_pos, rest_rotates, slot_count, slot_axis, slot_dof, slot_fixed,
+                    dof_joint, axes.shape[0], frame, origins, before, rotations, axes, dof_origins)
     for e in range(effector_joint.shape[0]):
         j = effector_joint[e]
         tx, ty, tz = tip_offset[e, 0], tip_offset[e, 1], tip_offset[e, 2]
@@ -198,11 +174,9 @@ def _jacobian(follow: AnyArray, orientation_scale: float, effectors: Effectors, 
         for k in range(m):
             if moves[e, k]:
                 j = dof_joint[k]
-                lx, ly, lz = cx - origins[j, 0], cy - origins[j, 1], cz - origins[j, 2]
-                ax, ay, az = axes[k, 0], axes[k, 1], axes[k, 2]
-                col0, col1, col2 = ay * lz - az * ly, az * lx - ax * lz, ax * ly - ay * lx
-                for a in range(3):
-                    jac[r + a, k] = w * (base[a, 0] * col0 + base[a, 1] * col1 + base[a, 2] * col2)
+                col0, col1, col2 = _position_column(base, axes[k, 0], axes[k, 1], axes[k, 2], cx - origins[j, 0],
+                                                    cy - origins[j, 1], cz - origins[j, 2])
+                jac[r, k], jac[r + 1, k], jac[r + 2, k] = w * col0, w * col1, w * col2
             else:
                 for a in range(3):
                     jac[r + a, k] = 0.0
@@ -616,7 +590,8 @@ def _copy(source: FloatArray, out: FloatArray) -> None:
 
 @_jit
 def _kinematics(m: int, n: int, count_e: int) -> Kinematics:
-    return np.empty((n, 3)), np.empty((n, 3, 3)), np.zeros((m, 3)), np.empty((count_e, 3)), np.empty((3, 3))
+    return (np.empty((n, 3)), np.empty((n, 3, 3)), np.zeros((m, 3)), np.empty((count_e, 3)), np.empty((3, 3)),
+            np.empty((n, 3, 3)), np.empty((m, 3)))
 
 
 @_jit
