@@ -330,6 +330,15 @@ class Chain:
     # Derived geometry below is cached on first use (cached_property writes the instance __dict__
     # directly, which a frozen dataclass allows); every solve asks for it.
     @cached_property
+    def parents(self) -> AnyArray:
+        """``(n,)`` each joint's parent joint, the one before (``-1`` for the first): a chain is the
+        :class:`.tree.Tree` whose joints hang one from the next, and FK is the trees'
+        (:func:`.fk.forward_joints`)."""
+        out = np.arange(-1, self.n_joints - 1, dtype=np.intp)
+        out.flags.writeable = False
+        return out
+
+    @cached_property
     def length(self) -> float:
         """Sum of link lengths (joint-to-joint distances plus the tip offset), in chain units."""
         links = np.linalg.norm(self.rest[1:, :3, 3], axis=-1).sum()

@@ -17,7 +17,7 @@ import numpy as np
 
 from .chain import Chain
 from .rotations import euler_to_matrix, single_axis_rotations
-from .types import FloatArray
+from .types import AnyArray, FloatArray
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,61 @@ class Kinematics:
 
 
 def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematics:
-    """Evaluate the chain for the variables ``q`` of shape ``(F, m)``."""
+    """Evaluate the chain for the variables ``q`` of shape ``(F, m)``: :func:`forward_joints` on the
+    tree whose joints each hang from the one before, then the tip."""
+    joints = forward_joints(chain, q, chain.parents, with_axes=with_axes)
+    origins, last = joints.origins, joints.last_rotation
+    if chain.n_stretch:
+        assert joints.scales is not None
+        tip_chain = joints.last_origin + (last @ chain.tip_offset) * joints.scales[:, -1, None]
+        ends = np.concatenate([origins, tip_chain[:, None]], axis=1)[:, chain.stretch_end]
+    else:
+        tip_chain = joints.last_origin + last @ chain.tip_offset
+        ends = None
+    tip = tip_chain @ chain.base[:3, :3].T + chain.base[:3, 3]
+    return Kinematics(tip, tip_chain, last, origins, joints.axes, joints.before, joints.joint_rotations,
+                      joints.factors, ends)
+
+
+@dataclass(frozen=True)
+class JointFrames:
+    """Every joint of a chain or a tree for ``F`` configurations, in the space of the root's parent.
+
+    Attributes:
+        origins: ``(F, n, 3)`` joint origins.
+        before: ``(F, n, 3, 3)`` each joint's frame after its rest transform, before it turns.
+        rotations: ``(F, n, 3, 3)`` each joint's frame after it turns (what its children hang from).
+        joint_rotations: ``(F, n, 3, 3)`` each joint's own rotation, in ``before``.
+        axes: ``(F, m, 3)`` each variable's axis (a zero row per length factor), or None.
+        factors: ``(F, k)`` the length factors (a chain that stretches), else None.
+        scales: ``(F, n)`` each joint's frame scale (a chain that stretches), else None.
+        last_rotation: ``(F, 3, 3)`` the last joint's turned frame, ``last_origin`` ``(F, 3)`` its
+            origin, as arrays of their own: a slice of ``rotations`` is strided, and matmul sums a
+            strided or differently aligned operand in another order (a chain's tip would move by
+            rounding, and with it every answer).
+    """
+
+    origins: FloatArray
+    before: FloatArray
+    rotations: FloatArray
+    joint_rotations: FloatArray
+    axes: FloatArray | None
+    factors: FloatArray | None
+    scales: FloatArray | None
+    last_rotation: FloatArray
+    last_origin: FloatArray
+
+
+def forward_joints(chain: Chain, q: FloatArray, parents: AnyArray, *, with_axes: bool = True) -> JointFrames:
+    """Forward kinematics of joints that hang from ``parents`` (``-1`` the root; a parent before its
+    children), for ``q`` of shape ``(F, m)``: the one pass behind :func:`forward` (a chain:
+    ``parents[j] = j - 1``) and :func:`.tree.tree_forward` (a tree's joints, ``chain`` holding them),
+    as :func:`.kernel_base.forward_joints` is both kernels'.
+
+    A joint's frame is ``parent frame @ rest @ R`` (its origin ``parent origin + parent frame @ rest
+    offset``, times the parent's frame scale where a chain stretches), ``R`` its Euler rotation, the
+    last applied factor outermost.
+    """
     n = chain.n_joints
     count = q.shape[0]
     angles = chain.expand(q)  # (F, n, 3)
@@ -72,32 +126,31 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
     rest_pos = chain.rest[:, :3, 3]
     before = np.empty((count, n, 3, 3))  # frame rotation after `rest`, before the joint turns
     origins = np.empty((count, n, 3))
-    rot = np.broadcast_to(np.eye(3), (count, 3, 3))
-    pos = np.zeros((count, 3))
+    # Each joint's turned frame and origin as its own (F, 3, 3) and (F, 3) arrays, what its children
+    # start from: a slice of a joint-major array is strided, and matmul sums a strided operand in
+    # another order (a chain's answers would move by rounding).
+    turned: list[FloatArray] = []
+    placed: list[FloatArray] = []
+    identity, zero = np.broadcast_to(np.eye(3), (count, 3, 3)), np.zeros((count, 3))
     stretch: FloatArray | None = None
-    ends: FloatArray | None = None
+    scales: FloatArray | None = None
     if chain.n_stretch:
         stretch = q[:, chain.n_angles:]
-        scales = chain.frame_scales(q)[..., None]  # (F, n, 1)
-        for j in range(n):
-            pos = pos + (rot @ rest_pos[j]) * (scales[:, j - 1] if j else 1.0)
-            if chain.rest_rotates[j]:
-                rot = rot @ rest_rot[j]
-            before[:, j] = rot
-            origins[:, j] = pos
-            rot = rot @ joint_rotation[:, j]
-        tip_chain = pos + (rot @ chain.tip_offset) * scales[:, -1]
-        ends = np.concatenate([origins, tip_chain[:, None]], axis=1)[:, chain.stretch_end]
-    else:
-        for j in range(n):
-            pos = pos + rot @ rest_pos[j]
-            if chain.rest_rotates[j]:
-                rot = rot @ rest_rot[j]
-            before[:, j] = rot
-            origins[:, j] = pos
-            rot = rot @ joint_rotation[:, j]
-        tip_chain = pos + rot @ chain.tip_offset
-    tip = tip_chain @ chain.base[:3, :3].T + chain.base[:3, 3]
+        scales = chain.frame_scales(q)  # (F, n)
+    for j in range(n):
+        p = int(parents[j])
+        rot, pos = (turned[p], placed[p]) if p >= 0 else (identity, zero)
+        offset = rot @ rest_pos[j]
+        if scales is not None and p >= 0:
+            offset = offset * scales[:, p, None]
+        pos = pos + offset
+        if chain.rest_rotates[j]:
+            rot = rot @ rest_rot[j]
+        before[:, j] = rot
+        origins[:, j] = pos
+        placed.append(pos)
+        turned.append(rot @ joint_rotation[:, j])
+    rotations = np.stack(turned, axis=1)  # (F, n, 3, 3)
 
     axes = None
     if with_axes:
@@ -112,7 +165,7 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
         axes = by_slot[:, fj, chain.free_slot, :, fa].transpose(1, 0, 2)
         if chain.n_stretch:
             axes = np.concatenate([axes, np.zeros((count, chain.n_stretch, 3))], axis=1)
-    return Kinematics(tip, tip_chain, rot, origins, axes, before, joint_rotation, stretch, ends)
+    return JointFrames(origins, before, rotations, joint_rotation, axes, stretch, scales, turned[-1], placed[-1])
 
 
 def cross(a: FloatArray, b: FloatArray) -> FloatArray:

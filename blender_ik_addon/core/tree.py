@@ -27,6 +27,7 @@ from numpy.typing import ArrayLike
 
 from .chain import Chain, Joint
 from .errors import ChainDefinitionError
+from .fk import forward_joints
 from .types import AnyArray, FloatArray
 
 
@@ -115,7 +116,8 @@ class Tree:
         The chains' joints must agree where they overlap (a shared joint's parent is the same in
         every chain that holds it), and exactly one chain root must be the root of the whole tree
         (its base is the tree's base): every other chain's root must be a joint of another chain.
-        A chain on its own gives a tree with one effector.
+        A chain on its own gives a tree with one effector, which :func:`.tree_solver.solve_tree` solves
+        as that chain (the single chain is the one-effector case).
         """
         if not chains:
             raise ChainDefinitionError("from_chains needs at least one chain")
@@ -235,13 +237,20 @@ class Tree:
         longest = max(float(depth[e.joint]) + float(np.linalg.norm(e.tip_offset)) for e in self.effectors)
         return float(max(longest * scale, 1e-9))
 
-    @cached_property
-    def var_of(self) -> AnyArray:
-        """``(n, 3)`` the variable of each joint axis, ``-1`` for a locked axis."""
-        out = np.full((self.n_joints, 3), -1, dtype=np.intp)
-        out[self.joints.free_joint, self.joints.free_axis] = np.arange(self.joints.n_angles)
-        out.flags.writeable = False
-        return out
+
+    def effector_chain(self, effector: int = 0) -> tuple[Chain, AnyArray]:
+        """Effector ``effector``'s path from the root as a serial :class:`.chain.Chain` (its joints,
+        root first, its tip offset, the tree's base), and the tree variables that are the chain's
+        (``(m_chain,)`` indices, in the chain's order). A tree of one effector is solved as this
+        chain (:func:`.tree_solver.solve_tree`): the single chain is its one-effector case."""
+        cache: dict[int, tuple[Chain, AnyArray]] = self.__dict__.setdefault("_effector_chains", {})
+        if effector not in cache:
+            on_path = self.ancestors[effector]
+            joints = tuple(j for j, keep in zip(self.joints.joints, on_path, strict=True) if keep)
+            variables = np.flatnonzero(on_path[self.joints.dof_joint])
+            variables.flags.writeable = False
+            cache[effector] = (Chain(joints, self.effectors[effector].tip_offset, self.base), variables)
+        return cache[effector]
 
 
 LOCKED_VALUE_TOLERANCE = 1e-6
@@ -288,46 +297,19 @@ class TreePose:
     tips: FloatArray
 
 
-def _axis_rotation(axis: int, angle: float) -> FloatArray:
-    c, s = np.cos(angle), np.sin(angle)
-    out = np.eye(3)
-    i, k = (axis + 1) % 3, (axis + 2) % 3
-    out[i, i], out[i, k], out[k, i], out[k, k] = c, -s, s, c
-    return out
-
-
 def tree_forward(tree: Tree, q: ArrayLike) -> TreePose:
-    """Forward kinematics of one configuration ``q`` ``(m,)`` (see :class:`TreePose`).
+    """Forward kinematics of one configuration ``q`` ``(m,)`` (see :class:`TreePose`): the chain's
+    FK, :func:`.fk.forward_joints`, on the tree's parents.
 
     A joint's frame is ``parent frame @ rest @ R``, ``R`` its Euler rotation in application order
     (the last applied outermost), so an angle turns about an axis of the frame after the rotations
-    applied after it, as in :func:`.fk.forward`.
+    applied after it.
     """
-    chain = tree.joints
-    angles = chain.expand(np.asarray(q, dtype=np.float64))
-    n = tree.n_joints
-    origins = np.empty((n, 3))
-    rotations = np.empty((n, 3, 3))
-    axes = np.zeros((chain.n_dofs, 3))
-    var_of = tree.var_of
-    for j in range(n):
-        p = tree.parents[j]
-        if p < 0:
-            origins[j] = chain.rest[j, :3, 3]
-            frame = chain.rest[j, :3, :3].copy()
-        else:
-            origins[j] = origins[p] + rotations[p] @ chain.rest[j, :3, 3]
-            frame = rotations[p] @ chain.rest[j, :3, :3]
-        for axis in chain.orders[j][::-1]:  # outermost (applied last) first
-            k = var_of[j, axis]
-            if k >= 0:
-                axes[k] = frame[:, axis]
-            elif angles[j, axis] == 0.0:
-                continue
-            frame = frame @ _axis_rotation(int(axis), float(angles[j, axis]))
-        rotations[j] = frame
+    joints = forward_joints(tree.joints, np.asarray(q, dtype=np.float64)[None], tree.parents)
+    origins, rotations = joints.origins[0], joints.rotations[0]
+    assert joints.axes is not None
     tips = np.array([origins[e.joint] + rotations[e.joint] @ e.tip_offset for e in tree.effectors])
-    return TreePose(origins, rotations, axes, tips)
+    return TreePose(origins, rotations, joints.axes[0], tips)
 
 
 def tree_tips(tree: Tree, q: ArrayLike) -> FloatArray:

@@ -22,7 +22,16 @@ from .objectives import ComfortPose
 from .options import SolverOptions
 from .rotations import orthonormalize
 from .tree import Tree
-from .tree_solver import POLE_GAIN, TreeResult, TreeTargets, _solve_numpy, finish, preferred_pose, restart_poses
+from .tree_solver import (
+    POLE_GAIN,
+    TreeResult,
+    TreeTargets,
+    _solve_numpy,
+    finish,
+    preferred_pose,
+    restart_poses,
+    solve_one_effector,
+)
 from .types import FloatArray
 
 
@@ -48,7 +57,8 @@ class TreeJob:
             raise IKInputError(f"every effector has weight 0 ({', '.join(map(repr, tree.names))}): "
                                "nothing pulls the tree")
         count_e = len(tree.effectors)
-        self.tree, self.options = tree, options
+        self.tree, self.options, self.comfort = tree, options, comfort
+        self._one_effector = count_e == 1  # solved as its chain (tree_solver.solve_one_effector), not by the kernel
         self.follow = np.ascontiguousarray(np.asarray(follow, dtype=np.bool_).reshape(count_e))
         self.has_pole = np.ascontiguousarray(np.asarray(has_pole, dtype=np.bool_).reshape(count_e))
         self._any_follow, self._any_pole = bool(self.follow.any()), bool(self.has_pole.any())
@@ -112,9 +122,10 @@ class TreeJob:
     def solve_in_place(self) -> bool:
         """Run the compiled kernel toward the targets set last, leaving its answer in the job's
         arrays (:attr:`q`, :attr:`errors`) for :meth:`result` or a caller that reads them directly.
-        False when the kernel is unavailable or fails (nothing solved: :meth:`solve` then solves
-        with the solver :func:`.compiled.tree_kernel_for` names, as :func:`.tree_solver.solve_tree`)."""
-        if compiled.tree_kernel_for(self.options) is None:
+        False when the kernel is unavailable or fails, or the tree has one effector (nothing solved:
+        :meth:`solve` then solves as :func:`.tree_solver.solve_tree`: one effector as its chain, else
+        with the solver :func:`.compiled.tree_kernel_for` names)."""
+        if self._one_effector or compiled.tree_kernel_for(self.options) is None:
             return False
         module: Any = compiled.tree_kernel_module()
         try:
@@ -143,6 +154,8 @@ class TreeJob:
                       self._iterations.copy(), self.options)
 
     def _solve_python(self) -> TreeResult:
+        if self._one_effector:
+            return solve_one_effector(self.tree, self._targets(), self.comfort, self.options)
         solver = compiled.tree_kernel_for(self.options)
         if solver is None:
             return _solve_numpy(self.tree, self._targets(), self.preferred, self.comfort_weights, self.seeds,

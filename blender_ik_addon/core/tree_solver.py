@@ -9,6 +9,12 @@ pose** (the comfort pose, else the rest pose) a little at a time, so near it in
 ``sum_k c_k (q_k - p_k)^2`` but not always the nearest: where the preferred pose's nearest reaching
 pose would jump to another branch as the targets move smoothly, this one mostly does not.
 
+A tree of **one effector** is a chain, and is solved as one (:func:`solve_one_effector`: its path
+through the chain solver, the pose nearest the preferred pose, bit for bit ``solve_batch``'s); the
+stages below are the policy for several effectors, where the nearest pose switches between
+solutions more often than they pop (``docs/research/tree_nearest/README.md``). Both policies run
+on one kinematics (:func:`.fk.forward_joints`; compiled, :func:`.kernel_base.forward_joints`).
+
 How: Levenberg-Marquardt on the stacked residual ``[sqrt(w_e) r_e ; sqrt(mu) * reach * sqrt(c_k)
 (q_k - a_k)]`` over stages of falling ``mu``, each stage starting where the one before ended.
 
@@ -290,6 +296,8 @@ def solve_tree(tree: Tree, targets: ArrayLike, *, orientations: ArrayLike | None
     if not np.any(tree.weights > 0):
         raise IKInputError(f"every effector has weight 0 ({', '.join(map(repr, tree.names))}): nothing pulls the tree")
     checked = check_targets(tree, targets, orientations, follow, poles, has_pole, options.pole_weight)
+    if len(tree.effectors) == 1:
+        return solve_one_effector(tree, checked, comfort, options, continuous=continuous)
     preferred, comfort_weights = preferred_pose(tree, comfort)
     seeds = restart_poses(tree, preferred, options)
     from .compiled import tree_kernel_for  # here: compiled imports this module's names
@@ -307,6 +315,37 @@ def solve_tree(tree: Tree, targets: ArrayLike, *, orientations: ArrayLike | None
     return finish(tree, np.concatenate([p.q for p in parts]), np.concatenate([p.errors for p in parts]),
                   np.concatenate([p.orientation_errors for p in parts]),
                   np.concatenate([p.iterations for p in parts]), options)
+
+
+def solve_one_effector(tree: Tree, targets: TreeTargets, comfort: ComfortPose | None, options: SolverOptions,
+                       *, continuous: bool = False) -> TreeResult:
+    """A tree of one effector: its path solved as the chain it is (:meth:`.tree.Tree.effector_chain`),
+    by the chain solver (:func:`.solver.solve_batch`, or :func:`.motion.solve_path` when
+    ``continuous``): the reaching pose nearest the preferred pose, the policy the chain motion
+    benchmarks measure smooth. (Several effectors are solved by the stages: the pose nearest the
+    preferred one switches between solutions more often there, ``docs/research/tree_nearest``.)
+    Kinematics are one code for both (:func:`.fk.forward_joints`, :func:`.kernel_base.forward_joints`).
+
+    The joints off the path (they move no tip) keep the preferred pose; the comfort pose's angles
+    and weights are the path's; the target rotation and the pole are the effector's, in world space.
+    """
+    from .motion import solve_path  # here: the chain solver imports compiled, which imports this module
+
+    chain, variables = tree.effector_chain(0)
+    preferred, _ = preferred_pose(tree, comfort)
+    chain_comfort = None
+    if comfort is not None:
+        angles, weights = comfort.resolve(tree.joints)
+        chain_comfort = ComfortPose(angles[variables], weights[variables], comfort.reach_first)
+    world_rotation = orthonormalize(tree.base[:3, :3])
+    orientations = world_rotation @ targets.orientations[:, 0] if targets.follow[0] else None
+    poles = targets.poles[:, 0] if targets.has_pole[0] else None
+    path = solve_path(chain, targets.positions[:, 0], mode="continuous" if continuous else "nearest",
+                      orientations=orientations, poles=poles, comfort=chain_comfort, options=options)
+    result = path.result
+    q = np.repeat(preferred[None], result.q.shape[0], axis=0)
+    q[:, variables] = result.q
+    return finish(tree, q, result.error[:, None], result.orientation_error[:, None], result.iterations, options)
 
 
 def _solve_numpy(tree: Tree, targets: TreeTargets, preferred: FloatArray, comfort_weights: FloatArray,

@@ -21,11 +21,12 @@ from blender_ik_addon.core import (
     IKInputError,
     Joint,
     SolverOptions,
-    solve,
+    solve_batch,
     tip_positions,
 )
 from blender_ik_addon.core.examples import translation
-from blender_ik_addon.core.tree import Tree, tree_forward, tree_tips
+from blender_ik_addon.core.motion import solve_path
+from blender_ik_addon.core.tree import Effector, Tree, tree_forward, tree_tips
 from blender_ik_addon.core.tree_solver import TreeResult, solve_tree
 from blender_ik_addon.core.types import FloatArray
 
@@ -208,23 +209,62 @@ def test_a_shared_joints_locked_value_read_as_a_rounding_apart_is_the_same_joint
         Tree.from_chains([Chain((A, locked, C), TIP), Chain((A, apart, D), TIP)], names=["one", "two"])
 
 
-# -- one effector: the chain solver's problem ----------------------------------------------------
+# -- one effector: the single chain is its one-effector case ------------------------------------
 @pytest.mark.parametrize("seed", range(4))
-def test_a_one_effector_tree_reaches_what_solve_reaches(seed: int) -> None:
+def test_a_one_effector_tree_is_solved_as_its_chain_bit_for_bit(seed: int) -> None:
+    """The single chain is the tree's one-effector case: the same pose as the chain solver's (the
+    reaching pose nearest the preferred pose), bit for bit, and the same error."""
     chain = random_chain(seed)  # mixed orders, locked axes, a limit range without 0, a scaled base
     tree = Tree.from_chains([chain])
     assert len(tree.effectors) == 1 and tree.n_dofs == chain.n_dofs
     targets, _ = reachable(chain, 10, seed)
-    tree_result = solve_tree(tree, targets[:, None])
-    assert_reached(tree, tree_result, targets[:, None])
+    far = targets + 10.0 * chain.world_length  # beyond reach: the closest pose, not converged
+    every = np.concatenate([targets, far])
+    tree_result = solve_tree(tree, every[:, None])
+    chain_result = solve_batch(chain, every)
+    np.testing.assert_array_equal(tree_result.q, chain_result.q)
+    np.testing.assert_array_equal(tree_result.errors[:, 0], chain_result.error)
+    np.testing.assert_array_equal(tree_result.converged, chain_result.converged)
+    assert tree_result.converged[:10].all() and not tree_result.converged[10:].any()
+    assert_reached(tree, TreeResult(tree_result.q[:10], tree_result.angles[:10], tree_result.errors[:10],
+                                    tree_result.orientation_errors[:10], tree_result.reached[:10],
+                                    tree_result.converged[:10], tree_result.iterations[:10], tree.names),
+                   targets[:, None])
     assert_within_limits(tree, tree_result)
-    for target, q in zip(targets, tree_result.q, strict=True):
-        chain_result = solve(chain, target)
-        assert chain_result.converged
-        # Both put the tip on the target; the poses may differ (the chain solver measures a ball
-        # joint's distance from comfort by its turn, the tree solver by its Euler angles).
-        assert np.linalg.norm(tip_positions(chain, chain_result.q[None])[0] - target) <= TOL
-        assert np.linalg.norm(tip_positions(chain, q[None])[0] - target) <= TOL
+
+
+def test_a_one_effector_tree_with_comfort_orientation_and_pole_answers_as_its_chain() -> None:
+    chain = random_chain(2)
+    tree = Tree.from_chains([chain])
+    targets, poses = reachable(chain, 6, 2)
+    rotations = world_rotations(tree, poses, 0)  # the tip frame of a reachable pose
+    comfort = ComfortPose(np.full(chain.n_dofs, 0.3), 0.5)
+    pole = np.array([0.5, 1.0, -2.0])
+    tree_result = solve_tree(tree, targets[:, None], orientations=rotations, follow=[True], poles=pole[None],
+                             comfort=comfort)
+    chain_result = solve_batch(chain, targets, orientations=rotations[:, 0], poles=pole, comfort=comfort)
+    # The target rotation went into the tree's base and back (rounding), the rest is the chain's solve.
+    np.testing.assert_allclose(tree_result.q, chain_result.q, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(tree_result.orientation_errors[:, 0], chain_result.orientation_error, atol=1e-9)
+    continuous = solve_tree(tree, targets[:, None], comfort=comfort, continuous=True)
+    path = solve_path(chain, targets, mode="continuous", comfort=comfort)
+    np.testing.assert_array_equal(continuous.q, path.result.q)
+
+
+def test_a_one_effector_trees_joints_off_its_path_keep_the_preferred_pose() -> None:
+    """A tree built by hand with one effector on one branch: the other branch moves no tip and
+    stays at the preferred pose; the path is solved as its chain."""
+    joints = Chain((A, B, C, D), TIP).joints
+    tree = Tree(Chain(joints, np.zeros(3)), np.array([-1, 0, 1, 1]), (Effector("tip", 2, TIP, 1.0, (0, 1, 2)),))
+    chain, variables = tree.effector_chain(0)
+    assert chain.names == ("a", "b", "c") and variables.tolist() == list(range(9))
+    comfort = ComfortPose(np.full(tree.n_dofs, 0.2), 0.1)
+    targets, _ = reachable(chain, 5, 7)
+    result = solve_tree(tree, targets[:, None], comfort=comfort)
+    np.testing.assert_array_equal(result.q[:, 9:], 0.2)  # joint d: the comfort pose
+    expected = solve_batch(chain, targets, comfort=ComfortPose(np.full(9, 0.2), 0.1))
+    np.testing.assert_array_equal(result.q[:, :9], expected.q)
+    assert result.converged.all()
 
 
 # -- reachable targets ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from blender_ik_addon.core.tree import Tree, tree_tips
 from blender_ik_addon.core.tree_job import TreeJob
 from blender_ik_addon.core.tree_solver import TreeResult, solve_tree
 
+from .conftest import random_chain
 from .test_tree_compiled import needs_numba, random_poses, tentacle, two_arms, two_legs, world_rotations
 
 BACKENDS = ["numpy", pytest.param("numba", marks=needs_numba)]
@@ -61,6 +62,21 @@ def test_orientations_poles_and_a_comfort_pose_answer_as_solve_tree(backend: str
         reference = solve_tree(tree, targets[f][None], orientations=rotations[f][None], follow=follow,
                                poles=poles[f][None], has_pole=has_pole, comfort=comfort, options=options)
         _same(job.solve(), reference)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_one_effector_job_answers_as_solve_tree_that_is_its_chains_solve(backend: str) -> None:
+    """One effector: solved as its chain (tree_solver.solve_one_effector), not by the tree kernel."""
+    tree = Tree.from_chains([random_chain(1)])
+    targets = _targets(tree, 4, 5)
+    targets[1, 0] += 50.0  # out of reach
+    options = SolverOptions(backend=backend)
+    comfort = ComfortPose(np.full(tree.n_dofs, 0.1), 0.3)
+    job = TreeJob(tree, follow=[False], has_pole=[False], comfort=comfort, options=options)
+    assert not job.solve_in_place()
+    for frame in targets:
+        job.set_targets(frame)
+        _same(job.solve(), solve_tree(tree, frame[None], comfort=comfort, options=options))
 
 
 def test_bad_inputs_are_refused_as_solve_tree_refuses_them() -> None:
