@@ -206,11 +206,17 @@ def tip_positions(chain: Chain, q: FloatArray) -> FloatArray:
     return forward(chain, q, with_axes=False).tip
 
 
+def lever_columns(axes: FloatArray, origins: FloatArray, point: FloatArray) -> FloatArray:
+    """``axes x (point - origins)``: how ``point`` moves per radian of each variable that turns about
+    ``axes`` through ``origins`` (``(..., m, 3)`` each; the Jacobian columns of a chain's tip and of a
+    tree's effectors and joints, before the base)."""
+    return cross(axes, point - origins)
+
+
 def tip_columns(chain: Chain, kin: Kinematics) -> FloatArray:
     """``(F, m, 3)`` chain-space derivative of the tip by each variable."""
     assert kin.axes is not None, "forward(..., with_axes=True) is needed for Jacobians"
-    lever = kin.tip_chain[:, None, :] - kin.origins[:, chain.dof_joint]  # (F, m, 3)
-    columns = cross(kin.axes, lever)  # (F, m, 3), chain space
+    columns = lever_columns(kin.axes, kin.origins[:, chain.dof_joint], kin.tip_chain[:, None, :])  # (F, m, 3)
     if chain.n_stretch:
         columns[:, chain.n_angles:] = stretch_columns(chain, kin)
     return columns
@@ -238,8 +244,8 @@ def position_jacobian(chain: Chain, kin: Kinematics) -> FloatArray:
 def point_jacobian(chain: Chain, kin: Kinematics, joint: int) -> FloatArray:
     """World-space Jacobian ``(F, 3, m)`` of joint ``joint``'s origin (moved only by earlier joints)."""
     assert kin.axes is not None, "forward(..., with_axes=True) is needed for Jacobians"
-    lever = kin.origins[:, joint][:, None, :] - kin.origins[:, chain.dof_joint]
-    columns = cross(kin.axes, lever) * (chain.dof_joint < joint)[None, :, None]
+    columns = lever_columns(kin.axes, kin.origins[:, chain.dof_joint], kin.origins[:, joint][:, None, :])
+    columns *= (chain.dof_joint < joint)[None, :, None]
     if chain.n_stretch:
         columns[:, chain.n_angles:] = stretch_columns(chain, kin, joint)
     return np.asarray(np.einsum("ij,fmj->fim", chain.base[:3, :3], columns))

@@ -114,9 +114,8 @@ def _step(problem: Problem, q: FloatArray, ev: Evaluation, damping: FloatArray,
     full_jac = ev.primary_jacobian
     assert full_jac is not None
     gradient = np.einsum("fkm,fk->fm", full_jac, ev.primary)
-    at_lower = q <= chain.lower + rules.LIMIT_EPS
-    at_upper = q >= chain.upper - rules.LIMIT_EPS
-    blocked = (at_lower & (gradient > 0)) | (at_upper & (gradient < 0))
+    at_lower, at_upper = rules.at_limits(q, chain.lower, chain.upper)
+    blocked = rules.pushed_outward(at_lower, at_upper, gradient)
     if held is not None:
         blocked[:, chain.n_angles:] |= held[:, None]
     jac = full_jac * ~blocked[:, None, :]
@@ -169,7 +168,7 @@ def _secondary_step(chain: Chain, q: FloatArray, jac: FloatArray, ev: Evaluation
     jac2 = ev.secondary_jacobian
     assert jac2 is not None and ev.secondary is not None
     grad = np.einsum("fkm,fk->fm", jac2, ev.secondary)
-    frozen = (at_lower & (grad > 0)) | (at_upper & (grad < 0))
+    frozen = rules.pushed_outward(at_lower, at_upper, grad)
     if held is not None:  # held length factors (see the module docstring)
         frozen[:, chain.n_angles:] |= held[:, None]
     count, m = q.shape
@@ -186,8 +185,7 @@ def _secondary_step(chain: Chain, q: FloatArray, jac: FloatArray, ev: Evaluation
         gram = _gram(free_jac)
         coefficients = np.linalg.solve(gram, np.einsum("fkm,fm->fk", free_jac, free_grad)[..., None])[..., 0]
         projected[index] = free_grad - np.einsum("fkm,fk->fm", free_jac, coefficients)
-        pushing = ((at_lower[index] & (projected[index] > 0))
-                   | (at_upper[index] & (projected[index] < 0))) & ~sub_frozen
+        pushing = rules.pushed_outward(at_lower[index], at_upper[index], projected[index]) & ~sub_frozen
         settled = ~pushing.any(axis=1)
         if newton_allowed and settled.any():
             # The multipliers of the tip rows: the gradient's part the tip task balances, -(J J^T)^-1 J g.

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 from typing import Final
 
+import numpy as np
+
+from .types import AnyArray, FloatArray
+
 # -- Damping (Levenberg-Marquardt, Marquardt-scaled) --------------------------------------------
 DAMPING_MIN: Final = 1e-12
 DAMPING_MAX: Final = 1e6  # relative to diag(J^T J): steps are a millionth of Gauss-Newton's by then
@@ -26,6 +30,17 @@ DAMPING_UP: Final = 10.0  # a rejected step multiplies it by this (x4 took 10.7 
 # human-arm solve where x10 takes 6.7, for 0.8 more accepted ones; a hopeless attempt stalls sooner)
 SCALE_FLOOR: Final = 1e-9  # Marquardt scaling floor, relative to the largest diagonal of J^T J
 LIMIT_EPS: Final = 1e-12  # an angle this close to a limit sits on it
+
+
+def at_limits(q: FloatArray, lower: FloatArray, upper: FloatArray) -> tuple[AnyArray, AnyArray]:
+    """Which variables sit on their lower and on their upper limit (within :data:`LIMIT_EPS`)."""
+    return q <= lower + LIMIT_EPS, q >= upper - LIMIT_EPS
+
+
+def pushed_outward(at_lower: AnyArray, at_upper: AnyArray, gradient: FloatArray) -> AnyArray:
+    """The active set of both solvers' steps (chains' and trees'; the kernels' loops test the same):
+    a variable on a limit whose cost gradient pushes it outward is frozen for the step."""
+    return np.asarray((at_lower & (gradient > 0)) | (at_upper & (gradient < 0)))
 
 # -- Reaching ----------------------------------------------------------------------------------
 QUIET_RELATIVE: Final = 1e-14  # an accepted tip step gaining less than this share of the cost is quiet

@@ -81,6 +81,7 @@ from numpy.typing import ArrayLike
 
 from . import rules
 from .errors import IKInputError
+from .fk import lever_columns
 from .objectives import ComfortPose
 from .options import SolverOptions
 from .rotations import orthonormalize, rotation_vector
@@ -432,7 +433,7 @@ class _Frame:
             tip = pose.tips[e]
             rows.append(w * (self.base3 @ tip + self.offset - self.positions[e]))
             if jacobian:
-                columns = np.cross(pose.axes, tip - origins) * tree.moves[e][:, None]  # (m, 3) tree space
+                columns = lever_columns(pose.axes, origins, tip) * tree.moves[e][:, None]  # (m, 3) tree space
                 jacs.append(w * (self.base3 @ columns.T))
             if self.follow[e]:
                 s = w * self.orientation_scale
@@ -493,8 +494,8 @@ class _Frame:
         far = np.where(self.tree.weights > 0, np.minimum(distance / (BEND_REACH * self.tree.reach), 1.0), 0.0)
         share = np.max(np.where(self.tree.moves, far[:, None], 0.0), axis=0)  # (m,) the farthest it moves
         bend = share * np.minimum(BEND, BEND_ROOM * (upper - lower))
-        at_lower = p <= lower + rules.LIMIT_EPS
-        at_upper = (p >= upper - rules.LIMIT_EPS) & ~at_lower
+        at_lower, at_upper = rules.at_limits(p, lower, upper)
+        at_upper &= ~at_lower
         return np.asarray(self.tree.joints.clamp(p + np.where(at_lower, bend, 0.0) - np.where(at_upper, bend, 0.0)))
 
     def _rows(self, q: FloatArray, pull: FloatArray, pole_scale: float, anchor: FloatArray) -> tuple[FloatArray,
@@ -550,8 +551,7 @@ class _Frame:
         """``(3, m)`` world derivative of joint ``joint``'s origin: every variable of a joint above it."""
         tree = self.tree
         above = tree.strict_ancestors[joint][tree.joints.dof_joint]
-        lever = pose.origins[joint] - pose.origins[tree.joints.dof_joint]
-        columns = np.cross(pose.axes, lever) * above[:, None]
+        columns = lever_columns(pose.axes, pose.origins[tree.joints.dof_joint], pose.origins[joint]) * above[:, None]
         return np.asarray(self.base3 @ columns.T)
 
     def _stage(self, q: FloatArray, mu: float, quiet: float, step_quiet: float,
@@ -568,8 +568,7 @@ class _Frame:
         while iterations < self.options.max_iterations:
             iterations += 1
             gradient = jac.T @ rows
-            free = ~(((q <= self.lower + rules.LIMIT_EPS) & (gradient > 0))
-                     | ((q >= self.upper - rules.LIMIT_EPS) & (gradient < 0)))
+            free = ~rules.pushed_outward(*rules.at_limits(q, self.lower, self.upper), gradient)
             step = np.zeros_like(q)
             if free.any():
                 jf = jac[:, free]
