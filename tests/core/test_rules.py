@@ -29,6 +29,9 @@ needs_numba = pytest.mark.skipif(not numba_available(), reason="numba is not ins
 RULE_NAMES = sorted(name for name, value in vars(rules).items()
                     if name.isupper() and isinstance(value, int | float) and not isinstance(value, bool))
 STATUS_NAMES = {"RUNNING", "CONVERGED", "STALLED", "MAX_ITER"}
+# rules.py's functions that are numpy's side of a rule the kernels apply in their own loops, with the
+# constants they read (iteration_budget and relax_slack are computed in Python for both backends).
+RULE_HELPERS = {"at_limits": {"LIMIT_EPS"}}
 # What a home-made copy of a rule would be called (the names lm.py and kernel.py used before rules.py).
 RULE_LIKE = re.compile(r"^_?(STATUS_\w+|RUNNING|CONVERGED|STALLED|MAX_ITER|DAMPING\w*|RESTORE\w*|FRUITLESS\w*"
                        r"|RELAX\w*|LIMIT_EPS|REJECTIONS\w*|SECONDARY\w*|RESTART\w*|QUIET\w*|SETTLE\w*|FREEZE\w*"
@@ -116,6 +119,8 @@ def _rules_referenced(name: str) -> set[str]:
             used.add(node.attr)
         elif isinstance(node, ast.Name) and node.id in aliases:
             used.add(aliases[node.id])
+    for helper in list(used & set(RULE_HELPERS)):  # a rules.py function applies the constants it reads
+        used |= RULE_HELPERS[helper]
     return used & set(RULE_NAMES)
 
 
