@@ -85,7 +85,8 @@ def forward_joints(q: FloatArray, parents: AnyArray, rest_rot: FloatArray, rest_
     Length factors (the variables from ``angle_count`` on, :mod:`.stretch`; a chain only, trees
     refuse stretch) come in joint order: factor ``k`` scales what hangs below joint ``dof_joint[k]``
     and turns nothing (a zero axis). The running scale is the parent's because in a chain the
-    parent is the joint before. ``frame`` is a ``(3, 3)`` scratch.
+    parent is the joint before. ``frame`` is a ``(3, 3)`` scratch that is left holding the last
+    joint's turned frame (the chain kernel's tip frame).
 
     Inlined into each kernel's caller (numba passes arrays by their fields: a call with 17 arrays
     would cost more than a small chain's whole pass).

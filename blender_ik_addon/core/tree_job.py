@@ -69,6 +69,7 @@ class TreeJob:
         self.orientations = np.broadcast_to(np.eye(3), (1, count_e, 3, 3)).copy()
         self.poles = np.zeros((1, count_e, 3))
         self._base_rotation = orthonormalize(tree.base[:3, :3])
+        self._world_orientations: FloatArray | None = None
         # What solve_tree_compiled hands the kernel, made once.
         self._sqrt_comfort = np.ascontiguousarray(tree.reach * np.sqrt(self.comfort_weights))
         self._preferred = np.ascontiguousarray(self.preferred, dtype=np.float64)
@@ -103,6 +104,7 @@ class TreeJob:
             if not np.all(np.isfinite(given[:, follow])):
                 raise IKInputError("target orientation is not finite (NaN or infinite)")
             self.orientations[:, follow] = orthonormalize(self._base_rotation.T @ orthonormalize(given[:, follow]))
+            self._world_orientations = given.copy()  # one effector: the chain solver reads them as given
         if poles is not None and self._any_pole:
             given_poles = np.asarray(poles, dtype=np.float64)[None]
             if not np.all(np.isfinite(given_poles[:, has_pole])):
@@ -111,7 +113,7 @@ class TreeJob:
 
     def _targets(self) -> TreeTargets:
         return TreeTargets(self.positions, self.orientations, self.follow, self.poles, self.has_pole,
-                           float(self.options.pole_weight))
+                           float(self.options.pole_weight), self._world_orientations)
 
     def solve(self) -> TreeResult:
         """The targets set last, solved as :func:`.tree_solver.solve_tree` solves one frame."""

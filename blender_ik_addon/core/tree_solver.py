@@ -163,11 +163,15 @@ class TreeTargets:
     poles: FloatArray  # (F, E, 3) world pole positions (zero where none)
     has_pole: BoolArray  # (E,) the effector's chain bends toward its pole
     pole_weight: float = 0.1  # SolverOptions.pole_weight
+    # (F, E, 3, 3) the world rotations as given (read where followed), or None: a tree of one effector
+    # hands them to the chain solver as they are (solve_one_effector), not through the tree's base and back.
+    world_orientations: FloatArray | None = None
 
     def frames(self, index: slice) -> TreeTargets:
         """The targets of some frames."""
+        world = None if self.world_orientations is None else self.world_orientations[index]
         return TreeTargets(self.positions[index], self.orientations[index], self.follow, self.poles[index],
-                           self.has_pole, self.pole_weight)
+                           self.has_pole, self.pole_weight, world)
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,7 @@ def check_targets(tree: Tree, targets: ArrayLike, orientations: ArrayLike | None
     count = pos.shape[0]
     flags = np.zeros(count_e, dtype=bool) if follow is None else np.asarray(follow, dtype=bool).reshape(count_e)
     rot = np.broadcast_to(np.eye(3), (count, count_e, 3, 3)).copy()
+    world: FloatArray | None = None
     if orientations is not None and flags.any():
         given = np.asarray(orientations, dtype=np.float64)
         if given.shape == (count_e, 3, 3):
@@ -227,6 +232,7 @@ def check_targets(tree: Tree, targets: ArrayLike, orientations: ArrayLike | None
             raise IKInputError("target orientation is not finite (NaN or infinite)")
         base_rotation = orthonormalize(tree.base[:3, :3])
         rot[:, flags] = orthonormalize(base_rotation.T @ orthonormalize(given[:, flags]))
+        world = given
     elif flags.any():
         raise IKInputError("follow asks for orientations, but none were given")
     pole_flags = np.zeros(count_e, dtype=bool)
@@ -242,7 +248,7 @@ def check_targets(tree: Tree, targets: ArrayLike, orientations: ArrayLike | None
         if not np.all(np.isfinite(given_poles[:, pole_flags])):
             raise IKInputError("pole position is not finite (NaN or infinite)")
         pole_arr[:, pole_flags] = given_poles[:, pole_flags]
-    return TreeTargets(pos, rot, flags, pole_arr, pole_flags, float(pole_weight))
+    return TreeTargets(pos, rot, flags, pole_arr, pole_flags, float(pole_weight), world)
 
 
 def preferred_pose(tree: Tree, comfort: ComfortPose | None) -> tuple[FloatArray, FloatArray]:
@@ -285,6 +291,8 @@ def solve_tree(tree: Tree, targets: ArrayLike, *, orientations: ArrayLike | None
         comfort: The preferred pose and its weights (default the rest pose).
         options: ``tolerance``, ``orientation_tolerance``, ``orientation_weight``, ``max_iterations``
             (per stage), ``restarts``, ``seed``, ``initial_damping``, ``pole_weight`` and ``backend`` are used.
+            A tree of one effector is solved as its chain (:func:`solve_one_effector`) and reads every
+            option as :func:`.solver.solve_batch` does (``method="tutorial"`` too).
         continuous: Solve the first frame as above, then each frame from, and nearest to, the pose of
             the frame before it (the chain solver's ``"continuous"`` mode, :func:`.motion.solve_path`):
             the motion stays on one solution where the pose nearest the preferred one would switch.
@@ -328,7 +336,10 @@ def solve_one_effector(tree: Tree, targets: TreeTargets, comfort: ComfortPose | 
     Kinematics are one code for both (:func:`.fk.forward_joints`, :func:`.kernel_base.forward_joints`).
 
     The joints off the path (they move no tip) keep the preferred pose; the comfort pose's angles
-    and weights are the path's; the target rotation and the pole are the effector's, in world space.
+    and weights are the path's; the target rotation (as given, world) and the pole are the
+    effector's. Every option is read as the chain solver reads it: its pole bends the whole path with
+    ``pole_weight`` (a hand-built tree's :attr:`.tree.Effector.joints` is not read), and a soft
+    comfort pull or ``method="tutorial"`` with ``backend="numba"`` is refused as it is for a chain.
     """
     from .motion import solve_path  # here: the chain solver imports compiled, which imports this module
 
@@ -338,8 +349,12 @@ def solve_one_effector(tree: Tree, targets: TreeTargets, comfort: ComfortPose | 
     if comfort is not None:
         angles, weights = comfort.resolve(tree.joints)
         chain_comfort = ComfortPose(angles[variables], weights[variables], comfort.reach_first)
-    world_rotation = orthonormalize(tree.base[:3, :3])
-    orientations = world_rotation @ targets.orientations[:, 0] if targets.follow[0] else None
+    orientations = None
+    if targets.follow[0]:
+        world = targets.world_orientations
+        # Targets made without the given rotations (a caller's own TreeTargets): the tree-space ones put back.
+        orientations = (world[:, 0] if world is not None
+                        else orthonormalize(tree.base[:3, :3]) @ targets.orientations[:, 0])
     poles = targets.poles[:, 0] if targets.has_pole[0] else None
     path = solve_path(chain, targets.positions[:, 0], mode="continuous" if continuous else "nearest",
                       orientations=orientations, poles=poles, comfort=chain_comfort, options=options)

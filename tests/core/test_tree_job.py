@@ -77,6 +77,15 @@ def test_a_one_effector_job_answers_as_solve_tree_that_is_its_chains_solve(backe
     for frame in targets:
         job.set_targets(frame)
         _same(job.solve(), solve_tree(tree, frame[None], comfort=comfort, options=options))
+    # Following a target rotation, with a pole: the rotations reach the chain solver as given.
+    poses = random_poses(tree, 4, 6)
+    rotations = world_rotations(tree, poses[::-1], 0)
+    pole = np.array([[0.4, 1.0, -1.5]])
+    job = TreeJob(tree, follow=[True], has_pole=[True], comfort=comfort, options=options)
+    for frame, rotation in zip(targets, rotations, strict=True):
+        job.set_targets(frame, rotation, pole)
+        _same(job.solve(), solve_tree(tree, frame[None], orientations=rotation[None], follow=[True],
+                                      poles=pole[None], comfort=comfort, options=options))
 
 
 def test_bad_inputs_are_refused_as_solve_tree_refuses_them() -> None:
