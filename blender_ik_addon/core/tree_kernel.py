@@ -401,6 +401,52 @@ def _active_set(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: Flo
 
 
 @_jit_inline
+def _dual_step(size: int, count: int, damping: float, scratch: Scratch) -> None:
+    """The damped step on the free variables in the dual (Woodbury) form, where the effector and pole
+    rows are fewer than the free variables: the pull rows are diagonal, so with ``J`` the ``count``
+    rows' free columns and ``D`` the pull's squares plus the damping (Marquardt-scaled, as the
+    primal form's), ``x = D^-1 b - D^-1 J^T (I + J D^-1 J^T)^-1 J D^-1 b``: a ``count x count``
+    Cholesky instead of ``size x size`` (the chain kernel's form, ``kernel._step``)."""
+    pull, step, small_rhs, free, normal, spare, rhs = (scratch[0], scratch[1], scratch[2], scratch[3], scratch[4],
+                                                       scratch[5], scratch[6])
+    columns = scratch[9]
+    largest = 0.0
+    for a in range(size):
+        d = 0.0
+        for r in range(count):
+            d += columns[a, r] * columns[a, r]
+        ka = free[a]
+        d += pull[ka] * pull[ka]
+        spare[a, 0] = d
+        largest = max(largest, d)
+    floor = SCALE_FLOOR * max(largest, 1e-300)
+    for a in range(size):
+        ka = free[a]
+        spare[a, 0] = pull[ka] * pull[ka] + damping * max(spare[a, 0], floor)  # D
+        rhs[a] /= spare[a, 0]  # D^-1 b
+    for r in range(count):
+        total = 0.0
+        for a in range(size):
+            total += columns[a, r] * rhs[a]
+        small_rhs[r] = total  # J D^-1 b
+        for c in range(r + 1):
+            total = 0.0
+            for a in range(size):
+                total += columns[a, r] * columns[a, c] / spare[a, 0]
+            if r == c:
+                total += 1.0
+            normal[r, c] = total
+            normal[c, r] = total
+    if not _cholesky_solve(normal, small_rhs, count):  # I + J D^-1 J^T is at least I: never expected
+        _solve_small(normal, small_rhs, count)
+    for a in range(size):
+        total = 0.0
+        for r in range(count):
+            total += columns[a, r] * small_rhs[r]
+        step[free[a]] = rhs[a] - total / spare[a, 0]
+
+
+@_jit_inline
 def _step(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: FloatArray, count: int, damping: float,
           lower: FloatArray, upper: FloatArray, scratch: Scratch) -> None:
     """``_Frame._stage``'s step into ``scratch``'s step: the damped Gauss-Newton step on the free
@@ -411,7 +457,9 @@ def _step(q: FloatArray, preferred: FloatArray, rows: FloatArray, jac: FloatArra
     # (Counted in a function of its own: a count that starts as a literal 0 here made numba compile
     # the solves below a second time, for a size of literally 0.)
     size = _active_set(q, preferred, rows, jac, count, lower, upper, scratch)
-    if size > 0:
+    if 0 < count < size:
+        _dual_step(size, count, damping, scratch)
+    elif size > 0:
         largest = 0.0
         for a in range(size):
             # Each entry the sum over jac[r, ka] * jac[r, kb] in row order; four entries at a time

@@ -82,6 +82,7 @@ from numpy.typing import ArrayLike
 from . import rules
 from .errors import IKInputError
 from .fk import lever_columns
+from .lm import damped_solve
 from .objectives import ComfortPose
 from .options import SolverOptions
 from .rotations import orthonormalize, rotation_vector
@@ -513,16 +514,15 @@ class _Frame:
         at_upper &= ~at_lower
         return np.asarray(self.tree.joints.clamp(p + np.where(at_lower, bend, 0.0) - np.where(at_upper, bend, 0.0)))
 
-    def _rows(self, q: FloatArray, pull: FloatArray, pole_scale: float, anchor: FloatArray) -> tuple[FloatArray,
-                                                                                                   FloatArray]:
+    def _rows(self, q: FloatArray, pole_scale: float) -> tuple[FloatArray, FloatArray]:
+        """The effectors' rows and, where poles bend, the poles' rows, with their Jacobian (the pull
+        rows are diagonal and kept apart: see :meth:`_stage`)."""
         rows, jac = self.primary(q)
         assert jac is not None
-        parts, jacs = [rows, pull * (q - anchor)], [jac, np.diag(pull)]
         if pole_scale > 0.0 and self.has_pole.any():
             pole_rows, pole_jac = self.pole_rows(q, pole_scale)
-            parts.append(pole_rows)
-            jacs.append(pole_jac)
-        return np.concatenate(parts), np.concatenate(jacs)
+            return np.concatenate([rows, pole_rows]), np.concatenate([jac, pole_jac])
+        return rows, jac
 
     def pole_rows(self, q: FloatArray, scale: float) -> tuple[FloatArray, FloatArray]:
         """Each poled effector's bend rows (three per interior joint of its chain, zero where the pole
@@ -576,29 +576,35 @@ class _Frame:
         ``step_quiet``."""
         pull = np.sqrt(mu) * self.sqrt_comfort
         pole_scale = float(np.sqrt(mu) * self.pole_weight)
-        rows, jac = self._rows(q, pull, pole_scale, anchor)
-        cost = 0.5 * float(rows @ rows)
+        rows, jac = self._rows(q, pole_scale)
+        pulled = pull * (q - anchor)
+        cost = 0.5 * (float(rows @ rows) + float(pulled @ pulled))
         damping = self.options.initial_damping
         iterations = 0
         while iterations < self.options.max_iterations:
             iterations += 1
-            gradient = jac.T @ rows
+            gradient = jac.T @ rows + pull * pulled
             free = ~rules.pushed_outward(*rules.at_limits(q, self.lower, self.upper), gradient)
             step = np.zeros_like(q)
             if free.any():
-                jf = jac[:, free]
-                normal = jf.T @ jf
-                diagonal = np.maximum(np.diag(normal), rules.SCALE_FLOOR * max(float(normal.diagonal().max()), 1e-300))
-                step[free] = np.linalg.solve(normal + damping * np.diag(diagonal), -gradient[free])
+                # The stacked rows are [rows; diag(pull) (q - anchor)]: the pull's rows are diagonal,
+                # so J^T J + damping is jf^T jf + diag(d), solved as the chain solver solves its steps
+                # (lm.damped_solve: the dual form where there are fewer rows than free variables).
+                jf, pull_f = jac[:, free], pull[free]
+                diagonal = np.einsum("rk,rk->k", jf, jf) + pull_f * pull_f
+                floor = rules.SCALE_FLOOR * max(float(diagonal.max()), 1e-300)
+                damped = pull_f * pull_f + damping * np.maximum(diagonal, floor)
+                step[free] = damped_solve(jf[None], damped[None], -gradient[free][None, :, None])[0, :, 0]
             largest = float(np.abs(step).max(initial=0.0))
             if largest > rules.MAX_STEP:
                 step *= rules.MAX_STEP / largest
             trial = np.minimum(np.maximum(q + step, self.lower), self.upper)
-            trial_rows, trial_jac = self._rows(trial, pull, pole_scale, anchor)
-            trial_cost = 0.5 * float(trial_rows @ trial_rows)
+            trial_rows, trial_jac = self._rows(trial, pole_scale)
+            trial_pulled = pull * (trial - anchor)
+            trial_cost = 0.5 * (float(trial_rows @ trial_rows) + float(trial_pulled @ trial_pulled))
             if trial_cost < cost:
                 gain, moved = cost - trial_cost, float(np.abs(trial - q).max(initial=0.0))
-                q, rows, jac, cost = trial, trial_rows, trial_jac, trial_cost
+                q, rows, jac, pulled, cost = trial, trial_rows, trial_jac, trial_pulled, trial_cost
                 damping = max(damping / rules.DAMPING_DOWN, rules.DAMPING_MIN)
                 if gain <= quiet * cost or moved <= step_quiet:
                     break
