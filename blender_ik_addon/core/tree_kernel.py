@@ -31,9 +31,13 @@ What it computes is ``tree_solver._Frame`` on every frame:
   order while no attempt has reached (the first that does wins, else the least weighted error; at
   most :data:`.tree_solver.FRUITLESS_TREE_RESTARTS` in a row that gain nothing).
 
-The normal equations of the free variables (``m x m``, symmetric positive definite: the pull rows
-and the damping keep them so) are solved by Cholesky where numpy calls LAPACK's LU (Gaussian
-elimination if rounding ever breaks definiteness); the sums run in another order, so the answers
+The step's linear system, ``J^T J + D`` on the free variables (``J`` the effector and pole rows,
+``D`` the diagonal pull rows' squares plus the damping), is solved as :func:`.lm.damped_solve` solves
+it for numpy (and the chain kernel for chains): in the dual form where ``J`` has fewer rows than
+there are free variables (:func:`_dual_step`, a ``rows x rows`` Cholesky), else the normal
+equations (symmetric positive definite: the pull rows and the damping keep them so) by Cholesky,
+where numpy calls LAPACK's LU (Gaussian elimination if rounding ever breaks definiteness). The sums
+run in another order, so the answers
 agree with numpy's to rounding, not bit for bit: the same iterations, the same branches, poses
 within ~1e-12 where the targets are reached; where they are not, the stop rule leaves the pose
 anywhere along a flat valley of the compromise, and the backends' poses differ by up to ~1e-6

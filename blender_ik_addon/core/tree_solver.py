@@ -16,7 +16,9 @@ solutions more often than they pop (``docs/research/tree_nearest/README.md``). B
 on one kinematics (:func:`.fk.forward_joints`; compiled, :func:`.kernel_base.forward_joints`).
 
 How: Levenberg-Marquardt on the stacked residual ``[sqrt(w_e) r_e ; sqrt(mu) * reach * sqrt(c_k)
-(q_k - a_k)]`` over stages of falling ``mu``, each stage starting where the one before ended.
+(q_k - a_k)]`` over stages of falling ``mu``, each stage starting where the one before ended. The
+pull's rows are diagonal, so each step solves ``J^T J + D`` with the chain solver's
+:func:`.lm.damped_solve` (the dual form where the effector rows are fewer than the free variables).
 
 1. The first attempt starts from the preferred pose with its angles that sit on a limit turned
    into their range (:data:`BEND`, :data:`BEND_ROOM`, :data:`BEND_REACH`: a straight knee or elbow
