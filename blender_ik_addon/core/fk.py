@@ -57,13 +57,13 @@ def forward(chain: Chain, q: FloatArray, *, with_axes: bool = True) -> Kinematic
     """Evaluate the chain for the variables ``q`` of shape ``(F, m)``: :func:`forward_joints` on the
     tree whose joints each hang from the one before, then the tip."""
     joints = forward_joints(chain, q, chain.parents, with_axes=with_axes)
-    origins, last = joints.origins, joints.last_rotation
+    origins, last = joints.origins, joints.turned[-1]
     if chain.n_stretch:
         assert joints.scales is not None
-        tip_chain = joints.last_origin + (last @ chain.tip_offset) * joints.scales[:, -1, None]
+        tip_chain = origins[:, -1] + (last @ chain.tip_offset) * joints.scales[:, -1, None]
         ends = np.concatenate([origins, tip_chain[:, None]], axis=1)[:, chain.stretch_end]
     else:
-        tip_chain = joints.last_origin + last @ chain.tip_offset
+        tip_chain = origins[:, -1] + last @ chain.tip_offset
         ends = None
     tip = tip_chain @ chain.base[:3, :3].T + chain.base[:3, 3]
     return Kinematics(tip, tip_chain, last, origins, joints.axes, joints.before, joints.joint_rotations,
@@ -77,26 +77,29 @@ class JointFrames:
     Attributes:
         origins: ``(F, n, 3)`` joint origins.
         before: ``(F, n, 3, 3)`` each joint's frame after its rest transform, before it turns.
-        rotations: ``(F, n, 3, 3)`` each joint's frame after it turns (what its children hang from).
+        turned: Each joint's frame after it turns (what its children hang from), ``(F, 3, 3)`` each,
+            as arrays of their own: a slice of a joint-major array is strided, and matmul sums a
+            strided operand in another order (a chain's tip would move by rounding, and with it every
+            answer). :attr:`rotations` stacks them, for a caller that wants them all.
         joint_rotations: ``(F, n, 3, 3)`` each joint's own rotation, in ``before``.
         axes: ``(F, m, 3)`` each variable's axis (a zero row per length factor), or None.
         factors: ``(F, k)`` the length factors (a chain that stretches), else None.
         scales: ``(F, n)`` each joint's frame scale (a chain that stretches), else None.
-        last_rotation: ``(F, 3, 3)`` the last joint's turned frame, ``last_origin`` ``(F, 3)`` its
-            origin, as arrays of their own: a slice of ``rotations`` is strided, and matmul sums a
-            strided or differently aligned operand in another order (a chain's tip would move by
-            rounding, and with it every answer).
     """
 
     origins: FloatArray
     before: FloatArray
-    rotations: FloatArray
+    turned: tuple[FloatArray, ...]
     joint_rotations: FloatArray
     axes: FloatArray | None
     factors: FloatArray | None
     scales: FloatArray | None
-    last_rotation: FloatArray
-    last_origin: FloatArray
+
+    @property
+    def rotations(self) -> FloatArray:
+        """``(F, n, 3, 3)`` each joint's frame after it turns (stacked on each call: a chain's FK,
+        the solver's inner loop, needs only the last)."""
+        return np.stack(self.turned, axis=1)
 
 
 def forward_joints(chain: Chain, q: FloatArray, parents: AnyArray, *, with_axes: bool = True) -> JointFrames:
@@ -126,11 +129,7 @@ def forward_joints(chain: Chain, q: FloatArray, parents: AnyArray, *, with_axes:
     rest_pos = chain.rest[:, :3, 3]
     before = np.empty((count, n, 3, 3))  # frame rotation after `rest`, before the joint turns
     origins = np.empty((count, n, 3))
-    # Each joint's turned frame and origin as its own (F, 3, 3) and (F, 3) arrays, what its children
-    # start from: a slice of a joint-major array is strided, and matmul sums a strided operand in
-    # another order (a chain's answers would move by rounding).
-    turned: list[FloatArray] = []
-    placed: list[FloatArray] = []
+    turned: list[FloatArray] = []  # each joint's turned frame, an array of its own (see JointFrames)
     identity, zero = np.broadcast_to(np.eye(3), (count, 3, 3)), np.zeros((count, 3))
     stretch: FloatArray | None = None
     scales: FloatArray | None = None
@@ -139,7 +138,7 @@ def forward_joints(chain: Chain, q: FloatArray, parents: AnyArray, *, with_axes:
         scales = chain.frame_scales(q)  # (F, n)
     for j in range(n):
         p = int(parents[j])
-        rot, pos = (turned[p], placed[p]) if p >= 0 else (identity, zero)
+        rot, pos = (turned[p], origins[:, p]) if p >= 0 else (identity, zero)
         offset = rot @ rest_pos[j]
         if scales is not None and p >= 0:
             offset = offset * scales[:, p, None]
@@ -148,9 +147,7 @@ def forward_joints(chain: Chain, q: FloatArray, parents: AnyArray, *, with_axes:
             rot = rot @ rest_rot[j]
         before[:, j] = rot
         origins[:, j] = pos
-        placed.append(pos)
         turned.append(rot @ joint_rotation[:, j])
-    rotations = np.stack(turned, axis=1)  # (F, n, 3, 3)
 
     axes = None
     if with_axes:
@@ -165,7 +162,7 @@ def forward_joints(chain: Chain, q: FloatArray, parents: AnyArray, *, with_axes:
         axes = by_slot[:, fj, chain.free_slot, :, fa].transpose(1, 0, 2)
         if chain.n_stretch:
             axes = np.concatenate([axes, np.zeros((count, chain.n_stretch, 3))], axis=1)
-    return JointFrames(origins, before, rotations, joint_rotation, axes, stretch, scales, turned[-1], placed[-1])
+    return JointFrames(origins, before, tuple(turned), joint_rotation, axes, stretch, scales)
 
 
 def cross(a: FloatArray, b: FloatArray) -> FloatArray:

@@ -237,7 +237,6 @@ class Tree:
         longest = max(float(depth[e.joint]) + float(np.linalg.norm(e.tip_offset)) for e in self.effectors)
         return float(max(longest * scale, 1e-9))
 
-
     def effector_chain(self, effector: int = 0) -> tuple[Chain, AnyArray]:
         """Effector ``effector``'s path from the root as a serial :class:`.chain.Chain` (its joints,
         root first, its tip offset, the tree's base), and the tree variables that are the chain's
